@@ -1,0 +1,487 @@
+"""Thin Flax modules around the pure core: synapses (direct or genetic), LIF, norm.
+
+Layout: activations between layers are *time-folded*, ``[T*B, ...]`` (time-major: the
+first ``B`` rows are step 0), because synaptic operations have no recurrence and run for
+all ``T`` steps at once; only :class:`SpikingNeuron` unfolds to ``[T, B, ...]`` and scans
+the membrane update. A *static* input (direct coding: the same image at every step) is
+passed as ``[B, ...]`` and broadcast over time only at the first neuron layer, so the
+first synaptic layer runs once instead of ``T`` times.
+
+Shared genetic parameters (the interaction matrix ``G`` and, in ``neuron`` mode, the
+population encodings) belong to the top-level model; :class:`GeneBank` creates them
+there, and layers receive the arrays as call arguments (DESIGN 1.1).
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import math
+from typing import Any, Iterator, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from gsnn import genetic
+from gsnn import neurons
+
+Array = jax.Array
+
+# --------------------------------------------------------------------------------------
+# Configuration of the genetic encoding (structural: Python values only)
+# --------------------------------------------------------------------------------------
+
+INTERACTION_INITS = ("normal", "orthogonal", "identity")
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneticConfig:
+    """How encoded layers are parameterised and initialised.
+
+    Attributes:
+      encoding: ``"direct"`` (ordinary weights), ``"position"`` or ``"neuron"``.
+      genes: number of genes ``g`` (ignored for ``direct``).
+      path: ``"auto"`` (cheaper by MAC count), ``"materialise"`` or ``"factorised"``.
+      encoding_std: std of encoding entries at init (``N(0, encoding_std^2)``).
+      interaction_init: ``"normal"`` (``N(0, interaction_std^2)``), ``"orthogonal"``
+        (scaled by ``interaction_std * sqrt(g)`` so entries have rms ``interaction_std``)
+        or ``"identity"`` (``I * interaction_std * sqrt(g)``).
+      interaction_std: rms of ``G``'s entries at init.
+      spatial_std: std of spatial-code entries at init (``neuron`` mode).
+      first_direct: keep the first synaptic layer direct.
+      last_direct: keep the read-out layer direct.
+    """
+
+    encoding: str = "direct"
+    genes: int = 0
+    path: str = "auto"
+    encoding_std: float = 1.0
+    interaction_init: str = "orthogonal"
+    interaction_std: float = 1.0
+    spatial_std: float = 1.0
+    first_direct: bool = False
+    last_direct: bool = False
+
+    def validate(self) -> "GeneticConfig":
+        genetic.validate_encoding(self.encoding)
+        genetic.validate_path(self.path)
+        if self.encoding != "direct" and self.genes <= 0:
+            raise ValueError(f"genes must be > 0 for encoding {self.encoding!r}, got {self.genes}")
+        if self.interaction_init not in INTERACTION_INITS:
+            raise ValueError(
+                f"unknown interaction_init {self.interaction_init!r}; valid: {list(INTERACTION_INITS)}"
+            )
+        for name in ("encoding_std", "interaction_std", "spatial_std"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        return self
+
+    @property
+    def encoded(self) -> bool:
+        return self.encoding != "direct"
+
+
+def interaction_initializer(cfg: GeneticConfig):
+    """Flax initializer for ``G [g, g]`` whose entries have rms ``interaction_std``."""
+    g = cfg.genes
+    if cfg.interaction_init == "normal":
+        return nn.initializers.normal(cfg.interaction_std)
+    if cfg.interaction_init == "orthogonal":
+        return nn.initializers.orthogonal(scale=cfg.interaction_std * math.sqrt(g))
+    return lambda key, shape, dtype=jnp.float32: jnp.eye(shape[0], dtype=dtype) * (
+        cfg.interaction_std * math.sqrt(g)
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Introspection: what each synaptic layer is (for parameter, energy and memory reports)
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """Static description of one synaptic layer, recorded while a model is traced.
+
+    Sizes are per example and per time step. ``in_positions``/``out_positions`` are the
+    numbers of spatial positions (1 for dense layers); ``kernel_positions`` is ``h*w``.
+    """
+
+    name: str
+    kind: str  # "dense" | "conv"
+    encoding: str  # "direct" | "position" | "neuron"
+    c_in: int
+    c_out: int
+    kernel_positions: int
+    in_positions: int
+    out_positions: int
+    genes: int
+    path: str  # "materialise" | "factorised" (direct layers: "materialise")
+    pre_population: str
+    post_population: str
+    pre_rows: int  # rows of X_pre (position) / population size (neuron) / 0 (direct)
+    spatial_rows: int  # rows of the spatial code (neuron), else 0
+    bias: bool
+    real_input: bool  # the input is real-valued (the image), not spikes
+    runs_per_step: int  # 1 when the layer runs once per time step; 0 when static (once in all)
+
+    @property
+    def direct_params(self) -> int:
+        """Scalars of this layer in the direct architecture (weights + bias)."""
+        return self.kernel_positions * self.c_in * self.c_out + (self.c_out if self.bias else 0)
+
+    @property
+    def private_params(self) -> int:
+        """Scalars this layer stores itself in its actual encoding."""
+        b = self.c_out if self.bias else 0
+        if self.encoding == "direct":
+            return self.kernel_positions * self.c_in * self.c_out + b
+        if self.encoding == "position":
+            return (self.pre_rows + self.c_out) * self.genes + b
+        return self.spatial_rows * self.genes + b
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the materialised layer, per example per step."""
+        return genetic.materialised_macs(
+            self.kernel_positions, self.c_in, self.c_out, self.out_positions
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuronSpec:
+    """A LIF population: ``size`` neurons per example (per time step)."""
+
+    name: str
+    size: int
+    learnable_tau: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class NormSpec:
+    """A batch-norm layer over ``channels`` channels (2 trained scalars per channel)."""
+
+    name: str
+    channels: int
+
+
+_RECORDER: contextvars.ContextVar[list | None] = contextvars.ContextVar("gsnn_layers", default=None)
+
+
+@contextlib.contextmanager
+def record_layers() -> Iterator[list[LayerSpec]]:
+    """Collects a :class:`LayerSpec` for every synaptic layer traced inside the block.
+
+    Used with ``jax.eval_shape(model.init, ...)``; tracing only, no computation.
+    """
+    specs: list[LayerSpec] = []
+    token = _RECORDER.set(specs)
+    try:
+        yield specs
+    finally:
+        _RECORDER.reset(token)
+
+
+def _record(spec) -> None:
+    specs = _RECORDER.get()
+    if specs is not None and all(s.name != spec.name for s in specs):
+        specs.append(spec)
+
+
+def _module_name(module: nn.Module) -> str:
+    return "/".join(str(p) for p in module.scope.path) if module.scope is not None else module.name
+
+
+# --------------------------------------------------------------------------------------
+# Shared genetic parameters
+# --------------------------------------------------------------------------------------
+
+
+class GeneticInputs(NamedTuple):
+    """Shared arrays a genetic layer needs. ``pre``/``post``: population encodings
+    ``[N, g]`` in ``neuron`` mode, ``None`` in ``position`` mode."""
+
+    interaction: Array
+    pre: Array | None
+    post: Array | None
+
+
+class GeneBank:
+    """Creates the network-wide genetic parameters on the owning (top-level) module.
+
+    Parameters are named ``G`` (``[g, g]``) and ``pop_<name>`` (``[N, g]``); each is
+    created on first use, so populations that no encoded layer touches cost nothing.
+    """
+
+    def __init__(self, module: nn.Module, cfg: GeneticConfig):
+        self.module, self.cfg = module, cfg
+        self._cache: dict[str, Array] = {}
+
+    def _get(self, name, init, shape):
+        if name not in self._cache:
+            self._cache[name] = self.module.param(name, init, shape)
+        return self._cache[name]
+
+    def interaction(self) -> Array:
+        g = self.cfg.genes
+        return self._get("G", interaction_initializer(self.cfg), (g, g))
+
+    def population(self, name: str, size: int) -> Array:
+        init = nn.initializers.normal(self.cfg.encoding_std)
+        return self._get(f"pop_{name}", init, (size, self.cfg.genes))
+
+    def inputs(self, encoding: str, pre: str, n_pre: int, post: str, n_post: int) -> GeneticInputs | None:
+        """What a layer with the given encoding needs (``None`` for a direct layer)."""
+        if encoding == "direct":
+            return None
+        if encoding == "position":
+            return GeneticInputs(self.interaction(), None, None)
+        return GeneticInputs(self.interaction(), self.population(pre, n_pre), self.population(post, n_post))
+
+
+# --------------------------------------------------------------------------------------
+# Synaptic layer: direct or genetic, dense or convolution, two execution paths
+# --------------------------------------------------------------------------------------
+
+
+def _conv(x, kernel, strides, padding, groups=1):
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=(strides, strides),
+        padding=padding,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
+    )
+
+
+class Synapse(nn.Module):
+    """A synaptic layer ``[N, ...] -> [N, ..., features]`` with direct or generated weights.
+
+    Dense when ``kernel_size`` is ``None`` (inputs with more than 2 dims are flattened,
+    NHWC order), else a 2-D convolution (NHWC, symmetric zero padding ``k // 2`` unless
+    ``padding`` is given). For ``neuron`` mode, a dense layer over a flattened map is
+    the convolution whose kernel covers the whole map: its spatial code has one row per
+    map position (``spatial_positions``, DESIGN 1.1).
+
+    Attributes:
+      features: output units/channels.
+      kernel_size: ``(h, w)`` or ``None`` for dense.
+      strides: convolution stride.
+      encoding: ``"direct"``, ``"position"`` or ``"neuron"``.
+      genetic_cfg: genes, path and init settings.
+      use_bias: add a bias (layers followed by batch norm do not).
+      pre_population, post_population: population names (for ``neuron`` encodings and
+        for spike statistics).
+      real_input: the input is the real-valued image (for energy accounting).
+      static_input: the input is the same at every time step (runs once, not ``T`` times).
+    """
+
+    features: int
+    kernel_size: tuple[int, int] | None = None
+    strides: int = 1
+    padding: Any = None
+    encoding: str = "direct"
+    genetic_cfg: GeneticConfig = GeneticConfig()
+    use_bias: bool = False
+    pre_population: str = ""
+    post_population: str = ""
+    real_input: bool = False
+    static_input: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array, shared: GeneticInputs | None = None) -> Array:
+        cfg = self.genetic_cfg
+        g = cfg.genes
+        dense = self.kernel_size is None
+        if dense:
+            in_positions = x.shape[1] * x.shape[2] if x.ndim == 4 else 1
+            map_channels = x.shape[-1]
+            x = x.reshape(x.shape[0], -1)
+            kh, kw = 1, 1
+            c_in = x.shape[-1]
+            out_positions = 1
+        else:
+            if x.ndim != 4:
+                raise ValueError(f"{_module_name(self)}: convolution expects [N,H,W,C], got {x.shape}")
+            kh, kw = self.kernel_size
+            c_in = x.shape[-1]
+            in_positions = x.shape[1] * x.shape[2]
+            pad = self.padding if self.padding is not None else ((kh // 2, kh // 2), (kw // 2, kw // 2))
+            h_out = (x.shape[1] + pad[0][0] + pad[0][1] - kh) // self.strides + 1
+            w_out = (x.shape[2] + pad[1][0] + pad[1][1] - kw) // self.strides + 1
+            out_positions = h_out * w_out
+        P = kh * kw
+        fan_in = P * c_in
+        c_out = self.features
+
+        # In neuron mode a dense layer over a map has a spatial code over map positions
+        # and reads the population encoding of the map's channels.
+        neuron_flat = dense and self.encoding == "neuron" and in_positions > 1
+        spatial_rows = 0
+        if self.encoding == "neuron":
+            spatial_rows = in_positions if neuron_flat else (P if not dense else 0)
+
+        if self.encoding == "direct":
+            path = "materialise"
+        elif cfg.path != "auto":
+            path = cfg.path
+        else:
+            path = genetic.choose_path(
+                "neuron" if (self.encoding == "neuron" and not dense) else "position",
+                P, c_in, c_out, g, in_positions, out_positions, x.shape[0],
+            )
+        pre_rows = 0
+        if self.encoding == "position":
+            pre_rows = fan_in
+        elif self.encoding == "neuron":
+            pre_rows = map_channels if neuron_flat else c_in
+        _record(
+            LayerSpec(
+                name=_module_name(self), kind="dense" if dense else "conv", encoding=self.encoding,
+                c_in=c_in, c_out=c_out, kernel_positions=P, in_positions=in_positions,
+                out_positions=out_positions, genes=g if self.encoding != "direct" else 0,
+                path=path, pre_population=self.pre_population,
+                post_population=self.post_population, pre_rows=pre_rows,
+                spatial_rows=spatial_rows, bias=self.use_bias, real_input=self.real_input,
+                runs_per_step=0 if self.static_input else 1,
+            )
+        )
+        if not self.real_input:
+            self.sow("stats", "input_density", jnp.mean(x != 0), reduce_fn=lambda _, b: b, init_fn=lambda: 0.0)
+
+        if self.encoding == "direct":
+            std = genetic.kaiming_std(fan_in)
+            if dense:
+                w = self.param("kernel", nn.initializers.normal(std), (c_in, c_out))
+                y = x @ w
+            else:
+                w = self.param("kernel", nn.initializers.normal(std), (kh, kw, c_in, c_out))
+                y = _conv(x, w, self.strides, pad)
+        else:
+            if shared is None:
+                raise ValueError(f"{_module_name(self)}: a genetic layer needs the shared genetic inputs")
+            G = shared.interaction
+            normal = nn.initializers.normal
+            interaction_rms = cfg.interaction_std
+            if self.encoding == "position":
+                pre = self.param("x_pre", normal(cfg.encoding_std), (fan_in, g))
+                post = self.param("x_post", normal(cfg.encoding_std), (c_out, g))
+                pre_rms = cfg.encoding_std
+            else:
+                if shared.pre is None or shared.post is None:
+                    raise ValueError(f"{_module_name(self)}: neuron mode needs population encodings")
+                post = shared.post
+                if dense and not neuron_flat:
+                    pre = shared.pre
+                    pre_rms = cfg.encoding_std
+                else:
+                    S = self.param("spatial", normal(cfg.spatial_std), (spatial_rows, g))
+                    pre = genetic.spatial_pre_rows(shared.pre, S)
+                    pre_rms = cfg.encoding_std * cfg.spatial_std
+            scale = genetic.variance_matching_scale(fan_in, g, pre_rms, interaction_rms, cfg.encoding_std)
+            if path == "materialise":
+                if dense:
+                    y = x @ genetic.generate_weight(pre, G, post, scale)
+                else:
+                    y = _conv(x, genetic.generate_kernel(pre, G, post, scale, (kh, kw)), self.strides, pad)
+            else:
+                out_map = scale * (G @ post.T)  # [g, C_out], folded once per call
+                if dense:
+                    y = (x @ pre) @ out_map
+                elif self.encoding == "neuron" and P > 1:
+                    # pointwise C_in -> g, depthwise h x w on g channels, pointwise g -> C_out
+                    u = x @ shared.pre
+                    S_kernel = S.reshape(kh, kw, 1, g)
+                    u = _conv(u, S_kernel, self.strides, pad, groups=g)
+                    y = u @ out_map
+                else:
+                    u = _conv(x, pre.reshape(kh, kw, c_in, g), self.strides, pad)
+                    y = u @ out_map
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (c_out,))
+        return y
+
+
+# --------------------------------------------------------------------------------------
+# Spiking neurons and normalisation
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuronConfig:
+    """LIF settings shared by a network's neuron layers.
+
+    Attributes:
+      lif: structural LIF settings (update form, reset, threshold, surrogate).
+      tau: membrane time constant (steps); ``beta = 1 - 1/tau`` in the ``beta`` form.
+      learnable_tau: PLIF, one learnable ``tau`` per layer.
+      remat: rematerialise the time scan in the backward pass.
+    """
+
+    lif: neurons.LIFConfig = neurons.LIFConfig()
+    tau: float = 2.0
+    learnable_tau: bool = False
+    remat: bool = False
+
+    def validate(self) -> "NeuronConfig":
+        self.lif.validate()
+        if not self.tau > 1.0:
+            raise ValueError(f"tau must be > 1 (time steps), got {self.tau}")
+        return self
+
+
+class SpikingNeuron(nn.Module):
+    """A LIF population: folded currents ``[T*B, ...]`` (or static ``[B, ...]``) in,
+    folded spikes ``[T*B, ...]`` out. Sows its firing rate (spikes per neuron per step)
+    into the ``stats`` collection."""
+
+    T: int
+    cfg: NeuronConfig = NeuronConfig()
+
+    @nn.compact
+    def __call__(self, currents: Array, static: bool = False) -> Array:
+        T = self.T
+        if static:
+            seq = jnp.broadcast_to(currents[None], (T,) + currents.shape)
+        else:
+            seq = currents.reshape((T, currents.shape[0] // T) + currents.shape[1:])
+        lif = self.cfg.lif
+        if self.cfg.learnable_tau:
+            w = self.param("plif_w", nn.initializers.constant(neurons.plif_init(self.cfg.tau)), ())
+            inv_tau = neurons.plif_leak(w)
+            leak = inv_tau if lif.update == "tau" else 1.0 - inv_tau
+        else:
+            leak = neurons.leak_for(lif, self.cfg.tau)
+        _record(NeuronSpec(_module_name(self), math.prod(seq.shape[2:]), self.cfg.learnable_tau))
+        spikes = neurons.lif_run(leak, seq, lif, remat=self.cfg.remat)
+        self.sow("stats", "firing_rate", jnp.mean(spikes), reduce_fn=lambda _, b: b, init_fn=lambda: 0.0)
+        return spikes.reshape((-1,) + spikes.shape[2:])
+
+
+class BatchNorm(nn.Module):
+    """Batch norm over batch x time (tdBN-style) on folded currents ``[T*B, ..., C]``;
+    running statistics live in the ``batch_stats`` collection."""
+
+    momentum: float = 0.9
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool) -> Array:
+        _record(NormSpec(_module_name(self), x.shape[-1]))
+        return nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=1e-5, name="bn")(x)
+
+
+def avg_pool(x: Array, window: int = 2) -> Array:
+    """Average pooling ``[N, H, W, C] -> [N, H/window, W/window, C]`` (no padding)."""
+    return nn.avg_pool(x, (window, window), strides=(window, window))
+
+
+def fold(x: Array) -> Array:
+    """``[T, B, ...] -> [T*B, ...]``."""
+    return x.reshape((-1,) + x.shape[2:])
+
+
+def unfold(x: Array, T: int) -> Array:
+    """``[T*B, ...] -> [T, B, ...]``."""
+    return x.reshape((T, x.shape[0] // T) + x.shape[1:])
