@@ -34,21 +34,34 @@ Array = jax.Array
 # --------------------------------------------------------------------------------------
 
 INTERACTION_INITS = ("normal", "orthogonal", "identity")
+INIT_SCHEMES = ("balanced", "unit")
 
 
 @dataclasses.dataclass(frozen=True)
 class GeneticConfig:
     """How encoded layers are parameterised and initialised.
 
+    Initialisation schemes (this project's, see DESIGN 1.5 and the README):
+
+    * ``"balanced"`` (default): every factor starts at the scale a direct weight of the
+      same layer would have, so one optimiser step changes ``W`` by about as much as it
+      changes a direct weight. ``position`` encodings: ``N(0, (gain * k)^2)`` with
+      ``k = sqrt(2 / fan_in)`` of their layer; ``neuron`` population encodings:
+      ``N(0, gain^2 / g)``.
+    * ``"unit"``: the naive prototype: encodings ``N(0, gain^2)``.
+
+    In both, ``G`` has entries of rms ``interaction_gain / sqrt(g)`` (orthogonal: all
+    singular values ``interaction_gain``) and spatial codes ``N(0, spatial_std^2)``;
+    the fixed scale ``s`` then restores the Kaiming variance of ``W``.
+
     Attributes:
       encoding: ``"direct"`` (ordinary weights), ``"position"`` or ``"neuron"``.
       genes: number of genes ``g`` (ignored for ``direct``).
       path: ``"auto"`` (cheaper by MAC count), ``"materialise"`` or ``"factorised"``.
-      encoding_std: std of encoding entries at init (``N(0, encoding_std^2)``).
-      interaction_init: ``"normal"`` (``N(0, interaction_std^2)``), ``"orthogonal"``
-        (scaled by ``interaction_std * sqrt(g)`` so entries have rms ``interaction_std``)
-        or ``"identity"`` (``I * interaction_std * sqrt(g)``).
-      interaction_std: rms of ``G``'s entries at init.
+      init_scheme: ``"balanced"`` or ``"unit"``.
+      encoding_gain: multiplier of the scheme's encoding std.
+      interaction_init: ``"normal"``, ``"orthogonal"`` or ``"identity"``.
+      interaction_gain: ``G``'s singular-value scale (entries rms ``gain / sqrt(g)``).
       spatial_std: std of spatial-code entries at init (``neuron`` mode).
       first_direct: keep the first synaptic layer direct.
       last_direct: keep the read-out layer direct.
@@ -57,9 +70,10 @@ class GeneticConfig:
     encoding: str = "direct"
     genes: int = 0
     path: str = "auto"
-    encoding_std: float = 1.0
+    init_scheme: str = "balanced"
+    encoding_gain: float = 1.0
     interaction_init: str = "orthogonal"
-    interaction_std: float = 1.0
+    interaction_gain: float = 1.0
     spatial_std: float = 1.0
     first_direct: bool = False
     last_direct: bool = False
@@ -67,13 +81,15 @@ class GeneticConfig:
     def validate(self) -> "GeneticConfig":
         genetic.validate_encoding(self.encoding)
         genetic.validate_path(self.path)
-        if self.encoding != "direct" and self.genes <= 0:
-            raise ValueError(f"genes must be > 0 for encoding {self.encoding!r}, got {self.genes}")
+        if not isinstance(self.genes, int) or (self.encoding != "direct" and self.genes <= 0):
+            raise ValueError(f"genes must be an int > 0 for encoding {self.encoding!r}, got {self.genes!r}")
         if self.interaction_init not in INTERACTION_INITS:
             raise ValueError(
                 f"unknown interaction_init {self.interaction_init!r}; valid: {list(INTERACTION_INITS)}"
             )
-        for name in ("encoding_std", "interaction_std", "spatial_std"):
+        if self.init_scheme not in INIT_SCHEMES:
+            raise ValueError(f"unknown init_scheme {self.init_scheme!r}; valid: {list(INIT_SCHEMES)}")
+        for name in ("encoding_gain", "interaction_gain", "spatial_std"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         return self
@@ -82,17 +98,29 @@ class GeneticConfig:
     def encoded(self) -> bool:
         return self.encoding != "direct"
 
+    @property
+    def interaction_rms(self) -> float:
+        return self.interaction_gain / math.sqrt(self.genes)
+
+    def position_std(self, fan_in: int) -> float:
+        """Init std of a ``position`` layer's ``x_pre``/``x_post`` entries."""
+        base = genetic.kaiming_std(fan_in) if self.init_scheme == "balanced" else 1.0
+        return self.encoding_gain * base
+
+    @property
+    def population_std(self) -> float:
+        """Init std of ``neuron``-mode population encodings."""
+        base = 1.0 / math.sqrt(self.genes) if self.init_scheme == "balanced" else 1.0
+        return self.encoding_gain * base
+
 
 def interaction_initializer(cfg: GeneticConfig):
-    """Flax initializer for ``G [g, g]`` whose entries have rms ``interaction_std``."""
-    g = cfg.genes
+    """Flax initializer for ``G [g, g]`` whose entries have rms ``gain / sqrt(g)``."""
     if cfg.interaction_init == "normal":
-        return nn.initializers.normal(cfg.interaction_std)
+        return nn.initializers.normal(cfg.interaction_rms)
     if cfg.interaction_init == "orthogonal":
-        return nn.initializers.orthogonal(scale=cfg.interaction_std * math.sqrt(g))
-    return lambda key, shape, dtype=jnp.float32: jnp.eye(shape[0], dtype=dtype) * (
-        cfg.interaction_std * math.sqrt(g)
-    )
+        return nn.initializers.orthogonal(scale=cfg.interaction_gain)
+    return lambda key, shape, dtype=jnp.float32: jnp.eye(shape[0], dtype=dtype) * cfg.interaction_gain
 
 
 # --------------------------------------------------------------------------------------
@@ -228,7 +256,7 @@ class GeneBank:
         return self._get("G", interaction_initializer(self.cfg), (g, g))
 
     def population(self, name: str, size: int) -> Array:
-        init = nn.initializers.normal(self.cfg.encoding_std)
+        init = nn.initializers.normal(self.cfg.population_std)
         return self._get(f"pop_{name}", init, (size, self.cfg.genes))
 
     def inputs(self, encoding: str, pre: str, n_pre: int, post: str, n_post: int) -> GeneticInputs | None:
@@ -364,23 +392,23 @@ class Synapse(nn.Module):
                 raise ValueError(f"{_module_name(self)}: a genetic layer needs the shared genetic inputs")
             G = shared.interaction
             normal = nn.initializers.normal
-            interaction_rms = cfg.interaction_std
             if self.encoding == "position":
-                pre = self.param("x_pre", normal(cfg.encoding_std), (fan_in, g))
-                post = self.param("x_post", normal(cfg.encoding_std), (c_out, g))
-                pre_rms = cfg.encoding_std
+                std = cfg.position_std(fan_in)
+                pre = self.param("x_pre", normal(std), (fan_in, g))
+                post = self.param("x_post", normal(std), (c_out, g))
+                pre_rms = post_rms = std
             else:
                 if shared.pre is None or shared.post is None:
                     raise ValueError(f"{_module_name(self)}: neuron mode needs population encodings")
                 post = shared.post
-                if dense and not neuron_flat:
-                    pre = shared.pre
-                    pre_rms = cfg.encoding_std
-                else:
+                pre_rms = post_rms = cfg.population_std
+                if not dense or neuron_flat:
                     S = self.param("spatial", normal(cfg.spatial_std), (spatial_rows, g))
                     pre = genetic.spatial_pre_rows(shared.pre, S)
-                    pre_rms = cfg.encoding_std * cfg.spatial_std
-            scale = genetic.variance_matching_scale(fan_in, g, pre_rms, interaction_rms, cfg.encoding_std)
+                    pre_rms = cfg.population_std * cfg.spatial_std
+                else:
+                    pre = shared.pre
+            scale = genetic.variance_matching_scale(fan_in, g, pre_rms, cfg.interaction_rms, post_rms)
             if path == "materialise":
                 if dense:
                     y = x @ genetic.generate_weight(pre, G, post, scale)

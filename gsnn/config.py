@@ -1,0 +1,353 @@
+"""Experiment configuration: one frozen dataclass tree, loaded from Python config files.
+
+A config file defines ``get_config(arg: str | None = None) -> Config``; variants import a
+base config and override a few fields (Flax examples / big_vision style). Configs are
+found by path, or by name in ``./experiments/configs/`` and then among the built-ins of
+:data:`BUILTIN_CONFIGS`. ``--set a.b=c`` overrides any field by its dotted path; an
+unknown key names the closest valid one. ``smoke=True`` (``--set smoke=true``) shrinks
+any config to a CPU smoke test.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+import json
+import os
+import pathlib
+import types
+import typing
+from typing import Any, Callable
+
+from gsnn.layers import GeneticConfig, NeuronConfig
+from gsnn.models import ModelConfig
+from gsnn.neurons import LIFConfig
+
+OPTIMIZERS = ("sgd", "adamw")
+PARAM_GROUPS = ("weight", "encoding", "interaction", "spatial", "other")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are prepared.
+
+    Attributes:
+      source: ``"demo"`` (embedded), a tfds name (``cifar10``, ``cifar100``,
+        ``imagenet2012``; ``tfds:<name>`` forces tfds), or a path to an image-folder
+        tree or its ``.tar.gz``.
+      cache_dir: decoded-array cache (default ``$GSNN_CACHE_DIR`` or ``~/.cache/gsnn``).
+      data_dir: tfds data directory.
+      train_per_class: class-balanced training subset (``0`` = all).
+      test_per_class: class-balanced test subset (``0`` = all).
+      augment: random crop (padding 4) and horizontal flip during training.
+      crop_padding: zero padding of the random crop.
+    """
+
+    source: str = "demo"
+    cache_dir: str = ""
+    data_dir: str = ""
+    train_per_class: int = 0
+    test_per_class: int = 0
+    augment: bool = True
+    crop_padding: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe.
+
+    Attributes:
+      optimizer: ``"sgd"`` (momentum, L2 weight decay) or ``"adamw"`` (decoupled decay).
+      learning_rate: peak learning rate (after warm-up), cosine-decayed to 0.
+      momentum: SGD momentum (Nesterov off); Adam's ``b1`` is ``beta1``.
+      beta1, beta2: Adam moments.
+      weight_decay: applied to weights, encodings, spatial codes and ``G``; never to
+        norm parameters, biases or PLIF.
+      epochs: training epochs.
+      warmup_epochs: linear warm-up (fractional allowed).
+      batch_size: training batch size.
+      eval_batch_size: evaluation batch size.
+      label_smoothing: cross-entropy label smoothing.
+      grad_clip: global-norm clipping (0 = off).
+      lr_scale: per parameter group learning-rate multipliers, as ``((group, factor),
+        ...)`` with groups ``weight``, ``encoding``, ``interaction``, ``spatial``, ``other``.
+      nan_policy: ``"stop"`` (raise, naming epoch and step) or ``"skip"`` (drop the
+        step's update and halve the learning rate).
+      log_every: progress line every this many steps (0 = once per epoch).
+    """
+
+    optimizer: str = "sgd"
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    weight_decay: float = 5e-4
+    epochs: int = 10
+    warmup_epochs: float = 0.0
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0
+    lr_scale: tuple[tuple[str, float], ...] = ()
+    nan_policy: str = "stop"
+    log_every: int = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole experiment. ``name`` is for reports; ``seed`` drives every random choice."""
+
+    name: str = "unnamed"
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    data: DataConfig = DataConfig()
+    smoke: bool = False
+
+    def validate(self) -> "Config":
+        self.model.validate()
+        t = self.train
+        if t.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {t.optimizer!r}; valid: {list(OPTIMIZERS)}")
+        if t.nan_policy not in ("stop", "skip"):
+            raise ValueError(f"unknown nan_policy {t.nan_policy!r}; valid: ['stop', 'skip']")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(t, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+        if t.learning_rate <= 0:
+            raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}")
+        for group, _ in t.lr_scale:
+            if group not in PARAM_GROUPS:
+                raise ValueError(f"unknown parameter group {group!r} in train.lr_scale; valid: {list(PARAM_GROUPS)}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def replace(obj, **changes):
+    """``dataclasses.replace`` that accepts dotted keys: ``replace(cfg, **{"train.epochs": 3})``."""
+    out = obj
+    for key, value in changes.items():
+        out = _set_path(out, key.split("."), value)
+    return out
+
+
+def _set_path(obj, parts: list[str], value):
+    field_names = [f.name for f in dataclasses.fields(obj)]
+    head = parts[0]
+    if head not in field_names:
+        raise KeyError(_unknown_key_message(obj, head))
+    if len(parts) == 1:
+        return dataclasses.replace(obj, **{head: value})
+    child = getattr(obj, head)
+    if not dataclasses.is_dataclass(child):
+        raise KeyError(f"{head!r} is a value, not a section; cannot set {'.'.join(parts)}")
+    return dataclasses.replace(obj, **{head: _set_path(child, parts[1:], value)})
+
+
+def all_keys(obj, prefix: str = "") -> list[str]:
+    """Every settable dotted key of a config."""
+    keys = []
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        path = f"{prefix}{f.name}"
+        keys.append(path)
+        if dataclasses.is_dataclass(v):
+            keys.extend(all_keys(v, path + "."))
+    return keys
+
+
+def _unknown_key_message(obj, key: str) -> str:
+    names = [f.name for f in dataclasses.fields(obj)]
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown config key {key!r} in {type(obj).__name__}{hint} (valid: {names})"
+
+
+def _field_type(obj, name: str):
+    hints = typing.get_type_hints(type(obj))
+    return hints[name]
+
+
+def _coerce(text: str, tp) -> Any:
+    """Parses ``text`` as a value of type ``tp`` (bool/int/float/str/tuple/Optional)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if text.lower() in ("none", "null"):
+            return None
+        return _coerce(text, args[0])
+    if tp is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean (true/false), got {text!r}")
+    if tp is int:
+        return int(text)
+    if tp is float:
+        return float(text)
+    if tp is str:
+        return text
+    if origin is tuple:
+        value = json.loads(text.replace("(", "[").replace(")", "]").replace("'", '"'))
+        return _to_tuple(value)
+    return json.loads(text)
+
+
+def _to_tuple(value):
+    if isinstance(value, list):
+        return tuple(_to_tuple(v) for v in value)
+    return value
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Applies ``key=value`` strings (dotted keys, values parsed by the field's type)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        obj = cfg
+        for p in parts[:-1]:
+            if p not in [f.name for f in dataclasses.fields(obj)]:
+                raise KeyError(_unknown_key_message(obj, p))
+            obj = getattr(obj, p)
+            if not dataclasses.is_dataclass(obj):
+                raise KeyError(f"{p!r} is a value, not a section, in override {item!r}")
+        if parts[-1] not in [f.name for f in dataclasses.fields(obj)]:
+            raise KeyError(_unknown_key_message(obj, parts[-1]))
+        try:
+            value = _coerce(text.strip(), _field_type(obj, parts[-1]))
+        except (ValueError, json.JSONDecodeError) as e:
+            raise ValueError(f"cannot parse {text!r} for {key}: {e}") from None
+        cfg = replace(cfg, **{key.strip(): value})
+    return cfg
+
+
+def shrink_for_smoke(cfg: Config) -> Config:
+    """A CPU smoke-test version of any config: tiny width, batch, T and one epoch."""
+    m, t, d = cfg.model, cfg.train, cfg.data
+    return dataclasses.replace(
+        cfg,
+        smoke=True,
+        model=dataclasses.replace(m, width=min(m.width, 0.125), T=min(m.T, 2),
+                                  hidden=tuple(min(h, 32) for h in m.hidden)),
+        train=dataclasses.replace(t, epochs=1, batch_size=min(t.batch_size, 16),
+                                  eval_batch_size=min(t.eval_batch_size, 32), log_every=0),
+        data=dataclasses.replace(d, train_per_class=min(d.train_per_class or 8, 8),
+                                 test_per_class=min(d.test_per_class or 4, 4)),
+    )
+
+
+# Built-in configs (available without the repository's experiments/ folder).
+BUILTIN_CONFIGS: dict[str, Callable[[], Config]] = {}
+
+
+def register(name: str):
+    """Decorator: registers a built-in config factory under ``name``."""
+
+    def wrap(fn):
+        BUILTIN_CONFIGS[name] = fn
+        return fn
+
+    return wrap
+
+
+def config_search_path() -> list[pathlib.Path]:
+    paths = [pathlib.Path.cwd() / "experiments" / "configs"]
+    env = os.environ.get("GSNN_CONFIG_PATH")
+    if env:
+        paths = [pathlib.Path(p) for p in env.split(os.pathsep)] + paths
+    return paths
+
+
+def available_configs() -> list[str]:
+    names = set(BUILTIN_CONFIGS)
+    for d in config_search_path():
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.py") if not p.stem.startswith("_"))
+    return sorted(names)
+
+
+def _load_file(path: pathlib.Path, arg: str | None) -> Config:
+    spec = importlib.util.spec_from_file_location(f"gsnn_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.path.insert(0, str(path.parent))  # variants import their base config
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file {path} defines no get_config()")
+    return module.get_config(arg) if arg is not None else module.get_config()
+
+
+def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config:
+    """Loads a config by path or name, applies ``key=value`` overrides, validates.
+
+    ``name:arg`` passes ``arg`` to ``get_config``. ``smoke=true`` among the overrides
+    shrinks the config for a CPU smoke test.
+    """
+    name, _, arg = name_or_path.partition(":")
+    arg = arg or None
+    path = pathlib.Path(name)
+    if path.suffix == ".py" or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        cfg = _load_file(path, arg)
+    else:
+        for d in config_search_path():
+            candidate = d / f"{name}.py"
+            if candidate.is_file():
+                cfg = _load_file(candidate, arg)
+                break
+        else:
+            if name in BUILTIN_CONFIGS:
+                cfg = BUILTIN_CONFIGS[name]()
+            else:
+                valid = available_configs()
+                close = difflib.get_close_matches(name, valid, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"unknown config {name!r}.{hint} Valid names: {valid}")
+    overrides = list(overrides or [])
+    smoke = any(o.replace(" ", "").lower() in ("smoke=true", "smoke=1") for o in overrides)
+    overrides = [o for o in overrides if not o.replace(" ", "").lower().startswith("smoke=")]
+    cfg = apply_overrides(cfg, overrides)
+    if smoke:
+        cfg = shrink_for_smoke(cfg)
+    return cfg.validate()
+
+
+def from_dict(d: dict) -> Config:
+    """Inverse of :meth:`Config.to_dict` (for checkpoints and result files)."""
+
+    def build(cls, data):
+        kwargs = {}
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            v = data[f.name]
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                v = build(tp, v)
+            elif isinstance(v, list):
+                v = _to_tuple(v)
+            kwargs[f.name] = v
+        return cls(**kwargs)
+
+    return build(Config, d)
+
+
+__all__ = [
+    "Config", "DataConfig", "TrainConfig", "ModelConfig", "GeneticConfig", "NeuronConfig",
+    "LIFConfig", "load_config", "apply_overrides", "replace", "from_dict", "register",
+    "available_configs", "shrink_for_smoke", "all_keys",
+]

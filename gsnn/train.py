@@ -1,0 +1,460 @@
+"""Training and evaluation with optax: pure jitted steps, a resumable epoch loop.
+
+``train_and_evaluate(config, workdir)`` is the library entry point (Flax examples
+style): it trains, evaluates every epoch, writes an orbax checkpoint after every epoch
+and resumes from the newest one in ``workdir`` by itself. The step functions are pure:
+``train_step(state, images, labels) -> (state, metrics)`` with metrics (loss, accuracy,
+firing rates, gradient and parameter norms) computed inside ``jit``; the host stops on a
+non-finite loss with a message naming the epoch and step.
+
+Parameter groups (for per-group learning rates and weight decay): ``weight`` (direct
+kernels), ``encoding`` (``x_pre``, ``x_post``, ``pop_*``), ``interaction`` (``G``),
+``spatial`` (spatial gene codes), ``other`` (norm, biases, PLIF).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import time
+from typing import Any, Callable, Iterator, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gsnn import config as C
+from gsnn import data as D
+from gsnn import energy as E
+from gsnn import models as M
+
+
+class NonFiniteError(FloatingPointError):
+    """The training loss became NaN or Inf."""
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training (a pytree; checkpointed whole).
+
+    Attributes:
+      step: ``int32 []`` optimiser steps taken.
+      params: trainable parameters.
+      batch_stats: BN running statistics.
+      opt_state: optax state.
+      lr_factor: ``float32 []`` multiplier of the schedule (lowered by ``nan_policy=skip``).
+    """
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    lr_factor: jax.Array
+
+
+# --------------------------------------------------------------------------------------
+# Optimiser
+# --------------------------------------------------------------------------------------
+
+
+def param_group(path: tuple) -> str:
+    """The parameter group of a leaf, from its pytree path."""
+    names = [getattr(k, "key", getattr(k, "name", str(k))) for k in path]
+    leaf = str(names[-1])
+    if leaf == "kernel":
+        return "weight"
+    if leaf in ("x_pre", "x_post") or leaf.startswith("pop_"):
+        return "encoding"
+    if leaf == "G":
+        return "interaction"
+    if leaf == "spatial":
+        return "spatial"
+    return "other"
+
+
+def group_labels(params) -> Any:
+    """A pytree of group names matching ``params``."""
+    return jax.tree_util.tree_map_with_path(lambda p, _: param_group(p), params)
+
+
+def learning_rate_schedule(tc: C.TrainConfig, steps_per_epoch: int) -> optax.Schedule:
+    """Linear warm-up then cosine decay to 0 over ``epochs`` (optax schedule)."""
+    total = max(1, tc.epochs * steps_per_epoch)
+    warmup = int(round(tc.warmup_epochs * steps_per_epoch))
+    if warmup > 0:
+        return optax.warmup_cosine_decay_schedule(0.0, tc.learning_rate, warmup, total, 0.0)
+    return optax.cosine_decay_schedule(tc.learning_rate, total)
+
+
+def make_optimizer(tc: C.TrainConfig, steps_per_epoch: int, params) -> optax.GradientTransformation:
+    """SGD (momentum, L2 decay) or AdamW (decoupled decay), per-group learning rates.
+
+    The learning rate is applied last, so ``lr_scale`` multiplies every group's update
+    and weight decay alike.
+    """
+    labels = group_labels(params)
+    decay_mask = jax.tree_util.tree_map(lambda g: g != "other", labels)
+    scales = dict(tc.lr_scale)
+    group_scale = optax.multi_transform(
+        {g: optax.scale(float(scales.get(g, 1.0))) for g in C.PARAM_GROUPS}, labels
+    )
+    schedule = learning_rate_schedule(tc, steps_per_epoch)
+    parts = [optax.clip_by_global_norm(tc.grad_clip)] if tc.grad_clip > 0 else []
+    if tc.optimizer == "sgd":
+        parts += [optax.add_decayed_weights(tc.weight_decay, decay_mask), optax.trace(tc.momentum)]
+    else:
+        parts += [optax.scale_by_adam(tc.beta1, tc.beta2), optax.add_decayed_weights(tc.weight_decay, decay_mask)]
+    parts += [group_scale, optax.scale_by_learning_rate(schedule)]
+    return optax.chain(*parts)
+
+
+# --------------------------------------------------------------------------------------
+# Pure steps
+# --------------------------------------------------------------------------------------
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+    """Mean softmax cross-entropy of ``[B, K]`` logits against int labels ``[B]``."""
+    k = logits.shape[-1]
+    onehot = jax.nn.one_hot(labels, k)
+    if smoothing:
+        onehot = onehot * (1 - smoothing) + smoothing / k
+    return optax.softmax_cross_entropy(logits, onehot).mean()
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The jitted step functions of one experiment (closures over static settings)."""
+
+    init: Callable  # key -> TrainState
+    train_step: Callable  # (state, images_u8, labels, key) -> (state, metrics)
+    eval_step: Callable  # (params, batch_stats, images_u8, labels) -> metrics (sums)
+    model: M.SpikingNetwork
+    tx: optax.GradientTransformation
+
+
+def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape) -> Steps:
+    """Builds the model, optimiser and the pure train/eval steps for ``cfg``.
+
+    Args:
+      cfg: experiment config.
+      steps_per_epoch: for the learning-rate schedule.
+      mean, std: per-channel normalisation of uint8 images.
+      input_shape: ``(H, W, C)``.
+    """
+    model = M.build_model(cfg.model)
+    tc, dc = cfg.train, cfg.data
+    mean = jnp.asarray(mean, jnp.float32)
+    std = jnp.asarray(std, jnp.float32)
+
+    def init(key):
+        variables = M.init_variables(model, key, input_shape)
+        params = variables["params"]
+        tx = make_optimizer(tc, steps_per_epoch, params)
+        return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
+                          tx.init(params), jnp.ones((), jnp.float32))
+
+    abstract_params = jax.eval_shape(lambda k: M.init_variables(model, k, input_shape), jax.random.key(0))["params"]
+    tx = make_optimizer(tc, steps_per_epoch, abstract_params)
+
+    def loss_fn(params, batch_stats, images, labels, key):
+        k_coding, _ = jax.random.split(key)
+        logits, updates = model.apply(
+            {"params": params, "batch_stats": batch_stats}, images, train=True,
+            mutable=["batch_stats", "stats"], rngs={"coding": k_coding},
+        )
+        loss = cross_entropy(logits, labels, tc.label_smoothing)
+        return loss, (logits, updates)
+
+    def train_step(state: TrainState, images_u8, labels, key):
+        k_aug, k_model = jax.random.split(key)
+        images = D.normalize(images_u8, mean, std)
+        if dc.augment:
+            images = D.random_crop_flip(k_aug, images, dc.crop_padding)
+        (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.batch_stats, images, labels, k_model
+        )
+        upd, opt_state = tx.update(grads, state.opt_state, state.params)
+        upd = jax.tree_util.tree_map(lambda u: u * state.lr_factor, upd)
+        params = optax.apply_updates(state.params, upd)
+        finite = jnp.isfinite(loss) & jnp.all(
+            jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+        )
+        new = TrainState(state.step + 1, params, updates["batch_stats"], opt_state, state.lr_factor)
+        if tc.nan_policy == "skip":
+            # drop the update and halve the learning rate; the step still counts
+            keep = lambda a, b: jnp.where(finite, a, b)
+            new = TrainState(state.step + 1, jax.tree_util.tree_map(keep, params, state.params),
+                             jax.tree_util.tree_map(keep, updates["batch_stats"], state.batch_stats),
+                             jax.tree_util.tree_map(keep, opt_state, state.opt_state),
+                             jnp.where(finite, state.lr_factor, state.lr_factor * 0.5))
+        metrics = dict(
+            loss=loss,
+            accuracy=jnp.mean(jnp.argmax(logits, -1) == labels),
+            finite=finite,
+            grad_norm=optax.global_norm(grads),
+            param_norm=optax.global_norm(state.params),
+            firing_rates=updates["stats"],
+        )
+        return new, metrics
+
+    def eval_step(params, batch_stats, images_u8, labels):
+        images = D.normalize(images_u8, mean, std)
+        logits, updates = model.apply(
+            {"params": params, "batch_stats": batch_stats}, images, train=False,
+            mutable=["stats"], rngs={"coding": jax.random.key(0)},
+        )
+        n = labels.shape[0]
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        return dict(
+            loss_sum=jnp.sum(losses),
+            correct=jnp.sum(jnp.argmax(logits, -1) == labels),
+            correct_top5=jnp.sum(jnp.any(jax.lax.top_k(logits, min(5, logits.shape[-1]))[1] == labels[:, None], -1)),
+            count=n,
+            stats=jax.tree_util.tree_map(lambda x: x * n, updates["stats"]),
+        )
+
+    return Steps(init=jax.jit(init), train_step=jax.jit(train_step, donate_argnums=0),
+                 eval_step=jax.jit(eval_step), model=model, tx=tx)
+
+
+def evaluate(steps: Steps, params, batch_stats, images: np.ndarray, labels: np.ndarray,
+             batch_size: int) -> dict:
+    """Accuracy, top-5, loss and mean ``stats`` over a whole split (no example dropped)."""
+    totals = None
+    for xb, yb in D.batches(images, labels, batch_size, seed=0, epoch=0, shuffle=False, drop_remainder=False):
+        m = steps.eval_step(params, batch_stats, jnp.asarray(xb), jnp.asarray(yb))
+        totals = m if totals is None else jax.tree_util.tree_map(jnp.add, totals, m)
+    totals = jax.device_get(totals)
+    n = float(totals["count"])
+    return dict(
+        accuracy=float(totals["correct"]) / n,
+        top5=float(totals["correct_top5"]) / n,
+        loss=float(totals["loss_sum"]) / n,
+        stats=jax.tree_util.tree_map(lambda x: float(x) / n, totals["stats"]),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------
+
+
+class Checkpointer:
+    """orbax checkpoints of (TrainState, metadata) under ``workdir/checkpoints``.
+
+    Writes are atomic (orbax writes to a temporary folder and renames it); the two
+    newest are kept so a half-written newest one can fall back to the previous.
+    """
+
+    def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 2):
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        self.dir = pathlib.Path(workdir).absolute() / "checkpoints"
+        self.manager = ocp.CheckpointManager(
+            self.dir, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        )
+
+    def save(self, step: int, state, meta: dict) -> None:
+        ocp = self._ocp
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                         meta=ocp.args.JsonSave(meta)))
+        self.manager.wait_until_finished()
+
+    def restore_latest(self, abstract_state) -> tuple[Any, dict] | None:
+        """The newest readable checkpoint, or ``None``. A corrupt newest one is skipped
+        with a warning and the previous one is used."""
+        ocp = self._ocp
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                out = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+                return out["state"], out["meta"]
+            except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
+                print(f"warning: checkpoint {self.dir / str(step)} is unreadable ({type(e).__name__}: {e}); "
+                      f"falling back to an older one", flush=True)
+        return None
+
+    def close(self):
+        self.manager.close()
+
+
+# --------------------------------------------------------------------------------------
+# The training loop
+# --------------------------------------------------------------------------------------
+
+
+def load_data(cfg: C.Config) -> D.ArrayDataset:
+    """The dataset of ``cfg.data``, subset as configured."""
+    dc = cfg.data
+    ds = D.load_dataset(dc.source, cache_dir=dc.cache_dir or None, data_dir=dc.data_dir or None)
+    if dc.train_per_class or dc.test_per_class:
+        ds = ds.subset(train_per_class=dc.train_per_class or None,
+                       test_per_class=dc.test_per_class or None, seed=cfg.seed)
+    return ds
+
+
+def _log(msg: str, progress: bool):
+    if progress:
+        print(msg, flush=True)
+
+
+def _stats_summary(stats) -> dict:
+    return {"firing_rates": E.firing_rates(stats), "input_densities": E.input_densities(stats)}
+
+
+def train_and_evaluate(
+    cfg: C.Config,
+    workdir: str | os.PathLike | None = None,
+    *,
+    dataset: D.ArrayDataset | None = None,
+    progress: bool = True,
+    stop_after_epochs: int | None = None,
+) -> dict:
+    """Trains ``cfg`` and evaluates on the test split after every epoch.
+
+    Args:
+      cfg: a validated :class:`gsnn.config.Config`.
+      workdir: checkpoints and ``metrics.json`` go here; an existing checkpoint of the
+        same config is resumed. ``None``: no checkpoints.
+      dataset: pre-loaded data (else loaded from ``cfg.data``).
+      progress: print progress lines.
+      stop_after_epochs: stop early after this many epochs of *this call* (for tests of
+        resumption); the schedule still spans ``cfg.train.epochs``.
+
+    Returns:
+      dict with ``history`` (per-epoch records), ``test_accuracy``, ``params``
+      (:class:`gsnn.energy.ParamReport` as dict), ``energy``, ``config``.
+    """
+    cfg = cfg.validate()
+    tc = cfg.train
+    ds = dataset if dataset is not None else load_data(cfg)
+    if ds.num_classes != cfg.model.num_classes:
+        raise ValueError(f"model.num_classes={cfg.model.num_classes} but the data {ds.name!r} has "
+                         f"{ds.num_classes} classes; set model.num_classes={ds.num_classes}")
+    n_train = len(ds.train_labels)
+    if tc.batch_size > n_train:
+        raise ValueError(f"train.batch_size={tc.batch_size} is larger than the training set ({n_train} images)")
+    steps_per_epoch = D.num_batches(n_train, tc.batch_size, True)
+    mean, std = D.stats_for(ds.name)
+    steps = make_steps(cfg, steps_per_epoch, mean, std, ds.image_shape)
+    key = jax.random.key(cfg.seed)
+    k_init, k_train = jax.random.split(key)
+    state = steps.init(k_init)
+
+    history: list[dict] = []
+    ckpt = Checkpointer(workdir) if workdir is not None else None
+    if workdir is not None:
+        wd = pathlib.Path(workdir)
+        wd.mkdir(parents=True, exist_ok=True)
+        cfg_file = wd / "config.json"
+        if cfg_file.exists():
+            old = json.loads(cfg_file.read_text())
+            if old != json.loads(cfg.to_json()):
+                diff = sorted(k for k in set(_flat(old)) | set(_flat(cfg.to_dict()))
+                              if _flat(old).get(k) != _flat(cfg.to_dict()).get(k))
+                raise ValueError(f"workdir {wd} holds a run of a different config (differs in {diff}); "
+                                 f"use a new workdir or the same config")
+        else:
+            cfg_file.write_text(cfg.to_json())
+        restored = ckpt.restore_latest(jax.eval_shape(lambda: state))
+        if restored is not None:
+            state, meta = restored
+            history = meta["history"]
+            _log(f"resumed from {ckpt.dir} at epoch {len(history)} (step {int(state.step)})", progress)
+
+    model_specs = M.describe(steps.model, ds.image_shape, batch=tc.eval_batch_size)
+    param_report = E.parameter_report(*model_specs)
+    _log(f"{cfg.name}: {cfg.model.arch} {cfg.model.genetic.encoding}"
+         f"{'' if cfg.model.genetic.encoding == 'direct' else f' g={cfg.model.genetic.genes}'}, "
+         f"params {param_report.genetic_params:,} (direct {param_report.direct_params:,}, "
+         f"compression {param_report.compression:.1%}), {n_train} train images, "
+         f"{steps_per_epoch} steps/epoch", progress)
+
+    start_epoch = len(history)
+    epochs_run = 0
+    for epoch in range(start_epoch, tc.epochs):
+        if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+            break
+        t0 = time.perf_counter()
+        sums = dict(loss=0.0, accuracy=0.0, grad_norm=0.0)
+        count = 0
+        skipped = 0
+        rates = None
+        for i, (xb, yb) in enumerate(D.batches(ds.train_images, ds.train_labels, tc.batch_size,
+                                               seed=cfg.seed, epoch=epoch)):
+            step_key = jax.random.fold_in(k_train, int(epoch * steps_per_epoch + i))
+            state, m = steps.train_step(state, jnp.asarray(xb), jnp.asarray(yb), step_key)
+            m = jax.device_get(m)
+            if not m["finite"]:
+                if tc.nan_policy == "stop":
+                    raise NonFiniteError(
+                        f"non-finite loss ({m['loss']}) or gradient at epoch {epoch + 1}, step {i + 1} "
+                        f"(global step {int(state.step)}); lower train.learning_rate, enable train.grad_clip, "
+                        f"or set train.nan_policy=skip")
+                skipped += 1
+                continue
+            for k in sums:
+                sums[k] += float(m[k])
+            count += 1
+            rates = m["firing_rates"]
+            if progress and tc.log_every and (i + 1) % tc.log_every == 0:
+                el = time.perf_counter() - t0
+                print(f"  epoch {epoch + 1} step {i + 1}/{steps_per_epoch} loss {sums['loss'] / count:.4f} "
+                      f"acc {sums['accuracy'] / count:.3f} ({(i + 1) * tc.batch_size / el:.0f} img/s)", flush=True)
+        train_time = time.perf_counter() - t0
+        ev = evaluate(steps, state.params, state.batch_stats, ds.test_images, ds.test_labels, tc.eval_batch_size)
+        record = dict(
+            epoch=epoch + 1,
+            train_loss=sums["loss"] / max(count, 1),
+            train_accuracy=sums["accuracy"] / max(count, 1),
+            grad_norm=sums["grad_norm"] / max(count, 1),
+            test_loss=ev["loss"],
+            test_accuracy=ev["accuracy"],
+            test_top5=ev["top5"],
+            firing_rates=E.firing_rates(ev["stats"]),
+            train_firing_rates=E.firing_rates(rates or {}),
+            skipped_steps=skipped,
+            epoch_seconds=train_time,
+            train_images_per_s=steps_per_epoch * tc.batch_size / train_time,
+        )
+        history.append(record)
+        epochs_run += 1
+        _log(f"epoch {epoch + 1}/{tc.epochs}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.3f} | "
+             f"test loss {record['test_loss']:.4f} acc {record['test_accuracy']:.4f} | "
+             f"rate {np.mean(list(record['firing_rates'].values()) or [0]):.3f} | "
+             f"{train_time:.1f}s ({record['train_images_per_s']:.0f} img/s)", progress)
+        if ckpt is not None:
+            ckpt.save(epoch + 1, state, {"history": history, "config": cfg.to_dict()})
+
+    final = evaluate(steps, state.params, state.batch_stats, ds.test_images, ds.test_labels, tc.eval_batch_size)
+    energy = E.energy_report(param_report, model_specs[0], final["stats"], cfg.model.T, batch=1)
+    result = dict(
+        name=cfg.name,
+        config=cfg.to_dict(),
+        history=history,
+        epochs_completed=len(history),
+        test_accuracy=final["accuracy"],
+        test_top5=final["top5"],
+        test_loss=final["loss"],
+        params=param_report.as_dict(),
+        energy=energy,
+    )
+    if ckpt is not None:
+        ckpt.close()
+        (pathlib.Path(workdir) / "metrics.json").write_text(json.dumps(result, indent=1))
+    result["state"] = state
+    return result
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
