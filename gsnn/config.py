@@ -93,6 +93,94 @@ class TrainConfig:
     log_every: int = 50
 
 
+STRATEGIES = ("cma_es", "sep_cma_es", "snes", "open_es", "simple_ga")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvolveConfig:
+    """Spatio-temporal evolution of the initial wiring rules (DESIGN 1.3).
+
+    Attributes:
+      strategy: evosax strategy name (``cma_es``, ``sep_cma_es``, ``snes``, ``open_es``,
+        ``simple_ga``).
+      population: individuals per generation.
+      generations: generations.
+      std_init: the strategy's initial search std (in genome units).
+      elite_ratio: SimpleGA's elite fraction.
+      inner_steps: ``K`` optimiser steps per individual (the config's optimiser, cosine
+        over ``K``, peak ``inner_learning_rate``).
+      inner_batch: minibatch size of the inner loop (the same batches for everyone).
+      inner_learning_rate: peak inner learning rate (0 = ``train.learning_rate``).
+      val_size: validation images held out (class-stratified) from the training data.
+      genome_interaction: ``"full"`` (``G0`` is ``g x g`` genes) or ``"compact"`` (a
+        log-scale, an identity weight and rank-``compact_rank`` factors on top of the
+        run's random orthogonal ``G``).
+      compact_rank: rank of the compact ``G0`` update.
+      per_gene_stats: mean/log-std per gene (``[g]``) rather than one scalar per matrix.
+      evolve_encodings: evolve the full initial encodings too (large genomes).
+      spatial_operator, temporal_operator: names in ``gsnn.fitness`` registries
+        (``none`` switches an operator off).
+      lambda_s, lambda_t: operator weights at generation 0.
+      lambda_schedule: ``constant``, ``linear``, ``cosine`` or ``exponential`` decay over
+        ``generations``.
+      chunk_size: evaluate the population in vmapped chunks of this size (0 = all).
+      shard: shard the population axis over ``jax.devices()``.
+      target_val_accuracy: report the first generation whose best reaches it (0 = off).
+      final_variants: what to train to convergence afterwards, with ``train``'s recipe:
+        ``evolved`` (best genome), ``random`` (same encoding, random wiring), ``direct``.
+    """
+
+    strategy: str = "cma_es"
+    population: int = 16
+    generations: int = 10
+    std_init: float = 0.3
+    elite_ratio: float = 0.5
+    inner_steps: int = 20
+    inner_batch: int = 64
+    inner_learning_rate: float = 0.0
+    val_size: int = 1000
+    genome_interaction: str = "full"
+    compact_rank: int = 2
+    per_gene_stats: bool = False
+    evolve_encodings: bool = False
+    spatial_operator: str = "spatial_entropy"
+    temporal_operator: str = "temporal_difference"
+    lambda_s: float = 0.1
+    lambda_t: float = 0.1
+    lambda_schedule: str = "cosine"
+    chunk_size: int = 0
+    shard: bool = True
+    target_val_accuracy: float = 0.0
+    final_variants: tuple[str, ...] = ("evolved", "random", "direct")
+
+    def validate(self) -> "EvolveConfig":
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; valid: {list(STRATEGIES)}")
+        if self.population < 2:
+            raise ValueError(f"evolve.population must be >= 2, got {self.population}")
+        if self.strategy == "open_es" and self.population % 2:
+            raise ValueError(f"evolve.population must be even for open_es (antithetic pairs), got {self.population}")
+        for name in ("generations", "inner_steps", "inner_batch", "val_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"evolve.{name} must be >= 1, got {getattr(self, name)}")
+        if self.genome_interaction not in ("full", "compact"):
+            raise ValueError(f"unknown evolve.genome_interaction {self.genome_interaction!r}; valid: ['full', 'compact']")
+        if self.chunk_size < 0:
+            raise ValueError(f"evolve.chunk_size must be >= 0, got {self.chunk_size}")
+        if self.chunk_size and self.population % self.chunk_size:
+            raise ValueError(f"evolve.population ({self.population}) must be a multiple of evolve.chunk_size ({self.chunk_size})")
+        from gsnn import fitness  # late import: fitness imports genetic only
+
+        fitness.get_operator(fitness.SPATIAL_OPERATORS, self.spatial_operator, "spatial")
+        fitness.get_operator(fitness.TEMPORAL_OPERATORS, self.temporal_operator, "temporal")
+        if self.lambda_schedule not in fitness.SCHEDULES:
+            raise ValueError(f"unknown evolve.lambda_schedule {self.lambda_schedule!r}; valid: {list(fitness.SCHEDULES)}")
+        for v in self.final_variants:
+            if v not in ("evolved", "random", "direct"):
+                raise ValueError(f"unknown final variant {v!r}; valid: ['evolved', 'random', 'direct']")
+        return self
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """A whole experiment. ``name`` is for reports; ``seed`` drives every random choice."""
@@ -102,10 +190,12 @@ class Config:
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
+    evolve: EvolveConfig = EvolveConfig()
     smoke: bool = False
 
     def validate(self) -> "Config":
         self.model.validate()
+        self.evolve.validate()
         t = self.train
         if t.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {t.optimizer!r}; valid: {list(OPTIMIZERS)}")
@@ -231,10 +321,13 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 
 def shrink_for_smoke(cfg: Config) -> Config:
     """A CPU smoke-test version of any config: tiny width, batch, T and one epoch."""
-    m, t, d = cfg.model, cfg.train, cfg.data
+    m, t, d, e = cfg.model, cfg.train, cfg.data, cfg.evolve
     return dataclasses.replace(
         cfg,
         smoke=True,
+        evolve=dataclasses.replace(e, population=min(e.population, 4), generations=min(e.generations, 2),
+                                   inner_steps=min(e.inner_steps, 2), inner_batch=min(e.inner_batch, 8),
+                                   val_size=min(e.val_size, 20), chunk_size=0),
         model=dataclasses.replace(m, width=min(m.width, 0.125), T=min(m.T, 2),
                                   hidden=tuple(min(h, 32) for h in m.hidden)),
         train=dataclasses.replace(t, epochs=1, batch_size=min(t.batch_size, 16),
@@ -347,7 +440,7 @@ def from_dict(d: dict) -> Config:
 
 
 __all__ = [
-    "Config", "DataConfig", "TrainConfig", "ModelConfig", "GeneticConfig", "NeuronConfig",
+    "Config", "DataConfig", "TrainConfig", "EvolveConfig", "ModelConfig", "GeneticConfig", "NeuronConfig",
     "LIFConfig", "load_config", "apply_overrides", "replace", "from_dict", "register",
     "available_configs", "shrink_for_smoke", "all_keys",
 ]

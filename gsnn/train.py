@@ -133,9 +133,18 @@ class Steps:
     eval_step: Callable  # (params, batch_stats, images_u8, labels) -> metrics (sums)
     model: M.SpikingNetwork
     tx: optax.GradientTransformation
+    pure_train_step: Callable  # the same, not jitted (to vmap/scan inside other functions)
+    pure_eval_step: Callable
+    state_from_variables: Callable  # {'params', 'batch_stats'} -> fresh TrainState
 
 
-def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape) -> Steps:
+def default_init_fn(model: M.SpikingNetwork, input_shape) -> Callable:
+    """``key -> {'params', 'batch_stats'}``: the model's ordinary random initialisation."""
+    return lambda key: M.init_variables(model, key, input_shape)
+
+
+def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
+               init_fn: Callable | None = None) -> Steps:
     """Builds the model, optimiser and the pure train/eval steps for ``cfg``.
 
     Args:
@@ -143,21 +152,24 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape) -> S
       steps_per_epoch: for the learning-rate schedule.
       mean, std: per-channel normalisation of uint8 images.
       input_shape: ``(H, W, C)``.
+      init_fn: ``key -> {'params', 'batch_stats'}``; default: the model's random init
+        (evolution passes a network built from a genome).
     """
     model = M.build_model(cfg.model)
     tc, dc = cfg.train, cfg.data
     mean = jnp.asarray(mean, jnp.float32)
     std = jnp.asarray(std, jnp.float32)
+    init_fn = init_fn or default_init_fn(model, input_shape)
+    abstract_params = jax.eval_shape(default_init_fn(model, input_shape), jax.random.key(0))["params"]
+    tx = make_optimizer(tc, steps_per_epoch, abstract_params)
 
-    def init(key):
-        variables = M.init_variables(model, key, input_shape)
+    def state_from_variables(variables):
         params = variables["params"]
-        tx = make_optimizer(tc, steps_per_epoch, params)
         return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
                           tx.init(params), jnp.ones((), jnp.float32))
 
-    abstract_params = jax.eval_shape(lambda k: M.init_variables(model, k, input_shape), jax.random.key(0))["params"]
-    tx = make_optimizer(tc, steps_per_epoch, abstract_params)
+    def init(key):
+        return state_from_variables(init_fn(key))
 
     def loss_fn(params, batch_stats, images, labels, key):
         k_coding, _ = jax.random.split(key)
@@ -217,7 +229,8 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape) -> S
         )
 
     return Steps(init=jax.jit(init), train_step=jax.jit(train_step, donate_argnums=0),
-                 eval_step=jax.jit(eval_step), model=model, tx=tx)
+                 eval_step=jax.jit(eval_step), model=model, tx=tx, pure_train_step=train_step,
+                 pure_eval_step=eval_step, state_from_variables=state_from_variables)
 
 
 def evaluate(steps: Steps, params, batch_stats, images: np.ndarray, labels: np.ndarray,
@@ -313,6 +326,7 @@ def train_and_evaluate(
     dataset: D.ArrayDataset | None = None,
     progress: bool = True,
     stop_after_epochs: int | None = None,
+    init_fn: Callable | None = None,
 ) -> dict:
     """Trains ``cfg`` and evaluates on the test split after every epoch.
 
@@ -324,6 +338,8 @@ def train_and_evaluate(
       progress: print progress lines.
       stop_after_epochs: stop early after this many epochs of *this call* (for tests of
         resumption); the schedule still spans ``cfg.train.epochs``.
+      init_fn: ``key -> {'params', 'batch_stats'}`` replacing the random initialisation
+        (an evolved genome's network).
 
     Returns:
       dict with ``history`` (per-epoch records), ``test_accuracy``, ``params``
@@ -340,7 +356,7 @@ def train_and_evaluate(
         raise ValueError(f"train.batch_size={tc.batch_size} is larger than the training set ({n_train} images)")
     steps_per_epoch = D.num_batches(n_train, tc.batch_size, True)
     mean, std = D.stats_for(ds.name)
-    steps = make_steps(cfg, steps_per_epoch, mean, std, ds.image_shape)
+    steps = make_steps(cfg, steps_per_epoch, mean, std, ds.image_shape, init_fn)
     key = jax.random.key(cfg.seed)
     k_init, k_train = jax.random.split(key)
     state = steps.init(k_init)
