@@ -1,0 +1,99 @@
+"""Ablation of the two dynamic regularisation operators of STE (DESIGN 1.3).
+
+Evolves the same config with both operators, with each alone and with none, over
+several seeds, and reports (mean ± std over seeds) the generations needed for the best
+individual to reach a target validation accuracy, the final best fitness and the final
+best validation accuracy. Operators can be swapped for alternative definitions
+(``--spatial effective_rank --temporal learning_curve_area``).
+
+    python experiments/ablation.py --config evolve_demo --seeds 0 1 2 \
+        --out experiments/results/ablation_evolve_demo.json
+
+Every run checkpoints under ``--workdir`` and the script resumes where it stopped.
+"""
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from gsnn import config as C
+from gsnn import evolve as EV
+from gsnn import train as TR
+
+
+def arms(spatial: str, temporal: str) -> dict[str, list[str]]:
+    return {
+        "both": [f"evolve.spatial_operator={spatial}", f"evolve.temporal_operator={temporal}"],
+        "spatial_only": [f"evolve.spatial_operator={spatial}", "evolve.temporal_operator=none"],
+        "temporal_only": ["evolve.spatial_operator=none", f"evolve.temporal_operator={temporal}"],
+        "none": ["evolve.spatial_operator=none", "evolve.temporal_operator=none"],
+    }
+
+
+def mean_std(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None, None
+    return float(np.mean(xs)), float(np.std(xs))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="evolve_demo")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--spatial", default="spatial_entropy")
+    ap.add_argument("--temporal", default="temporal_difference")
+    ap.add_argument("--set", nargs="*", default=[], dest="overrides")
+    ap.add_argument("--workdir", default="runs/ablation")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    base = C.load_config(args.config, args.overrides)
+    target = base.evolve.target_val_accuracy
+    tag = f"{args.spatial}+{args.temporal}"
+    out = pathlib.Path(args.out or f"experiments/results/ablation_{base.name}_{tag.replace('+', '_')}.json")
+    dataset = TR.load_data(base)
+    runs = []
+    for arm, sets in arms(args.spatial, args.temporal).items():
+        for seed in args.seeds:
+            cfg = C.load_config(args.config, args.overrides + sets + [f"seed={seed}", "evolve.final_variants=()"])
+            wd = pathlib.Path(args.workdir) / f"{base.name}_{tag}_{arm}_s{seed}"
+            print(f"== {arm} seed {seed}", flush=True)
+            r = EV.evolve(cfg, wd, dataset=dataset, progress=True)
+            gens = r["generations"]
+            runs.append(dict(arm=arm, seed=seed, generations_to_target=r["generations_to_target"],
+                             final_best_fitness=gens[-1]["best_so_far"],
+                             final_best_val_accuracy=max(g["best_val_accuracy"] for g in gens),
+                             best_val_accuracy_per_generation=[g["best_val_accuracy"] for g in gens],
+                             best_fitness_per_generation=[g["best_fitness"] for g in gens],
+                             seconds=sum(g["seconds"] for g in gens)))
+    summary = []
+    for arm in arms(args.spatial, args.temporal):
+        rs = [r for r in runs if r["arm"] == arm]
+        reached = [r["generations_to_target"] for r in rs]
+        g_mean, g_std = mean_std(reached)
+        f_mean, f_std = mean_std([r["final_best_fitness"] for r in rs])
+        a_mean, a_std = mean_std([r["final_best_val_accuracy"] for r in rs])
+        summary.append(dict(arm=arm, seeds=len(rs), reached_target=sum(x is not None for x in reached),
+                            generations_to_target_mean=g_mean, generations_to_target_std=g_std,
+                            final_best_fitness_mean=f_mean, final_best_fitness_std=f_std,
+                            final_best_val_accuracy_mean=a_mean, final_best_val_accuracy_std=a_std))
+    command = "python experiments/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    result = dict(config=args.config, operators=tag, target_val_accuracy=target, seeds=args.seeds,
+                  command=command, summary=summary, runs=runs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    fmt = lambda m, s, d=2: "n/a" if m is None else f"{m:.{d}f} ± {s:.{d}f}"
+    print(f"\nablation of {tag} on {args.config} (target val acc {target}), seeds {args.seeds}")
+    print(f"{'arm':15s} {'reached':>8s} {'gens to target':>16s} {'final best F':>16s} {'best val acc':>16s}")
+    for s in summary:
+        print(f"{s['arm']:15s} {s['reached_target']:>3d}/{s['seeds']:<4d} "
+              f"{fmt(s['generations_to_target_mean'], s['generations_to_target_std'], 1):>16s} "
+              f"{fmt(s['final_best_fitness_mean'], s['final_best_fitness_std'], 4):>16s} "
+              f"{fmt(s['final_best_val_accuracy_mean'], s['final_best_val_accuracy_std'], 4):>16s}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
