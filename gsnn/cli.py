@@ -1,0 +1,255 @@
+"""The ``gsnn`` command. It only parses arguments and dispatches to the library.
+
+    gsnn params --arch resnet19 --num-classes 10 --encoding position --genes 96
+    gsnn train --config demo_position [--set train.epochs=5 ...] [--workdir DIR | --resume DIR]
+    gsnn demo [--out gsnn-demo] [--epochs N] [--quick]
+
+Every subcommand prints an aligned table and, with ``--json PATH``, writes its result as
+JSON. Bad input (an unknown name, a missing file, a malformed value) prints
+``error: <message>`` and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import sys
+
+from gsnn import config as C
+from gsnn import demo as demo_lib  # also registers the demo_* built-in configs
+from gsnn.data import DataError
+
+EXIT_BAD_INPUT = 2
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+
+def _write_json(path: str | None, obj) -> None:
+    if not path:
+        return
+    p = pathlib.Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(demo_lib.jsonable(obj), indent=1))
+    print(f"wrote {p}")
+
+
+def _parse_shape(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(x) for x in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"--input-shape must be H,W,C with positive integers (e.g. 32,32,3), got {text!r}")
+    return shape
+
+
+def _layer_shape(row: dict) -> str:
+    if row["kind"] == "dense":
+        return f"{row['c_in']}->{row['c_out']}"
+    k = row["kernel_positions"]
+    side = math.isqrt(k)
+    kernel = f"{side}x{side}" if side * side == k else f"{k}pos"
+    return f"{kernel}x{row['c_in']}->{row['c_out']}"
+
+
+# --------------------------------------------------------------------------------------
+# gsnn params
+# --------------------------------------------------------------------------------------
+
+
+def params_report(arch: str, num_classes: int, encoding: str = "direct", genes: int | None = None,
+                  first_direct: bool = False, last_direct: bool = False, width: float = 1.0,
+                  input_shape: tuple[int, int, int] | None = None) -> dict:
+    """Parameter counts of an architecture, direct and encoded (no computation)."""
+    from gsnn import energy as E
+    from gsnn import models as M
+    from gsnn.layers import GeneticConfig
+
+    if encoding != "direct" and genes is None:
+        raise ValueError(f"--genes is required for encoding {encoding!r}")
+    genetic = GeneticConfig(encoding=encoding, genes=int(genes or 0), first_direct=first_direct,
+                            last_direct=last_direct)
+    cfg = M.ModelConfig(arch=arch, num_classes=num_classes, width=width, genetic=genetic).validate()
+    shape = tuple(input_shape or M.default_input_shape(arch))
+    rep = E.parameter_report(*M.describe(M.build_model(cfg), shape))
+    out = rep.as_dict()
+    out.update(arch=arch, encoding=encoding, genes=genetic.genes if encoding != "direct" else 0,
+               num_classes=num_classes, width=width, input_shape=list(shape),
+               first_direct=first_direct, last_direct=last_direct)
+    return out
+
+
+def _params_table(rep: dict) -> str:
+    header = ["layer", "kind", "encoding", "shape", "direct params", "stored params", "path"]
+    rows = [[r["name"], r["kind"], r["encoding"], _layer_shape(r), f"{r['direct_params']:,}",
+             f"{r['stored_params']:,}", r["path"]] for r in rep["per_layer"]]
+    g = rep["genes"]
+    if rep["interaction_params"]:
+        rows.append([f"G (shared, {g}x{g})", "-", "genetic", f"{g}x{g}", "0", f"{rep['interaction_params']:,}", "-"])
+    if rep["population_params"]:
+        rows.append(["population encodings", "-", "neuron", f"rows x {g}", "0", f"{rep['population_params']:,}", "-"])
+    rows.append(["norm / PLIF", "-", "-", "-", f"{rep['unencoded_params']:,}", f"{rep['unencoded_params']:,}", "-"])
+    rows.append(["total", "", "", "", f"{rep['direct_params']:,}", f"{rep['genetic_params']:,}", ""])
+    shape = "x".join(map(str, rep["input_shape"]))
+    width = "" if rep["width"] == 1 else f", width {rep['width']:g}"
+    genes = "" if rep["encoding"] == "direct" else f", g={g}"
+    head = f"{rep['arch']} ({rep['num_classes']} classes, input {shape}{width}), encoding {rep['encoding']}{genes}"
+    table = demo_lib.format_table(rows, header, align="llllrrl")
+    foot = (f"direct {rep['direct_params']:,} | stored {rep['genetic_params']:,} | "
+            f"compression {100 * rep['compression']:.1f}%")
+    return f"{head}\n\n{table}\n\n{foot}"
+
+
+def cmd_params(args) -> int:
+    rep = params_report(args.arch, args.num_classes, args.encoding, args.genes, args.first_direct,
+                        args.last_direct, args.width, _parse_shape(args.input_shape))
+    print(_params_table(rep))
+    _write_json(args.json, rep)
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# gsnn train
+# --------------------------------------------------------------------------------------
+
+
+def _check_resumable(workdir: pathlib.Path) -> None:
+    if not workdir.is_dir():
+        raise FileNotFoundError(f"--resume {workdir}: no such directory")
+    ckpt = workdir / "checkpoints"
+    has_ckpt = ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir())
+    if not has_ckpt and not (workdir / "config.json").is_file():
+        raise FileNotFoundError(f"--resume {workdir}: not a training workdir (it holds neither "
+                                f"checkpoints/<epoch> nor config.json)")
+
+
+def train_config(config: str | None, overrides: list[str], resume: str | None) -> C.Config:
+    """The config of ``gsnn train``: by name/path, or the resumed workdir's own."""
+    if config is not None:
+        return C.load_config(config, overrides)
+    if resume is None:
+        raise ValueError("gsnn train needs --config NAME_OR_PATH (or --resume DIR of an earlier run); "
+                         f"built-in and found configs: {C.available_configs()}")
+    cfg_file = pathlib.Path(resume) / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"--resume {resume} holds no config.json; pass --config too")
+    cfg = C.from_dict(json.loads(cfg_file.read_text()))
+    return C.apply_overrides(cfg, overrides).validate()
+
+
+def _train_table(r: dict) -> str:
+    e, p = r["energy"], r["params"]
+    header = ["test acc", "top-5", "params", "direct params", "compression", "firing rate",
+              "energy uJ/inf", "ACs", "MACs"]
+    row = [f"{100 * r['test_accuracy']:.2f}%", f"{100 * r['test_top5']:.2f}%", f"{p['genetic_params']:,}",
+           f"{p['direct_params']:,}", f"{100 * p['compression']:.1f}%", f"{e['mean_firing_rate']:.3f}",
+           f"{e['energy_uj']:.3f}", demo_lib.format_count(e["acs"]), demo_lib.format_count(e["macs"])]
+    return f"{r['name']}: {r['epochs_completed']} epochs\n\n" + demo_lib.format_table([row], header, align="r" * 9)
+
+
+def cmd_train(args) -> int:
+    from gsnn import train as T
+
+    if args.resume is not None:
+        _check_resumable(pathlib.Path(args.resume))
+        if args.workdir is not None and pathlib.Path(args.workdir).resolve() != pathlib.Path(args.resume).resolve():
+            raise ValueError(f"--workdir {args.workdir} and --resume {args.resume} differ; --resume sets the workdir")
+    cfg = train_config(args.config, args.overrides, args.resume)
+    workdir = args.resume or args.workdir or str(pathlib.Path("runs") / cfg.name)
+    result = T.train_and_evaluate(cfg, workdir, progress=not args.quiet)
+    result = {k: v for k, v in result.items() if k != "state"}
+    print()
+    print(_train_table(result))
+    print(f"workdir {workdir}")
+    _write_json(args.json, result)
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# gsnn demo
+# --------------------------------------------------------------------------------------
+
+
+def cmd_demo(args) -> int:
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    result = demo_lib.run_demo(args.out, epochs=args.epochs, quick=args.quick, progress=not args.quiet)
+    print()
+    print(demo_lib.demo_table(result))
+    print(f"wrote {result['json']} and {result['png']}")
+    _write_json(args.json, result)
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# Parser and entry point
+# --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gsnn", description="Genetically encoded spiking neural networks.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{params,train,demo}")
+
+    p = sub.add_parser("params", help="parameter counts and compression of an architecture")
+    p.add_argument("--arch", required=True, help="architecture name (e.g. convnet_s, resnet19)")
+    p.add_argument("--num-classes", type=int, required=True)
+    p.add_argument("--genes", type=int, default=None, help="genes g (required unless --encoding direct)")
+    p.add_argument("--encoding", choices=("direct", "neuron", "position"), default="direct")
+    p.add_argument("--first-direct", action="store_true", help="keep the first synaptic layer direct")
+    p.add_argument("--last-direct", action="store_true", help="keep the read-out direct")
+    p.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+    p.add_argument("--input-shape", default=None, help="H,W,C (default: the architecture's)")
+    p.add_argument("--json", default=None, metavar="PATH")
+    p.set_defaults(func=cmd_params)
+
+    t = sub.add_parser("train", help="train and evaluate one config (resumable)")
+    t.add_argument("--config", default=None, help="config name (built-in or experiments/configs) or .py path")
+    t.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config fields (dotted keys); smoke=true shrinks to a smoke test")
+    t.add_argument("--workdir", default=None, help="checkpoints and metrics (default runs/<config name>)")
+    t.add_argument("--resume", default=None, metavar="DIR", help="continue the run in this workdir")
+    t.add_argument("--json", default=None, metavar="PATH")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    t.set_defaults(func=cmd_train)
+
+    d = sub.add_parser("demo", help="direct vs genetic convnet_s on the embedded CIFAR-10 subset")
+    d.add_argument("--out", default="gsnn-demo", help="folder for demo.json and demo.png")
+    d.add_argument("--epochs", type=int, default=None, help=f"epochs per variant (default {demo_lib.DEMO_EPOCHS})")
+    d.add_argument("--quick", action="store_true", help="a ~30 s smoke run")
+    d.add_argument("--json", default=None, metavar="PATH", help="also write the result here")
+    d.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    d.set_defaults(func=cmd_demo)
+    return ap
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, KeyError) and e.args:
+        return str(e.args[0])  # str(KeyError) wraps the message in quotes
+    return str(e)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs ``gsnn`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: usage errors exit 2, --help 0
+        return int(e.code or 0)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError, DataError) as e:  # DataError is a ValueError
+        print(f"error: {_message(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except FloatingPointError as e:  # train.NonFiniteError: diverged, not bad input
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

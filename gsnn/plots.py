@@ -1,0 +1,176 @@
+"""Figures for results (matplotlib, Agg backend: files only, never a display).
+
+The helpers take plain lists and dicts, so they plot any run's records, not only the
+demo's; each draws into a given ``Axes`` (or a new figure) and returns it.
+:func:`plot_demo` composes them into the demo's figure.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg", force=True)  # no display, ever
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def _axes(ax):
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    return ax
+
+
+def plot_learning_curves(curves: Mapping[str, Sequence[float]], ax=None, *, epochs: Mapping[str, Sequence[float]] | None = None,
+                         ylabel: str = "test accuracy (%)", title: str = "Test accuracy per epoch",
+                         chance: float | None = None, percent: bool = True):
+    """One line per run: a metric per epoch.
+
+    Args:
+      curves: label -> values per epoch (accuracies in [0, 1] when ``percent``).
+      ax: axes to draw into (default: a new figure).
+      epochs: label -> epoch numbers (default ``1..len(values)``).
+      ylabel, title: texts.
+      chance: draw a dashed line at this value (e.g. 0.1 for 10 classes).
+      percent: show values x100.
+    """
+    ax = _axes(ax)
+    k = 100.0 if percent else 1.0
+    for i, (label, values) in enumerate(curves.items()):
+        xs = list(epochs[label]) if epochs and label in epochs else list(range(1, len(values) + 1))
+        ax.plot(xs, [k * v for v in values], marker="o", color=COLORS[i % len(COLORS)], label=label)
+    if chance is not None:
+        ax.axhline(k * chance, color="0.5", ls="--", lw=1, label="chance")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    n = max((len(v) for v in curves.values()), default=1)
+    ax.set_xticks(range(1, n + 1) if n <= 12 else np.linspace(1, n, 7).round().astype(int))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_accuracy_vs_params(points: Sequence[Mapping], ax=None, *, title: str = "Accuracy vs parameters",
+                            percent: bool = True, reference: Mapping | None = None):
+    """Scatter of accuracy against parameter count (log x), each point labelled.
+
+    Args:
+      points: dicts with ``label``, ``params`` and ``accuracy`` (optional
+        ``compression`` in [0, 1], added to the label).
+      ax: axes (default: a new figure).
+      percent: accuracy shown x100.
+      reference: an extra point (``params``, ``accuracy``) drawn hollow and unlabelled.
+    """
+    ax = _axes(ax)
+    k = 100.0 if percent else 1.0
+    xs = [float(p["params"]) for p in points]
+    for i, p in enumerate(points):
+        x, y = float(p["params"]), k * float(p["accuracy"])
+        ax.scatter([x], [y], s=60, color=COLORS[i % len(COLORS)], zorder=3)
+        text = p["label"]
+        c = p.get("compression")
+        if c:
+            text += f"\n{100 * abs(c):.0f}% {'fewer' if c > 0 else 'more'} params"
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+    if reference is not None:
+        ax.scatter([reference["params"]], [k * reference["accuracy"]], s=60, facecolors="none",
+                   edgecolors="k", zorder=3)
+        xs.append(float(reference["params"]))
+    ax.set_xscale("log")
+    if xs:  # room for the labels
+        lo, hi = min(xs), max(xs)
+        ax.set_xlim(lo / 2.5, hi * 2.5)
+    ys = [k * float(p["accuracy"]) for p in points]
+    if ys:
+        span = max(max(ys) - min(ys), 5.0 if percent else 0.05)
+        ax.set_ylim(min(ys) - 0.35 * span, max(ys) + 0.6 * span)
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("test accuracy (%)" if percent else "test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    return ax
+
+
+def plot_firing_rates(rates: Mapping[str, Mapping[str, float]], ax=None, *,
+                      title: str = "Firing rate per layer"):
+    """Grouped bars: one group per layer, one bar per run.
+
+    Args:
+      rates: run label -> (layer name -> firing rate, spikes per neuron per step).
+        Layers are shown in the order first seen.
+      ax: axes (default: a new figure).
+    """
+    ax = _axes(ax)
+    layers: list[str] = []
+    for r in rates.values():
+        for name in r:
+            if name not in layers:
+                layers.append(name)
+    n = max(1, len(rates))
+    width = 0.8 / n
+    x = np.arange(len(layers))
+    for i, (label, r) in enumerate(rates.items()):
+        vals = [float(r.get(layer, np.nan)) for layer in layers]
+        ax.bar(x + (i - (n - 1) / 2) * width, vals, width, color=COLORS[i % len(COLORS)], label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels([_short(layer) for layer in layers], rotation=30 if len(layers) > 6 else 0,
+                       ha="right" if len(layers) > 6 else "center")
+    ax.set_xlabel("LIF layer")
+    ax.set_ylabel("firing rate (spikes / neuron / step)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def _short(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def save(fig, path: str | os.PathLike) -> pathlib.Path:
+    """Writes ``fig`` as PNG (parent folders created) and closes it."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_demo(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
+    """The demo's figure: (a) test accuracy per epoch, (b) accuracy vs parameters,
+    (c) firing rate per layer, one colour per variant.
+
+    Args:
+      result: :func:`gsnn.demo.run_demo`'s dict (``variants`` and ``settings``).
+      path: PNG file to write.
+    """
+    variants = result["variants"]
+    s = result.get("settings", {})
+
+    def label(v):
+        return v["variant"] + ("" if v.get("encoding") == "direct" else f" g={v['genes']}")
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    plot_learning_curves({label(v): [h["test_accuracy"] for h in v["history"]] for v in variants}, axes[0],
+                         epochs={label(v): [h["epoch"] for h in v["history"]] for v in variants},
+                         chance=0.1, title="(a) Test accuracy per epoch")
+    plot_accuracy_vs_params([dict(label=label(v), params=v["params"], accuracy=v["test_accuracy"],
+                                  compression=v.get("compression")) for v in variants], axes[1],
+                            title="(b) Accuracy vs parameters")
+    plot_firing_rates({label(v): v["firing_rates"] for v in variants}, axes[2],
+                      title="(c) Firing rate per layer (test set)")
+    if s:
+        width = f"demo width {s['width']:g}" if s.get("width", 1) != 1 else "full width"
+        fig.suptitle(f"gsnn demo: {s.get('arch', '')} at {width}, T={s.get('T')}, {s.get('epochs')} epoch{'' if s.get('epochs') == 1 else 's'}, "
+                     f"{s.get('train_images')} train / {s.get('test_images')} test images of {s.get('dataset')}"
+                     f"{' (quick smoke run)' if s.get('quick') else ''}", fontsize=11)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+__all__ = ["plot_demo", "plot_learning_curves", "plot_accuracy_vs_params", "plot_firing_rates", "save"]

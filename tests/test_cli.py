@@ -1,0 +1,158 @@
+"""The ``gsnn`` command: params, train (with kill-and-resume), demo --quick."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gsnn import cli
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PARAM_KEYS = {"direct_params", "genetic_params", "compression", "per_layer", "arch", "encoding", "genes"}
+# timing fields differ between any two runs; everything else must match bitwise
+TIMING_KEYS = {"epoch_seconds", "train_images_per_s"}
+
+
+def _params(tmp_path, *extra):
+    path = tmp_path / "out" / "params.json"  # parent created by the CLI
+    assert cli.main(["params", "--arch", "resnet19", "--num-classes", "10", *extra, "--json", str(path)]) == 0
+    return json.loads(path.read_text())
+
+
+def _check_consistent(d):
+    assert PARAM_KEYS <= set(d)
+    layers = d["per_layer"]
+    assert d["direct_params"] == sum(r["direct_params"] for r in layers) + d["unencoded_params"]
+    assert d["genetic_params"] == (sum(r["stored_params"] for r in layers) + d["interaction_params"]
+                                   + d["population_params"] + d["unencoded_params"])
+    assert d["compression"] == pytest.approx(1 - d["genetic_params"] / d["direct_params"])
+    if d["encoding"] != "direct":
+        assert d["interaction_params"] == d["genes"] ** 2
+
+
+def test_params_resnet19_position(tmp_path, capsys):
+    d = _params(tmp_path, "--encoding", "position", "--genes", "96")
+    _check_consistent(d)
+    assert (d["arch"], d["encoding"], d["genes"]) == ("resnet19", "position", 96)
+    assert 0.5 <= d["compression"] <= 0.8
+    assert all(r["encoding"] == "position" for r in d["per_layer"])
+    out = capsys.readouterr().out
+    assert "stem_conv" in out and "compression" in out and f"{d['genetic_params']:,}" in out
+
+
+def test_params_resnet19_neuron_first_last_direct(tmp_path):
+    d = _params(tmp_path, "--encoding", "neuron", "--genes", "64")
+    _check_consistent(d)
+    assert d["compression"] > 0.9
+    e = _params(tmp_path, "--encoding", "neuron", "--genes", "64", "--first-direct", "--last-direct")
+    _check_consistent(e)
+    assert [r["encoding"] for r in e["per_layer"]][0] == "direct"
+    assert [r["encoding"] for r in e["per_layer"]][-1] == "direct"
+    assert e["direct_params"] == d["direct_params"] and e["genetic_params"] > d["genetic_params"]
+
+
+def test_params_direct_has_no_compression(tmp_path):
+    d = _params(tmp_path)
+    _check_consistent(d)
+    assert d["genetic_params"] == d["direct_params"] and d["compression"] == 0
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["params", "--arch", "resnet20", "--num-classes", "10"], "resnet19"),
+    (["params", "--arch", "convnet_s", "--num-classes", "10", "--encoding", "neuron"], "--genes"),
+    (["params", "--arch", "convnet_s", "--num-classes", "10", "--input-shape", "32,32"], "H,W,C"),
+    (["train", "--config", "no_such_config"], "demo_direct"),
+    (["train", "--config", "demo_direct", "--set", "train.epoch=3"], "epochs"),
+    (["train", "--resume", "/nonexistent/run"], "/nonexistent/run"),
+])
+def test_bad_input_exits_2_without_traceback(argv, needle, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err and "Traceback" not in err
+
+
+def test_unknown_arch_lists_valid_names(capsys):
+    assert cli.main(["params", "--arch", "nope", "--num-classes", "10"]) == 2
+    err = capsys.readouterr().err
+    for name in ("convnet_s", "mlp", "resnet18", "resnet19", "resnet34", "vgg11", "vgg16"):
+        assert name in err
+
+
+def test_resume_requires_a_run(tmp_path, capsys):
+    assert cli.main(["train", "--config", "demo_direct", "--resume", str(tmp_path)]) == 2
+    assert "neither" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_smoke_writes_json(tmp_path, capsys):
+    out = tmp_path / "res" / "train.json"
+    rc = cli.main(["train", "--config", "demo_direct", "--set", "smoke=true", "--workdir", str(tmp_path / "wd"),
+                   "--json", str(out), "--quiet"])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert 0.0 <= r["test_accuracy"] <= 1.0
+    assert "state" not in r and len(r["history"]) == 1
+    assert r["config"]["smoke"] is True
+    assert {"energy_uj", "acs", "macs", "mean_firing_rate"} <= set(r["energy"])
+    text = capsys.readouterr().out
+    assert "test acc" in text and "energy uJ/inf" in text and "epoch 1/1" not in text  # --quiet
+
+
+@pytest.mark.slow
+def test_demo_quick(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
+    r = json.loads((out / "demo.json").read_text())
+    assert [v["variant"] for v in r["variants"]] == ["direct", "position", "neuron"]
+    for v in r["variants"]:
+        assert 0 <= v["test_accuracy"] <= 1 and v["params"] > 0 and v["energy_uj"] > 0
+        assert v["firing_rates"] and len(v["history"]) == 1
+    assert r["settings"]["quick"] is True
+    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = capsys.readouterr().out
+    assert "compression" in text and "neuron (g=" in text
+
+
+def _strip_timing(history):
+    return [{k: v for k, v in h.items() if k not in TIMING_KEYS} for h in history]
+
+
+@pytest.mark.slow
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
+    """SIGKILL after the first epoch's checkpoint, resume: the same history and accuracy."""
+    tiny = ["model.width=0.125", "model.T=2", "train.epochs=3", "train.batch_size=16",
+            "train.eval_batch_size=40", "data.train_per_class=32", "data.test_per_class=4", "train.log_every=0"]
+    base = ["train", "--config", "demo_direct", "--set", *tiny]
+
+    ref_json = tmp_path / "ref.json"
+    assert cli.main(base + ["--workdir", str(tmp_path / "ref"), "--json", str(ref_json), "--quiet"]) == 0
+    ref = json.loads(ref_json.read_text())
+
+    wd, out = tmp_path / "run", tmp_path / "run.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gsnn.cli", *base, "--workdir", str(wd), "--json", str(out)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+        deadline = time.time() + 180
+        while not (wd / "checkpoints" / "1").is_dir():
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+            assert time.time() < deadline, "no checkpoint after 180 s"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists(), "the run finished before it was killed; the test needs longer epochs"
+
+    resumed = subprocess.run([sys.executable, "-m", "gsnn.cli", "train", "--resume", str(wd), "--json", str(out)],
+                             capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resumed from" in resumed.stdout
+    r = json.loads(out.read_text())
+    assert len(r["history"]) == 3
+    assert _strip_timing(r["history"]) == _strip_timing(ref["history"])
+    for key in ("test_accuracy", "test_top5", "test_loss", "energy", "params"):
+        assert r[key] == ref[key], key
