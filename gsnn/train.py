@@ -206,8 +206,8 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
             loss=loss,
             accuracy=jnp.mean(jnp.argmax(logits, -1) == labels),
             finite=finite,
-            grad_norm=optax.global_norm(grads),
-            param_norm=optax.global_norm(state.params),
+            grad_norm=optax.tree.norm(grads),
+            param_norm=optax.tree.norm(state.params),
             firing_rates=updates["stats"],
         )
         return new, metrics

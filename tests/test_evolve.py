@@ -1,0 +1,292 @@
+"""Tests of the genome, the fitness operators and the STE loop (gsnn.genome/fitness/evolve)."""
+import dataclasses
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gsnn import config as C
+from gsnn import data as D
+from gsnn import evolve as EV
+from gsnn import fitness as F
+from gsnn import genome as GN
+from gsnn import models as M
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def tiny_config(encoding="position", interaction="compact", **evolve):
+    e = dict(population=4, generations=3, inner_steps=3, inner_batch=16, val_size=40,
+             genome_interaction=interaction, lambda_s=0.1, lambda_t=0.1, shard=False)
+    e.update(evolve)
+    return C.Config(
+        name="tiny_evolve",
+        model=M.ModelConfig(arch="mlp", hidden=(16,), T=2,
+                            genetic=C.GeneticConfig(encoding=encoding, genes=4)),
+        train=C.TrainConfig(learning_rate=0.05, epochs=1, batch_size=16, log_every=0),
+        evolve=C.EvolveConfig(**e),
+    ).validate()
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return D.load_dataset("demo").subset(train_per_class=12, test_per_class=4, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_problem(tiny_data):
+    return EV.make_problem(tiny_config(), tiny_data)
+
+
+# --------------------------------------------------------------------------------------
+# Genome
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["position", "neuron"])
+@pytest.mark.parametrize("interaction", ["full", "compact"])
+@pytest.mark.parametrize("evolve_encodings", [False, True])
+def test_default_genome_rebuilds_the_random_initialisation(encoding, interaction, evolve_encodings):
+    cfg = tiny_config(encoding, interaction, evolve_encodings=evolve_encodings, per_gene_stats=True)
+    model = M.build_model(cfg.model)
+    spec = GN.genome_spec(cfg.model.genetic, M.describe(model)[0], cfg.evolve)
+    ref = M.init_variables(model, jax.random.key(0))["params"]
+    genome = GN.default_genome(spec, ref)
+    rebuilt = GN.build_params(spec, genome, ref, ref["G"])
+    for a, b in zip(jax.tree_util.tree_leaves(rebuilt), jax.tree_util.tree_leaves(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert jax.tree_util.tree_structure(rebuilt) == jax.tree_util.tree_structure(ref)
+    expected = {"position": 2 * 2, "neuron": 3}[encoding]  # 2 layers x (pre, post) / 3 populations
+    assert len(spec.matrices) == expected
+
+
+def test_genome_statistics_act_as_documented():
+    cfg = tiny_config("neuron", "full", per_gene_stats=False)
+    model = M.build_model(cfg.model)
+    spec = GN.genome_spec(cfg.model.genetic, M.describe(model)[0], cfg.evolve)
+    base = M.init_variables(model, jax.random.key(3))["params"]
+    genome = GN.default_genome(spec, base)
+    mat = spec.matrices[0]
+    genome["mean"][mat.key] = jnp.asarray([0.5])
+    genome["log_std"][mat.key] = jnp.asarray([np.log(2.0)])
+    params = GN.build_params(spec, genome, base, base["G"])
+    expected = mat.std * 0.5 + 2.0 * base[mat.path[0]]
+    np.testing.assert_allclose(params[mat.path[0]], expected, rtol=1e-6)
+
+
+def test_build_is_deterministic_and_differentiable(tiny_problem):
+    p = tiny_problem
+    genome = GN.default_genome(p.spec, p.reference_params)
+    base = M.init_variables(p.steps.model, jax.random.key(5))["params"]
+    a = GN.build_params(p.spec, genome, base, p.reference_G)
+    b = GN.build_params(p.spec, genome, base, p.reference_G)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+    def total(g):
+        params = GN.build_params(p.spec, g, base, p.reference_G)
+        return sum(jnp.sum(l ** 2) for l in jax.tree_util.tree_leaves(params))
+
+    grads = jax.grad(total)(genome)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(grads):
+        assert np.all(np.isfinite(leaf)), path
+    assert float(jnp.abs(grads["interaction"]["log_scale"])) > 0
+    assert all(float(jnp.abs(v).sum()) > 0 for v in grads["log_std"].values())
+    # finite differences on one smooth direction (log_scale of the compact G0)
+    eps = 1e-3
+    plus = jax.tree_util.tree_map(lambda x: x, genome)
+    plus["interaction"] = dict(genome["interaction"], log_scale=genome["interaction"]["log_scale"] + eps)
+    minus = jax.tree_util.tree_map(lambda x: x, genome)
+    minus["interaction"] = dict(genome["interaction"], log_scale=genome["interaction"]["log_scale"] - eps)
+    fd = (total(plus) - total(minus)) / (2 * eps)
+    np.testing.assert_allclose(fd, grads["interaction"]["log_scale"], rtol=2e-2)
+
+
+def test_direct_model_cannot_be_evolved():
+    cfg = dataclasses.replace(tiny_config(), model=M.ModelConfig(arch="mlp", hidden=(16,)))
+    with pytest.raises(ValueError, match="genetically encoded"):
+        GN.genome_spec(cfg.model.genetic, M.describe(M.build_model(cfg.model))[0], cfg.evolve)
+
+
+# --------------------------------------------------------------------------------------
+# Fitness operators
+# --------------------------------------------------------------------------------------
+
+
+def _trace(G, losses, acc=0.5):
+    return F.InnerLoopTrace(G, G, jnp.asarray(losses, jnp.float32), jnp.asarray(acc, jnp.float32))
+
+
+def test_spatial_entropy_orthogonal_is_one_and_rank_one_is_near_zero():
+    Q = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (16, 16)))[0]
+    assert float(F.spatial_entropy(_trace(3.0 * Q, [1.0]))) == pytest.approx(1.0, abs=1e-5)
+    u = jax.random.normal(jax.random.key(1), (16, 1))
+    assert float(F.spatial_entropy(_trace(u @ u.T, [1.0]))) < 0.05
+    assert float(F.effective_rank(_trace(Q, [1.0]))) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_temporal_difference_definition():
+    G = jnp.eye(4)
+    assert float(F.temporal_difference(_trace(G, [2.0] * 16))) == 0.0
+    losses = np.linspace(2.0, 1.0, 16)  # window = 16 // 8 = 2 steps at each end
+    start, end = losses[:2].mean(), losses[-2:].mean()
+    assert float(F.temporal_difference(_trace(G, losses))) == pytest.approx((start - end) / start, rel=1e-6)
+    assert float(F.learning_curve_area(_trace(G, [2.0] * 8))) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_fitness_combines_terms_with_schedules_and_flags_divergence():
+    G = jnp.eye(4)
+    tr = _trace(G, np.linspace(2.0, 1.0, 8), acc=0.3)
+    out = F.fitness(tr, jnp.asarray(0), lambda_s=optax.constant_schedule(0.2),
+                    lambda_t=optax.constant_schedule(0.5))
+    expected = 0.3 + 0.2 * float(out["spatial"]) + 0.5 * float(out["temporal"])
+    assert float(out["fitness"]) == pytest.approx(expected, rel=1e-6)
+    off = F.fitness(tr, jnp.asarray(0), spatial="none", temporal="none",
+                    lambda_s=optax.constant_schedule(0.2), lambda_t=optax.constant_schedule(0.5))
+    assert float(off["fitness"]) == pytest.approx(0.3, rel=1e-6)
+    bad = F.fitness(_trace(G, [2.0, np.nan, 1.0]), jnp.asarray(0))
+    assert bool(bad["diverged"]) and float(bad["fitness"]) == -np.inf
+    sched = F.lambda_schedule("cosine", 0.1, 10)
+    assert float(sched(0)) == pytest.approx(0.1) and float(sched(10)) == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="valid"):
+        F.lambda_schedule("nope", 0.1, 10)
+
+
+# --------------------------------------------------------------------------------------
+# Population evaluation
+# --------------------------------------------------------------------------------------
+
+
+def test_vmapped_population_equals_individual_evaluations(tiny_problem):
+    p = tiny_problem
+    mean = GN.default_genome(p.spec, p.reference_params)
+    leaves, tree = jax.tree_util.tree_flatten(mean)
+    keys = jax.random.split(jax.random.key(9), len(leaves))
+    pop = jax.tree_util.tree_unflatten(tree, [l[None] + 0.2 * jax.random.normal(k, (4,) + l.shape)
+                                              for l, k in zip(leaves, keys)])
+    xb, yb = (jnp.asarray(a) for a in EV.generation_batches(p, 0))
+    key, gen = jax.random.key(4), jnp.asarray(0, jnp.int32)
+    together = p.evaluate_population(pop, key, xb, yb, gen)
+    for i in range(4):
+        alone = p.evaluate_one(jax.tree_util.tree_map(lambda a: a[i], pop), key, xb, yb, gen)
+        for name in ("fitness", "val_accuracy", "spatial", "temporal", "loss_start", "loss_end"):
+            np.testing.assert_allclose(together[name][i], alone[name], rtol=2e-4, atol=1e-5, err_msg=name)
+    assert len(set(np.round(np.asarray(together["loss_end"]), 5))) > 1  # individuals really differ
+
+
+def test_chunked_population_equals_unchunked(tiny_data):
+    full = EV.make_problem(tiny_config(), tiny_data)
+    chunked = EV.make_problem(tiny_config(chunk_size=2), tiny_data)
+    mean = GN.default_genome(full.spec, full.reference_params)
+    pop = jax.tree_util.tree_map(lambda l: jnp.stack([l, l + 0.1, l - 0.1, l * 0.5]), mean)
+    xb, yb = (jnp.asarray(a) for a in EV.generation_batches(full, 1))
+    args = (jax.random.key(1), xb, yb, jnp.asarray(1, jnp.int32))
+    a = full.evaluate_population(pop, *args)
+    b = chunked.evaluate_population(pop, *args)
+    np.testing.assert_allclose(a["fitness"], b["fitness"], rtol=1e-5, atol=1e-6)
+
+
+SHARD_SCRIPT = textwrap.dedent("""
+    import os, json, sys
+    import jax, jax.numpy as jnp, numpy as np
+    assert len(jax.devices()) == 4, jax.devices()
+    sys.path.insert(0, {tests!r})
+    from test_evolve import tiny_config
+    from gsnn import data as D, evolve as EV, genome as GN
+    ds = D.load_dataset("demo").subset(train_per_class=12, test_per_class=4, seed=0)
+    out = {{}}
+    for shard in (False, True):
+        p = EV.make_problem(tiny_config(shard=shard), ds)
+        mean = GN.default_genome(p.spec, p.reference_params)
+        pop = jax.tree_util.tree_map(lambda l: jnp.stack([l, l + 0.1, l - 0.1, l * 0.5]), mean)
+        xb, yb = (jnp.asarray(a) for a in EV.generation_batches(p, 0))
+        m = p.evaluate_population(pop, jax.random.key(4), xb, yb, jnp.asarray(0, jnp.int32))
+        if shard:
+            out["n_shards"] = len(m["fitness"].sharding.device_set)
+        out[str(shard)] = np.asarray(m["fitness"]).tolist()
+    print(json.dumps(out))
+""")
+
+
+def test_sharded_over_four_host_devices_equals_unsharded(tmp_path):
+    script = tmp_path / "shard.py"
+    script.write_text(SHARD_SCRIPT.format(tests=str(REPO / "tests")))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["n_shards"] == 4
+    np.testing.assert_allclose(out["True"], out["False"], rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------
+
+
+def test_ten_generations_raise_the_best_fitness(tiny_data):
+    cfg = tiny_config(population=8, generations=10, inner_steps=4, std_init=0.5,
+                      lambda_s=0.0, lambda_t=0.0, lambda_schedule="constant")
+    r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
+    best = [g["best_fitness"] for g in r["generations"]]
+    assert len(best) == 10
+    assert max(best[1:]) > best[0], best
+    assert r["best_fitness"] == max(best)
+
+
+def test_diverging_individual_gets_worst_fitness_and_run_continues(tiny_data, monkeypatch):
+    real = EV.make_problem
+
+    def poisoned(cfg, dataset):
+        p = real(cfg, dataset)
+        inner = p.evaluate_population
+
+        def evaluate(pop, *args):
+            # individual 0 diverges: a huge log-std makes its encodings overflow to inf
+            pop = jax.tree_util.tree_map(lambda x: x, pop)
+            pop["log_std"] = {k: v.at[0].set(200.0) for k, v in pop["log_std"].items()}
+            return inner(pop, *args)
+
+        p.evaluate_population = evaluate
+        return p
+
+    monkeypatch.setattr(EV, "make_problem", poisoned)
+    r = EV.evolve(tiny_config(generations=2), None, dataset=tiny_data, progress=False)
+    assert [g["diverged"] for g in r["generations"]] == [1, 1]
+    assert all(np.isfinite(g["best_fitness"]) for g in r["generations"])
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny_data, tmp_path):
+    cfg = tiny_config(generations=4)
+    whole = EV.evolve(cfg, tmp_path / "whole", dataset=tiny_data, progress=False)
+    EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False, stop_after_generations=2)
+    resumed = EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False)
+    assert [g["best_fitness"] for g in resumed["generations"]] == [g["best_fitness"] for g in whole["generations"]]
+    assert resumed["best_fitness"] == whole["best_fitness"]
+
+
+@pytest.mark.parametrize("strategy", ["cma_es", "sep_cma_es", "snes", "open_es", "simple_ga"])
+def test_every_strategy_runs_a_generation(strategy, tiny_data):
+    r = EV.evolve(tiny_config(strategy=strategy, generations=2, inner_steps=2), None,
+                  dataset=tiny_data, progress=False)
+    assert len(r["generations"]) == 2 and np.isfinite(r["best_fitness"])
+
+
+def test_bad_evolution_configs_are_rejected():
+    with pytest.raises(ValueError, match="valid"):
+        tiny_config(strategy="nope")
+    with pytest.raises(ValueError, match="even"):
+        tiny_config(strategy="open_es", population=5)
+    with pytest.raises(ValueError, match="chunk_size"):
+        tiny_config(population=6, chunk_size=4)
+    with pytest.raises(ValueError, match="valid"):
+        tiny_config(spatial_operator="entropy")
