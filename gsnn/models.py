@@ -98,7 +98,9 @@ class _Builder:
         layer = L.Synapse(
             features, kernel_size=(kernel, kernel) if kernel else None, strides=stride,
             padding=padding, encoding=enc, genetic_cfg=self.cfg.genetic, use_bias=bias,
-            pre_population=pre, post_population=post, real_input=(role == "first"),
+            pre_population=pre, post_population=post,
+            # Poisson coding feeds spikes to the first layer: only direct coding is real-valued.
+            real_input=(role == "first" and self.cfg.input_coding == "direct"),
             static_input=static, name=name,
         )
         return layer(x, shared)

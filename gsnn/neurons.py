@@ -18,6 +18,7 @@ Zheng et al. 2021 (tdBN); Eshraghian et al. 2023 (snnTorch).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, NamedTuple
 
@@ -93,8 +94,13 @@ UPDATE_FORMS = ("tau", "beta")
 RESETS = ("hard", "soft")
 
 
-class LIFConfig(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class LIFConfig:
     """Structural (non-trainable) LIF settings. Hashable, so usable as a static arg.
+
+    A frozen dataclass (not a NamedTuple) so that the config system treats it like every
+    other section: ``--set model.neuron.lif.v_th=0.5`` and a JSON round trip through
+    :func:`gsnn.config.from_dict` keep it a ``LIFConfig``.
 
     Attributes:
       update: ``"tau"`` or ``"beta"`` (see module docstring).
@@ -157,6 +163,8 @@ def lif_step(
     Returns:
       ``(new_state, spikes)`` with spikes in {0, 1}, shaped like ``current``.
     """
+    if config.update not in UPDATE_FORMS or config.reset not in RESETS:
+        config.validate()  # raises, naming the valid forms (never fall through silently)
     v = state.v
     if config.update == "tau":
         v = v + (current - v) * leak
