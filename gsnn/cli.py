@@ -2,6 +2,7 @@
 
     gsnn params --arch resnet19 --num-classes 10 --encoding position --genes 96
     gsnn train --config demo_position [--set train.epochs=5 ...] [--workdir DIR | --resume DIR]
+    gsnn evolve --config evolve_demo [--set evolve.population=32 ...] [--workdir DIR | --resume DIR]
     gsnn demo [--out gsnn-demo] [--epochs N] [--quick]
 
 Every subcommand prints an aligned table and, with ``--json PATH``, writes its result as
@@ -188,13 +189,55 @@ def cmd_demo(args) -> int:
 
 
 # --------------------------------------------------------------------------------------
+# gsnn evolve
+# --------------------------------------------------------------------------------------
+
+
+def evolution_table(result: dict) -> str:
+    """The comparison table of ``gsnn evolve``'s final variants."""
+    header = ["variant", "test acc", "params", "compression", "firing rate", "energy uJ/inf", "epochs"]
+    rows = [[name, f"{100 * v['test_accuracy']:.2f}%", f"{v['params']:,}", f"{100 * v['compression']:.1f}%",
+             f"{v['mean_firing_rate']:.3f}", f"{v['energy_uj']:.3f}", str(v["epochs"])]
+            for name, v in result["final"].items()]
+    g = result["generations"]
+    head = (f"{result['name']}: {len(g)} generations, genome {result['genome_size']:,} values, "
+            f"best fitness {result['best_fitness']:.4f} (generation {result['best_generation']})")
+    if result.get("generations_to_target"):
+        head += f", target val accuracy reached at generation {result['generations_to_target']}"
+    return head + ("\n\n" + demo_lib.format_table(rows, header) if rows else "")
+
+
+def cmd_evolve(args) -> int:
+    from gsnn import evolve as EV
+    from gsnn import plots
+
+    if args.resume is not None:
+        if not pathlib.Path(args.resume).is_dir():
+            raise FileNotFoundError(f"--resume {args.resume}: no such run folder")
+        if args.workdir is not None and pathlib.Path(args.workdir).resolve() != pathlib.Path(args.resume).resolve():
+            raise ValueError(f"--workdir {args.workdir} and --resume {args.resume} differ; --resume sets the workdir")
+    if args.config is None:
+        raise ValueError("--config is required (a name such as evolve_demo, or a .py path)")
+    cfg = C.load_config(args.config, args.overrides)
+    workdir = pathlib.Path(args.resume or args.workdir or pathlib.Path("runs") / cfg.name)
+    result = EV.run_evolution(cfg, workdir, progress=not args.quiet)
+    png = plots.plot_evolution(result, workdir / "evolution.png")
+    print()
+    print(evolution_table(result))
+    print(f"workdir {workdir}; plot {png}")
+    _write_json(args.json, result)
+    _write_json(str(workdir / "evolution.json"), result)
+    return 0
+
+
+# --------------------------------------------------------------------------------------
 # Parser and entry point
 # --------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gsnn", description="Genetically encoded spiking neural networks.")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{params,train,demo}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{params,train,evolve,demo}")
 
     p = sub.add_parser("params", help="parameter counts and compression of an architecture")
     p.add_argument("--arch", required=True, help="architecture name (e.g. convnet_s, resnet19)")
@@ -217,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", default=None, metavar="PATH")
     t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evolve", help="evolve the initial wiring (STE), then train evolved / random / direct")
+    e.add_argument("--config", default=None, help="config name (e.g. evolve_demo) or .py path")
+    e.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config fields (dotted keys), e.g. evolve.population=32")
+    e.add_argument("--workdir", default=None, help="checkpoints, evolution.json/png (default runs/<config name>)")
+    e.add_argument("--resume", default=None, metavar="DIR", help="continue the run in this workdir")
+    e.add_argument("--json", default=None, metavar="PATH")
+    e.add_argument("--quiet", action="store_true", help="no per-generation/epoch lines")
+    e.set_defaults(func=cmd_evolve)
 
     d = sub.add_parser("demo", help="direct vs genetic convnet_s on the embedded CIFAR-10 subset")
     d.add_argument("--out", default="gsnn-demo", help="folder for demo.json and demo.png")

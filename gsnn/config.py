@@ -9,6 +9,7 @@ any config to a CPU smoke test.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import importlib.util
@@ -284,8 +285,13 @@ def _coerce(text: str, tp) -> Any:
     if tp is str:
         return text
     if origin is tuple:
-        value = json.loads(text.replace("(", "[").replace(")", "]").replace("'", '"'))
-        return _to_tuple(value)
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"expected a Python tuple literal such as (('encoding', 2.0),), got {text!r}") from None
+        if isinstance(value, (str, int, float)):
+            value = (value,)
+        return _to_tuple(list(value) if isinstance(value, (list, tuple)) else value)
     return json.loads(text)
 
 

@@ -155,7 +155,8 @@ def plot_demo(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
     def label(v):
         return v["variant"] + ("" if v.get("encoding") == "direct" else f" g={v['genes']}")
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    evolution = result.get("evolution")
+    fig, axes = plt.subplots(1, 4 if evolution else 3, figsize=(21 if evolution else 16, 4.6))
     plot_learning_curves({label(v): [h["test_accuracy"] for h in v["history"]] for v in variants}, axes[0],
                          epochs={label(v): [h["epoch"] for h in v["history"]] for v in variants},
                          chance=0.1, title="(a) Test accuracy per epoch")
@@ -164,6 +165,8 @@ def plot_demo(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
                             title="(b) Accuracy vs parameters")
     plot_firing_rates({label(v): v["firing_rates"] for v in variants}, axes[2],
                       title="(c) Firing rate per layer (test set)")
+    if evolution:
+        plot_fitness(evolution["generations"], axes[3], title="(d) STE: fitness per generation")
     if s:
         width = f"demo width {s['width']:g}" if s.get("width", 1) != 1 else "full width"
         fig.suptitle(f"gsnn demo: {s.get('arch', '')} at {width}, T={s.get('T')}, {s.get('epochs')} epoch{'' if s.get('epochs') == 1 else 's'}, "
@@ -173,4 +176,62 @@ def plot_demo(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
     return save(fig, path)
 
 
-__all__ = ["plot_demo", "plot_learning_curves", "plot_accuracy_vs_params", "plot_firing_rates", "save"]
+def plot_fitness(generations: Sequence[Mapping], ax=None, *, title: str = "Fitness per generation"):
+    """Best and mean fitness (± std) per generation, and the best validation accuracy."""
+    ax = _axes(ax)
+    g = [r["generation"] for r in generations]
+    mean = np.asarray([r["mean_fitness"] for r in generations])
+    std = np.asarray([r["std_fitness"] for r in generations])
+    ax.plot(g, [r["best_fitness"] for r in generations], marker="o", color=COLORS[0], label="best fitness")
+    ax.plot(g, mean, marker=".", color=COLORS[1], label="mean fitness")
+    ax.fill_between(g, mean - std, mean + std, color=COLORS[1], alpha=0.15)
+    ax.plot(g, [r["best_val_accuracy"] for r in generations], ls="--", color=COLORS[2], label="best val accuracy")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness / accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_operators(generations: Sequence[Mapping], ax=None, *, title: str = "Regularisation operators"):
+    """H_S and D_T of the best individual and their population means, with the lambdas."""
+    ax = _axes(ax)
+    g = [r["generation"] for r in generations]
+    ax.plot(g, [r["spatial"] for r in generations], marker="o", color=COLORS[0], label="H_S (best)")
+    ax.plot(g, [r["mean_spatial"] for r in generations], ls=":", color=COLORS[0], label="H_S (mean)")
+    ax.plot(g, [r["temporal"] for r in generations], marker="o", color=COLORS[1], label="D_T (best)")
+    ax.plot(g, [r["mean_temporal"] for r in generations], ls=":", color=COLORS[1], label="D_T (mean)")
+    ax2 = ax.twinx()
+    ax2.plot(g, [r["lambda_s"] for r in generations], color="0.5", lw=1, ls="--", label="lambda_S")
+    ax2.plot(g, [r["lambda_t"] for r in generations], color="0.3", lw=1, ls="-.", label="lambda_T")
+    ax2.set_ylabel("lambda")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("operator value")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7)
+    return ax
+
+
+def plot_evolution(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
+    """``gsnn evolve``'s figure: (a) fitness per generation, (b) H_S and D_T per
+    generation, (c) test accuracy vs parameters of the final variants."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    plot_fitness(result["generations"], axes[0], title="(a) Fitness per generation")
+    plot_operators(result["generations"], axes[1], title="(b) H_S and D_T per generation")
+    final = result.get("final") or {}
+    if final:
+        plot_accuracy_vs_params([dict(label=name, params=v["params"], accuracy=v["test_accuracy"],
+                                      compression=v.get("compression")) for name, v in final.items()],
+                                axes[2], title="(c) Final variants: accuracy vs parameters")
+    else:
+        axes[2].axis("off")
+    fig.suptitle(f"gsnn evolve: {result.get('name', '')}", fontsize=11)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+__all__ = ["plot_demo", "plot_evolution", "plot_fitness", "plot_operators", "plot_learning_curves", "plot_accuracy_vs_params", "plot_firing_rates", "save"]

@@ -163,11 +163,13 @@ def test_load_missing_file_and_validation(in_repo, tmp_path):
         C.load_config("convnet_s_cifar10_direct", ["train.lr_scale=[['kernels', 2.0]]"])
 
 
-@pytest.mark.xfail(strict=True, reason="config._coerce parses tuples as JSON after replacing "
-                   "brackets, so Python's one-element tuple syntax (trailing comma) fails")
 def test_override_one_element_tuple_with_trailing_comma():
     cfg = C.apply_overrides(C.Config(), ["train.lr_scale=(('encoding', 2.0),)"])
     assert cfg.train.lr_scale == (("encoding", 2.0),)
+    cfg = C.apply_overrides(C.Config(), ["evolve.final_variants=()"])
+    assert cfg.evolve.final_variants == ()
+    with pytest.raises(ValueError, match="tuple literal"):
+        C.apply_overrides(C.Config(), ["train.lr_scale=((encoding"])
 
 
 def test_config_file_with_argument(in_repo, tmp_path):
