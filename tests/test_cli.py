@@ -107,14 +107,16 @@ def test_demo_quick(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
     r = json.loads((out / "demo.json").read_text())
-    assert [v["variant"] for v in r["variants"]] == ["direct", "position", "neuron"]
+    assert [v["variant"] for v in r["variants"]] == ["direct", "position", "evolved", "neuron"]
+    gens = r["evolution"]["generations"]
+    assert len(gens) == 2 and all(g["generation"] == i + 1 for i, g in enumerate(gens))
     for v in r["variants"]:
         assert 0 <= v["test_accuracy"] <= 1 and v["params"] > 0 and v["energy_uj"] > 0
         assert v["firing_rates"] and len(v["history"]) == 1
     assert r["settings"]["quick"] is True
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = capsys.readouterr().out
-    assert "compression" in text and "neuron (g=" in text
+    assert "compression" in text and "neuron (g=" in text and "evolved (g=" in text
 
 
 def _strip_timing(history):
