@@ -1,0 +1,108 @@
+"""Tests of the training loop (gsnn.train): learning, optimiser groups, NaN handling."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gsnn import config as C
+from gsnn import data as D
+from gsnn import models as M
+from gsnn import train as T
+
+
+def mlp_config(encoding="direct", genes=0, **train):
+    t = dict(optimizer="sgd", learning_rate=0.1, epochs=3, batch_size=50, eval_batch_size=250, log_every=0)
+    t.update(train)
+    return C.Config(
+        name=f"mlp_{encoding}",
+        model=M.ModelConfig(arch="mlp", hidden=(128,), T=2,
+                            genetic=C.GeneticConfig(encoding=encoding, genes=genes)),
+        train=C.TrainConfig(**t),
+        data=C.DataConfig(source="demo", augment=False),
+    ).validate()
+
+
+@pytest.fixture(scope="module")
+def demo_subset():
+    return D.load_dataset("demo").subset(train_per_class=150, test_per_class=50, seed=0)
+
+
+@pytest.mark.parametrize("encoding,genes", [("direct", 0), ("position", 16), ("neuron", 32)])
+def test_training_on_the_embedded_set_beats_chance_by_a_wide_margin(encoding, genes, demo_subset):
+    r = T.train_and_evaluate(mlp_config(encoding, genes), None, dataset=demo_subset, progress=False)
+    hist = r["history"]
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert r["test_accuracy"] >= 0.22, r["test_accuracy"]  # chance is 0.10
+    rates = r["energy"]["firing_rates"]
+    assert set(rates) == {"fc1"} and 0 < rates["fc1"] < 1
+
+
+def test_parameter_groups_cover_every_kind_of_leaf():
+    model = M.build_model(M.ModelConfig(arch="convnet_s", width=0.125,
+                                        genetic=C.GeneticConfig(encoding="neuron", genes=4, last_direct=True)))
+    params = M.init_variables(model, jax.random.key(0))["params"]
+    labels = jax.tree_util.tree_leaves(T.group_labels(params))
+    assert set(labels) == {"weight", "encoding", "interaction", "spatial", "other"}
+    labels = T.group_labels({"G": 0, "pop_x": 0, "a": {"x_pre": 0, "spatial": 0, "kernel": 0, "bias": 0}})
+    assert labels == {"G": "interaction", "pop_x": "encoding",
+                      "a": {"x_pre": "encoding", "spatial": "spatial", "kernel": "weight", "bias": "other"}}
+
+
+def test_lr_scale_multiplies_a_groups_update():
+    params = {"G": jnp.ones((2, 2)), "l": {"x_pre": jnp.ones((3, 2))}}
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    tc = C.TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.0, weight_decay=0.0, epochs=1,
+                       lr_scale=(("interaction", 0.5),))
+    tx = T.make_optimizer(tc, 10, params)
+    upd, _ = tx.update(grads, tx.init(params), params)
+    np.testing.assert_allclose(upd["G"], -0.05)
+    np.testing.assert_allclose(upd["l"]["x_pre"], -0.1)
+
+
+def test_warmup_cosine_schedule():
+    sched = T.learning_rate_schedule(C.TrainConfig(learning_rate=0.2, epochs=2, warmup_epochs=0.5), 10)
+    assert float(sched(0)) == 0.0
+    assert float(sched(5)) == pytest.approx(0.2)
+    assert float(sched(20)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_non_finite_loss_stops_with_epoch_and_step(demo_subset):
+    cfg = mlp_config(learning_rate=1e12, epochs=1)
+    with pytest.raises(T.NonFiniteError, match=r"epoch 1, step \d+"):
+        T.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
+
+
+def test_nan_policy_skip_drops_the_step_and_halves_the_learning_rate(demo_subset):
+    cfg = mlp_config(learning_rate=1e12, epochs=1, nan_policy="skip")
+    r = T.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
+    state = r["state"]
+    assert r["history"][0]["skipped_steps"] > 0
+    assert float(state.lr_factor) == 0.5 ** r["history"][0]["skipped_steps"]
+    assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(state.params))
+
+
+def test_a_workdir_of_another_config_is_refused(demo_subset, tmp_path):
+    tiny = dict(epochs=1, batch_size=100)
+    T.train_and_evaluate(mlp_config(**tiny), tmp_path, dataset=demo_subset, progress=False)
+    with pytest.raises(ValueError, match=r"different config.*learning_rate"):
+        T.train_and_evaluate(mlp_config(learning_rate=0.05, **tiny), tmp_path, dataset=demo_subset, progress=False)
+
+
+def test_resume_after_stop_equals_uninterrupted(demo_subset, tmp_path):
+    cfg = mlp_config(epochs=3, batch_size=100)
+    whole = T.train_and_evaluate(cfg, tmp_path / "a", dataset=demo_subset, progress=False)
+    T.train_and_evaluate(cfg, tmp_path / "b", dataset=demo_subset, progress=False, stop_after_epochs=1)
+    resumed = T.train_and_evaluate(cfg, tmp_path / "b", dataset=demo_subset, progress=False)
+    strip = lambda h: [{k: v for k, v in e.items() if k not in ("epoch_seconds", "train_images_per_s")} for e in h]
+    assert strip(resumed["history"]) == strip(whole["history"])
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+
+
+def test_class_count_mismatch_and_oversized_batch_are_clear(demo_subset):
+    cfg = dataclasses.replace(mlp_config(), model=dataclasses.replace(mlp_config().model, num_classes=100))
+    with pytest.raises(ValueError, match="num_classes=100.*10 classes"):
+        T.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
+    with pytest.raises(ValueError, match="batch_size=5000 is larger"):
+        T.train_and_evaluate(mlp_config(batch_size=5000), None, dataset=demo_subset, progress=False)
