@@ -52,20 +52,26 @@ def _strategies():
 
 
 def make_strategy(ecfg: C.EvolveConfig, template):
-    """The evosax strategy and its params for a genome ``template`` (one genome)."""
+    """The evosax strategy and its params for a genome ``template`` (one genome).
+
+    ``std_init`` sets the initial search std of every strategy (``Params.std_init`` of
+    the CMA/NES family, a constant ``std_schedule`` for Open-ES and SimpleGA);
+    ``elite_ratio`` sets SimpleGA's elite fraction.
+    """
+    import inspect
+
+    import optax
+
     cls = _strategies()[ecfg.strategy]
-    es = cls(population_size=ecfg.population, solution=template)
+    kwargs = {}
+    if "std_schedule" in inspect.signature(cls.__init__).parameters:
+        kwargs["std_schedule"] = optax.constant_schedule(ecfg.std_init)
+    es = cls(population_size=ecfg.population, solution=template, **kwargs)
+    if hasattr(es, "elite_ratio"):
+        es.elite_ratio = ecfg.elite_ratio
     params = es.default_params
-    fields = getattr(params, "__dataclass_fields__", {})
-    changes = {}
-    if "std_init" in fields:
-        changes["std_init"] = ecfg.std_init
-    if "std" in fields:
-        changes["std"] = ecfg.std_init
-    if ecfg.strategy == "simple_ga" and "crossover_rate" in fields:
-        pass
-    if changes:
-        params = params.replace(**changes)
+    if "std_init" in getattr(params, "__dataclass_fields__", {}):
+        params = params.replace(std_init=ecfg.std_init)
     return es, params
 
 

@@ -158,3 +158,60 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
     assert _strip_timing(r["history"]) == _strip_timing(ref["history"])
     for key in ("test_accuracy", "test_top5", "test_loss", "energy", "params"):
         assert r[key] == ref[key], key
+
+
+EVOLVE_CONFIG = '''
+from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig
+from gsnn.layers import GeneticConfig
+from gsnn.models import ModelConfig
+
+
+def get_config(arg=None):
+    return Config(
+        name="tiny_evolve", seed=3,
+        model=ModelConfig(arch="mlp", hidden=(16,), T=2, genetic=GeneticConfig(encoding="position", genes=4)),
+        train=TrainConfig(learning_rate=0.05, epochs=2, batch_size=20, eval_batch_size=40, log_every=0),
+        data=DataConfig(source="demo", train_per_class=12, test_per_class=4, augment=False),
+        evolve=EvolveConfig(population=4, generations=6, inner_steps=3, inner_batch=16, val_size=40,
+                            genome_interaction="compact", final_variants=("evolved", "random")),
+    )
+'''
+
+
+@pytest.mark.slow
+def test_evolve_kill_and_resume_matches_uninterrupted_run(tmp_path):
+    """``gsnn evolve`` SIGKILLed during a generation, resumed: the same final result."""
+    config = tmp_path / "tiny_evolve.py"
+    config.write_text(EVOLVE_CONFIG)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    ref_json = tmp_path / "ref.json"
+    assert cli.main(["evolve", "--config", str(config), "--workdir", str(tmp_path / "ref"),
+                     "--json", str(ref_json), "--quiet"]) == 0
+    ref = json.loads(ref_json.read_text())
+    assert len(ref["generations"]) == 6 and set(ref["final"]) == {"evolved", "random"}
+    assert (tmp_path / "ref" / "evolution.png").read_bytes()[:4] == b"\x89PNG"
+
+    wd, out = tmp_path / "run", tmp_path / "run.json"
+    cmd = [sys.executable, "-m", "gsnn.cli", "evolve", "--config", str(config)]
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen(cmd + ["--workdir", str(wd), "--json", str(out)], stdout=log,
+                                stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+        deadline = time.time() + 300
+        while not (wd / "evolution" / "checkpoints" / "2").is_dir():
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+            assert time.time() < deadline, "no generation checkpoint after 300 s"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)  # during generation 3
+        proc.wait()
+    assert not out.exists()
+    resumed = subprocess.run(cmd + ["--resume", str(wd), "--json", str(out)], capture_output=True, text=True,
+                             env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resumed evolution at generation" in resumed.stdout
+    r = json.loads(out.read_text())
+    assert r["best_fitness"] == ref["best_fitness"]
+    strip = lambda gs: [{k: v for k, v in g.items() if k not in ("seconds", "individual_steps_per_s")} for g in gs]
+    assert strip(r["generations"]) == strip(ref["generations"])
+    for variant in ("evolved", "random"):
+        assert r["final"][variant]["test_accuracy"] == ref["final"][variant]["test_accuracy"]
+        assert _strip_timing(r["final"][variant]["history"]) == _strip_timing(ref["final"][variant]["history"])
