@@ -2,9 +2,12 @@
 population 16, 10 generations, compact G0 genome, CMA-ES.
 
 Run:  gsnn evolve --config evolve_demo --json gsnn-demo/evolve_demo.json
-Takes a few minutes on a 2-core CPU (about 10 s per generation, plus the three final
-trainings of 3 epochs each). Expect the best validation accuracy to rise over the
-generations; with so little training the final test accuracies are low (35-45%).
+Measured on the 2-core CPU while another training job shared it: about 80 s per
+generation (16 individuals x 10 inner steps of batch 32, 500 validation images; about
+2 individual-steps/s), so the 10 generations take 10-15 minutes alone on the machine,
+plus the three final trainings of 3 epochs each. Vmapped convolutions are what is
+slow on CPU; benchmarks/population.py measures the alternatives. For the operator
+ablation, the cheaper ``evolve_mlp`` config is used.
 """
 from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig
 from gsnn.layers import GeneticConfig
