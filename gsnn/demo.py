@@ -194,29 +194,13 @@ def jsonable(obj: Any) -> Any:
 
 def _summary(variant: Variant, cfg: C.Config, result: dict, seconds: float) -> dict:
     """One variant's row of the demo (plain JSON types)."""
-    energy, params = result["energy"], result["params"]
-    return jsonable(dict(
-        variant=variant.name,
-        description=variant.description,
-        encoding=variant.encoding,
-        genes=variant.genes,
-        config=cfg.name,
-        test_accuracy=result["test_accuracy"],
-        test_top5=result["test_top5"],
-        params=params["genetic_params"],
-        direct_params=params["direct_params"],
-        compression=params["compression"],
-        mean_firing_rate=energy["mean_firing_rate"],
-        firing_rates=energy["firing_rates"],
-        energy_uj=energy["energy_uj"],
-        acs=energy["acs"],
-        macs=energy["macs"],
-        weight_bytes=energy["weight_bytes"],
-        train_seconds=seconds,
-        epoch_seconds=sum(h["epoch_seconds"] for h in result["history"]),
-        history=[{k: h[k] for k in ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
-                                     "epoch_seconds")} for h in result["history"]],
-    ))
+    from gsnn import train as T
+
+    record = T.result_record(result)
+    record.update(variant=variant.name, description=variant.description, encoding=variant.encoding,
+                  genes=variant.genes, config=cfg.name, weight_bytes=result["energy"]["weight_bytes"],
+                  train_seconds=seconds, epoch_seconds=sum(h["epoch_seconds"] for h in result["history"]))
+    return jsonable(record)
 
 
 def run_demo(out_dir: str | pathlib.Path = "gsnn-demo", epochs: int | None = None, quick: bool = False,

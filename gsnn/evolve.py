@@ -383,25 +383,6 @@ def variant_config(cfg: C.Config, variant: str) -> C.Config:
     return dataclasses.replace(cfg, name=name)
 
 
-def final_record(result: dict, variant: str) -> dict:
-    """The JSON record of one trained variant."""
-    return dict(
-        variant=variant,
-        test_accuracy=result["test_accuracy"],
-        test_top5=result["test_top5"],
-        params=result["params"]["genetic_params"],
-        direct_params=result["params"]["direct_params"],
-        compression=result["params"]["compression"],
-        mean_firing_rate=result["energy"]["mean_firing_rate"],
-        firing_rates=result["energy"]["firing_rates"],
-        energy_uj=result["energy"]["energy_uj"],
-        acs=result["energy"]["acs"],
-        macs=result["energy"]["macs"],
-        epochs=result["epochs_completed"],
-        history=result["history"],
-    )
-
-
 def run_evolution(
     cfg: C.Config,
     workdir: str | pathlib.Path,
@@ -430,7 +411,7 @@ def run_evolution(
         if progress:
             print(f"-- final training: {variant} ({vcfg.train.epochs} epochs)", flush=True)
         r = TR.train_and_evaluate(vcfg, workdir / f"final_{variant}", dataset=ds, progress=progress, init_fn=init_fn)
-        final[variant] = final_record(r, variant)
+        final[variant] = dict(variant=variant, **TR.result_record(r))
     return dict(
         name=cfg.name,
         config=json.loads(cfg.to_json()),

@@ -466,6 +466,29 @@ def train_and_evaluate(
     return result
 
 
+HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_seconds")
+
+
+def result_record(result: dict) -> dict:
+    """The summary of one :func:`train_and_evaluate` result for tables and JSON:
+    accuracy, parameters, compression, firing rates, energy, epochs and a slim history."""
+    energy, params = result["energy"], result["params"]
+    return dict(
+        test_accuracy=result["test_accuracy"],
+        test_top5=result["test_top5"],
+        params=params["genetic_params"],
+        direct_params=params["direct_params"],
+        compression=params["compression"],
+        mean_firing_rate=energy["mean_firing_rate"],
+        firing_rates=energy["firing_rates"],
+        energy_uj=energy["energy_uj"],
+        acs=energy["acs"],
+        macs=energy["macs"],
+        epochs=result["epochs_completed"],
+        history=[{k: h[k] for k in HISTORY_KEYS} for h in result["history"]],
+    )
+
+
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
