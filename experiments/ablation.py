@@ -66,7 +66,7 @@ def main(argv=None):
             r = EV.evolve(cfg, wd, dataset=dataset, progress=True)
             gens = r["generations"]
             runs.append(dict(arm=arm, seed=seed,
-                             final_best_fitness=gens[-1]["best_so_far"],
+                             final_best_fitness=gens[-1]["best_fitness"],
                              final_best_val_accuracy=max(g["best_val_accuracy"] for g in gens),
                              best_val_accuracy_per_generation=[g["best_val_accuracy"] for g in gens],
                              best_fitness_per_generation=[g["best_fitness"] for g in gens],
@@ -97,14 +97,19 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     fmt = lambda m, s, d=2: "n/a" if m is None else f"{m:.{d}f} ± {s:.{d}f}"
-    print(f"\nablation of {tag} on {args.config} (target val acc {target}), seeds {args.seeds}")
-    print(f"{'arm':15s} {'reached':>8s} {'gens to target':>16s} {'final best F':>16s} {'best val acc':>16s}")
+    lines = [f"Ablation of {tag} on `{args.config}` (target validation accuracy {target}), seeds {args.seeds}.",
+             "", f"Command: `{command}`", "",
+             "| arm | reached target | generations to target (of those that reached) | final-generation best fitness | best validation accuracy |",
+             "|---|---|---|---|---|"]
     for s in summary:
-        print(f"{s['arm']:15s} {s['reached_target']:>3d}/{s['seeds']:<4d} "
-              f"{fmt(s['generations_to_target_mean'], s['generations_to_target_std'], 1):>16s} "
-              f"{fmt(s['final_best_fitness_mean'], s['final_best_fitness_std'], 4):>16s} "
-              f"{fmt(s['final_best_val_accuracy_mean'], s['final_best_val_accuracy_std'], 4):>16s}")
-    print(f"wrote {out}")
+        lines.append(f"| {s['arm']} | {s['reached_target']}/{s['seeds']} "
+                     f"| {fmt(s['generations_to_target_mean'], s['generations_to_target_std'], 1)} "
+                     f"| {fmt(s['final_best_fitness_mean'], s['final_best_fitness_std'], 4)} "
+                     f"| {fmt(s['final_best_val_accuracy_mean'], s['final_best_val_accuracy_std'], 4)} |")
+    table = "\n".join(lines) + "\n"
+    out.with_suffix(".md").write_text(table)
+    print("\n" + table)
+    print(f"wrote {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
