@@ -7,7 +7,7 @@ DESIGN.md and the README for which parts are this project's own definitions.
 
 Layout: time first (``[T, B, ...]``) for sequences; images ``[B, H, W, C]`` (NHWC).
 """
-from gsnn import config, data, energy, genetic, layers, models, neurons
+from gsnn import config, data, energy, evolve, fitness, genetic, genome, layers, models, neurons, train
 from gsnn.config import Config, DataConfig, TrainConfig, load_config
 from gsnn.data import ArrayDataset, DataError, load_dataset
 from gsnn.energy import energy_report, parameter_report
