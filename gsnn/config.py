@@ -119,6 +119,9 @@ class EvolveConfig:
       compact_rank: rank of the compact ``G0`` update.
       per_gene_stats: mean/log-std per gene (``[g]``) rather than one scalar per matrix.
       evolve_encodings: evolve the full initial encodings too (large genomes).
+      preserve_scale: rescale every built encoding matrix to the rms of the random draws
+        it replaces and ``G`` to the norm of the reference ``G`` (see gsnn.genome), so
+        evolution shapes the wiring but keeps the balanced, trainable scale.
       spatial_operator, temporal_operator: names in ``gsnn.fitness`` registries
         (``none`` switches an operator off).
       lambda_s, lambda_t: operator weights at generation 0.
@@ -144,6 +147,7 @@ class EvolveConfig:
     compact_rank: int = 2
     per_gene_stats: bool = False
     evolve_encodings: bool = False
+    preserve_scale: bool = True
     spatial_operator: str = "spatial_entropy"
     temporal_operator: str = "temporal_difference"
     lambda_s: float = 0.1

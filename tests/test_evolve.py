@@ -24,7 +24,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def tiny_config(encoding="position", interaction="compact", **evolve):
     e = dict(population=4, generations=3, inner_steps=3, inner_batch=16, val_size=40,
-             genome_interaction=interaction, lambda_s=0.1, lambda_t=0.1, shard=False)
+             genome_interaction=interaction, lambda_s=0.1, lambda_t=0.1, shard=False, preserve_scale=False)
     e.update(evolve)
     return C.Config(
         name="tiny_evolve",
@@ -79,6 +79,29 @@ def test_genome_statistics_act_as_documented():
     params = GN.build_params(spec, genome, base, base["G"])
     expected = mat.std * 0.5 + 2.0 * base[mat.path[0]]
     np.testing.assert_allclose(params[mat.path[0]], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("encoding", ["position", "neuron"])
+def test_preserve_scale_keeps_every_factor_at_its_random_scale(encoding):
+    cfg = tiny_config(encoding, "compact", preserve_scale=True, per_gene_stats=True)
+    model = M.build_model(cfg.model)
+    spec = GN.genome_spec(cfg.model.genetic, M.describe(model)[0], cfg.evolve)
+    base = M.init_variables(model, jax.random.key(1))["params"]
+    genome = GN.default_genome(spec, base)
+    for a, b in zip(jax.tree_util.tree_leaves(GN.build_params(spec, genome, base, base["G"])),
+                    jax.tree_util.tree_leaves(base)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # the zero genome is still the init
+    leaves, tree = jax.tree_util.tree_flatten(genome)
+    keys = jax.random.split(jax.random.key(2), len(leaves))
+    wild = jax.tree_util.tree_unflatten(tree, [l + 2.0 * jax.random.normal(k, l.shape) for l, k in zip(leaves, keys)])
+    built = GN.build_params(spec, wild, base, base["G"])
+    rms = lambda x: float(jnp.sqrt(jnp.mean(x * x)))
+    assert float(jnp.linalg.norm(built["G"])) == pytest.approx(float(jnp.linalg.norm(base["G"])), rel=1e-5)
+    assert not np.allclose(built["G"], base["G"], atol=1e-3)
+    for mat in spec.matrices:
+        new, old = GN._get(built, mat.path), GN._get(base, mat.path)
+        assert rms(new) == pytest.approx(rms(old), rel=1e-5)
+        assert not np.allclose(new, old, atol=1e-3)
 
 
 def test_build_is_deterministic_and_differentiable(tiny_problem):
