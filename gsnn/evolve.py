@@ -277,7 +277,9 @@ def evolve(
       stop_after_generations: stop after this many generations of this call (tests).
 
     Returns:
-      dict: ``generations`` (per-generation records), ``best_genome``, ``best_fitness``,
+      dict: ``generations`` (per-generation records), ``best_genome`` (the individual
+      with the highest fitness under the last generation's lambdas, over all
+      generations), ``best_fitness`` (that score), ``best_generation``,
       ``genome_size``, ``problem`` (the :class:`Problem`, for the final training).
     """
     cfg = cfg.validate()
@@ -291,6 +293,8 @@ def evolve(
     key, k_init = jax.random.split(key)
     es_state = strategy_init(es, e, k_init, mean_genome, es_params)
     best = dict(fitness=-np.inf, genome=mean_genome, generation=0)
+    final_ls = float(F.lambda_schedule(e.lambda_schedule, e.lambda_s, e.generations)(e.generations - 1))
+    final_lt = float(F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations)(e.generations - 1))
     history: list[dict] = []
     _say = print if progress else (lambda *a, **k: None)
     _say(f"{cfg.name}: {e.strategy} population {e.population}, {e.generations} generations, "
@@ -328,9 +332,16 @@ def evolve(
         es_state, _ = tell(k_tell, population, -jnp.asarray(fit_for_es), es_state, es_params)
         seconds = time.perf_counter() - t0
         rec = _summarise(gen, metrics, seconds, e.inner_steps)
-        i_best = int(np.argmax(fit_for_es))
-        if fit_for_es[i_best] > best["fitness"]:
-            best = dict(fitness=float(fit_for_es[i_best]),
+        # The genome kept for final training is ranked with the *last* generation's
+        # lambdas: with decaying lambdas, raw fitness of early generations carries an
+        # operator bonus that later ones do not, so raw fitness is not comparable
+        # across generations.
+        score = np.asarray(metrics["val_accuracy"], np.float64) + final_ls * np.asarray(metrics["spatial"]) \
+            + final_lt * np.asarray(metrics["temporal"])
+        score = np.where(np.isfinite(fit), score, -np.inf)
+        i_best = int(np.argmax(score))
+        if score[i_best] > best["fitness"]:
+            best = dict(fitness=float(score[i_best]),
                         genome=jax.tree_util.tree_map(lambda a: jnp.asarray(a[i_best]), population),
                         generation=gen + 1)
         rec["best_so_far"] = best["fitness"]
