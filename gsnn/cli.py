@@ -235,6 +235,17 @@ def cmd_evolve(args) -> int:
 # --------------------------------------------------------------------------------------
 
 
+def _add_run_arguments(p: argparse.ArgumentParser, workdir_holds: str, quiet_help: str) -> None:
+    """The arguments ``train`` and ``evolve`` share."""
+    p.add_argument("--config", default=None, help="config name (built-in or experiments/configs) or .py path")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config fields (dotted keys); smoke=true shrinks to a smoke test")
+    p.add_argument("--workdir", default=None, help=f"{workdir_holds} (default runs/<config name>)")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in this workdir")
+    p.add_argument("--json", default=None, metavar="PATH")
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gsnn", description="Genetically encoded spiking neural networks.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="{params,train,evolve,demo}")
@@ -252,23 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_params)
 
     t = sub.add_parser("train", help="train and evaluate one config (resumable)")
-    t.add_argument("--config", default=None, help="config name (built-in or experiments/configs) or .py path")
-    t.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override config fields (dotted keys); smoke=true shrinks to a smoke test")
-    t.add_argument("--workdir", default=None, help="checkpoints and metrics (default runs/<config name>)")
-    t.add_argument("--resume", default=None, metavar="DIR", help="continue the run in this workdir")
-    t.add_argument("--json", default=None, metavar="PATH")
-    t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    _add_run_arguments(t, "checkpoints and metrics", "no per-epoch lines")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evolve", help="evolve the initial wiring (STE), then train evolved / random / direct")
-    e.add_argument("--config", default=None, help="config name (e.g. evolve_demo) or .py path")
-    e.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override config fields (dotted keys), e.g. evolve.population=32")
-    e.add_argument("--workdir", default=None, help="checkpoints, evolution.json/png (default runs/<config name>)")
-    e.add_argument("--resume", default=None, metavar="DIR", help="continue the run in this workdir")
-    e.add_argument("--json", default=None, metavar="PATH")
-    e.add_argument("--quiet", action="store_true", help="no per-generation/epoch lines")
+    _add_run_arguments(e, "checkpoints, evolution.json/png", "no per-generation/epoch lines")
     e.set_defaults(func=cmd_evolve)
 
     d = sub.add_parser("demo", help="direct vs genetic convnet_s on the embedded CIFAR-10 subset")
