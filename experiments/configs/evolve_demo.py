@@ -8,6 +8,11 @@ generation (16 individuals x 10 inner steps of batch 32, 500 validation images; 
 plus the three final trainings of 3 epochs each. Vmapped convolutions are what is
 slow on CPU; benchmarks/population.py measures the alternatives. For the operator
 ablation, the cheaper ``evolve_mlp`` config is used.
+
+Results (experiments/results/evolve_demo/): with std_init 0.1 (this config), 9 min
+alone on the machine (about 40 s per generation, 4 individual-steps/s); evolved 38.3%,
+random wiring 38.2%, direct 42.9% test accuracy after 3 epochs. With std_init 0.3 the
+search drifted into a collapsed read-out encoding and the evolved net stayed at 10%.
 """
 from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig
 from gsnn.layers import GeneticConfig
@@ -23,7 +28,7 @@ def get_config(arg=None):
         train=TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
                           epochs=3, batch_size=64, log_every=0),
         data=DataConfig(source="demo"),
-        evolve=EvolveConfig(strategy="cma_es", population=16, generations=10, std_init=0.3,
+        evolve=EvolveConfig(strategy="cma_es", population=16, generations=10, std_init=0.1,
                             inner_steps=10, inner_batch=32, val_size=500,
                             genome_interaction="compact", compact_rank=2,
                             lambda_s=0.1, lambda_t=0.1, lambda_schedule="cosine",
