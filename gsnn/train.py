@@ -392,6 +392,7 @@ def train_and_evaluate(
 
     start_epoch = len(history)
     epochs_run = 0
+    ev = None  # the newest test evaluation of the current state, if any
     for epoch in range(start_epoch, tc.epochs):
         if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
             break
@@ -446,7 +447,8 @@ def train_and_evaluate(
         if ckpt is not None:
             ckpt.save(epoch + 1, state, {"history": history, "config": cfg.to_dict()})
 
-    final = evaluate(steps, state.params, state.batch_stats, ds.test_images, ds.test_labels, tc.eval_batch_size)
+    final = ev if ev is not None else evaluate(steps, state.params, state.batch_stats, ds.test_images,
+                                               ds.test_labels, tc.eval_batch_size)
     energy = E.energy_report(param_report, model_specs[0], final["stats"], cfg.model.T, batch=1)
     result = dict(
         name=cfg.name,
