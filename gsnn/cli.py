@@ -4,6 +4,7 @@
     gsnn train --config demo_position [--set train.epochs=5 ...] [--workdir DIR | --resume DIR]
     gsnn evolve --config evolve_demo [--set evolve.population=32 ...] [--workdir DIR | --resume DIR]
     gsnn demo [--out gsnn-demo] [--epochs N] [--quick]
+    gsnn bench --workload w1|w2|convnet_s [--mode direct|genetic] [--genes G] [--json PATH]
 
 Every subcommand prints an aligned table and, with ``--json PATH``, writes its result as
 JSON. Bad input (an unknown name, a missing file, a malformed value) prints
@@ -246,9 +247,31 @@ def _add_run_arguments(p: argparse.ArgumentParser, workdir_holds: str, quiet_hel
     p.add_argument("--quiet", action="store_true", help=quiet_help)
 
 
+# --------------------------------------------------------------------------------------
+# gsnn bench
+# --------------------------------------------------------------------------------------
+
+
+def cmd_bench(args) -> int:
+    from gsnn import bench as B
+
+    rows = []
+    print(B.HEADER)
+    for workload in args.workload:
+        for mode in args.mode:
+            r = B.run_workload(workload, mode, args.genes, encoding=args.encoding, path=args.path,
+                               input_mode=args.input, n_timed=args.steps, n_warm=args.warmup,
+                               remat=args.remat, conv_impl=args.conv_impl)
+            rows.append(r.asdict())
+            print(B.format_row(r), flush=True)
+    out = rows[0] if len(rows) == 1 else dict(results=rows)
+    _write_json(args.json, {**out, "command": "gsnn bench " + " ".join(args.argv)})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gsnn", description="Genetically encoded spiking neural networks.")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{params,train,evolve,demo}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{params,train,evolve,demo,bench}")
 
     p = sub.add_parser("params", help="parameter counts and compression of an architecture")
     p.add_argument("--arch", required=True, help="architecture name (e.g. convnet_s, resnet19)")
@@ -277,6 +300,26 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", default=None, metavar="PATH", help="also write the result here")
     d.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     d.set_defaults(func=cmd_demo)
+
+    from gsnn import bench as B
+    from gsnn.conv import CONV_IMPLS
+    from gsnn.genetic import PATHS
+
+    b = sub.add_parser("bench", help="training-step speed on the reference workloads W1/W2 or convnet_s")
+    b.add_argument("--workload", nargs="+", choices=B.WORKLOADS, default=["w2"])
+    b.add_argument("--mode", nargs="+", choices=B.MODES, default=["direct"])
+    b.add_argument("--genes", type=int, default=None, help="genes g for --mode genetic")
+    b.add_argument("--encoding", choices=("position", "neuron"), default="position")
+    b.add_argument("--path", choices=PATHS, default="auto",
+                   help="genetic execution path")
+    b.add_argument("--input", choices=B.INPUTS, default="static",
+                   help="static: the first synapse runs once (gsnn's default); per_step: T times, as the peers")
+    b.add_argument("--conv-impl", choices=CONV_IMPLS, default="auto")
+    b.add_argument("--remat", action="store_true", help="rematerialise the LIF time scan in the backward pass")
+    b.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
+    b.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
+    b.add_argument("--json", default=None, metavar="PATH")
+    b.set_defaults(func=cmd_bench)
     return ap
 
 
@@ -293,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse: usage errors exit 2, --help 0
         return int(e.code or 0)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError, DataError) as e:  # DataError is a ValueError

@@ -22,8 +22,8 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
+from gsnn import conv
 from gsnn import genetic
 from gsnn import neurons
 
@@ -273,15 +273,8 @@ class GeneBank:
 # --------------------------------------------------------------------------------------
 
 
-def _conv(x, kernel, strides, padding, groups=1):
-    return lax.conv_general_dilated(
-        x,
-        kernel,
-        window_strides=(strides, strides),
-        padding=padding,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=groups,
-    )
+def _conv(x, kernel, strides, padding, groups=1, impl="auto"):
+    return conv.conv2d(x, kernel, strides, padding, groups=groups, impl=impl)
 
 
 class Synapse(nn.Module):
@@ -304,6 +297,7 @@ class Synapse(nn.Module):
         for spike statistics).
       real_input: the input is the real-valued image (for energy accounting).
       static_input: the input is the same at every time step (runs once, not ``T`` times).
+      conv_impl: convolution implementation (:data:`gsnn.conv.CONV_IMPLS`).
     """
 
     features: int
@@ -317,6 +311,7 @@ class Synapse(nn.Module):
     post_population: str = ""
     real_input: bool = False
     static_input: bool = False
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: Array, shared: GeneticInputs | None = None) -> Array:
@@ -386,7 +381,7 @@ class Synapse(nn.Module):
                 y = x @ w
             else:
                 w = self.param("kernel", nn.initializers.normal(std), (kh, kw, c_in, c_out))
-                y = _conv(x, w, self.strides, pad)
+                y = _conv(x, w, self.strides, pad, impl=self.conv_impl)
         else:
             if shared is None:
                 raise ValueError(f"{_module_name(self)}: a genetic layer needs the shared genetic inputs")
@@ -413,7 +408,8 @@ class Synapse(nn.Module):
                 if dense:
                     y = x @ genetic.generate_weight(pre, G, post, scale)
                 else:
-                    y = _conv(x, genetic.generate_kernel(pre, G, post, scale, (kh, kw)), self.strides, pad)
+                    y = _conv(x, genetic.generate_kernel(pre, G, post, scale, (kh, kw)), self.strides, pad,
+                              impl=self.conv_impl)
             else:
                 out_map = scale * (G @ post.T)  # [g, C_out], folded once per call
                 if dense:
@@ -425,7 +421,7 @@ class Synapse(nn.Module):
                     u = _conv(u, S_kernel, self.strides, pad, groups=g)
                     y = u @ out_map
                 else:
-                    u = _conv(x, pre.reshape(kh, kw, c_in, g), self.strides, pad)
+                    u = _conv(x, pre.reshape(kh, kw, c_in, g), self.strides, pad, impl=self.conv_impl)
                     y = u @ out_map
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (c_out,))

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gsnn import conv
 from gsnn import layers as L
 from gsnn import neurons
 
@@ -44,6 +45,8 @@ class ModelConfig:
       neuron: LIF settings (:class:`gsnn.layers.NeuronConfig`).
       input_coding: ``"direct"`` (image as current at every step) or ``"poisson"``.
       residual: ``"standard"`` (spike after the add) or ``"sew"`` (spike-element-wise ADD).
+      conv_impl: convolution implementation (:data:`gsnn.conv.CONV_IMPLS`); ``"auto"``
+        picks the fastest per layer shape and backend.
     """
 
     arch: str = "convnet_s"
@@ -55,6 +58,7 @@ class ModelConfig:
     neuron: L.NeuronConfig = L.NeuronConfig()
     input_coding: str = "direct"
     residual: str = "standard"
+    conv_impl: str = "auto"
 
     def validate(self) -> "ModelConfig":
         if self.arch not in ARCHITECTURES:
@@ -69,6 +73,7 @@ class ModelConfig:
             raise ValueError(f"unknown input_coding {self.input_coding!r}; valid: {list(INPUT_CODINGS)}")
         if self.residual not in RESIDUALS:
             raise ValueError(f"unknown residual {self.residual!r}; valid: {list(RESIDUALS)}")
+        conv.validate_impl(self.conv_impl)
         self.genetic.validate()
         self.neuron.validate()
         return self
@@ -101,7 +106,7 @@ class _Builder:
             pre_population=pre, post_population=post,
             # Poisson coding feeds spikes to the first layer: only direct coding is real-valued.
             real_input=(role == "first" and self.cfg.input_coding == "direct"),
-            static_input=static, name=name,
+            static_input=static, conv_impl=self.cfg.conv_impl, name=name,
         )
         return layer(x, shared)
 
