@@ -4,26 +4,35 @@ One evaluation = build the network from a genome, train K inner steps, validate 
 whole STE individual, ``gsnn.evolve``). For each population size P it times
 
 * ``vmap``: ``Problem.evaluate_population`` on P genomes at once (one jitted call);
-* ``loop``: ``Problem.evaluate_one`` called P times (jitted once, reused);
+* ``loop``: ``Problem.evaluate_one`` called P times from Python (jitted once, reused);
+* ``map``: one jitted call, individuals one after another (``chunk_size=1``, ``lax.map``;
+  the default on one CPU device);
 * ``chunked``: vmapped chunks of ``--chunk`` under ``lax.map`` (where P > chunk);
+* ``sharded``: the vmapped population sharded over all devices (with
+  ``--host-devices N``, N forced CPU devices; where P divides by N);
 
 warm-up (compilation) excluded, median of ``--repeats``. Prints a table and writes JSON.
 
-    python benchmarks/population.py --width 0.25 --sizes 1 4 16 64 \
+    python benchmarks/population.py --width 0.25 --sizes 1 4 16 64 --host-devices 4 \
         --json benchmarks/results/population_demo_width.json
 """
+import os
+import sys
+
+if "--host-devices" in sys.argv:  # must be set before jax is imported
+    _n = sys.argv[sys.argv.index("--host-devices") + 1]
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_n}").strip()
+
 import argparse
 import json
 import pathlib
 import platform
 import resource
 import statistics
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gsnn import config as C
 from gsnn import data as D
@@ -56,37 +65,51 @@ def main(argv=None):
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--chunk", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--host-devices", type=int, default=1, help="forced CPU devices (for the sharded column)")
+    ap.add_argument("--loop-max", type=int, default=64, help="skip the Python loop above this P")
     ap.add_argument("--set", nargs="*", default=[], dest="overrides")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     sets = list(args.overrides) + ([f"model.width={args.width}"] if args.width else [])
     ds = D.load_dataset("demo")
     rows = []
+    def problem_for(P, chunk, shard=False):
+        return EV.make_problem(C.load_config(args.config, sets + [f"evolve.population={max(P, 2)}",
+                                                               f"evolve.chunk_size={chunk}", f"evolve.shard={shard}"]), ds)
+
     for P in args.sizes:
-        cfg = C.load_config(args.config, sets + [f"evolve.population={max(P, 2)}", "evolve.chunk_size=0"])
-        problem = EV.make_problem(cfg, ds)
+        problem = problem_for(P, 0)
+        steps = problem.cfg.evolve.inner_steps
         xb, yb = (jnp.asarray(a) for a in EV.generation_batches(problem, 0))
         pop = population_of(problem, P, jax.random.key(1))
         gen = jnp.asarray(0, jnp.int32)
         key = jax.random.key(2)
-        evaluate = jax.jit(jax.vmap(problem.evaluate_one.__wrapped__ if hasattr(problem.evaluate_one, "__wrapped__")
-                                    else problem.evaluate_one, in_axes=(0, None, None, None, None)))
-        t_vmap = timed(lambda: evaluate(pop, key, xb, yb, gen)["fitness"], args.repeats)
-        singles = [jax.tree_util.tree_map(lambda a: a[i], pop) for i in range(P)]
-        t_loop = timed(lambda: [problem.evaluate_one(g, key, xb, yb, gen)["fitness"] for g in singles], args.repeats)
-        row = dict(P=P, vmap_s=t_vmap, loop_s=t_loop, speedup_vmap_over_loop=t_loop / t_vmap,
-                   vmap_individual_steps_per_s=P * cfg.evolve.inner_steps / t_vmap,
-                   loop_individual_steps_per_s=P * cfg.evolve.inner_steps / t_loop)
+        evaluate = jax.jit(jax.vmap(problem.evaluate_one, in_axes=(0, None, None, None, None)))
+        row = dict(P=P, vmap_s=timed(lambda: evaluate(pop, key, xb, yb, gen)["fitness"], args.repeats))
+        if P <= args.loop_max:
+            singles = [jax.tree_util.tree_map(lambda a: a[i], pop) for i in range(P)]
+            row["loop_s"] = timed(lambda: [problem.evaluate_one(g, key, xb, yb, gen)["fitness"] for g in singles],
+                                  args.repeats)
+        if P > 1:
+            mp = problem_for(P, 1)
+            row["map_s"] = timed(lambda: mp.evaluate_population(pop, key, xb, yb, gen)["fitness"], args.repeats)
         if P > args.chunk and P % args.chunk == 0:
-            ccfg = C.load_config(args.config, sets + [f"evolve.population={P}", f"evolve.chunk_size={args.chunk}",
-                                                      "evolve.shard=false"])
-            cproblem = EV.make_problem(ccfg, ds)
-            row["chunked_s"] = timed(lambda: cproblem.evaluate_population(pop, key, xb, yb, gen)["fitness"], args.repeats)
-        row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            cp = problem_for(P, args.chunk)
+            row["chunked_s"] = timed(lambda: cp.evaluate_population(pop, key, xb, yb, gen)["fitness"], args.repeats)
+        n_dev = len(jax.devices())
+        if n_dev > 1 and P % n_dev == 0:
+            sp = problem_for(P, 0, shard=True)
+            row["sharded_s"] = timed(lambda: sp.evaluate_population(pop, key, xb, yb, gen)["fitness"], args.repeats)
+        best = min((k for k in row if k.endswith("_s")), key=row.get)
+        row.update(best=best[:-2], best_individual_steps_per_s=P * steps / row[best],
+                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        if "loop_s" in row:
+            row["speedup_vmap_over_loop"] = row["loop_s"] / row["vmap_s"]
         rows.append(row)
-        print(f"P={P:3d}  vmap {t_vmap:7.2f}s  loop {t_loop:7.2f}s  vmap/loop speed-up {t_loop / t_vmap:5.2f}x  "
-              + (f"chunked({args.chunk}) {row['chunked_s']:7.2f}s  " if "chunked_s" in row else "")
-              + f"{row['vmap_individual_steps_per_s']:.1f} indiv·steps/s  RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+        cols = "  ".join(f"{k[:-2]} {row[k]:7.2f}s" for k in ("vmap_s", "loop_s", "map_s", "chunked_s", "sharded_s")
+                         if k in row)
+        print(f"P={P:3d}  {cols}  best {row['best']} ({row['best_individual_steps_per_s']:.1f} indiv·steps/s)  "
+              f"RSS {row['peak_rss_mb']:.0f} MB", flush=True)
     out = dict(machine=platform.processor() or platform.machine(), cpu_count=__import__("os").cpu_count(),
                jax=jax.__version__, devices=[str(d) for d in jax.devices()],
                command="python benchmarks/population.py " + " ".join(argv if argv is not None else sys.argv[1:]),

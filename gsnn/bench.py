@@ -46,6 +46,7 @@ from gsnn import neurons
 WORKLOADS = ("w1", "w2", "convnet_s")
 MODES = ("direct", "genetic")
 INPUTS = ("static", "per_step")
+REMATS = ("none", "lif")  # lif: jax.checkpoint around every LIF time step
 
 W1 = dict(T=25, batch=128, n_in=784, n_hidden=1024, n_out=10)
 W2 = dict(T=4, batch=64, hw=32, channels=(64, 128, 256), n_out=10)
@@ -138,7 +139,7 @@ class BenchResult:
         return dataclasses.asdict(self)
 
 
-def _compiled_memory_mb(jitted: Callable, *args) -> float | None:
+def compiled_memory_mb(jitted: Callable, *args) -> float | None:
     try:
         m = jitted.lower(*args).compile().memory_analysis()
         return (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
@@ -183,7 +184,7 @@ def _peer_step(workload, genetic, input_mode, remat, conv_impl):
         x = np.broadcast_to(x[None], (T,) + x.shape).reshape((T * B,) + x.shape[1:]).copy()
     x = jnp.asarray(x)
     y = jnp.asarray(rng.integers(0, 10, (B,)), jnp.int32)
-    neuron = dataclasses.replace(PEER_NEURON, remat=remat)
+    neuron = dataclasses.replace(PEER_NEURON, remat=remat == "lif")
     model = _PeerNet(workload, genetic, static, neuron, conv_impl)
     params = model.init(jax.random.key(0), x)["params"]
     tx = optax.adam(1e-3)
@@ -206,18 +207,21 @@ def _peer_step(workload, genetic, input_mode, remat, conv_impl):
     return step, (train_step, tuple(state)), params, T, B, (lambda: float(train_step(*state)[2]))
 
 
-def _convnet_step(genetic, remat, conv_impl, batch=128, T=4):
+def _model_step(arch, genetic, remat, conv_impl, batch, T, width):
+    """gsnn's real training step for an architecture on random uint8 images."""
     from gsnn import config as C
+    from gsnn import models as M
     from gsnn import train as TR
 
-    cfg = C.Config(model=C.ModelConfig(arch="convnet_s", T=T, genetic=genetic, conv_impl=conv_impl,
-                                       neuron=L.NeuronConfig(remat=remat)),
+    cfg = C.Config(model=C.ModelConfig(arch=arch, T=T, width=width, genetic=genetic, conv_impl=conv_impl,
+                                       neuron=L.NeuronConfig(remat=remat == "lif")),
                    train=C.TrainConfig(batch_size=batch)).validate()
-    steps = TR.make_steps(cfg, 100, (0.5,) * 3, (0.25,) * 3, (32, 32, 3))
+    shape = tuple(M.default_input_shape(arch))
+    steps = TR.make_steps(cfg, 100, (0.5,) * 3, (0.25,) * 3, shape)
     ts = steps.init(jax.random.key(0))
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8))
-    y = jnp.asarray(rng.integers(0, 10, (batch,)), jnp.int32)
+    x = jnp.asarray(rng.integers(0, 256, (batch,) + shape, dtype=np.uint8))
+    y = jnp.asarray(rng.integers(0, cfg.model.num_classes, (batch,)), jnp.int32)
     state = [ts]
     key = jax.random.key(1)
 
@@ -231,23 +235,31 @@ def _convnet_step(genetic, remat, conv_impl, batch=128, T=4):
 
 def run_workload(workload: str, mode: str = "direct", genes: int | None = None, *, encoding: str = "position",
                  path: str = "auto", input_mode: str = "static", n_timed: int = 10, n_warm: int = 2,
-                 remat: bool = False, conv_impl: str = "auto") -> BenchResult:
-    """Times one workload's training step (see the module doc). Raises ``ValueError`` on
-    unknown names or impossible settings."""
-    if workload not in WORKLOADS:
-        raise ValueError(f"unknown workload {workload!r}; valid: {list(WORKLOADS)}")
+                 remat: str = "none", conv_impl: str = "auto", batch: int = 128, T: int = 4,
+                 width: float = 1.0) -> BenchResult:
+    """Times one workload's training step (see the module doc). ``workload`` is ``w1``,
+    ``w2`` or any architecture of :data:`gsnn.models.ARCHITECTURES` (gsnn's real step;
+    ``batch``, ``T`` and ``width`` apply to these only). Raises ``ValueError`` on unknown
+    names or impossible settings."""
+    from gsnn.models import ARCHITECTURES
+
+    if workload not in WORKLOADS and workload not in ARCHITECTURES:
+        raise ValueError(f"unknown workload {workload!r}; valid: {list(WORKLOADS)} or an architecture "
+                         f"{sorted(ARCHITECTURES)}")
     if input_mode not in INPUTS:
         raise ValueError(f"unknown input mode {input_mode!r}; valid: {list(INPUTS)}")
     if n_timed < 1:
         raise ValueError(f"n_timed must be >= 1, got {n_timed}")
+    if remat not in REMATS:
+        raise ValueError(f"unknown remat {remat!r}; valid: {list(REMATS)}")
     genetic = _genetic_config(mode, genes, encoding, path)
-    if workload == "convnet_s":
-        step, (jitted, args), params, T, B, final = _convnet_step(genetic, remat, conv_impl)
+    if workload not in ("w1", "w2"):
+        step, (jitted, args), params, T, B, final = _model_step(workload, genetic, remat, conv_impl, batch, T, width)
         gflop = None
     else:
         step, (jitted, args), params, T, B, final = _peer_step(workload, genetic, input_mode, remat, conv_impl)
         gflop = 6 * forward_macs(workload) / 1e9
-    memory = _compiled_memory_mb(jitted, *args)
+    memory = compiled_memory_mb(jitted, *args)
     compile_s, times = _time(step, n_warm, n_timed)
     med = statistics.median(times)
     return BenchResult(
@@ -258,7 +270,7 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
         step_memory_mb=memory, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         final_loss=final(), times_ms=[round(t * 1e3, 2) for t in times],
         settings=dict(encoding=encoding if mode == "genetic" else "direct", path=path, remat=remat,
-                      conv_impl=conv_impl, backend=jax.default_backend(), jax=jax.__version__,
+                      conv_impl=conv_impl, width=width, backend=jax.default_backend(), jax=jax.__version__,
                       machine=platform.processor() or platform.machine()),
     )
 
@@ -266,8 +278,11 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
 def format_row(r: BenchResult) -> str:
     gf = f"{r.achieved_gflops:7.1f}" if r.achieved_gflops else "      -"
     mem = f"{r.step_memory_mb:8.0f}" if r.step_memory_mb is not None else "       -"
-    name = f"{r.workload}/{r.mode}" + (f" g={r.genes}" if r.genes else "") + ("" if r.input == "static" else " per-step")
-    name += " remat" if r.settings.get("remat") else ""
+    enc = r.settings.get("encoding", "direct")
+    name = f"{r.workload}/{r.mode}" + (f" {enc[:3]} g={r.genes}" if r.genes else "")
+    name += "" if r.input == "static" else " per-step"
+    name += f" T={r.T}" if r.workload not in ("w1", "w2") else ""
+    name += f" remat={r.settings['remat']}" if r.settings.get("remat", "none") != "none" else ""
     return (f"{name:28s} {r.ms_median:9.1f} {r.ms_min:9.1f} {r.ms_max:9.1f} {r.samples_per_s:10.1f} {gf} "
             f"{mem} {r.peak_rss_mb:8.0f}")
 

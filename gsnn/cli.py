@@ -4,6 +4,7 @@
     gsnn train --config demo_position [--set train.epochs=5 ...] [--workdir DIR | --resume DIR]
     gsnn evolve --config evolve_demo [--set evolve.population=32 ...] [--workdir DIR | --resume DIR]
     gsnn demo [--out gsnn-demo] [--epochs N] [--quick]
+    gsnn eval --workdir runs/a runs/b [--robustness] [--json PATH]
     gsnn bench --workload w1|w2|convnet_s [--mode direct|genetic] [--genes G] [--json PATH]
 
 Every subcommand prints an aligned table and, with ``--json PATH``, writes its result as
@@ -20,7 +21,9 @@ import sys
 
 from gsnn import config as C
 from gsnn import demo as demo_lib  # also registers the demo_* built-in configs
+from gsnn import data as gsnn_data
 from gsnn.data import DataError
+from gsnn.interrupt import RunInterrupted
 
 EXIT_BAD_INPUT = 2
 
@@ -248,6 +251,44 @@ def _add_run_arguments(p: argparse.ArgumentParser, workdir_holds: str, quiet_hel
 
 
 # --------------------------------------------------------------------------------------
+# gsnn eval
+# --------------------------------------------------------------------------------------
+
+
+def cmd_eval(args) -> int:
+    from gsnn import robustness as R
+    from gsnn import train as T
+
+    workdirs = list(args.workdir or [])
+    workdirs += [str(pathlib.Path("runs") / C.load_config(c).name) for c in args.config or []]
+    if not workdirs:
+        raise ValueError("gsnn eval needs --workdir DIR ... (runs of gsnn train) or --config NAME ...")
+    labels = args.labels or [pathlib.Path(w).name for w in workdirs]
+    if len(labels) != len(workdirs):
+        raise ValueError(f"--labels gives {len(labels)} names for {len(workdirs)} runs")
+    reports, plain = {}, {}
+    for label, wd in zip(labels, workdirs):
+        cfg, state, ds = T.load_trained(wd)
+        mean, std = gsnn_data.stats_for(ds.name)
+        steps = T.make_steps(cfg, 1, mean, std, ds.image_shape)
+        ev = T.evaluate(steps, state.params, state.batch_stats, ds.test_images, ds.test_labels,
+                        cfg.train.eval_batch_size)
+        plain[label] = dict(workdir=wd, test_accuracy=ev["accuracy"], test_top5=ev["top5"])
+        print(f"{label}: test accuracy {100 * ev['accuracy']:.2f}% (top-5 {100 * ev['top5']:.2f}%) [{wd}]", flush=True)
+        if args.robustness:
+            reports[label] = R.robustness_report(cfg, state, ds, seed=args.seed)
+    out = dict(runs=plain)
+    if args.robustness:
+        print()
+        print(R.robustness_table(reports))
+        png = R.plot_robustness(reports, args.plot)
+        print(f"wrote {png}")
+        out["robustness"] = reports
+    _write_json(args.json, out)
+    return 0
+
+
+# --------------------------------------------------------------------------------------
 # gsnn bench
 # --------------------------------------------------------------------------------------
 
@@ -265,13 +306,13 @@ def cmd_bench(args) -> int:
             rows.append(r.asdict())
             print(B.format_row(r), flush=True)
     out = rows[0] if len(rows) == 1 else dict(results=rows)
-    _write_json(args.json, {**out, "command": "gsnn bench " + " ".join(args.argv)})
+    _write_json(args.json, {**out, "command": "gsnn " + " ".join(args.argv)})
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gsnn", description="Genetically encoded spiking neural networks.")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{params,train,evolve,demo,bench}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{params,train,evolve,demo,eval,bench}")
 
     p = sub.add_parser("params", help="parameter counts and compression of an architecture")
     p.add_argument("--arch", required=True, help="architecture name (e.g. convnet_s, resnet19)")
@@ -301,6 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     d.set_defaults(func=cmd_demo)
 
+    v = sub.add_parser("eval", help="test accuracy of trained runs; --robustness: noise and fewer time steps")
+    v.add_argument("--workdir", nargs="+", default=None, help="workdirs of gsnn train runs")
+    v.add_argument("--config", nargs="+", default=None, help="configs whose default workdir runs/<name> to use")
+    v.add_argument("--labels", nargs="+", default=None, help="a name per run for tables and plots")
+    v.add_argument("--robustness", action="store_true",
+                   help="input noise, parameter noise and fewer time steps at inference")
+    v.add_argument("--plot", default="robustness.png", help="where --robustness draws its figure")
+    v.add_argument("--seed", type=int, default=0, help="noise seed")
+    v.add_argument("--json", default=None, metavar="PATH")
+    v.set_defaults(func=cmd_eval)
+
     from gsnn import bench as B
     from gsnn.conv import CONV_IMPLS
     from gsnn.genetic import PATHS
@@ -315,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--input", choices=B.INPUTS, default="static",
                    help="static: the first synapse runs once (gsnn's default); per_step: T times, as the peers")
     b.add_argument("--conv-impl", choices=CONV_IMPLS, default="auto")
-    b.add_argument("--remat", action="store_true", help="rematerialise the LIF time scan in the backward pass")
+    b.add_argument("--remat", choices=B.REMATS, default="none",
+                   help="lif: jax.checkpoint around every LIF time step (memory/speed trade-off)")
     b.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")
     b.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
     b.add_argument("--json", default=None, metavar="PATH")
@@ -345,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     except FloatingPointError as e:  # train.NonFiniteError: diverged, not bad input
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except RunInterrupted as e:  # SIGINT/SIGTERM: checkpoint written
+        print(f"interrupted: {e}", file=sys.stderr)
+        return e.exit_code
 
 
 if __name__ == "__main__":

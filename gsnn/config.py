@@ -42,6 +42,10 @@ class DataConfig:
       test_per_class: class-balanced test subset (``0`` = all).
       augment: random crop (padding 4) and horizontal flip during training.
       crop_padding: zero padding of the random crop.
+      sha256: expected digest of an archive ``source`` (archives named in
+        ``gsnn.data.KNOWN_SHA256`` are checked without it).
+      stream: read a TFDS ``source`` batch by batch instead of loading it into memory
+        (ImageNet); no class-balanced subsets.
     """
 
     source: str = "demo"
@@ -51,6 +55,8 @@ class DataConfig:
     test_per_class: int = 0
     augment: bool = True
     crop_padding: int = 4
+    sha256: str = ""
+    stream: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +81,7 @@ class TrainConfig:
       nan_policy: ``"stop"`` (raise, naming epoch and step) or ``"skip"`` (drop the
         step's update and halve the learning rate).
       log_every: progress line every this many steps (0 = once per epoch).
+
     """
 
     optimizer: str = "sgd"
@@ -127,9 +134,15 @@ class EvolveConfig:
       lambda_s, lambda_t: operator weights at generation 0.
       lambda_schedule: ``constant``, ``linear``, ``cosine`` or ``exponential`` decay over
         ``generations``.
-      chunk_size: evaluate the population in vmapped chunks of this size (0 = all).
+      chunk_size: evaluate the population in vmapped chunks of this size, one chunk
+        after another (0 = all at once; -1 = auto: one individual at a time on a single
+        CPU device, where vmap measured slower than a loop, else all at once;
+        ``benchmarks/README.md``).
       shard: shard the population axis over ``jax.devices()``.
       target_val_accuracy: report the first generation whose best reaches it (0 = off).
+      inject_nan: fault injection: indices of individuals whose genome is replaced by NaN
+        before every evaluation (the strategy still sees the real genome). Checks that a
+        diverging individual gets the worst fitness and the generation goes on.
       final_variants: what to train to convergence afterwards, with ``train``'s recipe:
         ``evolved`` (best genome), ``random`` (same encoding, random wiring), ``direct``.
     """
@@ -153,9 +166,10 @@ class EvolveConfig:
     lambda_s: float = 0.1
     lambda_t: float = 0.1
     lambda_schedule: str = "cosine"
-    chunk_size: int = 0
+    chunk_size: int = -1
     shard: bool = True
     target_val_accuracy: float = 0.0
+    inject_nan: tuple[int, ...] = ()
     final_variants: tuple[str, ...] = ("evolved", "random", "direct")
 
     def validate(self) -> "EvolveConfig":
@@ -170,9 +184,11 @@ class EvolveConfig:
                 raise ValueError(f"evolve.{name} must be >= 1, got {getattr(self, name)}")
         if self.genome_interaction not in ("full", "compact"):
             raise ValueError(f"unknown evolve.genome_interaction {self.genome_interaction!r}; valid: ['full', 'compact']")
-        if self.chunk_size < 0:
-            raise ValueError(f"evolve.chunk_size must be >= 0, got {self.chunk_size}")
-        if self.chunk_size and self.population % self.chunk_size:
+        if self.chunk_size < -1:
+            raise ValueError(f"evolve.chunk_size must be >= 0 (or -1 for auto), got {self.chunk_size}")
+        if any(not 0 <= i < self.population for i in self.inject_nan):
+            raise ValueError(f"evolve.inject_nan {self.inject_nan} must index the population (0..{self.population - 1})")
+        if self.chunk_size > 0 and self.population % self.chunk_size:
             raise ValueError(f"evolve.population ({self.population}) must be a multiple of evolve.chunk_size ({self.chunk_size})")
         from gsnn import fitness  # late import: fitness imports genetic only
 
@@ -206,6 +222,7 @@ class Config:
             raise ValueError(f"unknown optimizer {t.optimizer!r}; valid: {list(OPTIMIZERS)}")
         if t.nan_policy not in ("stop", "skip"):
             raise ValueError(f"unknown nan_policy {t.nan_policy!r}; valid: ['stop', 'skip']")
+
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(t, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(t, name)}")
@@ -214,6 +231,14 @@ class Config:
         for group, _ in t.lr_scale:
             if group not in PARAM_GROUPS:
                 raise ValueError(f"unknown parameter group {group!r} in train.lr_scale; valid: {list(PARAM_GROUPS)}")
+        d = self.data
+        if d.stream and (d.train_per_class or d.test_per_class):
+            raise ValueError("data.stream reads the whole TFDS splits; set data.train_per_class=0 and "
+                             "data.test_per_class=0 (or data.stream=false for a subset in memory)")
+        if d.stream:
+            src = d.source.removeprefix("tfds:")
+            if src in ("demo", "") or src.endswith((".tar.gz", ".tgz", ".tar")) or pathlib.Path(src).exists():
+                raise ValueError(f"data.stream needs a TFDS dataset name as data.source, got {d.source!r}")
         return self
 
     def to_dict(self) -> dict:
@@ -256,11 +281,13 @@ def all_keys(obj, prefix: str = "") -> list[str]:
     return keys
 
 
-def _unknown_key_message(obj, key: str) -> str:
+def _unknown_key_message(obj, key: str, prefix: str = "") -> str:
+    """Names the full dotted key and the closest valid one (``prefix`` ends with ``.``)."""
     names = [f.name for f in dataclasses.fields(obj)]
     close = difflib.get_close_matches(key, names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown config key {key!r} in {type(obj).__name__}{hint} (valid: {names})"
+    hint = f"; did you mean {prefix + close[0]!r}?" if close else ""
+    where = f"under {prefix[:-1]!r}" if prefix else f"in {type(obj).__name__}"
+    return f"unknown config key {prefix + key!r}{hint} (valid keys {where}: {names})"
 
 
 def _field_type(obj, name: str):
@@ -313,14 +340,14 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         key, text = item.split("=", 1)
         parts = key.strip().split(".")
         obj = cfg
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             if p not in [f.name for f in dataclasses.fields(obj)]:
-                raise KeyError(_unknown_key_message(obj, p))
+                raise KeyError(_unknown_key_message(obj, p, "".join(q + "." for q in parts[:i])))
             obj = getattr(obj, p)
             if not dataclasses.is_dataclass(obj):
                 raise KeyError(f"{p!r} is a value, not a section, in override {item!r}")
         if parts[-1] not in [f.name for f in dataclasses.fields(obj)]:
-            raise KeyError(_unknown_key_message(obj, parts[-1]))
+            raise KeyError(_unknown_key_message(obj, parts[-1], "".join(q + "." for q in parts[:-1])))
         try:
             value = _coerce(text.strip(), _field_type(obj, parts[-1]))
         except (ValueError, json.JSONDecodeError) as e:
@@ -330,20 +357,23 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 
 
 def shrink_for_smoke(cfg: Config) -> Config:
-    """A CPU smoke-test version of any config: tiny width, batch, T and one epoch."""
+    """A CPU smoke-test version of any config: tiny width, batch, T and one epoch; an
+    evolution of 2 generations of 4 individuals that trains only its first final variant."""
     m, t, d, e = cfg.model, cfg.train, cfg.data, cfg.evolve
     return dataclasses.replace(
         cfg,
         smoke=True,
         evolve=dataclasses.replace(e, population=min(e.population, 4), generations=min(e.generations, 2),
                                    inner_steps=min(e.inner_steps, 2), inner_batch=min(e.inner_batch, 8),
-                                   val_size=min(e.val_size, 20), chunk_size=0),
+                                   val_size=min(e.val_size, 20), chunk_size=-1,
+                                   final_variants=e.final_variants[:1]),
         model=dataclasses.replace(m, width=min(m.width, 0.125), T=min(m.T, 2),
                                   hidden=tuple(min(h, 32) for h in m.hidden)),
         train=dataclasses.replace(t, epochs=1, batch_size=min(t.batch_size, 16),
                                   eval_batch_size=min(t.eval_batch_size, 32), log_every=0),
-        data=dataclasses.replace(d, train_per_class=min(d.train_per_class or 8, 8),
-                                 test_per_class=min(d.test_per_class or 4, 4)),
+        # a streamed source cannot be subset (it is never in memory)
+        data=dataclasses.replace(d, train_per_class=0 if d.stream else min(d.train_per_class or 8, 8),
+                                 test_per_class=0 if d.stream else min(d.test_per_class or 4, 4)),
     )
 
 
@@ -369,7 +399,12 @@ def config_search_path() -> list[pathlib.Path]:
     return paths
 
 
+def _register_builtins() -> None:
+    import gsnn.demo  # noqa: F401 - registers the demo_* configs
+
+
 def available_configs() -> list[str]:
+    _register_builtins()
     names = set(BUILTIN_CONFIGS)
     for d in config_search_path():
         if d.is_dir():
@@ -385,6 +420,10 @@ def _load_file(path: pathlib.Path, arg: str | None) -> Config:
     sys.path.insert(0, str(path.parent))  # variants import their base config
     try:
         spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ValueError(f"config file {path} has a syntax error at line {e.lineno}: {e.msg}") from None
+    except ImportError as e:
+        raise ValueError(f"config file {path} failed to import {e.name!r}: {e}") from None
     finally:
         sys.path.remove(str(path.parent))
     if not hasattr(module, "get_config"):
@@ -412,6 +451,7 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
                 cfg = _load_file(candidate, arg)
                 break
         else:
+            _register_builtins()
             if name in BUILTIN_CONFIGS:
                 cfg = BUILTIN_CONFIGS[name]()
             else:

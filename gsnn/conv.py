@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-CONV_IMPLS = ("auto", "xla", "taps", "patches")
+CONV_IMPLS = ("auto", "xla", "taps", "patches", "matmul")
 _DIMS = ("NHWC", "HWIO", "NHWC")
 # Below this many patch columns (kh*kw*C_in) one patches matmul beats per-tap matmuls.
 _PATCHES_MAX_COLUMNS = 64
@@ -87,6 +87,22 @@ def weight_grad(x, dy, kernel_shape, strides: int, padding: Padding, method: str
     return jnp.stack([w.reshape(-1, c_in).T @ d for w in wins]).reshape(kernel_shape).astype(x.dtype)
 
 
+def _matmul_conv(x, kernel, strides: int, padding: Padding):
+    """The convolution as a sum over kernel positions of window @ kernel-slice matmuls;
+    autodiff of it is matmuls and slices too. Under ``vmap`` over kernels (a population
+    of networks) these become batched matmuls rather than grouped convolutions."""
+    kh, kw, c_in, c_out = kernel.shape
+    (pt, pb), (pl, pr) = padding
+    ho = (x.shape[1] + pt + pb - kh) // strides + 1
+    wo = (x.shape[2] + pl + pr - kw) // strides + 1
+    wins = _windows(x, kh, kw, strides, padding, (ho, wo))
+    taps = kernel.reshape(kh * kw, c_in, c_out)
+    y = wins[0] @ taps[0]
+    for t in range(1, kh * kw):
+        y = y + wins[t] @ taps[t]
+    return y
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _conv_matmul_grad(x, kernel, strides, padding, method):
     return _xla_conv(x, kernel, strides, padding)
@@ -143,4 +159,6 @@ def conv2d(x, kernel, strides: int = 1, padding="SAME", groups: int = 1, impl: s
         impl = choose_impl(kernel.shape, strides, groups)
     if impl == "xla" or groups != 1:
         return _xla_conv(x, kernel, strides, pad, groups)
+    if impl == "matmul":
+        return _matmul_conv(x, kernel, strides, pad)
     return _conv_matmul_grad(x, kernel, strides, pad, impl)

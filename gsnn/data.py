@@ -322,6 +322,20 @@ class ArrayDataset:
             test_labels=parts["test"][1],
         )
 
+    @property
+    def num_train(self) -> int:
+        """Training examples."""
+        return len(self.train_labels)
+
+    def train_batches(self, batch_size: int, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One epoch of shuffled training batches (the last partial one dropped)."""
+        return batches(self.train_images, self.train_labels, batch_size, seed=seed, epoch=epoch)
+
+    def test_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The whole test split in order, the last batch possibly smaller."""
+        return batches(self.test_images, self.test_labels, batch_size, seed=0, epoch=0, shuffle=False,
+                       drop_remainder=False)
+
     def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the training images, in ``[0, 1]`` units.
 
@@ -781,12 +795,44 @@ def _write_cache(path: Path, ds: ArrayDataset, stale_prefix: str) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
+#: sha256 of archives whose content is known, by file name: checked on every load.
+KNOWN_SHA256 = {
+    "cifar10-jpeg.tar.gz": "6a13eb520787687ab57fed4a5c477b8d7918dc3687e378a00047cfc6dc83eddf",
+}
+
+
+def file_sha256(path: PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: PathLike, expected: str | None = None) -> str | None:
+    """Checks an archive against ``expected`` or, when that is ``None``, against
+    :data:`KNOWN_SHA256` by file name. Returns the digest checked (``None``: nothing
+    known). Raises :class:`DataError` naming both digests on a mismatch."""
+    path = Path(path)
+    expected = (expected or KNOWN_SHA256.get(path.name) or "").lower() or None
+    if expected is None or path.is_dir():
+        return None
+    actual = file_sha256(path)
+    if actual != expected:
+        raise DataError(f"{path}: sha256 {actual} does not match the recorded {expected}; the archive is "
+                        f"corrupt, truncated or a different file. Fetch it again (or pass the right "
+                        f"data.sha256 for a file you changed on purpose)")
+    return actual
+
+
 def load_image_folder(
     path: PathLike,
     *,
     cache_dir: PathLike | None = None,
     image_size: ImageSize | None = None,
     use_cache: bool = True,
+    sha256: str | None = None,
 ) -> ArrayDataset:
     """Load an image-folder tree, or a tar archive of one, as arrays.
 
@@ -808,6 +854,8 @@ def load_image_folder(
         image_size: optional ``int`` or ``(height, width)``: center-crop every image to
             that aspect ratio and resize it (allows sources with mixed image sizes).
         use_cache: read and write the cache.
+        sha256: expected hex digest of the archive (default: :data:`KNOWN_SHA256` by
+            file name; nothing is checked for unknown files and for directories).
 
     Returns:
         :class:`ArrayDataset` named after the folder / archive (without suffix), images
@@ -817,13 +865,17 @@ def load_image_folder(
         DataError: missing path, not a directory or archive, missing ``train/`` or
             ``test/``, no class folders, a class folder without images, different class
             sets in the two splits, an undecodable image (named), images of different
-            sizes, a truncated or corrupt archive.
+            sizes, a truncated or corrupt archive, an archive whose sha256 differs from
+            the recorded one.
     """
     src = Path(path).expanduser()
     if not src.exists():
         raise DataError(f"{src.absolute()}: no such file or directory; {_FOLDER_LAYOUT}")
     src = src.resolve()
     is_dir = src.is_dir()
+    if sha256 and is_dir:
+        raise DataError(f"{src}: a sha256 was given but the source is a directory; checksums apply to archives")
+    verify_sha256(src, sha256)
     stem = _archive_stem(src)
     if not is_dir and stem is None:
         raise DataError(f"{src}: neither a directory nor a .tar.gz/.tgz/.tar archive; {_FOLDER_LAYOUT}")
@@ -1152,6 +1204,72 @@ def tfds_batches(
     return generate()
 
 
+@dataclasses.dataclass(frozen=True)
+class StreamingDataset:
+    """A TFDS dataset read batch by batch, never held in memory (ImageNet).
+
+    Offers the iteration interface of :class:`ArrayDataset` (``num_train``,
+    ``train_batches``, ``test_batches``, ``num_classes``, ``image_shape``, ``name``) so
+    :func:`gsnn.train.train_and_evaluate` runs on either. :meth:`materialise` draws an
+    in-memory sample (for STE's inner loop).
+    """
+
+    name: str
+    num_train: int
+    num_test: int
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]
+    data_dir: str | None = None
+    image_size: tuple[int, int] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def train_batches(self, batch_size: int, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return tfds_batches(self.name, "train", batch_size, data_dir=self.data_dir, image_size=self.image_size,
+                            shuffle=True, seed=seed, epoch=epoch, drop_remainder=True)
+
+    def test_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return tfds_batches(self.name, "test", batch_size, data_dir=self.data_dir, image_size=self.image_size,
+                            shuffle=False, drop_remainder=False)
+
+    def materialise(self, n_train: int, n_test: int, seed: int = 0) -> ArrayDataset:
+        """The first ``n_train`` shuffled training and ``n_test`` test examples as arrays."""
+        def take(make_iter, n):
+            if n <= 0:
+                return np.zeros((0,) + self.image_shape, np.uint8), np.zeros((0,), np.int32)
+            xs, ys, got = [], [], 0
+            for x, y in make_iter():
+                xs.append(x[: n - got])
+                ys.append(y[: n - got])
+                got += len(ys[-1])
+                if got >= n:
+                    break
+            return np.concatenate(xs), np.concatenate(ys).astype(np.int32)
+
+        tr = take(lambda: self.train_batches(min(n_train, 1024), seed, 0), n_train)
+        te = take(lambda: self.test_batches(min(max(n_test, 1), 1024)), n_test)
+        return ArrayDataset(self.name, tr[0], tr[1], te[0], te[1], self.class_names)
+
+
+def open_tfds_stream(name: str, *, data_dir: PathLike | None = None, image_size: ImageSize | None = None,
+                     download: bool = False) -> StreamingDataset:
+    """A :class:`StreamingDataset` over a prepared TFDS dataset (checked at once)."""
+    _, _, builder = _tfds_builder(name, data_dir, download)
+    image_key, label_key = _tfds_keys(builder, name)
+    size = _tfds_target_size(builder, name, image_key, image_size)
+    feature_shape = builder.info.features[image_key].shape
+    shape = (tuple(size) if size else tuple(feature_shape[:2])) + (feature_shape[-1],)
+    splits = builder.info.splits
+    return StreamingDataset(
+        name=name, num_train=int(splits[_tfds_split(builder, name, "train")].num_examples),
+        num_test=int(splits[_tfds_split(builder, name, "test")].num_examples),
+        class_names=tuple(builder.info.features[label_key].names), image_shape=tuple(int(v) for v in shape),
+        data_dir=os.fspath(data_dir) if data_dir else None, image_size=tuple(size) if size else None,
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------
@@ -1190,6 +1308,7 @@ def load_dataset(
     data_dir: PathLike | None = None,
     image_size: ImageSize | None = None,
     download: bool = False,
+    sha256: str | None = None,
 ) -> ArrayDataset:
     """Load a dataset by registry name, ``"tfds:<name>"`` or path.
 
@@ -1205,6 +1324,7 @@ def load_dataset(
         data_dir: TFDS data directory.
         image_size: optional ``int`` or ``(height, width)`` to center-crop and resize to.
         download: let TFDS download and prepare missing data.
+        sha256: expected digest of an archive path (see :func:`load_image_folder`).
 
     Returns:
         :class:`ArrayDataset`.
@@ -1225,7 +1345,9 @@ def load_dataset(
     path = Path(text).expanduser()
     looks_like_path = "/" in text or os.sep in text or _archive_stem(path) is not None
     if path.exists() or looks_like_path:
-        return load_image_folder(path, cache_dir=cache_dir, image_size=image_size)
+        return load_image_folder(path, cache_dir=cache_dir, image_size=image_size, sha256=sha256)
+    if sha256:
+        raise DataError(f"data.sha256 applies to archive paths, not to {text!r}")
     raise DataError(
         f"unknown dataset '{text}': not a registered name ({', '.join(sorted(DATASETS))}), "
         f"not 'tfds:<name>', and no file or directory exists at {path.absolute()}. "

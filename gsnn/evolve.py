@@ -40,6 +40,7 @@ from gsnn import fitness as F
 from gsnn import genome as GN
 from gsnn import models as M
 from gsnn import train as TR
+from gsnn.interrupt import GracefulInterrupt
 
 WORST_FITNESS = -1e9  # what a diverged individual scores (finite, so strategies stay sane)
 
@@ -170,11 +171,12 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
         return out
 
     pop_fn = jax.vmap(evaluate_one, in_axes=(0, None, None, None, None))
-    if e.chunk_size and e.chunk_size < e.population:
-        n_chunks = e.population // e.chunk_size
+    chunk = resolve_chunk_size(e)
+    if chunk and chunk < e.population:
+        n_chunks = e.population // chunk
 
         def pop_fn_chunked(population, key, xb, yb, generation):
-            chunks = jax.tree_util.tree_map(lambda a: a.reshape((n_chunks, e.chunk_size) + a.shape[1:]), population)
+            chunks = jax.tree_util.tree_map(lambda a: a.reshape((n_chunks, chunk) + a.shape[1:]), population)
             out = jax.lax.map(lambda c: pop_fn(c, key, xb, yb, generation), chunks)
             return jax.tree_util.tree_map(lambda a: a.reshape((e.population,) + a.shape[2:]), out)
 
@@ -186,10 +188,25 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
                    val_images, val_labels, evaluate_population, jax.jit(evaluate_one))
 
 
+def _sharded(e: C.EvolveConfig) -> bool:
+    n = len(jax.devices())
+    return e.shard and n > 1 and e.population % n == 0
+
+
+def resolve_chunk_size(e: C.EvolveConfig) -> int:
+    """``evolve.chunk_size`` with ``-1`` (auto) resolved: 1 (one individual after another)
+    on a single CPU device, where a vmapped population ran 2-4x slower than a loop
+    (batched small matmuls and grouped convolutions are slow in XLA's CPU backend), else
+    0 (the whole population vmapped, and sharded when there are several devices)."""
+    if e.chunk_size >= 0:
+        return e.chunk_size
+    return 1 if jax.default_backend() == "cpu" and not _sharded(e) else 0
+
+
 def _shard(fn: Callable, e: C.EvolveConfig) -> Callable:
     """jit ``fn`` with the population axis sharded over all devices (when it divides)."""
     devices = jax.devices()
-    if not e.shard or len(devices) == 1 or e.population % len(devices):
+    if not _sharded(e):
         return jax.jit(fn)
     mesh = Mesh(np.asarray(devices), ("pop",))
     pop_sharding = NamedSharding(mesh, P("pop"))
@@ -285,6 +302,8 @@ def evolve(
     cfg = cfg.validate()
     e = cfg.evolve
     ds = dataset if dataset is not None else TR.load_data(cfg)
+    if isinstance(ds, D.StreamingDataset):  # the inner loop needs arrays: a sample in memory
+        ds = ds.materialise(e.val_size + 4 * e.inner_steps * e.inner_batch, 0, seed=cfg.seed)
     problem = make_problem(cfg, ds)
     mean_genome = GN.default_genome(problem.spec, problem.reference_params)
     es, es_params = make_strategy(e, mean_genome)
@@ -316,6 +335,21 @@ def evolve(
             best = dict(fitness=meta["best_fitness"], genome=tree["best_genome"], generation=meta["best_generation"])
             _say(f"resumed evolution at generation {len(history)} from {ckpt.dir}", flush=True)
 
+    with GracefulInterrupt() as stop:
+        best = _generations(cfg, problem, ask, tell, es_state, es_params, key, history, best, ckpt,
+                            stop_after_generations, stop, workdir, _say, final_ls, final_lt)
+    target = e.target_val_accuracy
+    reached = next((r["generation"] for r in history if target and r["best_val_accuracy"] >= target), None)
+    return dict(generations=history, best_genome=best["genome"], best_fitness=best["fitness"],
+                best_generation=best["generation"], generations_to_target=reached,
+                genome_size=GN.genome_size(mean_genome), problem=problem, mean_genome=mean_genome)
+
+
+def _generations(cfg, problem, ask, tell, es_state, es_params, key, history, best, ckpt,
+                 stop_after_generations, stop, workdir, _say, final_ls, final_lt) -> dict:
+    """The generation loop of :func:`evolve`; appends to ``history``, returns the best.
+    SIGINT/SIGTERM finish the running generation, checkpoint and raise."""
+    e = cfg.evolve
     ran = 0
     for gen in range(len(history), e.generations):
         if stop_after_generations is not None and ran >= stop_after_generations:
@@ -324,7 +358,11 @@ def evolve(
         key, k_ask, k_eval, k_tell = jax.random.split(key, 4)
         population, es_state = ask(k_ask, es_state, es_params)
         xb, yb = generation_batches(problem, gen)
-        metrics = problem.evaluate_population(population, k_eval, jnp.asarray(xb), jnp.asarray(yb),
+        evaluated = population
+        if e.inject_nan:
+            idx = jnp.asarray(e.inject_nan)
+            evaluated = jax.tree_util.tree_map(lambda a: a.at[idx].set(jnp.nan), population)
+        metrics = problem.evaluate_population(evaluated, k_eval, jnp.asarray(xb), jnp.asarray(yb),
                                               jnp.asarray(gen, jnp.int32))
         metrics = jax.device_get(metrics)
         fit = np.asarray(metrics["fitness"], np.float32)
@@ -355,13 +393,16 @@ def evolve(
             ckpt.save(gen + 1, dict(es_state=es_state, key=jax.random.key_data(key), best_genome=best["genome"]),
                       dict(history=history, best_fitness=best["fitness"], best_generation=best["generation"],
                            config=cfg.to_dict()))
+        if stop.requested:
+            if ckpt is not None:
+                ckpt.close()
+            where = f"after generation {gen + 1}/{e.generations}"
+            if ckpt is None:
+                raise stop.interrupted(where + " (no workdir: nothing saved)", "a new run")
+            raise stop.interrupted(where, f"gsnn evolve --resume {workdir}")
     if ckpt is not None:
         ckpt.close()
-    target = e.target_val_accuracy
-    reached = next((r["generation"] for r in history if target and r["best_val_accuracy"] >= target), None)
-    return dict(generations=history, best_genome=best["genome"], best_fitness=best["fitness"],
-                best_generation=best["generation"], generations_to_target=reached,
-                genome_size=GN.genome_size(mean_genome), problem=problem, mean_genome=mean_genome)
+    return best
 
 
 def genome_init_fn(problem: Problem, genome) -> Callable:
@@ -421,7 +462,8 @@ def run_evolution(
         init_fn = genome_init_fn(problem, evo["best_genome"]) if variant == "evolved" else None
         if progress:
             print(f"-- final training: {variant} ({vcfg.train.epochs} epochs)", flush=True)
-        r = TR.train_and_evaluate(vcfg, workdir / f"final_{variant}", dataset=ds, progress=progress, init_fn=init_fn)
+        r = TR.train_and_evaluate(vcfg, workdir / f"final_{variant}", dataset=ds, progress=progress, init_fn=init_fn,
+                                  resume_hint=f"gsnn evolve --resume {workdir}")
         final[variant] = dict(variant=variant, **TR.result_record(r))
     return dict(
         name=cfg.name,

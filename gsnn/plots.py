@@ -1,4 +1,4 @@
-"""Figures for results (matplotlib, Agg backend: files only, never a display).
+"""Figures for results (matplotlib; Agg backend outside notebooks: files only, never a window).
 
 The helpers take plain lists and dicts, so they plot any run's records, not only the
 demo's; each draws into a given ``Axes`` (or a new figure) and returns it.
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 from typing import Mapping, Sequence
 
 import matplotlib
 
-matplotlib.use("Agg", force=True)  # no display, ever
+if "ipykernel" not in sys.modules:  # scripts: files only, never a window; notebooks keep inline figures
+    matplotlib.use("Agg", force=True)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -235,3 +237,26 @@ def plot_evolution(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
 
 
 __all__ = ["plot_demo", "plot_evolution", "plot_fitness", "plot_operators", "plot_learning_curves", "plot_accuracy_vs_params", "plot_firing_rates", "save"]
+
+
+def plot_study(rows: Sequence[Mapping], folder: str | os.PathLike) -> tuple[pathlib.Path, pathlib.Path]:
+    """The CIFAR-10 study's two figures from its per-variant records
+    (``experiments/cifar10_study.py``): accuracy (mean, ± std as error bars) against
+    parameters, and the firing rate of every LIF layer per variant."""
+    folder = pathlib.Path(folder)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    direct = next((r for r in rows if r["encoding"] == "direct"), None)
+    points = [dict(label=r["variant"], params=r["params"], accuracy=r["test_accuracy_mean"],
+                   compression=r["compression"] if r["encoding"] != "direct" else None) for r in rows]
+    plot_accuracy_vs_params(points, ax, title="CIFAR-10, convnet_s T=4: accuracy vs parameters")
+    for i, r in enumerate(rows):
+        ax.errorbar([r["params"]], [100 * r["test_accuracy_mean"]], yerr=[100 * r["test_accuracy_std"]],
+                    color=COLORS[i % len(COLORS)], capsize=4, lw=1.5)
+    if direct is not None:
+        ax.axhline(100 * direct["test_accuracy_mean"], color="0.5", ls="--", lw=1, label="direct mean")
+        ax.legend(fontsize=8, loc="lower right")
+    acc_png = save(fig, folder / "cifar10_accuracy_vs_params.png")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    plot_firing_rates({r["variant"]: r["firing_rates"] for r in rows}, ax,
+                      title="CIFAR-10, convnet_s T=4: firing rate per LIF layer (test set)")
+    return acc_png, save(fig, folder / "cifar10_firing_rates.png")

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import pathlib
 import time
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +29,7 @@ from gsnn import config as C
 from gsnn import data as D
 from gsnn import energy as E
 from gsnn import models as M
+from gsnn.interrupt import GracefulInterrupt
 
 
 class NonFiniteError(FloatingPointError):
@@ -171,12 +171,14 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
     def init(key):
         return state_from_variables(init_fn(key))
 
+    def forward(params, batch_stats, images, k_coding):
+        return model.apply({"params": params, "batch_stats": batch_stats}, images, train=True,
+                           mutable=["batch_stats", "stats"], rngs={"coding": k_coding})
+
+
     def loss_fn(params, batch_stats, images, labels, key):
         k_coding, _ = jax.random.split(key)
-        logits, updates = model.apply(
-            {"params": params, "batch_stats": batch_stats}, images, train=True,
-            mutable=["batch_stats", "stats"], rngs={"coding": k_coding},
-        )
+        logits, updates = forward(params, batch_stats, images, k_coding)
         loss = cross_entropy(logits, labels, tc.label_smoothing)
         return loss, (logits, updates)
 
@@ -236,8 +238,14 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
 def evaluate(steps: Steps, params, batch_stats, images: np.ndarray, labels: np.ndarray,
              batch_size: int) -> dict:
     """Accuracy, top-5, loss and mean ``stats`` over a whole split (no example dropped)."""
+    return evaluate_batches(steps, params, batch_stats,
+                            D.batches(images, labels, batch_size, seed=0, epoch=0, shuffle=False, drop_remainder=False))
+
+
+def evaluate_batches(steps: Steps, params, batch_stats, batches) -> dict:
+    """:func:`evaluate` over an iterator of ``(uint8 images, labels)`` batches."""
     totals = None
-    for xb, yb in D.batches(images, labels, batch_size, seed=0, epoch=0, shuffle=False, drop_remainder=False):
+    for xb, yb in batches:
         m = steps.eval_step(params, batch_stats, jnp.asarray(xb), jnp.asarray(yb))
         totals = m if totals is None else jax.tree_util.tree_map(jnp.add, totals, m)
     totals = jax.device_get(totals)
@@ -300,10 +308,14 @@ class Checkpointer:
 # --------------------------------------------------------------------------------------
 
 
-def load_data(cfg: C.Config) -> D.ArrayDataset:
-    """The dataset of ``cfg.data``, subset as configured."""
+def load_data(cfg: C.Config) -> D.ArrayDataset | D.StreamingDataset:
+    """The dataset of ``cfg.data``, subset as configured; streamed from TFDS when
+    ``data.stream`` (for data that does not fit in memory)."""
     dc = cfg.data
-    ds = D.load_dataset(dc.source, cache_dir=dc.cache_dir or None, data_dir=dc.data_dir or None)
+    if dc.stream:
+        return D.open_tfds_stream(dc.source.removeprefix("tfds:"), data_dir=dc.data_dir or None)
+    ds = D.load_dataset(dc.source, cache_dir=dc.cache_dir or None, data_dir=dc.data_dir or None,
+                        sha256=dc.sha256 or None)
     if dc.train_per_class or dc.test_per_class:
         ds = ds.subset(train_per_class=dc.train_per_class or None,
                        test_per_class=dc.test_per_class or None, seed=cfg.seed)
@@ -327,8 +339,13 @@ def train_and_evaluate(
     progress: bool = True,
     stop_after_epochs: int | None = None,
     init_fn: Callable | None = None,
+    resume_hint: str | None = None,
 ) -> dict:
     """Trains ``cfg`` and evaluates on the test split after every epoch.
+
+    SIGINT/SIGTERM finish the current step, write a checkpoint (with the position inside
+    the epoch) and raise :class:`gsnn.interrupt.RunInterrupted`; resuming continues from
+    that step and ends with the same result as an uninterrupted run.
 
     Args:
       cfg: a validated :class:`gsnn.config.Config`.
@@ -340,6 +357,7 @@ def train_and_evaluate(
         resumption); the schedule still spans ``cfg.train.epochs``.
       init_fn: ``key -> {'params', 'batch_stats'}`` replacing the random initialisation
         (an evolved genome's network).
+      resume_hint: the command printed on interruption (default ``gsnn train --resume``).
 
     Returns:
       dict with ``history`` (per-epoch records), ``test_accuracy``, ``params``
@@ -351,7 +369,7 @@ def train_and_evaluate(
     if ds.num_classes != cfg.model.num_classes:
         raise ValueError(f"model.num_classes={cfg.model.num_classes} but the data {ds.name!r} has "
                          f"{ds.num_classes} classes; set model.num_classes={ds.num_classes}")
-    n_train = len(ds.train_labels)
+    n_train = ds.num_train
     if tc.batch_size > n_train:
         raise ValueError(f"train.batch_size={tc.batch_size} is larger than the training set ({n_train} images)")
     steps_per_epoch = D.num_batches(n_train, tc.batch_size, True)
@@ -362,6 +380,7 @@ def train_and_evaluate(
     state = steps.init(k_init)
 
     history: list[dict] = []
+    partial = None  # progress inside an epoch, from a checkpoint written on SIGINT/SIGTERM
     ckpt = Checkpointer(workdir) if workdir is not None else None
     if workdir is not None:
         wd = pathlib.Path(workdir)
@@ -369,9 +388,9 @@ def train_and_evaluate(
         cfg_file = wd / "config.json"
         if cfg_file.exists():
             old = json.loads(cfg_file.read_text())
-            if old != json.loads(cfg.to_json()):
-                diff = sorted(k for k in set(_flat(old)) | set(_flat(cfg.to_dict()))
-                              if _flat(old).get(k) != _flat(cfg.to_dict()).get(k))
+            new = json.loads(cfg.to_json())
+            if old != new:
+                diff = sorted(k for k in set(_flat(old)) | set(_flat(new)) if _flat(old).get(k) != _flat(new).get(k))
                 raise ValueError(f"workdir {wd} holds a run of a different config (differs in {diff}); "
                                  f"use a new workdir or the same config")
         else:
@@ -380,7 +399,10 @@ def train_and_evaluate(
         if restored is not None:
             state, meta = restored
             history = meta["history"]
-            _log(f"resumed from {ckpt.dir} at epoch {len(history)} (step {int(state.step)})", progress)
+            partial = meta.get("partial")
+            where = (f"epoch {partial['epoch'] + 1} step {partial['step']}" if partial
+                     else f"the end of epoch {len(history)}")
+            _log(f"resumed from {ckpt.dir} at {where} (step {int(state.step)})", progress)
 
     model_specs = M.describe(steps.model, ds.image_shape, batch=tc.eval_batch_size)
     param_report = E.parameter_report(*model_specs)
@@ -390,6 +412,16 @@ def train_and_evaluate(
          f"compression {param_report.compression:.1%}), {n_train} train images, "
          f"{steps_per_epoch} steps/epoch", progress)
 
+    resume_hint = resume_hint or f"gsnn train --resume {workdir}"
+    with GracefulInterrupt() as stop:
+        return _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_train, steps_per_epoch,
+                             param_report, model_specs, progress, stop_after_epochs, stop, resume_hint)
+
+
+def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_train, steps_per_epoch,
+                  param_report, model_specs, progress, stop_after_epochs, stop, resume_hint):
+    """The epoch loop of :func:`train_and_evaluate` (its arguments, resolved)."""
+    tc = cfg.train
     start_epoch = len(history)
     epochs_run = 0
     ev = None  # the newest test evaluation of the current state, if any
@@ -401,8 +433,14 @@ def train_and_evaluate(
         count = 0
         skipped = 0
         rates = None
-        for i, (xb, yb) in enumerate(D.batches(ds.train_images, ds.train_labels, tc.batch_size,
-                                               seed=cfg.seed, epoch=epoch)):
+        first_step, elapsed_before = 0, 0.0
+        if partial is not None and partial["epoch"] == epoch:
+            sums, count, skipped, rates = partial["sums"], partial["count"], partial["skipped"], partial["rates"]
+            first_step, elapsed_before = partial["step"], partial["seconds"]
+        partial = None
+        for i, (xb, yb) in enumerate(ds.train_batches(tc.batch_size, cfg.seed, epoch)):
+            if i < first_step:
+                continue
             step_key = jax.random.fold_in(k_train, int(epoch * steps_per_epoch + i))
             state, m = steps.train_step(state, jnp.asarray(xb), jnp.asarray(yb), step_key)
             m = jax.device_get(m)
@@ -413,17 +451,29 @@ def train_and_evaluate(
                         f"(global step {int(state.step)}); lower train.learning_rate, enable train.grad_clip, "
                         f"or set train.nan_policy=skip")
                 skipped += 1
+            else:
+                for k in sums:
+                    sums[k] += float(m[k])
+                count += 1
+                rates = jax.tree_util.tree_map(float, m["firing_rates"])
+            if stop.requested:
+                where = f"at epoch {epoch + 1}, step {i + 1}/{steps_per_epoch}"
+                if ckpt is None:
+                    raise stop.interrupted(where + " (no workdir: nothing saved)", "a new run")
+                part = dict(epoch=epoch, step=i + 1, sums=sums, count=count, skipped=skipped, rates=rates,
+                            seconds=elapsed_before + time.perf_counter() - t0)
+                ckpt.save(epoch * steps_per_epoch + i + 1, state,
+                          {"history": history, "config": cfg.to_dict(), "partial": part})
+                ckpt.close()
+                raise stop.interrupted(where, resume_hint)
+            if not m["finite"]:
                 continue
-            for k in sums:
-                sums[k] += float(m[k])
-            count += 1
-            rates = m["firing_rates"]
             if progress and tc.log_every and (i + 1) % tc.log_every == 0:
                 el = time.perf_counter() - t0
                 print(f"  epoch {epoch + 1} step {i + 1}/{steps_per_epoch} loss {sums['loss'] / count:.4f} "
                       f"acc {sums['accuracy'] / count:.3f} ({(i + 1) * tc.batch_size / el:.0f} img/s)", flush=True)
-        train_time = time.perf_counter() - t0
-        ev = evaluate(steps, state.params, state.batch_stats, ds.test_images, ds.test_labels, tc.eval_batch_size)
+        train_time = elapsed_before + time.perf_counter() - t0
+        ev = evaluate_batches(steps, state.params, state.batch_stats, ds.test_batches(tc.eval_batch_size))
         record = dict(
             epoch=epoch + 1,
             train_loss=sums["loss"] / max(count, 1),
@@ -445,10 +495,15 @@ def train_and_evaluate(
              f"rate {np.mean(list(record['firing_rates'].values()) or [0]):.3f} | "
              f"{train_time:.1f}s ({record['train_images_per_s']:.0f} img/s)", progress)
         if ckpt is not None:
-            ckpt.save(epoch + 1, state, {"history": history, "config": cfg.to_dict()})
+            ckpt.save((epoch + 1) * steps_per_epoch, state, {"history": history, "config": cfg.to_dict()})
+        if stop.requested:
+            if ckpt is None:
+                raise stop.interrupted(f"after epoch {epoch + 1} (no workdir: nothing saved)", "a new run")
+            ckpt.close()
+            raise stop.interrupted(f"after epoch {epoch + 1}", resume_hint)
 
-    final = ev if ev is not None else evaluate(steps, state.params, state.batch_stats, ds.test_images,
-                                               ds.test_labels, tc.eval_batch_size)
+    final = ev if ev is not None else evaluate_batches(steps, state.params, state.batch_stats,
+                                                       ds.test_batches(tc.eval_batch_size))
     energy = E.energy_report(param_report, model_specs[0], final["stats"], cfg.model.T, batch=1)
     result = dict(
         name=cfg.name,
@@ -466,6 +521,32 @@ def train_and_evaluate(
         (pathlib.Path(workdir) / "metrics.json").write_text(json.dumps(result, indent=1))
     result["state"] = state
     return result
+
+
+def load_trained(workdir: str | os.PathLike, dataset: D.ArrayDataset | None = None):
+    """The config (from ``workdir/config.json``), the newest trained state and the data
+    of a finished or interrupted :func:`train_and_evaluate` run.
+
+    Returns:
+      ``(cfg, state, dataset)``.
+    Raises:
+      FileNotFoundError: ``workdir`` is not a training workdir or holds no checkpoint.
+    """
+    wd = pathlib.Path(workdir)
+    cfg_file = wd / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{wd}: no config.json; pass the workdir of a gsnn train run")
+    cfg = C.from_dict(json.loads(cfg_file.read_text())).validate()
+    ds = dataset if dataset is not None else load_data(cfg)
+    mean, std = D.stats_for(ds.name)
+    steps = make_steps(cfg, 1, mean, std, ds.image_shape)
+    abstract = jax.eval_shape(steps.init, jax.random.key(0))
+    ckpt = Checkpointer(wd)
+    restored = ckpt.restore_latest(abstract)
+    ckpt.close()
+    if restored is None:
+        raise FileNotFoundError(f"{wd}: no readable checkpoint under {wd / 'checkpoints'}; train first")
+    return cfg, restored[0], ds
 
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_seconds")

@@ -123,34 +123,35 @@ def _strip_timing(history):
     return [{k: v for k, v in h.items() if k not in TIMING_KEYS} for h in history]
 
 
-@pytest.mark.slow
-def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
-    """SIGKILL after the first epoch's checkpoint, resume: the same history and accuracy."""
-    tiny = ["model.width=0.125", "model.T=2", "train.epochs=3", "train.batch_size=16",
-            "train.eval_batch_size=40", "data.train_per_class=32", "data.test_per_class=4", "train.log_every=0"]
-    base = ["train", "--config", "demo_direct", "--set", *tiny]
+TINY_TRAIN = ["train", "--config", "demo_direct", "--set", "model.width=0.125", "model.T=2", "train.epochs=3",
+              "train.batch_size=16", "train.eval_batch_size=40", "data.train_per_class=32",
+              "data.test_per_class=4", "train.log_every=0"]
 
-    ref_json = tmp_path / "ref.json"
-    assert cli.main(base + ["--workdir", str(tmp_path / "ref"), "--json", str(ref_json), "--quiet"]) == 0
-    ref = json.loads(ref_json.read_text())
 
-    wd, out = tmp_path / "run", tmp_path / "run.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    with open(tmp_path / "killed.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gsnn.cli", *base, "--workdir", str(wd), "--json", str(out)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-        deadline = time.time() + 180
-        while not (wd / "checkpoints" / "1").is_dir():
-            assert proc.poll() is None, (tmp_path / "killed.log").read_text()
-            assert time.time() < deadline, "no checkpoint after 180 s"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert not out.exists(), "the run finished before it was killed; the test needs longer epochs"
+def _env():
+    return dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
+
+def _checkpoints(wd: pathlib.Path) -> list[int]:
+    d = wd / "checkpoints"
+    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
+
+
+def _start_and_wait_for_checkpoint(tmp_path, wd, out):
+    log = open(tmp_path / "killed.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "gsnn.cli", *TINY_TRAIN, "--workdir", str(wd), "--json", str(out)],
+                            stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=tmp_path)
+    deadline = time.time() + 180
+    while not _checkpoints(wd):
+        assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+        assert time.time() < deadline, "no checkpoint after 180 s"
+        time.sleep(0.02)
+    return proc, log
+
+
+def _resume_and_compare(tmp_path, wd, out, ref):
     resumed = subprocess.run([sys.executable, "-m", "gsnn.cli", "train", "--resume", str(wd), "--json", str(out)],
-                             capture_output=True, text=True, env=env, cwd=tmp_path)
+                             capture_output=True, text=True, env=_env(), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resumed from" in resumed.stdout
     r = json.loads(out.read_text())
@@ -158,6 +159,80 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
     assert _strip_timing(r["history"]) == _strip_timing(ref["history"])
     for key in ("test_accuracy", "test_top5", "test_loss", "energy", "params"):
         assert r[key] == ref[key], key
+
+
+@pytest.fixture(scope="module")
+def train_reference(tmp_path_factory):
+    """An uninterrupted run of TINY_TRAIN: its JSON result."""
+    tmp = tmp_path_factory.mktemp("ref")
+    assert cli.main(TINY_TRAIN + ["--workdir", str(tmp / "ref"), "--json", str(tmp / "ref.json"), "--quiet"]) == 0
+    ref = json.loads((tmp / "ref.json").read_text())
+    ref["workdir"] = str(tmp / "ref")
+    return ref
+
+
+def test_two_identical_training_runs_give_identical_json(tmp_path, train_reference):
+    out = tmp_path / "again.json"
+    assert cli.main(TINY_TRAIN + ["--workdir", str(tmp_path / "again"), "--json", str(out), "--quiet"]) == 0
+    again = json.loads(out.read_text())
+    again["workdir"] = train_reference["workdir"]
+    a, b = (dict(r, history=_strip_timing(r["history"])) for r in (again, train_reference))
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_eval_robustness_at_zero_noise_reproduces_the_test_accuracy(tmp_path, train_reference, capsys):
+    out, png = tmp_path / "rob.json", tmp_path / "rob.png"
+    wd = train_reference["workdir"]
+    assert cli.main(["eval", "--workdir", wd, "--labels", "tiny", "--robustness", "--json", str(out),
+                     "--plot", str(png)]) == 0
+    r = json.loads(out.read_text())
+    acc = train_reference["test_accuracy"]
+    assert r["runs"]["tiny"]["test_accuracy"] == acc
+    rob = r["robustness"]["tiny"]
+    assert [x["level"] for x in rob["time_steps"]] == [2, 1]
+    assert rob["input_noise"][0] == dict(level=0.0, accuracy=acc)
+    assert rob["param_noise"][0] == dict(level=0.0, accuracy=acc)
+    assert rob["time_steps"][0] == dict(level=2, accuracy=acc)
+    assert len(rob["input_noise"]) == 5 and len(rob["param_noise"]) == 5
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert "| parameter noise eps |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0])
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path, train_reference, seed):
+    """SIGKILL at a seeded random moment after the first checkpoint, resume: the same
+    history and accuracy as the uninterrupted run."""
+    import random
+
+    wd, out = tmp_path / "run", tmp_path / "run.json"
+    proc, log = _start_and_wait_for_checkpoint(tmp_path, wd, out)
+    time.sleep(random.Random(seed).uniform(0.0, 0.5))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    log.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists(), "the run finished before it was killed; the test needs longer epochs"
+    _resume_and_compare(tmp_path, wd, out, train_reference)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_checkpoint_then_resume_matches_uninterrupted_run(tmp_path, train_reference, signum):
+    """SIGTERM/SIGINT finish the step, write a checkpoint (mid-epoch), exit 143/130 with
+    the resume command; resuming gives the uninterrupted run's result."""
+    wd, out = tmp_path / "run", tmp_path / "run.json"
+    proc, log = _start_and_wait_for_checkpoint(tmp_path, wd, out)
+    before = _checkpoints(wd)
+    os.kill(proc.pid, signum)
+    proc.wait(timeout=120)
+    log.close()
+    text = (tmp_path / "killed.log").read_text()
+    assert proc.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], text
+    assert f"Resume with: gsnn train --resume {wd}" in text
+    assert _checkpoints(wd)[-1] > before[-1], "no checkpoint written on the signal"
+    assert not out.exists()
+    _resume_and_compare(tmp_path, wd, out, train_reference)
 
 
 EVOLVE_CONFIG = '''

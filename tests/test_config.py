@@ -90,9 +90,9 @@ def test_bad_override_values(override, match):
 @pytest.mark.parametrize(
     "override,closest",
     [
-        ("train.learnin_rate=0.1", "learning_rate"),
-        ("model.genetc.genes=4", "genetic"),
-        ("model.genetic.gene=4", "genes"),
+        ("train.learnin_rate=0.1", "train.learning_rate"),
+        ("model.genetc.genes=4", "model.genetic"),
+        ("model.genetic.gene=4", "model.genetic.genes"),
         ("sed=1", "seed"),
     ],
 )

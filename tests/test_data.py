@@ -571,3 +571,52 @@ def test_tfds_not_prepared(tmp_path: Path) -> None:
         data.load_dataset("tfds:no_such_dataset_xyz", data_dir=empty)
     with pytest.raises(DataError, match="cifar10"):
         list(data.tfds_batches("cifar10", "train", 4, data_dir=empty))
+
+
+# ---------------------------------------------------------------- integrity
+
+
+def test_archive_checked_against_given_sha256(tree: Path, tmp_path: Path) -> None:
+    archive = _make_tar(tree, tmp_path / "sums.tar.gz")
+    good = data.file_sha256(archive)
+    ds = data.load_dataset(archive, cache_dir=tmp_path / "c", sha256=good)
+    assert ds.num_classes == 3
+    _expect_error(archive, "does not match", "Fetch it again", cache_dir=tmp_path / "c", sha256="0" * 64)
+
+
+def test_archive_checked_against_known_sha256_by_name(tree: Path, tmp_path: Path, monkeypatch) -> None:
+    archive = _make_tar(tree, tmp_path / "known.tar.gz")
+    monkeypatch.setitem(data.KNOWN_SHA256, "known.tar.gz", "f" * 64)
+    _expect_error(archive, "known.tar.gz", "does not match", cache_dir=tmp_path / "c")
+    monkeypatch.setitem(data.KNOWN_SHA256, "known.tar.gz", data.file_sha256(archive))
+    assert data.load_dataset(archive, cache_dir=tmp_path / "c").num_classes == 3
+
+
+def test_sha256_for_a_directory_is_refused(tree: Path, tmp_path: Path) -> None:
+    _expect_error(tree, "directory", cache_dir=tmp_path / "c", sha256="a" * 64)
+
+
+def test_streaming_dataset_matches_the_in_memory_one(tfds_dir: Path) -> None:
+    stream = data.open_tfds_stream("cifar10", data_dir=tfds_dir)
+    assert (stream.num_train, stream.num_test, stream.num_classes) == (FAKE_TRAIN, FAKE_TEST, 10)
+    assert stream.image_shape == (32, 32, 3)
+    test = list(stream.test_batches(8))
+    _check_fake(np.concatenate([x for x, _ in test]), np.concatenate([y for _, y in test]), 1, FAKE_TEST)
+    epoch0 = [y for _, y in stream.train_batches(16, seed=0, epoch=0)]
+    assert [len(y) for y in epoch0] == [16] * (FAKE_TRAIN // 16)
+    sample = stream.materialise(10, 4, seed=0)
+    assert sample.train_images.shape == (10, 32, 32, 3) and len(sample.test_labels) == 4
+    assert set(sample.train_images[:, 0, 0, 0].tolist()) <= set(range(FAKE_TRAIN))
+
+
+def test_training_streams_from_tfds(tfds_dir: Path) -> None:
+    from gsnn import config as C
+    from gsnn import train as T
+
+    cfg = C.load_config("demo_direct", ["data.source=cifar10", f"data.data_dir={tfds_dir}", "data.stream=true",
+                                        "model.width=0.125", "model.T=1", "train.epochs=1", "train.batch_size=8",
+                                        "train.eval_batch_size=8", "train.log_every=0"])
+    r = T.train_and_evaluate(cfg, None, progress=False)
+    assert r["history"][0]["epoch"] == 1 and 0.0 <= r["test_accuracy"] <= 1.0
+    with pytest.raises(ValueError, match="data.stream"):
+        C.load_config("demo_direct", ["data.stream=true"])

@@ -1,5 +1,6 @@
 """Tests of the genome, the fitness operators and the STE loop (gsnn.genome/fitness/evolve)."""
 import dataclasses
+import json
 import os
 import pathlib
 import subprocess
@@ -24,7 +25,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def tiny_config(encoding="position", interaction="compact", **evolve):
     e = dict(population=4, generations=3, inner_steps=3, inner_batch=16, val_size=40,
-             genome_interaction=interaction, lambda_s=0.1, lambda_t=0.1, shard=False, preserve_scale=False)
+             genome_interaction=interaction, lambda_s=0.1, lambda_t=0.1, shard=False, preserve_scale=False,
+             chunk_size=0)
     e.update(evolve)
     return C.Config(
         name="tiny_evolve",
@@ -204,9 +206,16 @@ def test_vmapped_population_equals_individual_evaluations(tiny_problem):
     assert len(set(np.round(np.asarray(together["loss_end"]), 5))) > 1  # individuals really differ
 
 
-def test_chunked_population_equals_unchunked(tiny_data):
+def test_auto_chunk_size_is_one_at_a_time_on_a_single_cpu():
+    assert EV.resolve_chunk_size(C.EvolveConfig()) == (1 if jax.default_backend() == "cpu" else 0)
+    assert EV.resolve_chunk_size(C.EvolveConfig(chunk_size=4, population=16)) == 4
+    assert EV.resolve_chunk_size(C.EvolveConfig(chunk_size=0)) == 0
+
+
+@pytest.mark.parametrize("chunk_size", [2, -1])
+def test_chunked_population_equals_unchunked(tiny_data, chunk_size):
     full = EV.make_problem(tiny_config(), tiny_data)
-    chunked = EV.make_problem(tiny_config(chunk_size=2), tiny_data)
+    chunked = EV.make_problem(tiny_config(chunk_size=chunk_size), tiny_data)
     mean = GN.default_genome(full.spec, full.reference_params)
     pop = jax.tree_util.tree_map(lambda l: jnp.stack([l, l + 0.1, l - 0.1, l * 0.5]), mean)
     xb, yb = (jnp.asarray(a) for a in EV.generation_batches(full, 1))
@@ -286,6 +295,24 @@ def test_diverging_individual_gets_worst_fitness_and_run_continues(tiny_data, mo
     r = EV.evolve(tiny_config(generations=2), None, dataset=tiny_data, progress=False)
     assert [g["diverged"] for g in r["generations"]] == [1, 1]
     assert all(np.isfinite(g["best_fitness"]) for g in r["generations"])
+
+
+def test_config_injected_nan_individual_is_worst_counted_and_the_generation_continues(tiny_data):
+    r = EV.evolve(tiny_config(generations=2, inject_nan=(2,)), None, dataset=tiny_data, progress=False)
+    assert [g["diverged"] for g in r["generations"]] == [1, 1]
+    assert all(np.isfinite(g["best_fitness"]) and np.isfinite(g["mean_fitness"]) for g in r["generations"])
+    assert np.isfinite(r["best_fitness"])
+    with pytest.raises(ValueError, match="inject_nan"):
+        tiny_config(inject_nan=(7,))
+
+
+def test_two_identical_evolutions_are_bitwise_identical(tiny_data):
+    a = EV.evolve(tiny_config(generations=2), None, dataset=tiny_data, progress=False)
+    b = EV.evolve(tiny_config(generations=2), None, dataset=tiny_data, progress=False)
+    strip = lambda gs: [{k: v for k, v in g.items() if k not in ("seconds", "individual_steps_per_s")} for g in gs]
+    assert json.dumps(strip(a["generations"])) == json.dumps(strip(b["generations"]))
+    for x, y in zip(jax.tree.leaves(a["best_genome"]), jax.tree.leaves(b["best_genome"])):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny_data, tmp_path):

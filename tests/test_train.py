@@ -106,3 +106,22 @@ def test_class_count_mismatch_and_oversized_batch_are_clear(demo_subset):
         T.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
     with pytest.raises(ValueError, match="batch_size=5000 is larger"):
         T.train_and_evaluate(mlp_config(batch_size=5000), None, dataset=demo_subset, progress=False)
+
+
+def test_parameter_noise_touches_only_synaptic_tensors():
+    from gsnn import robustness as R
+
+    cfg = M.ModelConfig(arch="convnet_s", width=0.25, T=2,
+                        genetic=M.L.GeneticConfig(encoding="position", genes=4, last_direct=True)).validate()
+    params = M.init_variables(M.build_model(cfg), jax.random.key(0), (16, 16, 3))["params"]
+    same = R.perturb_params(params, 0.0, jax.random.key(1))
+    noisy = R.perturb_params(params, 0.2, jax.random.key(1))
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    for (path, p), s, n in zip(flat, jax.tree.leaves(same), jax.tree.leaves(noisy)):
+        np.testing.assert_array_equal(p, s)
+        group = T.param_group(path)
+        if group in R.PERTURBED_GROUPS:
+            rel = float(np.sqrt(np.mean((n - p) ** 2)) / np.sqrt(np.mean(p ** 2)))
+            assert 0.1 < rel < 0.3, (path, rel)  # about eps = 0.2 of the tensor's rms
+        else:
+            np.testing.assert_array_equal(p, n)

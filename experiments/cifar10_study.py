@@ -1,0 +1,187 @@
+"""The CPU-scale CIFAR-10 study (issue 5): direct vs genetically encoded convnet_s, T=4,
+one training recipe, several seeds, STE-evolved vs random wiring.
+
+    python experiments/cifar10_study.py run --seeds 0 1          # resumable; skips finished runs
+    python experiments/cifar10_study.py report                   # table, JSON, plots
+
+Every variant uses the recipe of ``experiments/configs/convnet_s_cifar10_direct.py``
+(SGD momentum 0.9, lr 0.1, weight decay 5e-4, cosine, batch 128, crop+flip, the shared
+CIFAR-10 JPEG copy) with the budget set by ``--set`` overrides common to all variants
+(default :data:`BUDGET`). Each run trains in its own workdir under ``--runs`` (orbax
+checkpoints: a killed study resumes where it stopped) and writes its record to
+``--results/<variant>_s<seed>.json`` as soon as it finishes. The evolved variant first
+runs STE (``EVOLVE``) on the training split, then trains the best genome with the same
+recipe; its random-wiring twin is the ``position_50`` run (same encoding, same genes).
+
+``report`` aggregates the records into ``experiments/results/cifar10_convnet_s.json``
+(one record per variant: accuracy mean/std over seeds, parameters, compression, firing
+rates, synaptic operations, energy, epoch time) and draws the accuracy-vs-parameters
+and per-layer firing-rate plots.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+RESULTS = pathlib.Path("experiments/results/cifar10_convnet_s")
+RUNS = pathlib.Path("runs/cifar10_study")
+BASE = "convnet_s_cifar10_direct"
+# Common budget (CPU-sized): 10,000 training images, the full 10,000-image test split.
+BUDGET = ["data.train_per_class=1000", "data.test_per_class=0", "train.epochs=8", "train.log_every=0"]
+
+# name -> (encoding, genes, evolved, overrides)
+VARIANTS = {
+    "direct": ("direct", 0, False, []),
+    "position_50": ("position", 28, False, ["model.genetic.encoding=position", "model.genetic.genes=28",
+                                            "model.genetic.last_direct=true"]),
+    "position_80": ("position", 7, False, ["model.genetic.encoding=position", "model.genetic.genes=7"]),
+    "neuron_90": ("neuron", 32, False, ["model.genetic.encoding=neuron", "model.genetic.genes=32"]),
+    "position_50_ste": ("position", 28, True, ["model.genetic.encoding=position", "model.genetic.genes=28",
+                                               "model.genetic.last_direct=true"]),
+}
+RANDOM_TWIN = {"position_50_ste": "position_50"}
+# STE for the evolved variant: both operators, compact G0 genome, CMA-ES.
+EVOLVE = ["evolve.strategy=cma_es", "evolve.population=8", "evolve.generations=6", "evolve.std_init=0.1",
+          "evolve.inner_steps=10", "evolve.inner_batch=32", "evolve.val_size=500",
+          "evolve.genome_interaction=compact", "evolve.spatial_operator=spatial_entropy",
+          "evolve.temporal_operator=temporal_difference", "evolve.lambda_s=0.1", "evolve.lambda_t=0.1",
+          "evolve.final_variants=('evolved',)"]
+
+
+def _config(name: str, seed: int, budget: list[str]):
+    from gsnn import config as C
+
+    _, _, evolved, sets = VARIANTS[name]
+    return C.load_config(BASE, sets + (EVOLVE if evolved else []) + budget
+                         + [f"seed={seed}", f"name=cifar10_{name}_s{seed}"])
+
+
+def command_for(name: str, seed: int, budget: list[str]) -> str:
+    """The single gsnn command that reproduces one run of the study."""
+    _, _, evolved, sets = VARIANTS[name]
+    sets = sets + (EVOLVE if evolved else []) + budget + [f"seed={seed}", f"name=cifar10_{name}_s{seed}"]
+    quoted = " ".join(f'"{s}"' if "(" in s else s for s in sets)
+    return f"gsnn {'evolve' if evolved else 'train'} --config {BASE} --set {quoted}"
+
+
+def run_one(name: str, seed: int, budget: list[str], runs: pathlib.Path, results: pathlib.Path, dataset) -> dict:
+    from gsnn import evolve as EV
+    from gsnn import train as TR
+
+    cfg = _config(name, seed, budget)
+    workdir = runs / f"{name}_s{seed}"
+    t0 = time.time()
+    if VARIANTS[name][2]:
+        r = EV.run_evolution(cfg, workdir, dataset=dataset)
+        rec = dict(r["final"]["evolved"], evolution=dict(
+            generations=r["generations"], best_generation=r["best_generation"], genome_size=r["genome_size"]))
+    else:
+        rec = TR.result_record(TR.train_and_evaluate(cfg, workdir, dataset=dataset))
+    encoding, genes, evolved, _ = VARIANTS[name]
+    rec.update(variant=name, seed=seed, encoding=encoding, genes=genes, evolved=evolved, budget=budget,
+               command=command_for(name, seed, budget), wall_s=time.time() - t0,
+               epoch_seconds=statistics.mean(h["epoch_seconds"] for h in rec["history"]))
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}_s{seed}.json").write_text(json.dumps(rec, indent=1))
+    return rec
+
+
+def cmd_run(args) -> int:
+    from gsnn import train as TR
+
+    results, runs = pathlib.Path(args.results), pathlib.Path(args.runs)
+    budget = BUDGET + list(args.overrides)
+    dataset = None
+    for seed in args.seeds:
+        for name in args.variants or VARIANTS:
+            if (results / f"{name}_s{seed}.json").exists():
+                print(f"skip {name} seed {seed} (done)", flush=True)
+                continue
+            if dataset is None:
+                dataset = TR.load_data(_config("direct", 0, budget))
+            print(f"== {name} seed {seed}: {command_for(name, seed, budget)}", flush=True)
+            rec = run_one(name, seed, budget, runs, results, dataset)
+            print(f"== {name} seed {seed}: test {rec['test_accuracy']:.4f}, params {rec['params']:,} "
+                  f"({rec['compression']:.1%}), {rec['wall_s']:.0f} s", flush=True)
+    return 0
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """One record per variant (issue 5's keys), in :data:`VARIANTS` order."""
+    out = []
+    for name in VARIANTS:
+        runs = sorted((r for r in records if r["variant"] == name), key=lambda r: r["seed"])
+        if not runs:
+            continue
+        accs = [r["test_accuracy"] for r in runs]
+        first = runs[0]
+        layers = sorted(first["firing_rates"])
+        out.append(dict(
+            variant=name, encoding=first["encoding"], genes=first["genes"], evolved=first["evolved"],
+            params=first["params"], direct_params=first["direct_params"], compression=first["compression"],
+            test_accuracy_mean=statistics.mean(accs), test_accuracy_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            test_accuracies=accs, seeds=[r["seed"] for r in runs], epochs=first["epochs"],
+            test_top5_mean=statistics.mean(r["test_top5"] for r in runs),
+            firing_rates={k: statistics.mean(r["firing_rates"][k] for r in runs) for k in layers},
+            mean_firing_rate=statistics.mean(r["mean_firing_rate"] for r in runs),
+            synaptic_acs=statistics.mean(r["acs"] for r in runs), synaptic_macs=statistics.mean(r["macs"] for r in runs),
+            energy_uj=statistics.mean(r["energy_uj"] for r in runs),
+            epoch_seconds=statistics.mean(r["epoch_seconds"] for r in runs),
+            random_twin=RANDOM_TWIN.get(name), commands=[r["command"] for r in runs],
+        ))
+    return out
+
+
+def cmd_report(args) -> int:
+    results = pathlib.Path(args.results)
+    records = [json.loads(p.read_text()) for p in sorted(results.glob("*_s*.json"))]
+    if not records:
+        print(f"no run records in {results}; run the study first", file=sys.stderr)
+        return 2
+    rows = aggregate(records)
+    out = pathlib.Path(args.out)
+    out.write_text(json.dumps(rows, indent=1))
+    print(f"wrote {out}")
+    print("| variant | encoding | genes | params | compression | test acc (mean ± std) | seeds | firing rate | "
+          "energy µJ | epoch s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['variant']} | {r['encoding']} | {r['genes'] or '-'} | {r['params']:,} | {r['compression']:.1%} | "
+              f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} | {len(r['seeds'])} | "
+              f"{r['mean_firing_rate']:.3f} | {r['energy_uj']:.2f} | {r['epoch_seconds']:.0f} |")
+    from gsnn import plots
+
+    plots.plot_study(rows, pathlib.Path(args.plots))
+    print(f"wrote {args.plots}/cifar10_accuracy_vs_params.png and cifar10_firing_rates.png")
+    import jax
+
+    print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__}")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    r.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None)
+    r.add_argument("--set", dest="overrides", nargs="*", default=[], help="budget overrides for every variant")
+    r.add_argument("--results", default=str(RESULTS))
+    r.add_argument("--runs", default=str(RUNS))
+    r.set_defaults(func=cmd_run)
+    p = sub.add_parser("report")
+    p.add_argument("--results", default=str(RESULTS))
+    p.add_argument("--out", default="experiments/results/cifar10_convnet_s.json")
+    p.add_argument("--plots", default="experiments/results")
+    p.set_defaults(func=cmd_report)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Every bad input gets an error of a known type whose message names the problem (and,
+where there is a closed set, the valid choices). The README's bad-input table lists
+these same cases; ``python tests/test_bad_inputs.py`` prints the table from the messages
+the code gives now.
+"""
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gsnn import bench as B
+from gsnn import config as C
+from gsnn import data as D
+from gsnn import models as M
+from gsnn import neurons
+from gsnn import train as TR
+from gsnn.layers import GeneticConfig
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _tree(root: pathlib.Path, classes=("ant", "bee"), n=2) -> pathlib.Path:
+    for split in ("train", "test"):
+        for c in classes:
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(np.full((4, 4, 3), 40 * i, np.uint8)).save(d / f"{i}.png")
+    return root
+
+
+def _tar(src: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
+    import tarfile
+
+    with tarfile.open(out, "w:gz") as t:
+        t.add(src, arcname=src.name)
+    return out
+
+
+def missing_folder(tmp):
+    D.load_dataset(tmp / "no" / "such" / "folder")
+
+
+def empty_folder(tmp):
+    (tmp / "empty" / "train").mkdir(parents=True)
+    (tmp / "empty" / "test").mkdir(parents=True)
+    D.load_dataset(tmp / "empty", cache_dir=tmp / "c")
+
+
+def class_without_images(tmp):
+    root = _tree(tmp / "d")
+    for f in (root / "train" / "bee").iterdir():
+        f.unlink()
+    D.load_dataset(root, cache_dir=tmp / "c")
+
+
+def unreadable_image(tmp):
+    root = _tree(tmp / "d")
+    (root / "train" / "ant" / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    D.load_dataset(root, cache_dir=tmp / "c")
+
+
+def truncated_archive(tmp):
+    archive = _tar(_tree(tmp / "d"), tmp / "d.tar.gz")
+    blob = archive.read_bytes()
+    archive.write_bytes(blob[: len(blob) // 2])
+    D.load_dataset(archive, cache_dir=tmp / "c")
+
+
+def wrong_sha256(tmp):
+    archive = _tar(_tree(tmp / "d"), tmp / "d.tar.gz")
+    D.load_dataset(archive, cache_dir=tmp / "c", sha256="0" * 64)
+
+
+def checkpoint_of_another_config(tmp):
+    ds = D.load_dataset("demo").subset(train_per_class=4, test_per_class=2, seed=0)
+    base = C.load_config("demo_direct", ["model.width=0.125", "model.T=1", "train.epochs=1", "train.batch_size=8",
+                                         "train.log_every=0"])
+    TR.train_and_evaluate(base, tmp / "run", dataset=ds, progress=False)
+    other = C.load_config("demo_direct", ["model.width=0.125", "model.T=2", "train.epochs=1", "train.batch_size=8",
+                                          "train.log_every=0"])
+    TR.train_and_evaluate(other, tmp / "run", dataset=ds, progress=False)
+
+
+def batch_larger_than_data(tmp):
+    ds = D.load_dataset("demo").subset(train_per_class=2, test_per_class=1, seed=0)
+    TR.train_and_evaluate(C.load_config("demo_direct", ["train.batch_size=64"]), None, dataset=ds, progress=False)
+
+
+def model_images_without_channels(tmp):
+    model = M.build_model(M.ModelConfig(arch="mlp", hidden=(8,), T=1))
+    model.init(__import__("jax").random.key(0), np.zeros((2, 32, 32), np.float32))
+
+
+def model_uint8_images(tmp):
+    model = M.build_model(M.ModelConfig(arch="mlp", hidden=(8,), T=1))
+    model.init(__import__("jax").random.key(0), np.zeros((2, 32, 32, 3), np.uint8))
+
+
+def corrupt_config_file(tmp):
+    path = tmp / "broken.py"
+    path.write_text("def get_config(:\n")
+    C.load_config(str(path))
+
+
+# (README wording of the input, function, error type, fragments the message must contain)
+CASES = [
+    ("unknown architecture `model.arch=resnet99`",
+     lambda tmp: M.ModelConfig(arch="resnet99").validate(), ValueError, ["resnet99", "resnet19", "convnet_s"]),
+    ("unknown dataset `data.source=cifar11`",
+     lambda tmp: D.load_dataset("cifar11"), D.DataError, ["cifar11", "cifar10", "tfds:"]),
+    ("unknown strategy `evolve.strategy=pso`",
+     lambda tmp: C.EvolveConfig(strategy="pso").validate(), ValueError, ["pso", "cma_es", "open_es"]),
+    ("unknown surrogate `model.neuron.lif.surrogate=relu`",
+     lambda tmp: neurons.LIFConfig(surrogate="relu").validate(), ValueError, ["relu", "atan", "sigmoid"]),
+    ("unknown encoding `model.genetic.encoding=dna`",
+     lambda tmp: GeneticConfig(encoding="dna", genes=4).validate(), ValueError, ["dna", "position", "neuron"]),
+    ("unknown convolution `model.conv_impl=winograd`",
+     lambda tmp: M.ModelConfig(conv_impl="winograd").validate(), ValueError, ["winograd", "taps", "xla"]),
+    ("unknown benchmark workload `gsnn bench --workload w3`",
+     lambda tmp: B.run_workload("w3"), ValueError, ["w3", "w1", "w2"]),
+    ("genes <= 0 `model.genetic.genes=0`",
+     lambda tmp: GeneticConfig(encoding="position", genes=0).validate(), ValueError, ["genes", "0"]),
+    ("time steps <= 0 `model.T=0`",
+     lambda tmp: M.ModelConfig(T=0).validate(), ValueError, ["T", ">= 1"]),
+    ("population too small `evolve.population=1`",
+     lambda tmp: C.EvolveConfig(population=1).validate(), ValueError, ["population", ">= 2"]),
+    ("odd population for Open-ES `evolve.population=5`",
+     lambda tmp: C.EvolveConfig(strategy="open_es", population=5).validate(), ValueError, ["even", "open_es"]),
+    ("population not a multiple of the chunk `evolve.chunk_size=4`, population 6",
+     lambda tmp: C.EvolveConfig(population=6, chunk_size=4).validate(), ValueError, ["multiple", "chunk_size"]),
+    ("batch larger than the data `train.batch_size=64` on 20 images",
+     batch_larger_than_data, ValueError, ["batch_size=64", "larger than the training set"]),
+    ("misspelt config key `--set train.epoch=3`",
+     lambda tmp: C.load_config("demo_direct", ["train.epoch=3"]), KeyError, ["train.epoch", "train.epochs"]),
+    ("malformed value `--set model.T=four`",
+     lambda tmp: C.load_config("demo_direct", ["model.T=four"]), ValueError, ["model.T", "four"]),
+    ("unknown config name `--config demo_directt`",
+     lambda tmp: C.load_config("demo_directt"), ValueError, ["demo_directt", "demo_direct"]),
+    ("config file with a syntax error",
+     corrupt_config_file, ValueError, ["broken.py"]),
+    ("images without a channel axis `[B, H, W]`",
+     model_images_without_channels, ValueError, ["[B, H, W, C]", "(2, 32, 32)"]),
+    ("uint8 images given to the model",
+     model_uint8_images, ValueError, ["float", "normalize", "uint8"]),
+    ("missing data folder", missing_folder, D.DataError, ["no such file or directory"]),
+    ("data folder without class folders", empty_folder, D.DataError, ["class"]),
+    ("class folder with no images", class_without_images, D.DataError, ["bee", "no images"]),
+    ("unreadable image", unreadable_image, D.DataError, ["0.png", "cannot decode"]),
+    ("truncated `.tar.gz`", truncated_archive, D.DataError, ["truncated or corrupt"]),
+    ("archive with a wrong sha256", wrong_sha256, D.DataError, ["sha256", "does not match"]),
+    ("workdir holding a run of another config", checkpoint_of_another_config, ValueError,
+     ["different config", "model.T"]),
+]
+
+
+@pytest.mark.parametrize("description,fn,exc_type,fragments", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_a_clear_error(description, fn, exc_type, fragments, tmp_path):
+    with pytest.raises(exc_type) as info:
+        fn(tmp_path)
+    message = info.value.args[0] if isinstance(info.value, KeyError) else str(info.value)
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_readme_lists_every_case():
+    readme = (REPO / "README.md").read_text()
+    missing = [c[0] for c in CASES if f"| {c[0]} |" not in readme]
+    assert not missing, f"README's bad-input table lacks: {missing} (python tests/test_bad_inputs.py prints it)"
+    assert len(CASES) >= 20
+
+
+if __name__ == "__main__":  # print the README table from the current messages
+    import tempfile
+
+    print("| input | what the user sees |\n|---|---|")
+    for description, fn, exc_type, _ in CASES:
+        with tempfile.TemporaryDirectory() as d:
+            kind, message = "-", "(no error!)"
+            try:
+                fn(pathlib.Path(d))
+            except exc_type as e:
+                kind, message = type(e).__name__, (e.args[0] if isinstance(e, KeyError) else str(e))
+        message = message.replace(str(pathlib.Path(d)), "…").replace("|", "\\|").replace("\n", " ")
+        print(f"| {description} | `{kind}`: {message} |")
+    sys.exit(0)
