@@ -228,6 +228,9 @@ class Config:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(t, name)}")
         if t.learning_rate <= 0:
             raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}")
+        if not 0 <= t.warmup_epochs < t.epochs:
+            raise ValueError(f"train.warmup_epochs ({t.warmup_epochs}) must be >= 0 and less than train.epochs "
+                             f"({t.epochs})")
         for group, _ in t.lr_scale:
             if group not in PARAM_GROUPS:
                 raise ValueError(f"unknown parameter group {group!r} in train.lr_scale; valid: {list(PARAM_GROUPS)}")
@@ -369,7 +372,7 @@ def shrink_for_smoke(cfg: Config) -> Config:
                                    final_variants=e.final_variants[:1]),
         model=dataclasses.replace(m, width=min(m.width, 0.125), T=min(m.T, 2),
                                   hidden=tuple(min(h, 32) for h in m.hidden)),
-        train=dataclasses.replace(t, epochs=1, batch_size=min(t.batch_size, 16),
+        train=dataclasses.replace(t, epochs=1, warmup_epochs=0.0, batch_size=min(t.batch_size, 16),
                                   eval_batch_size=min(t.eval_batch_size, 32), log_every=0),
         # a streamed source cannot be subset (it is never in memory)
         data=dataclasses.replace(d, train_per_class=0 if d.stream else min(d.train_per_class or 8, 8),

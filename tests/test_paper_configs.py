@@ -49,7 +49,8 @@ def test_paper_config_states_the_paper_setting(bench):
 def test_paper_config_runs_one_step_at_smoke_size(bench, variant, tmp_path):
     classes, side, _ = BENCHMARKS[bench]
     cfg = C.load_config(f"{bench}:{variant}", ["smoke=true", "train.batch_size=4", "train.eval_batch_size=8",
-                                               "data.stream=false", "model.T=1"])
+                                               "data.stream=false", "model.T=1", "evolve.generations=1",
+                                               "evolve.inner_steps=1", "evolve.val_size=8"])
     ds = _generated(classes, side, n_train=4)
     if variant == "ste":
         r = EV.run_evolution(cfg, tmp_path, dataset=_generated(classes, side, n_train=32, n_test=8), progress=False)
