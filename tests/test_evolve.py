@@ -315,6 +315,38 @@ def test_two_identical_evolutions_are_bitwise_identical(tiny_data):
         np.testing.assert_array_equal(x, y)
 
 
+def test_sigterm_finishes_the_generation_checkpoints_and_resumes_exactly(tiny_data, tmp_path, monkeypatch):
+    import signal
+
+    from gsnn.interrupt import RunInterrupted
+
+    cfg = tiny_config(generations=3)
+    whole = EV.evolve(cfg, tmp_path / "whole", dataset=tiny_data, progress=False)
+    real = EV.make_problem
+
+    def signalling(cfg, dataset):
+        p = real(cfg, dataset)
+        inner, calls = p.evaluate_population, []
+
+        def evaluate(*args):
+            calls.append(1)
+            if len(calls) == 2:  # SIGTERM arrives while generation 2 is evaluated
+                os.kill(os.getpid(), signal.SIGTERM)
+            return inner(*args)
+
+        p.evaluate_population = evaluate
+        return p
+
+    monkeypatch.setattr(EV, "make_problem", signalling)
+    with pytest.raises(RunInterrupted, match="after generation 2/3") as info:
+        EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False)
+    assert info.value.exit_code == 143 and "gsnn evolve --resume" in str(info.value)
+    monkeypatch.setattr(EV, "make_problem", real)
+    resumed = EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False)
+    assert [g["best_fitness"] for g in resumed["generations"]] == [g["best_fitness"] for g in whole["generations"]]
+    assert resumed["best_fitness"] == whole["best_fitness"]
+
+
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny_data, tmp_path):
     cfg = tiny_config(generations=4)
     whole = EV.evolve(cfg, tmp_path / "whole", dataset=tiny_data, progress=False)
