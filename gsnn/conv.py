@@ -10,7 +10,12 @@ XLA's forward and input gradient and replaces the weight gradient by matmuls:
 - ``"patches"``: the input unfolded to patches ``[N*Ho*Wo, kh*kw*C_in]`` and one matmul;
   better when ``C_in`` is small (the first layer's 3 colour channels).
 
-Both compute exactly the sum XLA's weight-gradient convolution does (same terms, other
+A third implementation, ``"matmul"``, writes the whole convolution as per-tap matmuls
+and leaves the gradients to autodiff; under ``vmap`` over kernels (a population) it
+becomes batched matmuls instead of grouped convolutions (faster than ``taps`` there,
+still slower than a loop on a 2-core CPU). ``auto`` never picks it.
+
+The matmul weight gradients compute exactly the sum XLA's weight-gradient convolution does (same terms, other
 summation order), so results agree to float32 rounding; ``tests/test_conv.py`` checks
 forward and both gradients against ``lax.conv_general_dilated``'s own autodiff.
 

@@ -27,7 +27,7 @@ def _inputs(n, h, w, c_in, c_out, k, seed=0):
     return x, kern
 
 
-@pytest.mark.parametrize("impl", ["taps", "patches"])
+@pytest.mark.parametrize("impl", ["taps", "patches", "matmul"])
 @pytest.mark.parametrize("case", CASES)
 def test_fast_conv_equals_xla_forward_and_gradients(impl, case):
     n, h, w, c_in, c_out, k, stride, padding = case
