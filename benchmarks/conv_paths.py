@@ -8,9 +8,6 @@ pass, the input gradient and the weight gradient of each implementation, and pri
 achieved GFLOP/s (2*MACs / median time). Inputs are spike-like {0,1} maps.
 """
 import argparse
-import json
-import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -19,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gsnn import bench as B
 from gsnn import conv
 
 # (name, N, H, C_in, C_out, k, stride)
@@ -81,12 +79,8 @@ def main(argv=None):
             auto = conv.choose_impl((r["k"], r["k"], r["C_in"], r["C_out"]), r["stride"])
             print(f"{r['shape']:18s} {r['impl']:8s} {r['gflop']:6.2f} {r['gflops_fwd']:7.1f} {r['gflops_dx']:7.1f} "
                   f"{r['gflops_dw']:7.1f}           {r['ms_fwd'] + r['ms_dx'] + r['ms_dw']:12.1f}  {auto}", flush=True)
-    out = dict(machine=platform.processor() or platform.machine(), backend=jax.default_backend(),
-               jax=jax.__version__, command="python benchmarks/conv_paths.py " + " ".join(sys.argv[1:]), results=rows)
-    if args.json:
-        p = pathlib.Path(args.json)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(out, indent=1))
+    B.write_result(args.json, dict(B.environment(), results=rows,
+                                   command="python benchmarks/conv_paths.py " + " ".join(sys.argv[1:])))
 
 
 if __name__ == "__main__":

@@ -24,9 +24,6 @@ if "--host-devices" in sys.argv:  # must be set before jax is imported
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_n}").strip()
 
 import argparse
-import json
-import pathlib
-import platform
 import resource
 import statistics
 import time
@@ -34,6 +31,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from gsnn import bench as B
 from gsnn import config as C
 from gsnn import data as D
 from gsnn import evolve as EV
@@ -110,14 +108,9 @@ def main(argv=None):
                          if k in row)
         print(f"P={P:3d}  {cols}  best {row['best']} ({row['best_individual_steps_per_s']:.1f} indiv·steps/s)  "
               f"RSS {row['peak_rss_mb']:.0f} MB", flush=True)
-    out = dict(machine=platform.processor() or platform.machine(), cpu_count=__import__("os").cpu_count(),
-               jax=jax.__version__, devices=[str(d) for d in jax.devices()],
-               command="python benchmarks/population.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               config=args.config, overrides=sets, results=rows)
-    if args.json:
-        p = pathlib.Path(args.json)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(out, indent=1))
+    B.write_result(args.json, dict(B.environment(), cpu_count=os.cpu_count(), config=args.config, overrides=sets,
+                                   results=rows, command="python benchmarks/population.py "
+                                   + " ".join(argv if argv is not None else sys.argv[1:])))
 
 
 if __name__ == "__main__":

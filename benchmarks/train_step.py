@@ -10,12 +10,8 @@ crop+flip, forward, cross-entropy, backward, SGD update) on random uint8 images,
 rematerialisation policies.
 """
 import argparse
-import json
-import pathlib
-import platform
 import sys
 
-import jax
 
 from gsnn import bench as B
 
@@ -46,14 +42,8 @@ def main(argv=None):
                                batch=args.batch, T=args.T, width=args.width)
             rows.append(dict(r.asdict(), arch=args.arch, encoding=enc))
             print(B.format_row(r), flush=True)
-    out = dict(machine=platform.processor() or platform.machine(), jax=jax.__version__,
-               devices=[str(d) for d in jax.devices()],
-               command="python benchmarks/train_step.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               results=rows)
-    if args.json:
-        p = pathlib.Path(args.json)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(out, indent=1))
+    B.write_result(args.json, dict(B.environment(), results=rows, command="python benchmarks/train_step.py "
+                                   + " ".join(argv if argv is not None else sys.argv[1:])))
 
 
 if __name__ == "__main__":

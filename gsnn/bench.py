@@ -28,6 +28,8 @@ resident memory.
 from __future__ import annotations
 
 import dataclasses
+import json
+import pathlib
 import platform
 import resource
 import statistics
@@ -273,6 +275,20 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
                       conv_impl=conv_impl, width=width, backend=jax.default_backend(), jax=jax.__version__,
                       machine=platform.processor() or platform.machine()),
     )
+
+
+def environment() -> dict:
+    """Where a benchmark ran: machine, backend, devices, jax version."""
+    return dict(machine=platform.processor() or platform.machine(), backend=jax.default_backend(),
+                devices=[str(d) for d in jax.devices()], jax=jax.__version__)
+
+
+def write_result(path: str | None, record: dict) -> None:
+    """Writes a benchmark's JSON record (parent folders created); no-op without a path."""
+    if path:
+        p = pathlib.Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(record, indent=1))
 
 
 def format_row(r: BenchResult) -> str:
