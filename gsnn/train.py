@@ -469,9 +469,9 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
             if not m["finite"]:
                 continue
             if progress and tc.log_every and (i + 1) % tc.log_every == 0:
-                el = time.perf_counter() - t0
+                rate = (i + 1 - first_step) * tc.batch_size / (time.perf_counter() - t0)
                 print(f"  epoch {epoch + 1} step {i + 1}/{steps_per_epoch} loss {sums['loss'] / count:.4f} "
-                      f"acc {sums['accuracy'] / count:.3f} ({(i + 1) * tc.batch_size / el:.0f} img/s)", flush=True)
+                      f"acc {sums['accuracy'] / count:.3f} ({rate:.0f} img/s)", flush=True)
         train_time = elapsed_before + time.perf_counter() - t0
         ev = evaluate_batches(steps, state.params, state.batch_stats, ds.test_batches(tc.eval_batch_size))
         record = dict(

@@ -43,9 +43,14 @@ def test_paper_config_states_the_paper_setting(bench):
         C.load_config(f"{bench}:evolved")
 
 
+# resnet19_cifar100 differs from resnet19_cifar10 only in its 100-class read-out: its
+# genetic and STE variants run the same code as CIFAR-10's, so one variant covers it.
+SMOKE_RUNS = [(b, v) for b in BENCHMARKS for v in ("direct", "genetic", "ste")
+              if not (b == "resnet19_cifar100" and v != "genetic")]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["direct", "genetic", "ste"])
-@pytest.mark.parametrize("bench", list(BENCHMARKS))
+@pytest.mark.parametrize("bench,variant", SMOKE_RUNS)
 def test_paper_config_runs_one_step_at_smoke_size(bench, variant, tmp_path):
     classes, side, _ = BENCHMARKS[bench]
     cfg = C.load_config(f"{bench}:{variant}", ["smoke=true", "train.batch_size=4", "train.eval_batch_size=8",
