@@ -78,7 +78,10 @@ def plot_accuracy_vs_params(points: Sequence[Mapping], ax=None, *, title: str = 
         c = p.get("compression")
         if c:
             text += f"\n{100 * abs(c):.0f}% {'fewer' if c > 0 else 'more'} params"
-        ax.annotate(text, (x, y), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+        # points at the same parameter count (e.g. evolved vs random wiring) label below
+        twin = any(abs(float(q["params"]) - x) <= 0.01 * x for q in points[:i])
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(0, -26) if twin else (0, 8),
+                    ha="center", fontsize=8, color=COLORS[i % len(COLORS)] if twin else "black")
     if reference is not None:
         ax.scatter([reference["params"]], [k * reference["accuracy"]], s=60, facecolors="none",
                    edgecolors="k", zorder=3)
