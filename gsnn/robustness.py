@@ -45,9 +45,12 @@ def perturb_params(params, eps: float, key: jax.Array):
     return jax.tree_util.tree_unflatten(tree, out)
 
 
-def _accuracy(model, params, batch_stats, images, labels, mean, std, sigma, key, batch_size):
+def _accuracy_fn(model, mean, std, batch_size):
+    """``(params, batch_stats, images, labels, sigma, key) -> accuracy`` over a split;
+    one compilation per model, every noise level and parameter set reuses it."""
+
     @jax.jit
-    def correct(xb, yb, k):
+    def correct(params, batch_stats, xb, yb, sigma, k):
         x = xb.astype(jnp.float32) / 255.0
         x = x + sigma * jax.random.normal(k, x.shape)
         x = (x - mean) / std
@@ -55,11 +58,15 @@ def _accuracy(model, params, batch_stats, images, labels, mean, std, sigma, key,
                              rngs={"coding": jax.random.key(0)})
         return jnp.sum(jnp.argmax(logits, -1) == yb)
 
-    total = 0
-    for i, (xb, yb) in enumerate(D.batches(images, labels, batch_size, seed=0, epoch=0, shuffle=False,
-                                           drop_remainder=False)):
-        total += int(correct(jnp.asarray(xb), jnp.asarray(yb), jax.random.fold_in(key, i)))
-    return total / len(labels)
+    def accuracy(params, batch_stats, images, labels, sigma, key):
+        total = 0
+        for i, (xb, yb) in enumerate(D.batches(images, labels, batch_size, seed=0, epoch=0, shuffle=False,
+                                               drop_remainder=False)):
+            total += int(correct(params, batch_stats, jnp.asarray(xb), jnp.asarray(yb), jnp.float32(sigma),
+                                 jax.random.fold_in(key, i)))
+        return total / len(labels)
+
+    return accuracy
 
 
 def robustness_report(cfg: C.Config, state, dataset: D.ArrayDataset, *, input_sigmas: Sequence[float] = INPUT_SIGMAS,
@@ -73,23 +80,21 @@ def robustness_report(cfg: C.Config, state, dataset: D.ArrayDataset, *, input_si
     batch_size = batch_size or cfg.train.eval_batch_size
     mean, std = (jnp.asarray(v, jnp.float32) for v in D.stats_for(dataset.name))
     images, labels = dataset.test_images, dataset.test_labels
-    model = M.build_model(cfg.model)
+    accuracy = _accuracy_fn(M.build_model(cfg.model), mean, std, batch_size)
     key = jax.random.key(seed)
     k_in, k_par = jax.random.split(key)
     params, bstats = state.params, state.batch_stats
     out = dict(input_noise=[], param_noise=[], time_steps=[])
     for s in input_sigmas:
-        out["input_noise"].append(dict(level=float(s), accuracy=_accuracy(
-            model, params, bstats, images, labels, mean, std, float(s), k_in, batch_size)))
+        out["input_noise"].append(dict(level=float(s), accuracy=accuracy(params, bstats, images, labels, s, k_in)))
     for i, eps in enumerate(param_eps):
         noisy = perturb_params(params, float(eps), jax.random.fold_in(k_par, i))
-        out["param_noise"].append(dict(level=float(eps), accuracy=_accuracy(
-            model, noisy, bstats, images, labels, mean, std, 0.0, k_in, batch_size)))
+        out["param_noise"].append(dict(level=float(eps), accuracy=accuracy(noisy, bstats, images, labels, 0.0, k_in)))
     T = cfg.model.T
     for t in time_steps or sorted({T, max(1, T // 2), 1}, reverse=True):
-        m_t = M.build_model(dataclasses.replace(cfg.model, T=int(t)))
-        out["time_steps"].append(dict(level=int(t), accuracy=_accuracy(
-            m_t, params, bstats, images, labels, mean, std, 0.0, k_in, batch_size)))
+        acc_t = accuracy if t == T else _accuracy_fn(
+            M.build_model(dataclasses.replace(cfg.model, T=int(t))), mean, std, batch_size)
+        out["time_steps"].append(dict(level=int(t), accuracy=acc_t(params, bstats, images, labels, 0.0, k_in)))
     return out
 
 
