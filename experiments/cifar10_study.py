@@ -76,16 +76,19 @@ def run_one(name: str, seed: int, budget: list[str], runs: pathlib.Path, results
     cfg = _config(name, seed, budget)
     workdir = runs / f"{name}_s{seed}"
     t0 = time.time()
-    if VARIANTS[name][2]:
-        r = EV.run_evolution(cfg, workdir, dataset=dataset)
-        rec = dict(r["final"]["evolved"], evolution=dict(
-            generations=r["generations"], best_generation=r["best_generation"], genome_size=r["genome_size"]))
-    else:
-        rec = TR.result_record(TR.train_and_evaluate(cfg, workdir, dataset=dataset))
+    try:
+        if VARIANTS[name][2]:
+            r = EV.run_evolution(cfg, workdir, dataset=dataset)
+            rec = dict(r["final"]["evolved"], evolution=dict(
+                generations=r["generations"], best_generation=r["best_generation"], genome_size=r["genome_size"]))
+        else:
+            rec = TR.result_record(TR.train_and_evaluate(cfg, workdir, dataset=dataset))
+        rec.update(diverged=False, epoch_seconds=statistics.mean(h["epoch_seconds"] for h in rec["history"]))
+    except TR.NonFiniteError as e:  # the shared recipe diverged for this seed: recorded, not retried
+        rec = dict(diverged=True, error=str(e), test_accuracy=None)
     encoding, genes, evolved, _ = VARIANTS[name]
     rec.update(variant=name, seed=seed, encoding=encoding, genes=genes, evolved=evolved, budget=budget,
-               command=command_for(name, seed, budget), wall_s=time.time() - t0,
-               epoch_seconds=statistics.mean(h["epoch_seconds"] for h in rec["history"]))
+               command=command_for(name, seed, budget), wall_s=time.time() - t0)
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}_s{seed}.json").write_text(json.dumps(rec, indent=1))
     return rec
@@ -106,6 +109,9 @@ def cmd_run(args) -> int:
                 dataset = TR.load_data(_config("direct", 0, budget))
             print(f"== {name} seed {seed}: {command_for(name, seed, budget)}", flush=True)
             rec = run_one(name, seed, budget, runs, results, dataset)
+            if rec["diverged"]:
+                print(f"== {name} seed {seed}: DIVERGED ({rec['error']})", flush=True)
+                continue
             print(f"== {name} seed {seed}: test {rec['test_accuracy']:.4f}, params {rec['params']:,} "
                   f"({rec['compression']:.1%}), {rec['wall_s']:.0f} s", flush=True)
     return 0
@@ -115,7 +121,8 @@ def aggregate(records: list[dict]) -> list[dict]:
     """One record per variant (issue 5's keys), in :data:`VARIANTS` order."""
     out = []
     for name in VARIANTS:
-        runs = sorted((r for r in records if r["variant"] == name), key=lambda r: r["seed"])
+        all_runs = sorted((r for r in records if r["variant"] == name), key=lambda r: r["seed"])
+        runs = [r for r in all_runs if not r.get("diverged")]
         if not runs:
             continue
         accs = [r["test_accuracy"] for r in runs]
@@ -132,7 +139,8 @@ def aggregate(records: list[dict]) -> list[dict]:
             synaptic_acs=statistics.mean(r["acs"] for r in runs), synaptic_macs=statistics.mean(r["macs"] for r in runs),
             energy_uj=statistics.mean(r["energy_uj"] for r in runs),
             epoch_seconds=statistics.mean(r["epoch_seconds"] for r in runs),
-            random_twin=RANDOM_TWIN.get(name), commands=[r["command"] for r in runs],
+            diverged_seeds=[r["seed"] for r in all_runs if r.get("diverged")],
+            random_twin=RANDOM_TWIN.get(name), commands=[r["command"] for r in all_runs],
         ))
     return out
 
@@ -152,7 +160,9 @@ def cmd_report(args) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['variant']} | {r['encoding']} | {r['genes'] or '-'} | {r['params']:,} | {r['compression']:.1%} | "
-              f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} | {len(r['seeds'])} | "
+              f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} | "
+              f"{', '.join(map(str, r['seeds']))}"
+              f"{' (diverged: ' + ', '.join(map(str, r['diverged_seeds'])) + ')' if r['diverged_seeds'] else ''} | "
               f"{r['mean_firing_rate']:.3f} | {r['energy_uj']:.2f} | {r['epoch_seconds']:.0f} |")
     from gsnn import plots
 

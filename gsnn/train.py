@@ -387,7 +387,8 @@ def train_and_evaluate(
         wd.mkdir(parents=True, exist_ok=True)
         cfg_file = wd / "config.json"
         if cfg_file.exists():
-            old = json.loads(cfg_file.read_text())
+            # read through from_dict so that keys of fields since removed do not count
+            old = json.loads(C.from_dict(json.loads(cfg_file.read_text())).to_json())
             new = json.loads(cfg.to_json())
             if old != new:
                 diff = sorted(k for k in set(_flat(old)) | set(_flat(new)) if _flat(old).get(k) != _flat(new).get(k))
