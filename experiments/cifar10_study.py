@@ -41,6 +41,13 @@ VARIANTS = {
                                             "model.genetic.last_direct=true"]),
     "position_80": ("position", 7, False, ["model.genetic.encoding=position", "model.genetic.genes=7"]),
     "neuron_90": ("neuron", 32, False, ["model.genetic.encoding=neuron", "model.genetic.genes=32"]),
+    # Added after the first round to test where the gap to direct comes from (rank):
+    # position with first and last layers direct spends the parameters on g=32;
+    # neuron mode at g=128 (53.8%) has full rank per kernel offset, g=64 (80.3%).
+    "position_50_g32": ("position", 32, False, ["model.genetic.encoding=position", "model.genetic.genes=32",
+                                                "model.genetic.first_direct=true", "model.genetic.last_direct=true"]),
+    "neuron_50": ("neuron", 128, False, ["model.genetic.encoding=neuron", "model.genetic.genes=128"]),
+    "neuron_80": ("neuron", 64, False, ["model.genetic.encoding=neuron", "model.genetic.genes=64"]),
     "position_50_ste": ("position", 28, True, ["model.genetic.encoding=position", "model.genetic.genes=28",
                                                "model.genetic.last_direct=true"]),
 }

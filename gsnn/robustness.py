@@ -45,7 +45,7 @@ def perturb_params(params, eps: float, key: jax.Array):
     return jax.tree_util.tree_unflatten(tree, out)
 
 
-def _accuracy_fn(model, mean, std, batch_size):
+def accuracy_fn(model, mean, std, batch_size):
     """``(params, batch_stats, images, labels, sigma, key) -> accuracy`` over a split;
     one compilation per model, every noise level and parameter set reuses it."""
 
@@ -80,7 +80,7 @@ def robustness_report(cfg: C.Config, state, dataset: D.ArrayDataset, *, input_si
     batch_size = batch_size or cfg.train.eval_batch_size
     mean, std = (jnp.asarray(v, jnp.float32) for v in D.stats_for(dataset.name))
     images, labels = dataset.test_images, dataset.test_labels
-    accuracy = _accuracy_fn(M.build_model(cfg.model), mean, std, batch_size)
+    accuracy = accuracy_fn(M.build_model(cfg.model), mean, std, batch_size)
     key = jax.random.key(seed)
     k_in, k_par = jax.random.split(key)
     params, bstats = state.params, state.batch_stats
@@ -92,7 +92,7 @@ def robustness_report(cfg: C.Config, state, dataset: D.ArrayDataset, *, input_si
         out["param_noise"].append(dict(level=float(eps), accuracy=accuracy(noisy, bstats, images, labels, 0.0, k_in)))
     T = cfg.model.T
     for t in time_steps or sorted({T, max(1, T // 2), 1}, reverse=True):
-        acc_t = accuracy if t == T else _accuracy_fn(
+        acc_t = accuracy if t == T else accuracy_fn(
             M.build_model(dataclasses.replace(cfg.model, T=int(t))), mean, std, batch_size)
         out["time_steps"].append(dict(level=int(t), accuracy=acc_t(params, bstats, images, labels, 0.0, k_in)))
     return out

@@ -1,0 +1,69 @@
+"""The experiment scripts' own logic: the CIFAR-10 study's aggregation over seeds and the
+rank analysis behind its reading (experiments/cifar10_study.py, rank_analysis.py)."""
+import pathlib
+import statistics
+import sys
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "experiments"))
+
+import cifar10_study  # noqa: E402
+import rank_analysis  # noqa: E402
+
+
+def _record(variant, seed, acc, diverged=False):
+    if diverged:
+        return dict(variant=variant, seed=seed, diverged=True, error="non-finite", test_accuracy=None,
+                    command=f"cmd {variant} {seed}")
+    return dict(variant=variant, seed=seed, diverged=False, test_accuracy=acc, test_top5=0.9, encoding="position",
+                genes=28, evolved=False, params=52942, direct_params=113962, compression=0.535, epochs=8,
+                firing_rates={"conv1": 0.1 + seed, "conv2": 0.2}, mean_firing_rate=0.15, acs=10.0, macs=2.0,
+                energy_uj=1.0 + seed, epoch_seconds=60.0, command=f"cmd {variant} {seed}")
+
+
+def test_study_aggregates_mean_std_over_finite_seeds_and_lists_diverged_ones():
+    records = [_record("position_50", 0, 0.58), _record("position_50", 1, 0.60), _record("position_50", 2, None, True),
+               _record("direct", 0, 0.62)]
+    rows = {r["variant"]: r for r in cifar10_study.aggregate(records)}
+    assert list(rows) == ["direct", "position_50"]  # VARIANTS order, only variants with finite runs
+    p = rows["position_50"]
+    assert p["seeds"] == [0, 1] and p["diverged_seeds"] == [2]
+    assert p["test_accuracy_mean"] == pytest.approx(0.59)
+    assert p["test_accuracy_std"] == pytest.approx(statistics.stdev([0.58, 0.60]))
+    assert p["firing_rates"]["conv1"] == pytest.approx(0.6) and p["energy_uj"] == pytest.approx(1.5)
+    assert p["commands"] == ["cmd position_50 0", "cmd position_50 1", "cmd position_50 2"]
+    assert rows["direct"]["test_accuracy_std"] == 0.0
+    for key in ("variant", "encoding", "genes", "evolved", "params", "compression", "test_accuracy_mean",
+                "test_accuracy_std", "seeds", "epochs"):  # issue 5's record keys
+        assert key in p
+
+
+def test_study_command_reproduces_the_config():
+    from gsnn import config as C
+
+    cmd = cifar10_study.command_for("position_50_ste", 1, cifar10_study.BUDGET)
+    assert cmd.startswith("gsnn evolve --config convnet_s_cifar10_direct --set ")
+    sets = [s.strip('"') for s in cmd.split(" --set ", 1)[1].split(" ")]
+    assert C.load_config("convnet_s_cifar10_direct", sets) == \
+        cifar10_study._config("position_50_ste", 1, cifar10_study.BUDGET)
+
+
+def test_rank_truncation_is_the_best_low_rank_kernel():
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(3, 3, 4, 6)).astype(np.float32)
+    m = rank_analysis.kernel_matrix(kernel)
+    assert m.shape == (36, 6)
+    for r in (1, 3):
+        t = rank_analysis.truncate(kernel, r)
+        assert t.shape == kernel.shape
+        assert np.linalg.matrix_rank(rank_analysis.kernel_matrix(t), tol=1e-4) == r
+        s = np.linalg.svd(m, compute_uv=False)
+        # Eckart-Young: the residual's Frobenius norm is the discarded singular values'.
+        np.testing.assert_allclose(np.linalg.norm(m - rank_analysis.kernel_matrix(t)), np.sqrt(np.sum(s[r:] ** 2)),
+                                   rtol=1e-4)
+        assert rank_analysis.energy_in_top(kernel, r) == pytest.approx(np.sum(s[:r] ** 2) / np.sum(s ** 2), rel=1e-5)
+    np.testing.assert_allclose(rank_analysis.truncate(kernel, 6), kernel, atol=1e-5)
+    assert rank_analysis.energy_in_top(kernel, 6) == pytest.approx(1.0)
