@@ -2,7 +2,8 @@
 
 A ``position``-encoded layer generates a weight matrix ``[kh*kw*C_in, C_out]`` of rank
 <= g. This script takes trained *direct* runs and measures, per conv layer, the share of
-the kernel's energy (squared Frobenius norm) held by its top-g singular values, and the
+the kernel's energy (squared Frobenius norm) held by its top-g singular values (of the
+trained kernel W and of what training changed, W - W0), and the
 test accuracy after truncating every conv kernel to rank g (SVD, batch-norm statistics
 unchanged; the read-out is left direct, as in ``position_50``). Post-hoc truncation of a
 net trained at full rank is a pessimistic proxy for a rank-g net trained from scratch.
@@ -60,9 +61,15 @@ def analyse(workdir: str, ranks: list[int]) -> dict:
     mean, std = (jnp.asarray(v, jnp.float32) for v in D.stats_for(ds.name))
     accuracy = R.accuracy_fn(M.build_model(cfg.model), mean, std, cfg.train.eval_batch_size)
     kernels = conv_kernels(state.params)
+    # The run's initial kernels (train_and_evaluate's key split), to separate what training
+    # learnt (W - W0) from the random initialisation it started from.
+    steps = TR.make_steps(cfg, 1, *D.stats_for(ds.name), ds.image_shape)
+    initial = conv_kernels(steps.init(jax.random.split(jax.random.key(cfg.seed))[0]).params)
     layers = {name: dict(shape=list(k.shape), max_rank=int(min(kernel_matrix(k).shape)),
                          singular_values=np.linalg.svd(kernel_matrix(k), compute_uv=False).tolist(),
-                         energy_in_top={str(g): energy_in_top(k, g) for g in ranks})
+                         energy_in_top={str(g): energy_in_top(k, g) for g in ranks},
+                         update_energy_in_top={str(g): energy_in_top(k - initial[name], g) for g in ranks},
+                         update_norm_ratio=float(np.linalg.norm(k - initial[name]) / np.linalg.norm(initial[name])))
               for name, k in kernels.items()}
     key = jax.random.key(0)
     full = accuracy(state.params, state.batch_stats, ds.test_images, ds.test_labels, 0.0, key)
@@ -77,12 +84,14 @@ def analyse(workdir: str, ranks: list[int]) -> dict:
 
 
 def table(results: list[dict], ranks: list[int]) -> str:
-    head = "| run | layer | max rank | " + " | ".join(f"energy in top {g}" for g in ranks) + " |"
-    lines = [head, "|" + "---|" * (3 + len(ranks))]
+    head = ("| run | layer | max rank | ‖W−W0‖/‖W0‖ | " + " | ".join(f"top {g}: W / W−W0" for g in ranks) + " |")
+    lines = [head, "|" + "---|" * (4 + len(ranks))]
     for r in results:
         for name, lay in r["layers"].items():
             lines.append(f"| {pathlib.Path(r['workdir']).name} | {name} | {lay['max_rank']} | "
-                         + " | ".join(f"{100 * lay['energy_in_top'][str(g)]:.1f}%" for g in ranks) + " |")
+                         f"{lay['update_norm_ratio']:.2f} | "
+                         + " | ".join(f"{100 * lay['energy_in_top'][str(g)]:.0f}% / "
+                                      f"{100 * lay['update_energy_in_top'][str(g)]:.0f}%" for g in ranks) + " |")
     lines += ["", "| run | full rank | " + " | ".join(f"rank {g}" for g in ranks) + " |",
               "|" + "---|" * (2 + len(ranks))]
     for r in results:

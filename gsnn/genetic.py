@@ -198,6 +198,12 @@ def factorised_macs(
     return first, later
 
 
+# Cost of one depthwise-convolution MAC (forward + backward) relative to a dense conv
+# MAC, by backend. XLA CPU runs grouped/depthwise convolutions 44-106x slower per MAC
+# than dense ones (benchmarks/depthwise_cost.py); other backends are not measured yet.
+DEPTHWISE_MAC_COST = {"cpu": 100.0}
+
+
 def choose_path(
     encoding: str,
     kernel_positions: int,
@@ -207,15 +213,21 @@ def choose_path(
     in_positions: int,
     out_positions: int,
     examples: int,
+    backend: str | None = None,
 ) -> str:
     """Picks the cheaper execution path for one layer call (by MAC count).
 
     ``examples`` is the number of examples in one call (batch x time), over which the
-    one-off cost of generating ``W`` is amortised.
+    one-off cost of generating ``W`` is amortised. The depthwise stage of a ``neuron``
+    convolution is charged :data:`DEPTHWISE_MAC_COST` per MAC on ``backend`` (default:
+    JAX's default backend).
     """
     mat = examples * materialised_macs(kernel_positions, c_in, c_out, out_positions)
     mat += generation_macs(kernel_positions, c_in, c_out, genes)
     fac = examples * sum(
         factorised_macs(encoding, kernel_positions, c_in, c_out, genes, in_positions, out_positions)
     )
+    if encoding == "neuron" and kernel_positions > 1 and in_positions > 1:
+        weight = DEPTHWISE_MAC_COST.get(backend or jax.default_backend(), 1.0)
+        fac += examples * (weight - 1.0) * out_positions * kernel_positions * genes
     return "factorised" if fac < mat else "materialise"

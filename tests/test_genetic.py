@@ -372,6 +372,18 @@ def test_choose_path_materialise_when_cheaper():
     assert genetic.choose_path("position", 9, 3, 32, 32, 1024, 1024, examples=256) == "materialise"
 
 
+def test_choose_path_charges_depthwise_stage_by_backend():
+    # neuron conv 32 -> 64, 16x16, g = 128, batch x time 512: factorised is 13,440 MACs
+    # per position against 18,432 materialised, but 1,152 of them are depthwise, which
+    # XLA CPU runs ~100x slower per MAC (benchmarks/depthwise_cost.py).
+    args = ("neuron", 9, 32, 64, 128, 256, 256)
+    assert genetic.choose_path(*args, examples=512, backend="gpu") == "factorised"
+    assert genetic.choose_path(*args, examples=512, backend="cpu") == "materialise"
+    # position mode has no depthwise stage: the backend does not matter.
+    for backend in ("cpu", "gpu"):
+        assert genetic.choose_path("position", 9, 64, 128, 8, 64, 64, examples=512, backend=backend) == "factorised"
+
+
 def test_choose_path_generation_cost_amortised():
     # Dense 512 -> 512, g = 400: per example materialised 512*512 = 262,144 MACs,
     # factorised 2*512*400 = 409,600, but generating W costs
