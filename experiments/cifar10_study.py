@@ -156,6 +156,31 @@ def aggregate(records: list[dict]) -> list[dict]:
     return out
 
 
+BLOCK_START, BLOCK_END = "<!-- study table: written by cifar10_study.py report -->", "<!-- end of study table -->"
+
+
+def markdown_block(rows: list[dict]) -> str:
+    """The results table and the command of every run, as Markdown."""
+    lines = ["| variant | encoding | genes | params | compression | test acc % (mean ± std) | seeds | firing rate | "
+             "synaptic ops (M AC / M MAC) | energy µJ | epoch s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        diverged = f" (diverged: {', '.join(map(str, r['diverged_seeds']))})" if r["diverged_seeds"] else ""
+        lines.append(
+            f"| {r['variant']} | {r['encoding']} | {r['genes'] or '-'} | {r['params']:,} | {r['compression']:.1%} | "
+            f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} | "
+            f"{', '.join(map(str, r['seeds']))}{diverged} | {r['mean_firing_rate']:.3f} | "
+            f"{r['synaptic_acs'] / 1e6:.2f} / {r['synaptic_macs'] / 1e6:.2f} | {r['energy_uj']:.2f} | "
+            f"{r['epoch_seconds']:.0f} |")
+    lines += ["", "Per-seed accuracies and the command of every run:", "", "```"]
+    for r in rows:
+        lines.append(f"# {r['variant']}: " + ", ".join(f"{100 * a:.2f}" for a in r["test_accuracies"])
+                     + (f"; diverged seeds {r['diverged_seeds']}" if r["diverged_seeds"] else ""))
+        lines += r["commands"]
+    lines.append("```")
+    return "\n".join(lines)
+
+
 def cmd_report(args) -> int:
     results = pathlib.Path(args.results)
     records = [json.loads(p.read_text()) for p in sorted(results.glob("*_s*.json"))]
@@ -166,15 +191,15 @@ def cmd_report(args) -> int:
     out = pathlib.Path(args.out)
     out.write_text(json.dumps(rows, indent=1))
     print(f"wrote {out}")
-    print("| variant | encoding | genes | params | compression | test acc (mean ± std) | seeds | firing rate | "
-          "energy µJ | epoch s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['variant']} | {r['encoding']} | {r['genes'] or '-'} | {r['params']:,} | {r['compression']:.1%} | "
-              f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} | "
-              f"{', '.join(map(str, r['seeds']))}"
-              f"{' (diverged: ' + ', '.join(map(str, r['diverged_seeds'])) + ')' if r['diverged_seeds'] else ''} | "
-              f"{r['mean_firing_rate']:.3f} | {r['energy_uj']:.2f} | {r['epoch_seconds']:.0f} |")
+    block = markdown_block(rows)
+    print(block)
+    doc = pathlib.Path(args.doc)
+    if doc.is_file() and BLOCK_START in doc.read_text():
+        text = doc.read_text()
+        head, rest = text.split(BLOCK_START, 1)
+        tail = rest.split(BLOCK_END, 1)[1]
+        doc.write_text(f"{head}{BLOCK_START}\n{block}\n{BLOCK_END}{tail}")
+        print(f"updated the table and commands in {doc}")
     from gsnn import plots
 
     plots.plot_study(rows, pathlib.Path(args.plots))
@@ -199,6 +224,7 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--out", default="experiments/results/cifar10_convnet_s.json")
     p.add_argument("--plots", default="experiments/results")
+    p.add_argument("--doc", default="experiments/RESULTS.md", help="Markdown file whose study table block is rewritten")
     p.set_defaults(func=cmd_report)
     args = ap.parse_args(argv)
     return args.func(args)

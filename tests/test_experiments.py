@@ -36,6 +36,9 @@ def test_study_aggregates_mean_std_over_finite_seeds_and_lists_diverged_ones():
     assert p["firing_rates"]["conv1"] == pytest.approx(0.6) and p["energy_uj"] == pytest.approx(1.5)
     assert p["commands"] == ["cmd position_50 0", "cmd position_50 1", "cmd position_50 2"]
     assert rows["direct"]["test_accuracy_std"] == 0.0
+    block = cifar10_study.markdown_block(list(rows.values()))
+    assert "| position_50 | position | 28 | 52,942 | 53.5% | 59.00 ± 1.41 | 0, 1 (diverged: 2) |" in block
+    assert "# position_50: 58.00, 60.00; diverged seeds [2]" in block and "cmd position_50 2" in block
     for key in ("variant", "encoding", "genes", "evolved", "params", "compression", "test_accuracy_mean",
                 "test_accuracy_std", "seeds", "epochs"):  # issue 5's record keys
         assert key in p
