@@ -199,7 +199,7 @@ def factorised_macs(
 
 
 # Cost of one depthwise-convolution MAC (forward + backward) relative to a dense conv
-# MAC, by backend. XLA CPU runs grouped/depthwise convolutions 44-106x slower per MAC
+# MAC, by backend. XLA CPU runs depthwise convolutions 49-115x slower per MAC
 # than dense ones (benchmarks/depthwise_cost.py); other backends are not measured yet.
 DEPTHWISE_MAC_COST = {"cpu": 100.0}
 
