@@ -58,12 +58,13 @@ def plot_learning_curves(curves: Mapping[str, Sequence[float]], ax=None, *, epoc
 
 
 def plot_accuracy_vs_params(points: Sequence[Mapping], ax=None, *, title: str = "Accuracy vs parameters",
-                            percent: bool = True, reference: Mapping | None = None):
-    """Scatter of accuracy against parameter count (log x), each point labelled.
+                            percent: bool = True, reference: Mapping | None = None, legend: bool = False):
+    """Scatter of accuracy against parameter count (log x), each point labelled (or, with
+    ``legend=True``, for crowded plots, named in a legend beside the axes).
 
     Args:
       points: dicts with ``label``, ``params`` and ``accuracy`` (optional
-        ``compression`` in [0, 1], added to the label).
+        ``compression`` in [0, 1], added to the label; optional matplotlib ``marker``).
       ax: axes (default: a new figure).
       percent: accuracy shown x100.
       reference: an extra point (``params``, ``accuracy``) drawn hollow and unlabelled.
@@ -73,11 +74,15 @@ def plot_accuracy_vs_params(points: Sequence[Mapping], ax=None, *, title: str = 
     xs = [float(p["params"]) for p in points]
     for i, p in enumerate(points):
         x, y = float(p["params"]), k * float(p["accuracy"])
-        ax.scatter([x], [y], s=60, color=COLORS[i % len(COLORS)], zorder=3)
         text = p["label"]
         c = p.get("compression")
         if c:
-            text += f"\n{100 * abs(c):.0f}% {'fewer' if c > 0 else 'more'} params"
+            text += f"{' (' if legend else chr(10)}{100 * abs(c):.0f}% {'fewer' if c > 0 else 'more'} params" \
+                    + (")" if legend else "")
+        ax.scatter([x], [y], s=60, color=COLORS[i % len(COLORS)], zorder=3, label=text if legend else None,
+                   marker=p.get("marker", "o"))
+        if legend:
+            continue
         # points at the same parameter count (e.g. evolved vs random wiring) label below
         twin = any(abs(float(q["params"]) - x) <= 0.01 * x for q in points[:i])
         ax.annotate(text, (x, y), textcoords="offset points", xytext=(0, -26) if twin else (0, 8),
@@ -98,6 +103,8 @@ def plot_accuracy_vs_params(points: Sequence[Mapping], ax=None, *, title: str = 
     ax.set_ylabel("test accuracy (%)" if percent else "test accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
+    if legend:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     return ax
 
 
@@ -247,16 +254,19 @@ def plot_study(rows: Sequence[Mapping], folder: str | os.PathLike) -> tuple[path
     (``experiments/cifar10_study.py``): accuracy (mean, ± std as error bars) against
     parameters, and the firing rate of every LIF layer per variant."""
     folder = pathlib.Path(folder)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    crowded = len(rows) > 5
+    fig, ax = plt.subplots(figsize=(8.5, 4.5) if crowded else (6.5, 4.5))
     direct = next((r for r in rows if r["encoding"] == "direct"), None)
-    points = [dict(label=r["variant"], params=r["params"], accuracy=r["test_accuracy_mean"],
-                   compression=r["compression"] if r["encoding"] != "direct" else None) for r in rows]
-    plot_accuracy_vs_params(points, ax, title="CIFAR-10, convnet_s T=4: accuracy vs parameters")
+    if direct is not None:
+        ax.axhline(100 * direct["test_accuracy_mean"], color="0.5", ls="--", lw=1, label="direct mean")
     for i, r in enumerate(rows):
         ax.errorbar([r["params"]], [100 * r["test_accuracy_mean"]], yerr=[100 * r["test_accuracy_std"]],
                     color=COLORS[i % len(COLORS)], capsize=4, lw=1.5)
-    if direct is not None:
-        ax.axhline(100 * direct["test_accuracy_mean"], color="0.5", ls="--", lw=1, label="direct mean")
+    points = [dict(label=r["variant"], params=r["params"], accuracy=r["test_accuracy_mean"],
+                   compression=r["compression"] if r["encoding"] != "direct" else None,
+                   marker={"direct": "D", "neuron": "s"}.get(r["encoding"], "o")) for r in rows]
+    plot_accuracy_vs_params(points, ax, title="CIFAR-10, convnet_s T=4: accuracy vs parameters", legend=crowded)
+    if direct is not None and not crowded:
         ax.legend(fontsize=8, loc="lower right")
     acc_png = save(fig, folder / "cifar10_accuracy_vs_params.png")
     fig, ax = plt.subplots(figsize=(7, 4))
