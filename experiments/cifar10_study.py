@@ -52,6 +52,10 @@ VARIANTS = {
                                          "model.genetic.path=materialise"]),
     "neuron_80": ("neuron", 64, False, ["model.genetic.encoding=neuron", "model.genetic.genes=64",
                                         "model.genetic.path=materialise"]),
+    # Direct nets shrunk in width to the encoded nets' parameter counts (position_50: 52,942;
+    # neuron_80: 22,474): does the encoding use a parameter budget better than narrowing?
+    "direct_w065": ("direct", 0, False, ["model.width=0.65"]),
+    "direct_w039": ("direct", 0, False, ["model.width=0.39"]),
     "position_50_ste": ("position", 28, True, ["model.genetic.encoding=position", "model.genetic.genes=28",
                                                "model.genetic.last_direct=true"]),
 }

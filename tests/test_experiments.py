@@ -70,3 +70,20 @@ def test_rank_truncation_is_the_best_low_rank_kernel():
         assert rank_analysis.energy_in_top(kernel, r) == pytest.approx(np.sum(s[:r] ** 2) / np.sum(s ** 2), rel=1e-5)
     np.testing.assert_allclose(rank_analysis.truncate(kernel, 6), kernel, atol=1e-5)
     assert rank_analysis.energy_in_top(kernel, 6) == pytest.approx(1.0)
+
+
+def test_study_plots_name_every_variant(tmp_path):
+    from gsnn import plots
+
+    records = [_record(v, s, 0.5 + 0.01 * i + 0.005 * s) for i, v in enumerate(cifar10_study.VARIANTS) for s in (0, 1)]
+    for r in records:
+        r["encoding"] = "direct" if r["variant"] == "direct" else r["encoding"]
+    rows = cifar10_study.aggregate(records)
+    acc_png, rate_png = plots.plot_study(rows, tmp_path)
+    assert acc_png.stat().st_size > 10_000 and rate_png.stat().st_size > 10_000
+    points = [dict(label=r["variant"], params=r["params"], accuracy=r["test_accuracy_mean"],
+                   compression=r["compression"]) for r in rows]
+    ax = plots.plot_accuracy_vs_params(points, legend=True)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [f"{r['variant']} (54% fewer params)" for r in rows]
+    plots.plt.close("all")
