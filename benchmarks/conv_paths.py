@@ -8,9 +8,7 @@ pass, the input gradient and the weight gradient of each implementation, and pri
 achieved GFLOP/s (2*MACs / median time). Inputs are spike-like {0,1} maps.
 """
 import argparse
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -31,15 +29,6 @@ SHAPES = [
 ]
 
 
-def _median_s(fn, args, reps):
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
 
 def bench_shape(name, n, h, c_in, c_out, k, stride, reps, impls):
     rng = np.random.default_rng(0)
@@ -55,8 +44,8 @@ def bench_shape(name, n, h, c_in, c_out, k, stride, reps, impls):
         dw = jax.jit(lambda xx, ww, d: jax.vjp(lambda v: f(xx, v), ww)[1](d)[0])
         dx = jax.jit(lambda xx, ww, d: jax.vjp(lambda v: f(v, ww), xx)[1](d)[0])
         both = jax.jit(lambda xx, ww, d: jax.vjp(f, xx, ww)[1](d))
-        t = dict(fwd=_median_s(fwd, (x, w), reps), dx=_median_s(dx, (x, w, dy), reps),
-                 dw=_median_s(dw, (x, w, dy), reps), fwd_bwd=_median_s(both, (x, w, dy), reps))
+        t = dict(fwd=B.median_seconds(fwd, (x, w), reps), dx=B.median_seconds(dx, (x, w, dy), reps),
+                 dw=B.median_seconds(dw, (x, w, dy), reps), fwd_bwd=B.median_seconds(both, (x, w, dy), reps))
         rows.append(dict(shape=name, impl=impl, N=n, H=h, C_in=c_in, C_out=c_out, k=k, stride=stride,
                          gflop=gflop, **{f"ms_{key}": v * 1e3 for key, v in t.items()},
                          **{f"gflops_{key}": gflop / v for key, v in t.items() if key != "fwd_bwd"},

@@ -10,9 +10,7 @@ automatic path choice charges it by the ratio measured here. Shapes are convnet_
 (batch 128 x T 4 = 512 examples) at the gene counts of the CIFAR-10 study.
 """
 import argparse
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -38,24 +36,15 @@ def _fwd_bwd(groups: int):
     return jax.jit(jax.grad(loss, argnums=(0, 1)))
 
 
-def _median_s(fn, args, reps: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
 
 def measure(n: int, h: int, c_in: int, c_out: int, g: int, reps: int) -> dict:
     key = jax.random.key(0)
     x = (jax.random.uniform(key, (n, h, h, c_in)) < 0.1).astype(jnp.float32)  # spike-like input
     k = 0.01 * jax.random.normal(key, (3, 3, c_in, c_out))
-    t_dense = _median_s(_fwd_bwd(1), (x, k), reps)
+    t_dense = B.median_seconds(_fwd_bwd(1), (x, k), reps)
     xg = jax.random.normal(key, (n, h, h, g))
     kd = 0.1 * jax.random.normal(key, (3, 3, 1, g))
-    t_dw = _median_s(_fwd_bwd(g), (xg, kd), reps)
+    t_dw = B.median_seconds(_fwd_bwd(g), (xg, kd), reps)
     macs_dense, macs_dw = n * h * h * 9 * c_in * c_out, n * h * h * 9 * g
     return dict(dense_ms=1e3 * t_dense, depthwise_ms=1e3 * t_dw,
                 dense_gmacs=3 * macs_dense / t_dense / 1e9, depthwise_gmacs=3 * macs_dw / t_dw / 1e9,

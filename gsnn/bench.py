@@ -277,6 +277,18 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
     )
 
 
+def median_seconds(fn: Callable, args: tuple, reps: int) -> float:
+    """Median wall time of ``fn(*args)`` over ``reps`` calls, after one untimed call
+    (compilation); waits for the results each time."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def environment() -> dict:
     """Where a benchmark ran: machine, backend, devices, jax version."""
     return dict(machine=platform.processor() or platform.machine(), backend=jax.default_backend(),
