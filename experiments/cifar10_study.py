@@ -15,8 +15,8 @@ recipe; its random-wiring twin is the ``position_50`` run (same encoding, same g
 
 ``report`` aggregates the records into ``experiments/results/cifar10_convnet_s.json``
 (one record per variant: accuracy mean/std over seeds, parameters, compression, firing
-rates, synaptic operations, energy, epoch time) and draws the accuracy-vs-parameters
-and per-layer firing-rate plots.
+rates, synaptic operations, energy, epoch time, test accuracy per epoch) and draws the
+accuracy-vs-parameters, per-layer firing-rate and learning-curve plots.
 """
 from __future__ import annotations
 
@@ -154,6 +154,8 @@ def aggregate(records: list[dict]) -> list[dict]:
             synaptic_acs=statistics.mean(r["acs"] for r in runs), synaptic_macs=statistics.mean(r["macs"] for r in runs),
             energy_uj=statistics.mean(r["energy_uj"] for r in runs),
             epoch_seconds=statistics.mean(r["epoch_seconds"] for r in runs),
+            test_accuracy_curve=[statistics.mean(h) for h in zip(*([e["test_accuracy"] for e in r["history"]]
+                                                                    for r in runs))],
             diverged_seeds=[r["seed"] for r in all_runs if r.get("diverged")],
             random_twin=RANDOM_TWIN.get(name), commands=[r["command"] for r in all_runs],
         ))
@@ -207,7 +209,11 @@ def cmd_report(args) -> int:
     from gsnn import plots
 
     plots.plot_study(rows, pathlib.Path(args.plots))
-    print(f"wrote {args.plots}/cifar10_accuracy_vs_params.png and cifar10_firing_rates.png")
+    fig, ax = plots.plt.subplots(figsize=(7, 4.2))
+    plots.plot_learning_curves({r["variant"]: r["test_accuracy_curve"] for r in rows}, ax, chance=0.1,
+                               title="CIFAR-10, convnet_s T=4: test accuracy per epoch (mean over seeds)")
+    plots.save(fig, pathlib.Path(args.plots) / "cifar10_learning_curves.png")
+    print(f"wrote {args.plots}/cifar10_accuracy_vs_params.png, cifar10_firing_rates.png, cifar10_learning_curves.png")
     import jax
 
     print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__}")

@@ -19,6 +19,7 @@ def _record(variant, seed, acc, diverged=False):
         return dict(variant=variant, seed=seed, diverged=True, error="non-finite", test_accuracy=None,
                     command=f"cmd {variant} {seed}")
     return dict(variant=variant, seed=seed, diverged=False, test_accuracy=acc, test_top5=0.9, encoding="position",
+                history=[dict(epoch=1, test_accuracy=acc / 2), dict(epoch=2, test_accuracy=acc)],
                 genes=28, evolved=False, params=52942, direct_params=113962, compression=0.535, epochs=8,
                 firing_rates={"conv1": 0.1 + seed, "conv2": 0.2}, mean_firing_rate=0.15, acs=10.0, macs=2.0,
                 energy_uj=1.0 + seed, epoch_seconds=60.0, command=f"cmd {variant} {seed}")
@@ -34,6 +35,7 @@ def test_study_aggregates_mean_std_over_finite_seeds_and_lists_diverged_ones():
     assert p["test_accuracy_mean"] == pytest.approx(0.59)
     assert p["test_accuracy_std"] == pytest.approx(statistics.stdev([0.58, 0.60]))
     assert p["firing_rates"]["conv1"] == pytest.approx(0.6) and p["energy_uj"] == pytest.approx(1.5)
+    assert p["test_accuracy_curve"] == pytest.approx([0.295, 0.59])
     assert p["commands"] == ["cmd position_50 0", "cmd position_50 1", "cmd position_50 2"]
     assert rows["direct"]["test_accuracy_std"] == 0.0
     block = cifar10_study.markdown_block(list(rows.values()))
