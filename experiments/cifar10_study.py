@@ -159,6 +159,11 @@ def aggregate(records: list[dict]) -> list[dict]:
             diverged_seeds=[r["seed"] for r in all_runs if r.get("diverged")],
             random_twin=RANDOM_TWIN.get(name), commands=[r["command"] for r in all_runs],
         ))
+    # Narrowed direct nets: compression against the full-width direct net, like the encoded ones.
+    full = next((r["params"] for r in out if r["variant"] == "direct"), None)
+    for r in out:
+        if full and r["encoding"] == "direct" and r["params"] < full:
+            r.update(direct_params=full, compression=1 - r["params"] / full)
     return out
 
 

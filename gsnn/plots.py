@@ -263,7 +263,7 @@ def plot_study(rows: Sequence[Mapping], folder: str | os.PathLike) -> tuple[path
         ax.errorbar([r["params"]], [100 * r["test_accuracy_mean"]], yerr=[100 * r["test_accuracy_std"]],
                     color=COLORS[i % len(COLORS)], capsize=4, lw=1.5)
     points = [dict(label=r["variant"], params=r["params"], accuracy=r["test_accuracy_mean"],
-                   compression=r["compression"] if r["encoding"] != "direct" else None,
+                   compression=r["compression"] or None,
                    marker={"direct": "D", "neuron": "s"}.get(r["encoding"], "o")) for r in rows]
     plot_accuracy_vs_params(points, ax, title="CIFAR-10, convnet_s T=4: accuracy vs parameters", legend=crowded)
     if direct is not None and not crowded:

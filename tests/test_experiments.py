@@ -89,3 +89,13 @@ def test_study_plots_name_every_variant(tmp_path):
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == [f"{r['variant']} (54% fewer params)" for r in rows]
     plots.plt.close("all")
+
+
+def test_narrowed_direct_nets_report_compression_against_the_full_width_net():
+    full, narrow = _record("direct", 0, 0.62), _record("direct_w065", 0, 0.61)
+    for r, n in ((full, 113962), (narrow, 53461)):
+        r.update(encoding="direct", params=n, direct_params=n, compression=0.0)
+    rows = {r["variant"]: r for r in cifar10_study.aggregate([full, narrow])}
+    assert rows["direct"]["compression"] == 0.0
+    assert rows["direct_w065"]["compression"] == pytest.approx(1 - 53461 / 113962)
+    assert rows["direct_w065"]["direct_params"] == 113962
