@@ -44,7 +44,7 @@ VARIANTS = {
     # Added after the first round to test where the gap to direct comes from (rank):
     # position with first and last layers direct spends the parameters on g=32;
     # neuron mode at g=128 (53.8%) has full rank per kernel offset, g=64 (80.3%). Their
-    # layers run materialised: the same function (tested), and 5x faster on this CPU than
+    # layers run materialised: the same function (tested), and 6x faster on this CPU than
     # the factorised path that the MAC count picks (depthwise convs on 128 gene channels).
     "position_50_g32": ("position", 32, False, ["model.genetic.encoding=position", "model.genetic.genes=32",
                                                 "model.genetic.first_direct=true", "model.genetic.last_direct=true"]),

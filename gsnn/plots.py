@@ -77,8 +77,8 @@ def plot_accuracy_vs_params(points: Sequence[Mapping], ax=None, *, title: str = 
         text = p["label"]
         c = p.get("compression")
         if c:
-            text += f"{' (' if legend else chr(10)}{100 * abs(c):.0f}% {'fewer' if c > 0 else 'more'} params" \
-                    + (")" if legend else "")
+            note = f"{100 * abs(c):.0f}% {'fewer' if c > 0 else 'more'} params"
+            text += f" ({note})" if legend else f"\n{note}"
         ax.scatter([x], [y], s=60, color=COLORS[i % len(COLORS)], zorder=3, label=text if legend else None,
                    marker=p.get("marker", "o"))
         if legend:
