@@ -38,10 +38,20 @@ def truncate(kernel: np.ndarray, rank: int) -> np.ndarray:
     return ((u[:, :r] * s[:r]) @ vt[:r]).reshape(kernel.shape).astype(kernel.dtype)
 
 
-def energy_in_top(kernel: np.ndarray, rank: int) -> float:
-    """Share of ``||W||_F^2`` held by the top ``rank`` singular values, in [0, 1]."""
-    s2 = np.linalg.svd(kernel_matrix(kernel), compute_uv=False) ** 2
+def singular_values(kernel: np.ndarray) -> np.ndarray:
+    """Singular values of the kernel's ``[kh*kw*C_in, C_out]`` matrix, descending."""
+    return np.linalg.svd(kernel_matrix(kernel), compute_uv=False)
+
+
+def top_share(s: np.ndarray, rank: int) -> float:
+    """Share of ``sum(s^2)`` (``||W||_F^2``) held by the top ``rank`` singular values ``s``."""
+    s2 = np.square(s)
     return float(s2[:rank].sum() / s2.sum())
+
+
+def energy_in_top(kernel: np.ndarray, rank: int) -> float:
+    """Share of ``||W||_F^2`` held by the kernel's top ``rank`` singular values, in [0, 1]."""
+    return top_share(singular_values(kernel), rank)
 
 
 def conv_kernels(params) -> dict[str, np.ndarray]:
@@ -61,16 +71,17 @@ def analyse(workdir: str, ranks: list[int]) -> dict:
     mean, std = (jnp.asarray(v, jnp.float32) for v in D.stats_for(ds.name))
     accuracy = R.accuracy_fn(M.build_model(cfg.model), mean, std, cfg.train.eval_batch_size)
     kernels = conv_kernels(state.params)
-    # The run's initial kernels (train_and_evaluate's key split), to separate what training
-    # learnt (W - W0) from the random initialisation it started from.
+    # The run's initial kernels, to separate what training learnt (W - W0) from the random
+    # initialisation it started from.
     steps = TR.make_steps(cfg, 1, *D.stats_for(ds.name), ds.image_shape)
-    initial = conv_kernels(steps.init(jax.random.split(jax.random.key(cfg.seed))[0]).params)
-    layers = {name: dict(shape=list(k.shape), max_rank=int(min(kernel_matrix(k).shape)),
-                         singular_values=np.linalg.svd(kernel_matrix(k), compute_uv=False).tolist(),
-                         energy_in_top={str(g): energy_in_top(k, g) for g in ranks},
-                         update_energy_in_top={str(g): energy_in_top(k - initial[name], g) for g in ranks},
-                         update_norm_ratio=float(np.linalg.norm(k - initial[name]) / np.linalg.norm(initial[name])))
-              for name, k in kernels.items()}
+    initial = conv_kernels(steps.init(TR.run_keys(cfg.seed)[0]).params)
+    layers = {}
+    for name, k in kernels.items():
+        s, s_update = singular_values(k), singular_values(k - initial[name])
+        layers[name] = dict(shape=list(k.shape), max_rank=len(s), singular_values=s.tolist(),
+                            energy_in_top={str(g): top_share(s, g) for g in ranks},
+                            update_energy_in_top={str(g): top_share(s_update, g) for g in ranks},
+                            update_norm_ratio=float(np.linalg.norm(k - initial[name]) / np.linalg.norm(initial[name])))
     key = jax.random.key(0)
     full = accuracy(state.params, state.batch_stats, ds.test_images, ds.test_labels, 0.0, key)
     truncated = {}

@@ -331,6 +331,13 @@ def _stats_summary(stats) -> dict:
     return {"firing_rates": E.firing_rates(stats), "input_densities": E.input_densities(stats)}
 
 
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """``(init_key, train_key)`` of a :func:`train_and_evaluate` run with ``seed``:
+    ``steps.init(init_key)`` rebuilds the run's initial state."""
+    k_init, k_train = jax.random.split(jax.random.key(seed))
+    return k_init, k_train
+
+
 def train_and_evaluate(
     cfg: C.Config,
     workdir: str | os.PathLike | None = None,
@@ -375,8 +382,7 @@ def train_and_evaluate(
     steps_per_epoch = D.num_batches(n_train, tc.batch_size, True)
     mean, std = D.stats_for(ds.name)
     steps = make_steps(cfg, steps_per_epoch, mean, std, ds.image_shape, init_fn)
-    key = jax.random.key(cfg.seed)
-    k_init, k_train = jax.random.split(key)
+    k_init, k_train = run_keys(cfg.seed)
     state = steps.init(k_init)
 
     history: list[dict] = []
