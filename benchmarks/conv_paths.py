@@ -1,4 +1,4 @@
-"""Per-shape speed of the convolution implementations in :mod:`gsnn.conv` (CPU or GPU).
+"""Per-shape speed of the convolution implementations in :mod:`gsnn.core.conv` (CPU or GPU).
 
     python benchmarks/conv_paths.py --json benchmarks/results/conv_paths.json
 
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gsnn import bench as B
-from gsnn import conv
+from gsnn.core import conv
 
 # (name, N, H, C_in, C_out, k, stride)
 SHAPES = [

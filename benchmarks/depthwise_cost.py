@@ -1,5 +1,5 @@
 """Cost per MAC of a depthwise 3x3 convolution against a dense one (forward + both
-gradients), the constant behind ``gsnn.genetic.DEPTHWISE_MAC_COST``.
+gradients), the constant behind ``gsnn.core.genetic.DEPTHWISE_MAC_COST``.
 
     python benchmarks/depthwise_cost.py --json benchmarks/results/depthwise_cost.json
 

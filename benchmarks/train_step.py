@@ -2,6 +2,8 @@
 
     python benchmarks/train_step.py --arch convnet_s --encodings direct position:16 neuron:32 \\
         --batch 128 --T 4 --steps 10 --json benchmarks/results/train_step_convnet_s.json
+    python benchmarks/train_step.py --encodings direct position:28 position:14x2 neuron:32x2 \\
+        --json benchmarks/results/train_step_convnet_s_rules.json    # interaction rules (R = 2)
 
 Prints a table (median/min/max ms per step, samples/s, XLA step memory, peak RSS) and
 writes JSON. The step is gsnn's real one (``gsnn.train.make_steps``: normalisation,
@@ -20,7 +22,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="convnet_s")
     ap.add_argument("--encodings", nargs="+", default=["direct", "position:16", "neuron:32"],
-                    help="direct, or encoding:genes (position:16, neuron:32)")
+                    help="direct, or encoding:genes[xrules] (position:16, neuron:32x2)")
     ap.add_argument("--path", default="auto")
     ap.add_argument("--conv-impl", default="auto")
     ap.add_argument("--remat", nargs="+", choices=B.REMATS, default=["none"],
@@ -34,13 +36,14 @@ def main(argv=None):
     rows = []
     print(B.HEADER)
     for item in args.encodings:
-        enc, _, g = item.partition(":")
+        enc, _, spec = item.partition(":")
+        g, _, rules = spec.partition("x")
         for remat in args.remat:
             r = B.run_workload(args.arch, "direct" if enc == "direct" else "genetic", int(g) if g else None,
                                encoding=enc if enc != "direct" else "position", path=args.path,
                                n_timed=args.steps, remat=remat, conv_impl=args.conv_impl,
-                               batch=args.batch, T=args.T, width=args.width)
-            rows.append(dict(r.asdict(), arch=args.arch, encoding=enc))
+                               batch=args.batch, T=args.T, width=args.width, rules=int(rules or 1))
+            rows.append(dict(r.asdict(), arch=args.arch, encoding=enc, rules=int(rules or 1)))
             print(B.format_row(r), flush=True)
     B.write_result(args.json, dict(B.environment(), results=rows, command="python benchmarks/train_step.py "
                                    + " ".join(argv if argv is not None else sys.argv[1:])))

@@ -1,22 +1,26 @@
-"""The CPU-scale CIFAR-10 study (issue 5): direct vs genetically encoded convnet_s, T=4,
-one training recipe, several seeds, STE-evolved vs random wiring.
+"""The CPU-scale CIFAR-10 study (issues 5 and 11): direct vs genetically encoded
+convnet_s, T=4, one training recipe, paired seeds, choices made on a validation split.
 
-    python experiments/cifar10_study.py run --seeds 0 1          # resumable; skips finished runs
-    python experiments/cifar10_study.py report                   # table, JSON, plots
+    python experiments/cifar10_study.py run --seeds 0 --variants position_50_r2 direct   # resumable
+    python experiments/cifar10_study.py report                                           # table, JSON, plots
 
 Every variant uses the recipe of ``experiments/configs/convnet_s_cifar10_direct.py``
 (SGD momentum 0.9, lr 0.1, weight decay 5e-4, cosine, batch 128, crop+flip, the shared
 CIFAR-10 JPEG copy) with the budget set by ``--set`` overrides common to all variants
-(default :data:`BUDGET`). Each run trains in its own workdir under ``--runs`` (orbax
-checkpoints: a killed study resumes where it stopped) and writes its record to
-``--results/<variant>_s<seed>.json`` as soon as it finishes. The evolved variant first
-runs STE (``EVOLVE``) on the training split, then trains the best genome with the same
-recipe; its random-wiring twin is the ``position_50`` run (same encoding, same genes).
+(default :data:`BUDGET`). A seed sets the initialisation and the training subset
+together, so each record's ``command`` reproduces its run exactly. Each run trains in
+its own workdir under ``--runs`` (orbax checkpoints: a killed study resumes where it
+stopped) and writes its record to ``--results/<variant>_s<seed>.json`` as soon as it
+finishes. Every epoch is evaluated on the validation split (5,000 training images
+outside the 10,000 trained on); the test split is read once, at the end of each run.
 
 ``report`` aggregates the records into ``experiments/results/cifar10_convnet_s.json``
-(one record per variant: accuracy mean/std over seeds, parameters, compression, firing
-rates, synaptic operations, energy, epoch time, test accuracy per epoch) and draws the
-accuracy-vs-parameters, per-layer firing-rate and learning-curve plots.
+(one record per variant: accuracy mean/std over seeds, validation accuracy, per-seed
+paired differences against direct, parameters, compression, firing rates, synaptic
+operations, energy in both conventions, weight traffic, epoch time), names the best
+variants by validation accuracy, and draws the accuracy-vs-parameters, per-layer
+firing-rate and learning-curve plots. The records of issue 5's protocol (every seed on
+seed 0's subset, choices on the test split) are kept in ``cifar10_convnet_s_issue5/``.
 """
 from __future__ import annotations
 
@@ -31,35 +35,40 @@ import time
 RESULTS = pathlib.Path("experiments/results/cifar10_convnet_s")
 RUNS = pathlib.Path("runs/cifar10_study")
 BASE = "convnet_s_cifar10_direct"
-# Common budget (CPU-sized): 10,000 training images, the full 10,000-image test split.
-BUDGET = ["data.train_per_class=1000", "data.test_per_class=0", "train.epochs=8", "train.log_every=0"]
+# Common budget (CPU-sized): 10,000 training images, a 5,000-image validation split drawn
+# from the 40,000 training images outside them (every choice is made on it), and the
+# full 10,000-image test split, read once per run at its end (DESIGN 1.6).
+BUDGET = ["data.train_per_class=1000", "data.val_per_class=500", "data.test_per_class=0", "train.epochs=8",
+          "train.log_every=0"]
 
-# name -> (encoding, genes, evolved, overrides)
-VARIANTS = {
-    "direct": ("direct", 0, False, []),
-    "position_50": ("position", 28, False, ["model.genetic.encoding=position", "model.genetic.genes=28",
-                                            "model.genetic.last_direct=true"]),
-    "position_80": ("position", 7, False, ["model.genetic.encoding=position", "model.genetic.genes=7"]),
-    "neuron_90": ("neuron", 32, False, ["model.genetic.encoding=neuron", "model.genetic.genes=32"]),
-    # Added after the first round to test where the gap to direct comes from (rank):
-    # position with first and last layers direct spends the parameters on g=32;
-    # neuron mode at g=128 (53.8%) has full rank per kernel offset, g=64 (80.3%). Their
-    # layers run materialised: the same function (tested), and 6x faster on this CPU than
-    # the factorised path that the MAC count picks (depthwise convs on 128 gene channels).
-    "position_50_g32": ("position", 32, False, ["model.genetic.encoding=position", "model.genetic.genes=32",
-                                                "model.genetic.first_direct=true", "model.genetic.last_direct=true"]),
-    "neuron_50": ("neuron", 128, False, ["model.genetic.encoding=neuron", "model.genetic.genes=128",
-                                         "model.genetic.path=materialise"]),
-    "neuron_80": ("neuron", 64, False, ["model.genetic.encoding=neuron", "model.genetic.genes=64",
-                                        "model.genetic.path=materialise"]),
-    # Direct nets shrunk in width to the encoded nets' parameter counts (position_50: 52,942;
-    # neuron_80: 22,474): does the encoding use a parameter budget better than narrowing?
-    "direct_w065": ("direct", 0, False, ["model.width=0.65"]),
-    "direct_w039": ("direct", 0, False, ["model.width=0.39"]),
-    "position_50_ste": ("position", 28, True, ["model.genetic.encoding=position", "model.genetic.genes=28",
-                                               "model.genetic.last_direct=true"]),
+_POS = ["model.genetic.encoding=position"]
+_NEU = ["model.genetic.encoding=neuron"]
+# name -> overrides of BASE. Parameter counts and compression are in each record.
+VARIANTS: dict[str, list[str]] = {
+    "direct": [],
+    # ~50% fewer parameters (read-out direct)
+    "position_50": _POS + ["model.genetic.genes=28", "model.genetic.last_direct=true"],
+    "position_50_decay_w": _POS + ["model.genetic.genes=28", "model.genetic.last_direct=true",
+                                   "train.weight_decay_on=weights"],
+    "position_50_r2": _POS + ["model.genetic.genes=14", "model.genetic.rules=2", "model.genetic.last_direct=true"],
+    "position_50_r2_fan_out": _POS + ["model.genetic.genes=14", "model.genetic.rules=2",
+                                      "model.genetic.last_direct=true", "model.genetic.init_fan=fan_out"],
+    "position_50_r2_decay_w": _POS + ["model.genetic.genes=14", "model.genetic.rules=2",
+                                      "model.genetic.last_direct=true", "train.weight_decay_on=weights"],
+    "neuron_50_r2": _NEU + ["model.genetic.genes=72", "model.genetic.rules=2"],
+    # >= 80% fewer parameters (every layer encoded, read-out included)
+    "neuron_80": _NEU + ["model.genetic.genes=64", "model.genetic.path=materialise"],
+    "neuron_80_r2": _NEU + ["model.genetic.genes=32", "model.genetic.rules=2"],
+    "position_80_r2": _POS + ["model.genetic.genes=3", "model.genetic.rules=2"],
+    # direct nets narrowed (model.width) to the encoded nets' parameter counts
+    "direct_w065": ["model.width=0.65"],
+    "direct_w037": ["model.width=0.37"],
+    # STE-evolved initial wiring (issue 13); its random-wiring twin is position_50
+    "position_50_ste": _POS + ["model.genetic.genes=28", "model.genetic.last_direct=true"],
 }
+EVOLVED = {"position_50_ste"}
 RANDOM_TWIN = {"position_50_ste": "position_50"}
+BASELINE = "direct"  # paired differences are taken against it, seed by seed
 # STE for the evolved variant: both operators, compact G0 genome, CMA-ES.
 EVOLVE = ["evolve.strategy=cma_es", "evolve.population=8", "evolve.generations=6", "evolve.std_init=0.1",
           "evolve.inner_steps=10", "evolve.inner_batch=32", "evolve.val_size=500",
@@ -68,23 +77,35 @@ EVOLVE = ["evolve.strategy=cma_es", "evolve.population=8", "evolve.generations=6
           "evolve.final_variants=('evolved',)"]
 
 
+def _overrides(name: str, seed: int, budget: list[str]) -> list[str]:
+    return (VARIANTS[name] + (EVOLVE if name in EVOLVED else []) + budget
+            + [f"seed={seed}", f"name=cifar10_{name}_s{seed}"])
+
+
 def _config(name: str, seed: int, budget: list[str]):
     from gsnn import config as C
 
-    _, _, evolved, sets = VARIANTS[name]
-    return C.load_config(BASE, sets + (EVOLVE if evolved else []) + budget
-                         + [f"seed={seed}", f"name=cifar10_{name}_s{seed}"])
+    return C.load_config(BASE, _overrides(name, seed, budget))
 
 
 def command_for(name: str, seed: int, budget: list[str]) -> str:
-    """The single gsnn command that reproduces one run of the study."""
-    _, _, evolved, sets = VARIANTS[name]
-    sets = sets + (EVOLVE if evolved else []) + budget + [f"seed={seed}", f"name=cifar10_{name}_s{seed}"]
-    quoted = " ".join(f'"{s}"' if "(" in s else s for s in sets)
-    return f"gsnn {'evolve' if evolved else 'train'} --config {BASE} --set {quoted}"
+    """The single gsnn command that reproduces one run of the study (seed included: a
+    seed sets the initialisation and the training subset together)."""
+    quoted = " ".join(f'"{s}"' if "(" in s else s for s in _overrides(name, seed, budget))
+    return f"gsnn {'evolve' if name in EVOLVED else 'train'} --config {BASE} --set {quoted}"
 
 
-def run_one(name: str, seed: int, budget: list[str], runs: pathlib.Path, results: pathlib.Path, dataset) -> dict:
+def describe_config(cfg) -> dict:
+    """The record fields that say what a run is, read from its config."""
+    g = cfg.model.genetic
+    return dict(encoding=g.encoding, genes=g.genes, rules=g.rules, first_direct=g.first_direct,
+                last_direct=g.last_direct, width=cfg.model.width, init_fan=g.init_fan,
+                weight_decay_on=cfg.train.weight_decay_on)
+
+
+def run_one(name: str, seed: int, budget: list[str], runs: pathlib.Path, results: pathlib.Path,
+            dataset=None) -> dict:
+    """Trains one variant and seed exactly as :func:`command_for` would, and writes its record."""
     from gsnn import evolve as EV
     from gsnn import train as TR
 
@@ -92,7 +113,7 @@ def run_one(name: str, seed: int, budget: list[str], runs: pathlib.Path, results
     workdir = runs / f"{name}_s{seed}"
     t0 = time.time()
     try:
-        if VARIANTS[name][2]:
+        if name in EVOLVED:
             r = EV.run_evolution(cfg, workdir, dataset=dataset)
             rec = dict(r["final"]["evolved"], evolution=dict(
                 generations=r["generations"], best_generation=r["best_generation"], genome_size=r["genome_size"]))
@@ -101,8 +122,7 @@ def run_one(name: str, seed: int, budget: list[str], runs: pathlib.Path, results
         rec.update(diverged=False, epoch_seconds=statistics.mean(h["epoch_seconds"] for h in rec["history"]))
     except TR.NonFiniteError as e:  # the shared recipe diverged for this seed: recorded, not retried
         rec = dict(diverged=True, error=str(e), test_accuracy=None)
-    encoding, genes, evolved, _ = VARIANTS[name]
-    rec.update(variant=name, seed=seed, encoding=encoding, genes=genes, evolved=evolved, budget=budget,
+    rec.update(variant=name, seed=seed, evolved=name in EVOLVED, budget=budget, **describe_config(cfg),
                command=command_for(name, seed, budget), wall_s=time.time() - t0)
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}_s{seed}.json").write_text(json.dumps(rec, indent=1))
@@ -114,26 +134,41 @@ def cmd_run(args) -> int:
 
     results, runs = pathlib.Path(args.results), pathlib.Path(args.runs)
     budget = BUDGET + list(args.overrides)
-    dataset = None
     for seed in args.seeds:
+        dataset = None  # this seed's own training subset and validation split
         for name in args.variants or VARIANTS:
             if (results / f"{name}_s{seed}.json").exists():
                 print(f"skip {name} seed {seed} (done)", flush=True)
                 continue
             if dataset is None:
-                dataset = TR.load_data(_config("direct", 0, budget))
+                dataset = TR.load_data(_config(BASELINE, seed, budget))
             print(f"== {name} seed {seed}: {command_for(name, seed, budget)}", flush=True)
             rec = run_one(name, seed, budget, runs, results, dataset)
             if rec["diverged"]:
                 print(f"== {name} seed {seed}: DIVERGED ({rec['error']})", flush=True)
                 continue
-            print(f"== {name} seed {seed}: test {rec['test_accuracy']:.4f}, params {rec['params']:,} "
+            print(f"== {name} seed {seed}: val {rec['val_accuracy']:.4f}, params {rec['params']:,} "
                   f"({rec['compression']:.1%}), {rec['wall_s']:.0f} s", flush=True)
     return 0
 
 
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _curve(runs: list[dict], key: str) -> list[float] | None:
+    if not all(key in e for r in runs for e in r["history"]):
+        return None
+    return [statistics.mean(h) for h in zip(*([e[key] for e in r["history"]] for r in runs))]
+
+
 def aggregate(records: list[dict]) -> list[dict]:
-    """One record per variant (issue 5's keys), in :data:`VARIANTS` order."""
+    """One record per variant, in :data:`VARIANTS` order: issue 5's keys, what the
+    variant is (rules, first/last direct, width, decay target), validation accuracy, and
+    the per-seed paired differences of test accuracy against :data:`BASELINE`."""
+    base = {r["seed"]: r["test_accuracy"] for r in records if r["variant"] == BASELINE and not r.get("diverged")}
     out = []
     for name in VARIANTS:
         all_runs = sorted((r for r in records if r["variant"] == name), key=lambda r: r["seed"])
@@ -141,49 +176,87 @@ def aggregate(records: list[dict]) -> list[dict]:
         if not runs:
             continue
         accs = [r["test_accuracy"] for r in runs]
+        vals = [r["val_accuracy"] for r in runs if r.get("val_accuracy") is not None]
+        paired = [r for r in runs if r["seed"] in base]
+        delta_mean, delta_std = _mean_std([r["test_accuracy"] - base[r["seed"]] for r in paired])
+        val_mean, val_std = _mean_std(vals)
         first = runs[0]
         layers = sorted(first["firing_rates"])
+        mean_of = lambda key: statistics.mean(r[key] for r in runs) if all(key in r for r in runs) else None
         out.append(dict(
             variant=name, encoding=first["encoding"], genes=first["genes"], evolved=first["evolved"],
+            rules=first.get("rules", 1), first_direct=first.get("first_direct", False),
+            last_direct=first.get("last_direct", False), width=first.get("width", 1.0),
+            weight_decay_on=first.get("weight_decay_on", "factors"), init_fan=first.get("init_fan", "fan_in"),
             params=first["params"], direct_params=first["direct_params"], compression=first["compression"],
             test_accuracy_mean=statistics.mean(accs), test_accuracy_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
             test_accuracies=accs, seeds=[r["seed"] for r in runs], epochs=first["epochs"],
+            val_accuracy_mean=val_mean, val_accuracy_std=val_std, val_accuracies=vals,
+            selected_on="validation",
+            paired_delta_mean=delta_mean, paired_delta_std=delta_std, paired_seeds=[r["seed"] for r in paired],
             test_top5_mean=statistics.mean(r["test_top5"] for r in runs),
             firing_rates={k: statistics.mean(r["firing_rates"][k] for r in runs) for k in layers},
             mean_firing_rate=statistics.mean(r["mean_firing_rate"] for r in runs),
             synaptic_acs=statistics.mean(r["acs"] for r in runs), synaptic_macs=statistics.mean(r["macs"] for r in runs),
             energy_uj=statistics.mean(r["energy_uj"] for r in runs),
+            energy_uj_generated_once=mean_of("energy_uj_generated_once"),
+            weight_read_bytes_generated_once=mean_of("weight_read_bytes_generated_once"),
+            weight_read_bytes_per_inference=mean_of("weight_read_bytes_per_inference"),
             epoch_seconds=statistics.mean(r["epoch_seconds"] for r in runs),
-            test_accuracy_curve=[statistics.mean(h) for h in zip(*([e["test_accuracy"] for e in r["history"]]
-                                                                    for r in runs))],
+            test_accuracy_curve=_curve(runs, "test_accuracy"), val_accuracy_curve=_curve(runs, "val_accuracy"),
             diverged_seeds=[r["seed"] for r in all_runs if r.get("diverged")],
             random_twin=RANDOM_TWIN.get(name), commands=[r["command"] for r in all_runs],
         ))
     # Narrowed direct nets: compression against the full-width direct net, like the encoded ones.
-    full = next((r["params"] for r in out if r["variant"] == "direct"), None)
+    full = next((r["params"] for r in out if r["variant"] == BASELINE), None)
     for r in out:
         if full and r["encoding"] == "direct" and r["params"] < full:
             r.update(direct_params=full, compression=1 - r["params"] / full)
     return out
 
 
+def best_on_validation(rows: list[dict], low: float, high: float = 1.0) -> dict | None:
+    """The encoded, non-evolved variant with compression in ``[low, high)`` and the
+    highest mean validation accuracy (never the test split: DESIGN 1.6)."""
+    pool = [r for r in rows if r["encoding"] != "direct" and not r["evolved"] and low <= r["compression"] < high
+            and r["val_accuracy_mean"] is not None]
+    return max(pool, key=lambda r: r["val_accuracy_mean"], default=None)
+
+
 BLOCK_START, BLOCK_END = "<!-- study table: written by cifar10_study.py report -->", "<!-- end of study table -->"
 
 
+def _pct(x: float | None, sign: bool = False) -> str:
+    return "-" if x is None else f"{100 * x:{'+' if sign else ''}.2f}"
+
+
 def markdown_block(rows: list[dict]) -> str:
-    """The results table and the command of every run, as Markdown."""
-    lines = ["| variant | encoding | genes | params | compression | test acc % (mean ± std) | seeds | firing rate | "
-             "synaptic ops (M AC / M MAC) | energy µJ | epoch s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    """The results table, the variants chosen on validation, and the command of every
+    run, as Markdown."""
+    lines = ["| variant | encoding | g × R | params | compression | val acc % | test acc % (mean ± std) | "
+             "Δ vs direct, paired (mean ± std) | seeds | firing rate | energy µJ (W per inference / once) | "
+             "weights read kB (once / per inference) | epoch s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         diverged = f" (diverged: {', '.join(map(str, r['diverged_seeds']))})" if r["diverged_seeds"] else ""
+        genes = "-" if r["encoding"] == "direct" else f"{r['genes']} × {r['rules']}"
+        delta = ("-" if r["variant"] == BASELINE or r["paired_delta_mean"] is None
+                 else f"{_pct(r['paired_delta_mean'], True)} ± {_pct(r['paired_delta_std'])}")
+        once = r["energy_uj_generated_once"]
+        reads = r["weight_read_bytes_generated_once"], r["weight_read_bytes_per_inference"]
         lines.append(
-            f"| {r['variant']} | {r['encoding']} | {r['genes'] or '-'} | {r['params']:,} | {r['compression']:.1%} | "
-            f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} | "
-            f"{', '.join(map(str, r['seeds']))}{diverged} | {r['mean_firing_rate']:.3f} | "
-            f"{r['synaptic_acs'] / 1e6:.2f} / {r['synaptic_macs'] / 1e6:.2f} | {r['energy_uj']:.2f} | "
-            f"{r['epoch_seconds']:.0f} |")
-    lines += ["", "Per-seed accuracies and the command of every run:", "", "```"]
+            f"| {r['variant']} | {r['encoding']} | {genes} | {r['params']:,} | {r['compression']:.1%} | "
+            f"{_pct(r['val_accuracy_mean'])} | {_pct(r['test_accuracy_mean'])} ± {_pct(r['test_accuracy_std'])} | "
+            f"{delta} | {', '.join(map(str, r['seeds']))}{diverged} | {r['mean_firing_rate']:.3f} | "
+            f"{r['energy_uj']:.2f} / {'-' if once is None else f'{once:.2f}'} | "
+            + ("-" if None in reads else f"{reads[0] / 1e3:.0f} / {reads[1] / 1e3:.0f}")
+            + f" | {r['epoch_seconds']:.0f} |")
+    lines.append("")
+    for label, low, high in (("50–80% fewer parameters", 0.5, 0.8), ("≥ 80% fewer parameters", 0.8, 1.0)):
+        best = best_on_validation(rows, low, high)
+        if best is not None:
+            lines.append(f"- Best on validation, {label}: `{best['variant']}` (val {_pct(best['val_accuracy_mean'])}%).")
+    lines += ["", "Per-seed test accuracies and the command of every run:", "", "```"]
     for r in rows:
         lines.append(f"# {r['variant']}: " + ", ".join(f"{100 * a:.2f}" for a in r["test_accuracies"])
                      + (f"; diverged seeds {r['diverged_seeds']}" if r["diverged_seeds"] else ""))
@@ -215,8 +288,9 @@ def cmd_report(args) -> int:
 
     plots.plot_study(rows, pathlib.Path(args.plots))
     fig, ax = plots.plt.subplots(figsize=(7, 4.2))
-    plots.plot_learning_curves({r["variant"]: r["test_accuracy_curve"] for r in rows}, ax, chance=0.1,
-                               title="CIFAR-10, convnet_s T=4: test accuracy per epoch (mean over seeds)")
+    plots.plot_learning_curves({r["variant"]: r["val_accuracy_curve"] for r in rows if r["val_accuracy_curve"]},
+                               ax, chance=0.1,
+                               title="CIFAR-10, convnet_s T=4: validation accuracy per epoch (mean over seeds)")
     plots.save(fig, pathlib.Path(args.plots) / "cifar10_learning_curves.png")
     print(f"wrote {args.plots}/cifar10_accuracy_vs_params.png, cifar10_firing_rates.png, cifar10_learning_curves.png")
     import jax

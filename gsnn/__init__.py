@@ -7,11 +7,12 @@ DESIGN.md and the README for which parts are this project's own definitions.
 
 Layout: time first (``[T, B, ...]``) for sequences; images ``[B, H, W, C]`` (NHWC).
 """
-from gsnn import config, data, energy, evolve, fitness, genetic, genome, layers, models, neurons, train
+from gsnn import config, data, energy, evolve, fitness, genome, layers, models, neurons, train
+from gsnn.core import conv, encodings, genetic
 from gsnn.config import Config, DataConfig, TrainConfig, load_config
 from gsnn.data import ArrayDataset, DataError, load_dataset
 from gsnn.energy import energy_report, parameter_report
-from gsnn.genetic import generate_kernel, generate_weight, spatial_pre_rows, spectral_entropy
+from gsnn.core.genetic import generate_kernel, generate_weight, spatial_pre_rows, spectral_entropy
 from gsnn.layers import GeneticConfig, NeuronConfig, Synapse, SpikingNeuron
 from gsnn.models import ARCHITECTURES, ModelConfig, SpikingNetwork, build_model, describe, init_variables
 from gsnn.neurons import SURROGATES, LIFConfig, lif_run, lif_step

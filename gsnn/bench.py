@@ -164,14 +164,14 @@ def _time(step: Callable[[], Any], n_warm: int, n_timed: int) -> tuple[float, li
     return compile_s, times
 
 
-def _genetic_config(mode: str, genes: int | None, encoding: str, path: str) -> L.GeneticConfig:
+def _genetic_config(mode: str, genes: int | None, encoding: str, path: str, rules: int = 1) -> L.GeneticConfig:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {list(MODES)}")
     if mode == "direct":
         return L.GeneticConfig()
     if genes is None or genes < 1:
         raise ValueError(f"--mode genetic needs --genes >= 1, got {genes!r}")
-    return L.GeneticConfig(encoding=encoding, genes=genes, path=path).validate()
+    return L.GeneticConfig(encoding=encoding, genes=genes, rules=rules, path=path).validate()
 
 
 def _peer_step(workload, genetic, input_mode, remat, conv_impl):
@@ -238,7 +238,7 @@ def _model_step(arch, genetic, remat, conv_impl, batch, T, width):
 def run_workload(workload: str, mode: str = "direct", genes: int | None = None, *, encoding: str = "position",
                  path: str = "auto", input_mode: str = "static", n_timed: int = 10, n_warm: int = 2,
                  remat: str = "none", conv_impl: str = "auto", batch: int = 128, T: int = 4,
-                 width: float = 1.0) -> BenchResult:
+                 width: float = 1.0, rules: int = 1) -> BenchResult:
     """Times one workload's training step (see the module doc). ``workload`` is ``w1``,
     ``w2`` or any architecture of :data:`gsnn.models.ARCHITECTURES` (gsnn's real step;
     ``batch``, ``T`` and ``width`` apply to these only). Raises ``ValueError`` on unknown
@@ -254,7 +254,7 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
         raise ValueError(f"n_timed must be >= 1, got {n_timed}")
     if remat not in REMATS:
         raise ValueError(f"unknown remat {remat!r}; valid: {list(REMATS)}")
-    genetic = _genetic_config(mode, genes, encoding, path)
+    genetic = _genetic_config(mode, genes, encoding, path, rules)
     if workload not in ("w1", "w2"):
         step, (jitted, args), params, T, B, final = _model_step(workload, genetic, remat, conv_impl, batch, T, width)
         gflop = None
@@ -271,7 +271,7 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
         params=sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params)), compile_s=compile_s,
         step_memory_mb=memory, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         final_loss=final(), times_ms=[round(t * 1e3, 2) for t in times],
-        settings=dict(encoding=encoding if mode == "genetic" else "direct", path=path, remat=remat,
+        settings=dict(encoding=encoding if mode == "genetic" else "direct", rules=rules, path=path, remat=remat,
                       conv_impl=conv_impl, width=width, backend=jax.default_backend(), jax=jax.__version__,
                       machine=platform.processor() or platform.machine()),
     )
@@ -307,7 +307,8 @@ def format_row(r: BenchResult) -> str:
     gf = f"{r.achieved_gflops:7.1f}" if r.achieved_gflops else "      -"
     mem = f"{r.step_memory_mb:8.0f}" if r.step_memory_mb is not None else "       -"
     enc = r.settings.get("encoding", "direct")
-    name = f"{r.workload}/{r.mode}" + (f" {enc[:3]} g={r.genes}" if r.genes else "")
+    rules = r.settings.get("rules", 1)
+    name = f"{r.workload}/{r.mode}" + (f" {enc[:3]} g={r.genes}" if r.genes else "") + (f"x{rules}" if rules > 1 else "")
     name += "" if r.input == "static" else " per-step"
     name += f" T={r.T}" if r.workload not in ("w1", "w2") else ""
     name += f" remat={r.settings['remat']}" if r.settings.get("remat", "none") != "none" else ""

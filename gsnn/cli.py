@@ -70,7 +70,7 @@ def _layer_shape(row: dict) -> str:
 
 def params_report(arch: str, num_classes: int, encoding: str = "direct", genes: int | None = None,
                   first_direct: bool = False, last_direct: bool = False, width: float = 1.0,
-                  input_shape: tuple[int, int, int] | None = None) -> dict:
+                  input_shape: tuple[int, int, int] | None = None, rules: int = 1) -> dict:
     """Parameter counts of an architecture, direct and encoded (no computation)."""
     from gsnn import energy as E
     from gsnn import models as M
@@ -78,7 +78,7 @@ def params_report(arch: str, num_classes: int, encoding: str = "direct", genes: 
 
     if encoding != "direct" and genes is None:
         raise ValueError(f"--genes is required for encoding {encoding!r}")
-    genetic = GeneticConfig(encoding=encoding, genes=int(genes or 0), first_direct=first_direct,
+    genetic = GeneticConfig(encoding=encoding, genes=int(genes or 0), rules=rules, first_direct=first_direct,
                             last_direct=last_direct)
     cfg = M.ModelConfig(arch=arch, num_classes=num_classes, width=width, genetic=genetic).validate()
     shape = tuple(input_shape or M.default_input_shape(arch))
@@ -91,21 +91,24 @@ def params_report(arch: str, num_classes: int, encoding: str = "direct", genes: 
 
 
 def _params_table(rep: dict) -> str:
-    header = ["layer", "kind", "encoding", "shape", "direct params", "stored params", "path"]
+    header = ["layer", "kind", "encoding", "shape", "direct params", "stored params", "max rank", "path"]
     rows = [[r["name"], r["kind"], r["encoding"], _layer_shape(r), f"{r['direct_params']:,}",
-             f"{r['stored_params']:,}", r["path"]] for r in rep["per_layer"]]
-    g = rep["genes"]
+             f"{r['stored_params']:,}", f"{r['max_rank']:,}", r["path"]] for r in rep["per_layer"]]
+    g, R = rep["genes"], rep["rules"]
+    per_rule = f"{R} x " if R > 1 else ""
     if rep["interaction_params"]:
-        rows.append([f"G (shared, {g}x{g})", "-", "genetic", f"{g}x{g}", "0", f"{rep['interaction_params']:,}", "-"])
+        rows.append([f"G (shared, {per_rule}{g}x{g})", "-", "genetic", f"{per_rule}{g}x{g}", "0",
+                     f"{rep['interaction_params']:,}", "-", "-"])
     if rep["population_params"]:
-        rows.append(["population encodings", "-", "neuron", f"rows x {g}", "0", f"{rep['population_params']:,}", "-"])
-    rows.append(["norm / PLIF", "-", "-", "-", f"{rep['unencoded_params']:,}", f"{rep['unencoded_params']:,}", "-"])
-    rows.append(["total", "", "", "", f"{rep['direct_params']:,}", f"{rep['genetic_params']:,}", ""])
+        rows.append(["population encodings", "-", "neuron", f"{per_rule}rows x {g}", "0",
+                     f"{rep['population_params']:,}", "-", "-"])
+    rows.append(["norm / PLIF", "-", "-", "-", f"{rep['unencoded_params']:,}", f"{rep['unencoded_params']:,}", "-", "-"])
+    rows.append(["total", "", "", "", f"{rep['direct_params']:,}", f"{rep['genetic_params']:,}", "", ""])
     shape = "x".join(map(str, rep["input_shape"]))
     width = "" if rep["width"] == 1 else f", width {rep['width']:g}"
-    genes = "" if rep["encoding"] == "direct" else f", g={g}"
+    genes = "" if rep["encoding"] == "direct" else f", g={g}" + (f", {R} interaction rules" if R > 1 else "")
     head = f"{rep['arch']} ({rep['num_classes']} classes, input {shape}{width}), encoding {rep['encoding']}{genes}"
-    table = demo_lib.format_table(rows, header, align="llllrrl")
+    table = demo_lib.format_table(rows, header, align="llllrrrl")
     foot = (f"direct {rep['direct_params']:,} | stored {rep['genetic_params']:,} | "
             f"compression {100 * rep['compression']:.1f}%")
     return f"{head}\n\n{table}\n\n{foot}"
@@ -113,7 +116,7 @@ def _params_table(rep: dict) -> str:
 
 def cmd_params(args) -> int:
     rep = params_report(args.arch, args.num_classes, args.encoding, args.genes, args.first_direct,
-                        args.last_direct, args.width, _parse_shape(args.input_shape))
+                        args.last_direct, args.width, _parse_shape(args.input_shape), args.rules)
     print(_params_table(rep))
     _write_json(args.json, rep)
     return 0
@@ -317,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True, help="architecture name (e.g. convnet_s, resnet19)")
     p.add_argument("--num-classes", type=int, required=True)
     p.add_argument("--genes", type=int, default=None, help="genes g (required unless --encoding direct)")
+    p.add_argument("--rules", type=int, default=1, help="interaction rules R (gene families, each its own G)")
     p.add_argument("--encoding", choices=("direct", "neuron", "position"), default="direct")
     p.add_argument("--first-direct", action="store_true", help="keep the first synaptic layer direct")
     p.add_argument("--last-direct", action="store_true", help="keep the read-out direct")
@@ -353,8 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_eval)
 
     from gsnn import bench as B
-    from gsnn.conv import CONV_IMPLS
-    from gsnn.genetic import PATHS
+    from gsnn.core.conv import CONV_IMPLS
+    from gsnn.core.genetic import PATHS
 
     b = sub.add_parser("bench", help="training-step speed on the reference workloads W1/W2 or convnet_s")
     b.add_argument("--workload", nargs="+", choices=B.WORKLOADS, default=["w2"])

@@ -25,6 +25,7 @@ from gsnn.models import ModelConfig
 from gsnn.neurons import LIFConfig
 
 OPTIMIZERS = ("sgd", "adamw")
+DECAY_TARGETS = ("factors", "weights")
 PARAM_GROUPS = ("weight", "encoding", "interaction", "spatial", "other")
 
 
@@ -40,6 +41,10 @@ class DataConfig:
       data_dir: tfds data directory.
       train_per_class: class-balanced training subset (``0`` = all).
       test_per_class: class-balanced test subset (``0`` = all).
+      val_per_class: class-balanced validation split drawn from the training images
+        *outside* the training subset (``0`` = none). With ``train_per_class=0`` it is
+        held out of the training split. With a validation split, every epoch is
+        evaluated on it and the test split is read once, at the end (DESIGN 1.6).
       augment: random crop (padding 4) and horizontal flip during training.
       crop_padding: zero padding of the random crop.
       sha256: expected digest of an archive ``source`` (archives named in
@@ -53,6 +58,7 @@ class DataConfig:
     data_dir: str = ""
     train_per_class: int = 0
     test_per_class: int = 0
+    val_per_class: int = 0
     augment: bool = True
     crop_padding: int = 4
     sha256: str = ""
@@ -68,8 +74,13 @@ class TrainConfig:
       learning_rate: peak learning rate (after warm-up), cosine-decayed to 0.
       momentum: SGD momentum (Nesterov off); Adam's ``b1`` is ``beta1``.
       beta1, beta2: Adam moments.
-      weight_decay: applied to weights, encodings, spatial codes and ``G``; never to
-        norm parameters, biases or PLIF.
+      weight_decay: L2 decay ``lambda``; never on norm parameters, biases or PLIF.
+      weight_decay_on: ``"factors"``: decay on what is stored (direct kernels,
+        encodings, spatial codes, ``G``); ``"weights"``: decay on what the network uses,
+        ``lambda/2 * ||W||^2`` of every generated ``W`` added to the loss (gradient
+        through the generation) and none on encodings or ``G``; direct kernels are
+        decayed alike in both (DESIGN 1.1). With ``adamw`` the ``weights`` penalty goes
+        through Adam's scaling (coupled), while kernels keep the decoupled decay.
       epochs: training epochs.
       warmup_epochs: linear warm-up (fractional allowed).
       batch_size: training batch size.
@@ -90,6 +101,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     weight_decay: float = 5e-4
+    weight_decay_on: str = "factors"
     epochs: int = 10
     warmup_epochs: float = 0.0
     batch_size: int = 128
@@ -222,6 +234,8 @@ class Config:
             raise ValueError(f"unknown optimizer {t.optimizer!r}; valid: {list(OPTIMIZERS)}")
         if t.nan_policy not in ("stop", "skip"):
             raise ValueError(f"unknown nan_policy {t.nan_policy!r}; valid: ['stop', 'skip']")
+        if t.weight_decay_on not in DECAY_TARGETS:
+            raise ValueError(f"unknown train.weight_decay_on {t.weight_decay_on!r}; valid: {list(DECAY_TARGETS)}")
 
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(t, name) < 1:
@@ -235,9 +249,13 @@ class Config:
             if group not in PARAM_GROUPS:
                 raise ValueError(f"unknown parameter group {group!r} in train.lr_scale; valid: {list(PARAM_GROUPS)}")
         d = self.data
-        if d.stream and (d.train_per_class or d.test_per_class):
-            raise ValueError("data.stream reads the whole TFDS splits; set data.train_per_class=0 and "
-                             "data.test_per_class=0 (or data.stream=false for a subset in memory)")
+        if d.stream and (d.train_per_class or d.test_per_class or d.val_per_class):
+            raise ValueError("data.stream reads the whole TFDS splits; set data.train_per_class=0, "
+                             "data.test_per_class=0 and data.val_per_class=0 (or data.stream=false for a "
+                             "subset in memory)")
+        for name in ("train_per_class", "test_per_class", "val_per_class"):
+            if getattr(d, name) < 0:
+                raise ValueError(f"data.{name} must be >= 0, got {getattr(d, name)}")
         if d.stream:
             src = d.source.removeprefix("tfds:")
             if src in ("demo", "") or src.endswith((".tar.gz", ".tgz", ".tar")) or pathlib.Path(src).exists():
@@ -376,7 +394,8 @@ def shrink_for_smoke(cfg: Config) -> Config:
                                   eval_batch_size=min(t.eval_batch_size, 32), log_every=0),
         # a streamed source cannot be subset (it is never in memory)
         data=dataclasses.replace(d, train_per_class=0 if d.stream else min(d.train_per_class or 8, 8),
-                                 test_per_class=0 if d.stream else min(d.test_per_class or 4, 4)),
+                                 test_per_class=0 if d.stream else min(d.test_per_class or 4, 4),
+                                 val_per_class=min(d.val_per_class, 4)),
     )
 
 

@@ -118,6 +118,9 @@ class ArrayDataset:
         test_images: ``uint8 [M, H, W, C]``.
         test_labels: ``int32 [M]``.
         class_names: one name per class; label ``i`` is ``class_names[i]``.
+        val_images: ``uint8 [V, H, W, C]`` validation images held out of the training
+            data (see :meth:`subset`), or ``None``.
+        val_labels: ``int32 [V]`` or ``None``.
     """
 
     name: str
@@ -126,13 +129,17 @@ class ArrayDataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     class_names: tuple[str, ...]
+    val_images: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         names = tuple(str(c) for c in self.class_names)
         object.__setattr__(self, "class_names", names)
         if not names:
             raise DataError(f"dataset '{self.name}': class_names is empty")
-        for split in ("train", "test"):
+        if (self.val_images is None) != (self.val_labels is None):
+            raise DataError(f"dataset '{self.name}': give both val_images and val_labels, or neither")
+        for split in ("train", "test") + (("val",) if self.val_images is not None else ()):
             images = np.asarray(getattr(self, f"{split}_images"))
             labels = np.asarray(getattr(self, f"{split}_labels"))
             if images.dtype != np.uint8 or images.ndim != 4:
@@ -158,11 +165,13 @@ class ArrayDataset:
                 )
             object.__setattr__(self, f"{split}_images", images)
             object.__setattr__(self, f"{split}_labels", labels)
-        if self.train_images.shape[1:] != self.test_images.shape[1:]:
-            raise DataError(
-                f"dataset '{self.name}': train images are {self.train_images.shape[1:]} "
-                f"but test images are {self.test_images.shape[1:]}"
-            )
+        for split in ("test", "val"):
+            images = getattr(self, f"{split}_images")
+            if images is not None and self.train_images.shape[1:] != images.shape[1:]:
+                raise DataError(
+                    f"dataset '{self.name}': train images are {self.train_images.shape[1:]} "
+                    f"but {split} images are {images.shape[1:]}"
+                )
 
     @property
     def num_classes(self) -> int:
@@ -177,8 +186,9 @@ class ArrayDataset:
 
     def __repr__(self) -> str:
         shape = "x".join(str(s) for s in self.image_shape)
+        val = f"val={self.num_val}, " if self.val_labels is not None else ""
         return (
-            f"ArrayDataset(name={self.name!r}, train={len(self.train_labels)}, "
+            f"ArrayDataset(name={self.name!r}, train={len(self.train_labels)}, {val}"
             f"test={len(self.test_labels)}, image_shape={shape}, "
             f"num_classes={self.num_classes})"
         )
@@ -187,7 +197,7 @@ class ArrayDataset:
         """Examples per class.
 
         Args:
-            split: ``"train"`` or ``"test"``.
+            split: ``"train"``, ``"test"`` or ``"val"``.
 
         Returns:
             ``int64 [num_classes]``.
@@ -196,8 +206,10 @@ class ArrayDataset:
         return np.bincount(labels, minlength=self.num_classes)
 
     def _labels(self, split: str) -> np.ndarray:
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if split not in ("train", "test", "val"):
+            raise ValueError(f"split must be 'train', 'test' or 'val', got {split!r}")
+        if split == "val" and self.val_labels is None:
+            raise ValueError(f"dataset '{self.name}' has no validation split (see ArrayDataset.subset)")
         return getattr(self, f"{split}_labels")
 
     def split_validation(
@@ -278,15 +290,21 @@ class ArrayDataset:
         train_per_class: int | None = None,
         test_per_class: int | None = None,
         seed: int = 0,
+        val_per_class: int | None = None,
     ) -> ArrayDataset:
-        """A class-balanced random subset.
+        """A class-balanced random subset, with an optional validation split.
 
         Args:
             train_per_class: examples per class to keep from the training split
                 (``None``: keep the whole split).
             test_per_class: same for the test split.
-            seed: selection seed; the train and test choices use independent streams
-                ``default_rng((seed, 0))`` and ``default_rng((seed, 1))``.
+            seed: selection seed; the train, test and validation choices use independent
+                streams ``default_rng((seed, 0))``, ``(seed, 1)`` and ``(seed, 2)``, so
+                adding a validation split leaves the training subset unchanged.
+            val_per_class: validation examples per class, drawn from the training
+                examples *outside* the training subset (with ``train_per_class=None``,
+                held out of the training split, which loses them); ``None``: no
+                validation split.
 
         Returns:
             A new :class:`ArrayDataset` (examples in their original order).
@@ -295,32 +313,51 @@ class ArrayDataset:
             DataError: a class has fewer examples than requested.
         """
         parts = {}
+        train_labels = self.train_labels
         for stream, split, k in ((0, "train", train_per_class), (1, "test", test_per_class)):
             images, labels = getattr(self, f"{split}_images"), self._labels(split)
             if k is None:
-                parts[split] = (images, labels)
+                parts[split] = (images, labels, np.arange(len(labels)))
                 continue
-            if k < 0:
-                raise ValueError(f"{split}_per_class must be >= 0, got {k}")
-            rng = np.random.default_rng((seed, stream))
-            chosen = []
-            for c, cname in enumerate(self.class_names):
-                members = np.flatnonzero(labels == c)
-                if len(members) < k:
-                    raise DataError(
-                        f"dataset '{self.name}': class '{cname}' has only "
-                        f"{len(members)} {split} examples, {k} requested per class"
-                    )
-                chosen.append(rng.permutation(members)[:k])
-            idx = np.sort(np.concatenate(chosen))
-            parts[split] = (images[idx], labels[idx])
+            idx = self._choose(labels, k, np.random.default_rng((seed, stream)), split)
+            parts[split] = (images[idx], labels[idx], idx)
+        val = (self.val_images, self.val_labels)
+        if val_per_class is not None:
+            outside = np.ones(len(train_labels), dtype=bool)
+            if train_per_class is not None:
+                outside[parts["train"][2]] = False
+            pool = np.flatnonzero(outside)
+            chosen = pool[self._choose(train_labels[pool], val_per_class, np.random.default_rng((seed, 2)),
+                                       "training (outside the training subset)")]
+            val = (self.train_images[chosen], train_labels[chosen])
+            if train_per_class is None:
+                keep = np.ones(len(train_labels), dtype=bool)
+                keep[chosen] = False
+                parts["train"] = (self.train_images[keep], train_labels[keep], None)
         return dataclasses.replace(
             self,
             train_images=parts["train"][0],
             train_labels=parts["train"][1],
             test_images=parts["test"][0],
             test_labels=parts["test"][1],
+            val_images=val[0],
+            val_labels=val[1],
         )
+
+    def _choose(self, labels: np.ndarray, k: int, rng: np.random.Generator, what: str) -> np.ndarray:
+        """Sorted indices of ``k`` random examples per class of ``labels``."""
+        if k < 0:
+            raise ValueError(f"examples per class must be >= 0, got {k}")
+        chosen = []
+        for c, cname in enumerate(self.class_names):
+            members = np.flatnonzero(labels == c)
+            if len(members) < k:
+                raise DataError(
+                    f"dataset '{self.name}': class '{cname}' has only "
+                    f"{len(members)} {what} examples, {k} requested per class"
+                )
+            chosen.append(rng.permutation(members)[:k])
+        return np.sort(np.concatenate(chosen))
 
     @property
     def num_train(self) -> int:
@@ -330,6 +367,17 @@ class ArrayDataset:
     def train_batches(self, batch_size: int, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """One epoch of shuffled training batches (the last partial one dropped)."""
         return batches(self.train_images, self.train_labels, batch_size, seed=seed, epoch=epoch)
+
+    @property
+    def num_val(self) -> int:
+        """Validation examples (0 without a validation split)."""
+        return 0 if self.val_labels is None else len(self.val_labels)
+
+    def val_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The whole validation split in order, the last batch possibly smaller."""
+        self._labels("val")
+        return batches(self.val_images, self.val_labels, batch_size, seed=0, epoch=0, shuffle=False,
+                       drop_remainder=False)
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The whole test split in order, the last batch possibly smaller."""

@@ -18,15 +18,16 @@ literature: 0.9 pJ per 32-bit float accumulate (AC, an input spike adds a weight
 * the read-out runs once, on the time-averaged input (MACs).
 
 Parameter counts are computed from the layer specs by formula (DESIGN 1.1):
-``g^2 + sum(encoding rows) * g + spatial codes + unencoded``; tests check them against
-the number of scalars in the parameter pytree.
+``R * (g^2 + sum(encoding rows) * g + spatial codes) + unencoded`` with ``R``
+interaction rules; tests check them against the number of scalars in the parameter
+pytree.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Mapping
 
-from gsnn import genetic
+from gsnn.core import encodings, genetic
 from gsnn.layers import LayerSpec, NeuronSpec, NormSpec
 
 PJ_PER_AC = 0.9
@@ -45,6 +46,7 @@ class ParamReport:
     layer_params: int  # scalars stored by the synaptic layers themselves
     unencoded_params: int  # norm affine, PLIF, biases of encoded layers are in layer_params
     per_layer: list[dict]
+    rules: int = 1  # interaction rules R of the encoded layers
 
     @property
     def compression(self) -> float:
@@ -72,17 +74,18 @@ def parameter_report(
 ) -> ParamReport:
     """Counts parameters by formula from the specs of :func:`gsnn.models.describe`."""
     genes = max((s.genes for s in synapses), default=0)
+    rules = max((s.rules for s in synapses), default=1)
     encoded = any(s.encoding != "direct" for s in synapses)
-    interaction = genes * genes if encoded else 0
+    interaction = rules * genes * genes if encoded else 0
     pops = populations(synapses)
-    population_params = sum(pops.values()) * genes
+    population_params = sum(pops.values()) * genes * rules
     unencoded = sum(2 * n.channels for n in norms) + sum(1 for n in neurons if n.learnable_tau)
     layer_params = sum(s.private_params for s in synapses)
     direct = sum(s.direct_params for s in synapses) + unencoded
     per_layer = [
         dict(name=s.name, kind=s.kind, encoding=s.encoding, c_in=s.c_in, c_out=s.c_out,
              kernel_positions=s.kernel_positions, direct_params=s.direct_params,
-             stored_params=s.private_params, path=s.path)
+             stored_params=s.private_params, path=s.path, rules=s.rules, max_rank=s.max_rank)
         for s in synapses
     ]
     return ParamReport(
@@ -93,6 +96,7 @@ def parameter_report(
         layer_params=layer_params,
         unencoded_params=unencoded,
         per_layer=per_layer,
+        rules=rules,
     )
 
 
@@ -141,9 +145,9 @@ def synaptic_operations(
             else:
                 macs = work
             if s.encoding != "direct":
-                gen = genetic.generation_macs(s.kernel_positions, s.c_in, s.c_out, s.genes) / batch
+                gen = genetic.generation_macs(s.kernel_positions, s.c_in, s.c_out, s.genes, s.rules) / batch
         else:
-            enc = "neuron" if (s.encoding == "neuron" and s.kind == "conv") else "position"
+            enc = encodings.get(s.encoding).cost_kind(s.kind == "dense")
             first, later = genetic.factorised_macs(enc, s.kernel_positions, s.c_in, s.c_out, s.genes,
                                                    s.in_positions, s.out_positions)
             if spiking:
@@ -165,6 +169,13 @@ def energy_report(
 ) -> dict:
     """Firing rates, synaptic operations, energy (pJ -> uJ) and weight bytes per example.
 
+    Energy in two conventions: ``energy_uj`` charges generating the encoded ``W`` to
+    every forward pass of ``batch`` examples; ``energy_uj_generated_once`` generates
+    ``W`` once at load (the deployed case). Weight-memory traffic per inference:
+    ``weight_read_bytes_generated_once`` (every materialised ``W`` read whole) and
+    ``weight_read_bytes_per_inference`` (only the stored parameters, generated each
+    time).
+
     Args:
       params: from :func:`parameter_report`.
       synapses: specs from :func:`gsnn.models.describe`.
@@ -174,16 +185,28 @@ def energy_report(
     """
     ops = synaptic_operations(synapses, input_densities(stats), T, batch)
     acs = sum(r["acs"] for r in ops)
-    macs = sum(r["macs"] + r["generation_macs"] for r in ops)
+    generation = sum(r["generation_macs"] for r in ops)
+    macs = sum(r["macs"] for r in ops) + generation
     energy_pj = acs * PJ_PER_AC + macs * PJ_PER_MAC
     rates = firing_rates(stats)
+    # Weights a deployed net reads per inference: with W generated once at load, every
+    # materialised layer reads its whole W (factorised ones their factors); generating
+    # per inference reads only the stored parameters.
+    stored = {row["name"]: row["stored_params"] for row in params.per_layer}
+    layer_reads = sum(s.direct_params if s.path == "materialise" else stored[s.name] for s in synapses)
+    factorised = any(s.encoding != "direct" and s.path != "materialise" for s in synapses)
+    shared = params.unencoded_params + (params.interaction_params + params.population_params if factorised else 0)
     return dict(
         firing_rates=rates,
         mean_firing_rate=sum(rates.values()) / max(1, len(rates)),
         synaptic_ops=ops,
         acs=acs,
         macs=macs,
+        generation_macs=generation,
         energy_uj=energy_pj * 1e-6,
+        energy_uj_generated_once=(energy_pj - generation * PJ_PER_MAC) * 1e-6,
         weight_bytes=params.genetic_params * BYTES_PER_PARAM,
         direct_weight_bytes=params.direct_params * BYTES_PER_PARAM,
+        weight_read_bytes_generated_once=(layer_reads + shared) * BYTES_PER_PARAM,
+        weight_read_bytes_per_inference=params.genetic_params * BYTES_PER_PARAM,
     )

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gsnn import genetic
+from gsnn.core import genetic
 
 
 class InnerLoopTrace(NamedTuple):

@@ -23,8 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gsnn import conv
-from gsnn import genetic
+from gsnn.core import conv, encodings, genetic
 from gsnn import neurons
 
 Array = jax.Array
@@ -54,10 +53,19 @@ class GeneticConfig:
     singular values ``interaction_gain``) and spatial codes ``N(0, spatial_std^2)``;
     the fixed scale ``s`` then restores the Kaiming variance of ``W``.
 
+    With ``rules = R > 1`` (interaction rules, DESIGN 1.1) every encoding array and ``G``
+    gain a leading rule axis, each rule drawn as above, and ``s`` puts each rule's
+    product at the ``R``-th root of the target variance (:func:`gsnn.core.encodings.fixed_scale`).
+
     Attributes:
-      encoding: ``"direct"`` (ordinary weights), ``"position"`` or ``"neuron"``.
-      genes: number of genes ``g`` (ignored for ``direct``).
-      path: ``"auto"`` (cheaper by MAC count), ``"materialise"`` or ``"factorised"``.
+      encoding: a key of :data:`gsnn.core.encodings.ENCODINGS` (``"direct"``,
+        ``"position"``, ``"neuron"``).
+      genes: number of genes ``g`` per rule (ignored for ``direct``).
+      rules: number of interaction rules ``R`` (gene families, each with its own ``G_r``).
+      path: ``"auto"`` (cheaper by MAC count; always ``materialise`` when ``R > 1``),
+        ``"materialise"`` or ``"factorised"`` (``R = 1`` only).
+      init_fan: the variance ``W`` of an encoded layer starts with: Kaiming ``2/fan_in``
+        (``"fan_in"``) or ``2/fan_out`` (``"fan_out"``, ``fan_out = h*w*C_out``).
       init_scheme: ``"balanced"`` or ``"unit"``.
       encoding_gain: multiplier of the scheme's encoding std.
       interaction_init: ``"normal"``, ``"orthogonal"`` or ``"identity"``.
@@ -69,7 +77,9 @@ class GeneticConfig:
 
     encoding: str = "direct"
     genes: int = 0
+    rules: int = 1
     path: str = "auto"
+    init_fan: str = "fan_in"
     init_scheme: str = "balanced"
     encoding_gain: float = 1.0
     interaction_init: str = "orthogonal"
@@ -79,10 +89,19 @@ class GeneticConfig:
     last_direct: bool = False
 
     def validate(self) -> "GeneticConfig":
-        genetic.validate_encoding(self.encoding)
+        enc = encodings.get(self.encoding)
         genetic.validate_path(self.path)
-        if not isinstance(self.genes, int) or (self.encoding != "direct" and self.genes <= 0):
+        if not isinstance(self.genes, int) or (enc.encoded and self.genes <= 0):
             raise ValueError(f"genes must be an int > 0 for encoding {self.encoding!r}, got {self.genes!r}")
+        if not isinstance(self.rules, int) or self.rules < 1:
+            raise ValueError(f"rules must be an int >= 1, got {self.rules!r}")
+        if self.rules > 1 and self.path == "factorised":
+            raise ValueError(f"path='factorised' has no form for rules={self.rules} (an element-wise product "
+                             f"of rules); set path to 'materialise' or 'auto'")
+        if self.path == "factorised" and enc.encoded and enc.factorised is None:
+            raise ValueError(f"encoding {self.encoding!r} has no factorised path; set path to 'materialise' or 'auto'")
+        if self.init_fan not in encodings.FANS:
+            raise ValueError(f"unknown init_fan {self.init_fan!r}; valid: {list(encodings.FANS)}")
         if self.interaction_init not in INTERACTION_INITS:
             raise ValueError(
                 f"unknown interaction_init {self.interaction_init!r}; valid: {list(INTERACTION_INITS)}"
@@ -96,7 +115,7 @@ class GeneticConfig:
 
     @property
     def encoded(self) -> bool:
-        return self.encoding != "direct"
+        return encodings.get(self.encoding).encoded
 
     @property
     def interaction_rms(self) -> float:
@@ -113,14 +132,25 @@ class GeneticConfig:
         base = 1.0 / math.sqrt(self.genes) if self.init_scheme == "balanced" else 1.0
         return self.encoding_gain * base
 
+    def init_stds(self, fan_in: int) -> encodings.InitStds:
+        """The factors' init stds for a layer with this ``fan_in``."""
+        return encodings.InitStds(self.position_std(fan_in), self.population_std, self.spatial_std,
+                                  self.interaction_rms)
+
 
 def interaction_initializer(cfg: GeneticConfig):
-    """Flax initializer for ``G [g, g]`` whose entries have rms ``gain / sqrt(g)``."""
+    """Flax initializer for ``G [g, g]`` whose entries have rms ``gain / sqrt(g)``; with
+    ``R > 1`` rules, for ``[R, g, g]``, each rule's ``G_r`` drawn independently."""
     if cfg.interaction_init == "normal":
         return nn.initializers.normal(cfg.interaction_rms)
     if cfg.interaction_init == "orthogonal":
-        return nn.initializers.orthogonal(scale=cfg.interaction_gain)
-    return lambda key, shape, dtype=jnp.float32: jnp.eye(shape[0], dtype=dtype) * cfg.interaction_gain
+        one = nn.initializers.orthogonal(scale=cfg.interaction_gain)
+    else:
+        one = lambda key, shape, dtype=jnp.float32: jnp.eye(shape[0], dtype=dtype) * cfg.interaction_gain
+    if cfg.rules == 1:
+        return one
+    return lambda key, shape, dtype=jnp.float32: jax.vmap(lambda k: one(k, shape[1:], dtype))(
+        jax.random.split(key, shape[0]))
 
 
 # --------------------------------------------------------------------------------------
@@ -153,6 +183,13 @@ class LayerSpec:
     bias: bool
     real_input: bool  # the input is real-valued (the image), not spikes
     runs_per_step: int  # 1 when the layer runs once per time step; 0 when static (once in all)
+    rules: int = 1  # interaction rules R of an encoded layer
+
+    @property
+    def geometry(self) -> encodings.Geometry:
+        """The layer's :class:`gsnn.core.encodings.Geometry` (``h*w`` as ``(P, 1)``)."""
+        return encodings.Geometry((self.kernel_positions, 1), self.c_in, self.c_out, dense=self.kind == "dense",
+                                  spatial_rows=self.spatial_rows, population_in=self.pre_rows)
 
     @property
     def direct_params(self) -> int:
@@ -163,11 +200,12 @@ class LayerSpec:
     def private_params(self) -> int:
         """Scalars this layer stores itself in its actual encoding."""
         b = self.c_out if self.bias else 0
-        if self.encoding == "direct":
-            return self.kernel_positions * self.c_in * self.c_out + b
-        if self.encoding == "position":
-            return (self.pre_rows + self.c_out) * self.genes + b
-        return self.spatial_rows * self.genes + b
+        return encodings.param_count(encodings.get(self.encoding), self.geometry, self.genes, self.rules) + b
+
+    @property
+    def max_rank(self) -> int:
+        """Upper bound of the rank of the layer's ``W [h*w*C_in, C_out]``."""
+        return encodings.max_rank(encodings.get(self.encoding), self.geometry, self.genes, self.rules)
 
     @property
     def macs(self) -> int:
@@ -226,20 +264,12 @@ def _module_name(module: nn.Module) -> str:
 # --------------------------------------------------------------------------------------
 
 
-class GeneticInputs(NamedTuple):
-    """Shared arrays a genetic layer needs. ``pre``/``post``: population encodings
-    ``[N, g]`` in ``neuron`` mode, ``None`` in ``position`` mode."""
-
-    interaction: Array
-    pre: Array | None
-    post: Array | None
-
-
 class GeneBank:
     """Creates the network-wide genetic parameters on the owning (top-level) module.
 
-    Parameters are named ``G`` (``[g, g]``) and ``pop_<name>`` (``[N, g]``); each is
-    created on first use, so populations that no encoded layer touches cost nothing.
+    Parameters are named ``G`` (``[g, g]``; ``[R, g, g]`` with ``R > 1`` rules) and
+    ``pop_<name>`` (``[N, g]``; ``[R, N, g]``); each is created on first use, so
+    populations that no encoded layer touches cost nothing.
     """
 
     def __init__(self, module: nn.Module, cfg: GeneticConfig):
@@ -251,21 +281,25 @@ class GeneBank:
             self._cache[name] = self.module.param(name, init, shape)
         return self._cache[name]
 
+    def _shape(self, *shape: int) -> tuple[int, ...]:
+        return shape if self.cfg.rules == 1 else (self.cfg.rules,) + shape
+
     def interaction(self) -> Array:
         g = self.cfg.genes
-        return self._get("G", interaction_initializer(self.cfg), (g, g))
+        return self._get("G", interaction_initializer(self.cfg), self._shape(g, g))
 
     def population(self, name: str, size: int) -> Array:
         init = nn.initializers.normal(self.cfg.population_std)
-        return self._get(f"pop_{name}", init, (size, self.cfg.genes))
+        return self._get(f"pop_{name}", init, self._shape(size, self.cfg.genes))
 
-    def inputs(self, encoding: str, pre: str, n_pre: int, post: str, n_post: int) -> GeneticInputs | None:
+    def inputs(self, encoding: str, pre: str, n_pre: int, post: str, n_post: int) -> encodings.SharedGenes | None:
         """What a layer with the given encoding needs (``None`` for a direct layer)."""
-        if encoding == "direct":
+        enc = encodings.get(encoding)
+        if not enc.encoded:
             return None
-        if encoding == "position":
-            return GeneticInputs(self.interaction(), None, None)
-        return GeneticInputs(self.interaction(), self.population(pre, n_pre), self.population(post, n_post))
+        if not enc.populations:
+            return encodings.SharedGenes(self.interaction(), None, None)
+        return encodings.SharedGenes(self.interaction(), self.population(pre, n_pre), self.population(post, n_post))
 
 
 # --------------------------------------------------------------------------------------
@@ -273,31 +307,32 @@ class GeneBank:
 # --------------------------------------------------------------------------------------
 
 
-def _conv(x, kernel, strides, padding, groups=1, impl="auto"):
-    return conv.conv2d(x, kernel, strides, padding, groups=groups, impl=impl)
-
-
 class Synapse(nn.Module):
     """A synaptic layer ``[N, ...] -> [N, ..., features]`` with direct or generated weights.
 
+    A thin holder around :mod:`gsnn.core.encodings`: it creates the parameters its
+    encoding declares and calls the encoding's pure generator (or its factorised path).
     Dense when ``kernel_size`` is ``None`` (inputs with more than 2 dims are flattened,
     NHWC order), else a 2-D convolution (NHWC, symmetric zero padding ``k // 2`` unless
     ``padding`` is given). For ``neuron`` mode, a dense layer over a flattened map is
     the convolution whose kernel covers the whole map: its spatial code has one row per
-    map position (``spatial_positions``, DESIGN 1.1).
+    map position (DESIGN 1.1).
+
+    With the ``weight_sq`` collection mutable, an encoded layer sows ``||W||_F^2`` of its
+    generated weight (``frobenius_sq``; for weight decay on ``W``).
 
     Attributes:
       features: output units/channels.
       kernel_size: ``(h, w)`` or ``None`` for dense.
       strides: convolution stride.
-      encoding: ``"direct"``, ``"position"`` or ``"neuron"``.
-      genetic_cfg: genes, path and init settings.
+      encoding: a key of :data:`gsnn.core.encodings.ENCODINGS`.
+      genetic_cfg: genes, rules, path and init settings.
       use_bias: add a bias (layers followed by batch norm do not).
       pre_population, post_population: population names (for ``neuron`` encodings and
         for spike statistics).
       real_input: the input is the real-valued image (for energy accounting).
       static_input: the input is the same at every time step (runs once, not ``T`` times).
-      conv_impl: convolution implementation (:data:`gsnn.conv.CONV_IMPLS`).
+      conv_impl: convolution implementation (:data:`gsnn.core.conv.CONV_IMPLS`).
     """
 
     features: int
@@ -314,118 +349,95 @@ class Synapse(nn.Module):
     conv_impl: str = "auto"
 
     @nn.compact
-    def __call__(self, x: Array, shared: GeneticInputs | None = None) -> Array:
+    def __call__(self, x: Array, shared: encodings.SharedGenes | None = None) -> Array:
         cfg = self.genetic_cfg
-        g = cfg.genes
+        enc = encodings.get(self.encoding)
         dense = self.kernel_size is None
+        pad = None
         if dense:
             in_positions = x.shape[1] * x.shape[2] if x.ndim == 4 else 1
             map_channels = x.shape[-1]
             x = x.reshape(x.shape[0], -1)
             kh, kw = 1, 1
-            c_in = x.shape[-1]
             out_positions = 1
         else:
             if x.ndim != 4:
                 raise ValueError(f"{_module_name(self)}: convolution expects [N,H,W,C], got {x.shape}")
             kh, kw = self.kernel_size
-            c_in = x.shape[-1]
+            map_channels = x.shape[-1]
             in_positions = x.shape[1] * x.shape[2]
             pad = self.padding if self.padding is not None else ((kh // 2, kh // 2), (kw // 2, kw // 2))
             h_out = (x.shape[1] + pad[0][0] + pad[0][1] - kh) // self.strides + 1
             w_out = (x.shape[2] + pad[1][0] + pad[1][1] - kw) // self.strides + 1
             out_positions = h_out * w_out
-        P = kh * kw
-        fan_in = P * c_in
-        c_out = self.features
-
+        c_in, c_out = x.shape[-1], self.features
         # In neuron mode a dense layer over a map has a spatial code over map positions
         # and reads the population encoding of the map's channels.
-        neuron_flat = dense and self.encoding == "neuron" and in_positions > 1
+        neuron_flat = dense and enc.populations and in_positions > 1
         spatial_rows = 0
-        if self.encoding == "neuron":
-            spatial_rows = in_positions if neuron_flat else (P if not dense else 0)
-
-        if self.encoding == "direct":
-            path = "materialise"
-        elif cfg.path != "auto":
-            path = cfg.path
-        else:
-            path = genetic.choose_path(
-                "neuron" if (self.encoding == "neuron" and not dense) else "position",
-                P, c_in, c_out, g, in_positions, out_positions, x.shape[0],
-            )
-        pre_rows = 0
-        if self.encoding == "position":
-            pre_rows = fan_in
-        elif self.encoding == "neuron":
-            pre_rows = map_channels if neuron_flat else c_in
+        if enc.populations:
+            spatial_rows = in_positions if neuron_flat else (0 if dense else kh * kw)
+        geom = encodings.Geometry((kh, kw), c_in, c_out, dense=dense, spatial_rows=spatial_rows,
+                                  population_in=map_channels)
+        g, rules = (cfg.genes, cfg.rules) if enc.encoded else (0, 1)
+        path = self._path(enc, geom, in_positions, out_positions, x.shape[0])
         _record(
             LayerSpec(
                 name=_module_name(self), kind="dense" if dense else "conv", encoding=self.encoding,
-                c_in=c_in, c_out=c_out, kernel_positions=P, in_positions=in_positions,
-                out_positions=out_positions, genes=g if self.encoding != "direct" else 0,
-                path=path, pre_population=self.pre_population,
-                post_population=self.post_population, pre_rows=pre_rows,
+                c_in=c_in, c_out=c_out, kernel_positions=kh * kw, in_positions=in_positions,
+                out_positions=out_positions, genes=g, path=path, pre_population=self.pre_population,
+                post_population=self.post_population,
+                pre_rows=(geom.fan_in if self.encoding == "position" else map_channels if enc.populations else 0),
                 spatial_rows=spatial_rows, bias=self.use_bias, real_input=self.real_input,
-                runs_per_step=0 if self.static_input else 1,
+                runs_per_step=0 if self.static_input else 1, rules=rules,
             )
         )
         if not self.real_input:
             self.sow("stats", "input_density", jnp.mean(x != 0), reduce_fn=lambda _, b: b, init_fn=lambda: 0.0)
 
-        if self.encoding == "direct":
-            std = genetic.kaiming_std(fan_in)
-            if dense:
-                w = self.param("kernel", nn.initializers.normal(std), (c_in, c_out))
-                y = x @ w
-            else:
-                w = self.param("kernel", nn.initializers.normal(std), (kh, kw, c_in, c_out))
-                y = _conv(x, w, self.strides, pad, impl=self.conv_impl)
+        def conv_fn(inputs, kernel, groups=1):
+            # the depthwise stage of the factorised neuron path keeps the automatic impl
+            return conv.conv2d(inputs, kernel, self.strides, pad, groups=groups,
+                               impl=self.conv_impl if groups == 1 else "auto")
+
+        stds = cfg.init_stds(geom.fan_in) if enc.encoded else encodings.InitStds(1.0, 1.0, 1.0, 1.0)
+        params = {name: self.param(name, nn.initializers.normal(spec.std), spec.shape)
+                  for name, spec in enc.param_specs(geom, g, rules, stds).items()}
+        if not enc.encoded:
+            w = params["kernel"]
+            y = x @ w if dense else conv_fn(x, w)
         else:
             if shared is None:
                 raise ValueError(f"{_module_name(self)}: a genetic layer needs the shared genetic inputs")
-            G = shared.interaction
-            normal = nn.initializers.normal
-            if self.encoding == "position":
-                std = cfg.position_std(fan_in)
-                pre = self.param("x_pre", normal(std), (fan_in, g))
-                post = self.param("x_post", normal(std), (c_out, g))
-                pre_rms = post_rms = std
-            else:
-                if shared.pre is None or shared.post is None:
-                    raise ValueError(f"{_module_name(self)}: neuron mode needs population encodings")
-                post = shared.post
-                pre_rms = post_rms = cfg.population_std
-                if not dense or neuron_flat:
-                    S = self.param("spatial", normal(cfg.spatial_std), (spatial_rows, g))
-                    pre = genetic.spatial_pre_rows(shared.pre, S)
-                    pre_rms = cfg.population_std * cfg.spatial_std
-                else:
-                    pre = shared.pre
-            scale = genetic.variance_matching_scale(fan_in, g, pre_rms, cfg.interaction_rms, post_rms)
+            factors = enc.factors(params, shared, geom, stds)
+            scale = encodings.fixed_scale(geom, g, rules, factors.pre_rms, stds.interaction_rms,
+                                          factors.post_rms, cfg.init_fan)
+            w = None
             if path == "materialise":
-                if dense:
-                    y = x @ genetic.generate_weight(pre, G, post, scale)
-                else:
-                    y = _conv(x, genetic.generate_kernel(pre, G, post, scale, (kh, kw)), self.strides, pad,
-                              impl=self.conv_impl)
+                w = encodings.rule_product(factors, scale)
+                y = x @ w if dense else conv_fn(x, w.reshape(kh, kw, c_in, c_out))
             else:
-                out_map = scale * (G @ post.T)  # [g, C_out], folded once per call
-                if dense:
-                    y = (x @ pre) @ out_map
-                elif self.encoding == "neuron" and P > 1:
-                    # pointwise C_in -> g, depthwise h x w on g channels, pointwise g -> C_out
-                    u = x @ shared.pre
-                    S_kernel = S.reshape(kh, kw, 1, g)
-                    u = _conv(u, S_kernel, self.strides, pad, groups=g)
-                    y = u @ out_map
-                else:
-                    u = _conv(x, pre.reshape(kh, kw, c_in, g), self.strides, pad, impl=self.conv_impl)
-                    y = u @ out_map
+                y = enc.factorised(x, params, shared, geom, scale, conv_fn)
+            if self.is_mutable_collection("weight_sq"):
+                sq = jnp.sum(w * w) if w is not None else encodings.frobenius_sq(factors, scale)
+                self.sow("weight_sq", "frobenius_sq", sq, reduce_fn=lambda _, b: b, init_fn=lambda: 0.0)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (c_out,))
         return y
+
+    def _path(self, enc: encodings.Encoding, geom: encodings.Geometry, in_positions: int,
+              out_positions: int, examples: int) -> str:
+        """The execution path of this call: forced by config, else the cheaper by MAC count
+        (encoded ``R = 1`` layers only; direct layers and ``R > 1`` materialise)."""
+        cfg = self.genetic_cfg
+        if not enc.encoded:
+            return "materialise"
+        if cfg.path != "auto":
+            return cfg.path
+        if cfg.rules > 1 or enc.factorised is None:
+            return "materialise"
+        return genetic.choose_path(enc.cost_kind(geom.dense), geom.kernel_positions, geom.c_in, geom.c_out,
+                                   cfg.genes, in_positions, out_positions, examples)
 
 
 # --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gsnn import conv
+from gsnn.core import conv
 from gsnn import layers as L
 from gsnn import neurons
 
@@ -45,7 +45,7 @@ class ModelConfig:
       neuron: LIF settings (:class:`gsnn.layers.NeuronConfig`).
       input_coding: ``"direct"`` (image as current at every step) or ``"poisson"``.
       residual: ``"standard"`` (spike after the add) or ``"sew"`` (spike-element-wise ADD).
-      conv_impl: convolution implementation (:data:`gsnn.conv.CONV_IMPLS`); ``"auto"``
+      conv_impl: convolution implementation (:data:`gsnn.core.conv.CONV_IMPLS`); ``"auto"``
         picks the fastest per layer shape and backend.
     """
 

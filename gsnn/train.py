@@ -95,7 +95,10 @@ def make_optimizer(tc: C.TrainConfig, steps_per_epoch: int, params) -> optax.Gra
     and weight decay alike.
     """
     labels = group_labels(params)
-    decay_mask = jax.tree_util.tree_map(lambda g: g != "other", labels)
+    # decay on what is stored (factors), or only on direct kernels, while the generated
+    # W are decayed through the loss (weights; see :func:`weight_penalty`)
+    decayed = ("weight",) if tc.weight_decay_on == "weights" else ("weight", "encoding", "interaction", "spatial")
+    decay_mask = jax.tree_util.tree_map(lambda g: g in decayed, labels)
     scales = dict(tc.lr_scale)
     group_scale = optax.multi_transform(
         {g: optax.scale(float(scales.get(g, 1.0))) for g in C.PARAM_GROUPS}, labels
@@ -113,6 +116,12 @@ def make_optimizer(tc: C.TrainConfig, steps_per_epoch: int, params) -> optax.Gra
 # --------------------------------------------------------------------------------------
 # Pure steps
 # --------------------------------------------------------------------------------------
+
+
+def weight_penalty(weight_sq, weight_decay: float) -> jax.Array:
+    """``lambda/2 * sum ||W||_F^2`` over the generated weights sown in ``weight_sq``
+    (``train.weight_decay_on=weights``)."""
+    return 0.5 * weight_decay * sum(jax.tree_util.tree_leaves(weight_sq), jnp.zeros(()))
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
@@ -171,23 +180,27 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
     def init(key):
         return state_from_variables(init_fn(key))
 
+    decay_weights = tc.weight_decay_on == "weights" and tc.weight_decay > 0
+    mutable = ["batch_stats", "stats"] + (["weight_sq"] if decay_weights else [])
+
     def forward(params, batch_stats, images, k_coding):
         return model.apply({"params": params, "batch_stats": batch_stats}, images, train=True,
-                           mutable=["batch_stats", "stats"], rngs={"coding": k_coding})
-
+                           mutable=mutable, rngs={"coding": k_coding})
 
     def loss_fn(params, batch_stats, images, labels, key):
+        """The objective; its aux reports the cross-entropy alone."""
         k_coding, _ = jax.random.split(key)
         logits, updates = forward(params, batch_stats, images, k_coding)
         loss = cross_entropy(logits, labels, tc.label_smoothing)
-        return loss, (logits, updates)
+        objective = loss + weight_penalty(updates["weight_sq"], tc.weight_decay) if decay_weights else loss
+        return objective, (loss, logits, updates)
 
     def train_step(state: TrainState, images_u8, labels, key):
         k_aug, k_model = jax.random.split(key)
         images = D.normalize(images_u8, mean, std)
         if dc.augment:
             images = D.random_crop_flip(k_aug, images, dc.crop_padding)
-        (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (_, (loss, logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.batch_stats, images, labels, k_model
         )
         upd, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -316,9 +329,9 @@ def load_data(cfg: C.Config) -> D.ArrayDataset | D.StreamingDataset:
         return D.open_tfds_stream(dc.source.removeprefix("tfds:"), data_dir=dc.data_dir or None)
     ds = D.load_dataset(dc.source, cache_dir=dc.cache_dir or None, data_dir=dc.data_dir or None,
                         sha256=dc.sha256 or None)
-    if dc.train_per_class or dc.test_per_class:
-        ds = ds.subset(train_per_class=dc.train_per_class or None,
-                       test_per_class=dc.test_per_class or None, seed=cfg.seed)
+    if dc.train_per_class or dc.test_per_class or dc.val_per_class:
+        ds = ds.subset(train_per_class=dc.train_per_class or None, test_per_class=dc.test_per_class or None,
+                       seed=cfg.seed, val_per_class=dc.val_per_class or None)
     return ds
 
 
@@ -413,8 +426,10 @@ def train_and_evaluate(
 
     model_specs = M.describe(steps.model, ds.image_shape, batch=tc.eval_batch_size)
     param_report = E.parameter_report(*model_specs)
-    _log(f"{cfg.name}: {cfg.model.arch} {cfg.model.genetic.encoding}"
-         f"{'' if cfg.model.genetic.encoding == 'direct' else f' g={cfg.model.genetic.genes}'}, "
+    gc = cfg.model.genetic
+    rules = f" x {gc.rules} rules" if gc.rules > 1 else ""
+    _log(f"{cfg.name}: {cfg.model.arch} {gc.encoding}"
+         f"{'' if gc.encoding == 'direct' else f' g={gc.genes}{rules}'}, "
          f"params {param_report.genetic_params:,} (direct {param_report.direct_params:,}, "
          f"compression {param_report.compression:.1%}), {n_train} train images, "
          f"{steps_per_epoch} steps/epoch", progress)
@@ -431,7 +446,11 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
     tc = cfg.train
     start_epoch = len(history)
     epochs_run = 0
-    ev = None  # the newest test evaluation of the current state, if any
+    # with a validation split every epoch is evaluated on it and the test split is read
+    # once, at the end (DESIGN 1.6); without one, every epoch on the test split
+    split = "val" if getattr(ds, "num_val", 0) else "test"
+    eval_batches = ds.val_batches if split == "val" else ds.test_batches
+    ev = None  # the newest evaluation of the current state on `split`, if any
     for epoch in range(start_epoch, tc.epochs):
         if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
             break
@@ -480,15 +499,17 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
                 print(f"  epoch {epoch + 1} step {i + 1}/{steps_per_epoch} loss {sums['loss'] / count:.4f} "
                       f"acc {sums['accuracy'] / count:.3f} ({rate:.0f} img/s)", flush=True)
         train_time = elapsed_before + time.perf_counter() - t0
-        ev = evaluate_batches(steps, state.params, state.batch_stats, ds.test_batches(tc.eval_batch_size))
-        record = dict(
-            epoch=epoch + 1,
-            train_loss=sums["loss"] / max(count, 1),
-            train_accuracy=sums["accuracy"] / max(count, 1),
-            grad_norm=sums["grad_norm"] / max(count, 1),
-            test_loss=ev["loss"],
-            test_accuracy=ev["accuracy"],
-            test_top5=ev["top5"],
+        ev = evaluate_batches(steps, state.params, state.batch_stats, eval_batches(tc.eval_batch_size))
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": sums["loss"] / max(count, 1),
+            "train_accuracy": sums["accuracy"] / max(count, 1),
+            "grad_norm": sums["grad_norm"] / max(count, 1),
+            f"{split}_loss": ev["loss"],
+            f"{split}_accuracy": ev["accuracy"],
+            f"{split}_top5": ev["top5"],
+        }
+        record.update(
             firing_rates=E.firing_rates(ev["stats"]),
             train_firing_rates=E.firing_rates(rates or {}),
             skipped_steps=skipped,
@@ -498,7 +519,7 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
         history.append(record)
         epochs_run += 1
         _log(f"epoch {epoch + 1}/{tc.epochs}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.3f} | "
-             f"test loss {record['test_loss']:.4f} acc {record['test_accuracy']:.4f} | "
+             f"{split} loss {record[split + '_loss']:.4f} acc {record[split + '_accuracy']:.4f} | "
              f"rate {np.mean(list(record['firing_rates'].values()) or [0]):.3f} | "
              f"{train_time:.1f}s ({record['train_images_per_s']:.0f} img/s)", progress)
         if ckpt is not None:
@@ -509,8 +530,8 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
             ckpt.close()
             raise stop.interrupted(f"after epoch {epoch + 1}", resume_hint)
 
-    final = ev if ev is not None else evaluate_batches(steps, state.params, state.batch_stats,
-                                                       ds.test_batches(tc.eval_batch_size))
+    final = ev if (ev is not None and split == "test") else evaluate_batches(
+        steps, state.params, state.batch_stats, ds.test_batches(tc.eval_batch_size))
     energy = E.energy_report(param_report, model_specs[0], final["stats"], cfg.model.T, batch=1)
     result = dict(
         name=cfg.name,
@@ -520,6 +541,8 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
         test_accuracy=final["accuracy"],
         test_top5=final["top5"],
         test_loss=final["loss"],
+        val_accuracy=history[-1]["val_accuracy"] if split == "val" and history else None,
+        val_loss=history[-1]["val_loss"] if split == "val" and history else None,
         params=param_report.as_dict(),
         energy=energy,
     )
@@ -556,7 +579,8 @@ def load_trained(workdir: str | os.PathLike, dataset: D.ArrayDataset | None = No
     return cfg, restored[0], ds
 
 
-HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_seconds")
+HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
+                "epoch_seconds")
 
 
 def result_record(result: dict) -> dict:
@@ -572,10 +596,15 @@ def result_record(result: dict) -> dict:
         mean_firing_rate=energy["mean_firing_rate"],
         firing_rates=energy["firing_rates"],
         energy_uj=energy["energy_uj"],
+        energy_uj_generated_once=energy["energy_uj_generated_once"],
+        weight_read_bytes_generated_once=energy["weight_read_bytes_generated_once"],
+        weight_read_bytes_per_inference=energy["weight_read_bytes_per_inference"],
         acs=energy["acs"],
         macs=energy["macs"],
         epochs=result["epochs_completed"],
-        history=[{k: h[k] for k in HISTORY_KEYS} for h in result["history"]],
+        val_accuracy=result["val_accuracy"],
+        val_loss=result["val_loss"],
+        history=[{k: h[k] for k in HISTORY_KEYS if k in h} for h in result["history"]],
     )
 
 

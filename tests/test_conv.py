@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import conv
+from gsnn.core import conv
 from gsnn import models as M
 
 # (N, H, W, C_in, C_out, k, stride, padding)

@@ -448,6 +448,31 @@ def test_subset() -> None:
         ds.subset(train_per_class=11)
 
 
+def test_subset_validation_split_comes_from_outside_the_training_subset() -> None:
+    ds = _indexed_dataset()
+    plain = ds.subset(train_per_class=5, test_per_class=1, seed=3)
+    sub = ds.subset(train_per_class=5, test_per_class=1, seed=3, val_per_class=4)
+    # adding a validation split leaves the training subset (and test) unchanged
+    np.testing.assert_array_equal(sub.train_images, plain.train_images)
+    np.testing.assert_array_equal(sub.test_images, plain.test_images)
+    train_ids, val_ids = set(sub.train_images[:, 0, 0, 0]), sub.val_images[:, 0, 0, 0]
+    assert not train_ids & set(val_ids) and len(set(val_ids)) == 12
+    np.testing.assert_array_equal(sub.class_counts("val"), [4, 4, 4])
+    np.testing.assert_array_equal(sub.val_labels, ds.train_labels[val_ids])
+    assert sub.num_val == 12 and "val=12" in repr(sub)
+    assert [len(y) for _, y in sub.val_batches(5)] == [5, 5, 2]
+    # another seed draws another training subset and validation split
+    other = ds.subset(train_per_class=5, test_per_class=1, seed=4, val_per_class=4)
+    assert set(other.train_images[:, 0, 0, 0]) != train_ids
+    # the whole training split: validation is held out of it
+    whole = ds.subset(seed=3, val_per_class=4)
+    assert whole.num_train == 48 and not set(whole.train_images[:, 0, 0, 0]) & set(whole.val_images[:, 0, 0, 0])
+    with pytest.raises(DataError, match="outside the training subset"):
+        ds.subset(train_per_class=8, seed=0, val_per_class=3)  # class 'c' has 10: 2 left outside
+    with pytest.raises(ValueError, match="no validation split"):
+        plain.val_batches(5)
+
+
 def test_array_dataset_validation() -> None:
     good = _indexed_dataset()
     with pytest.raises(DataError):

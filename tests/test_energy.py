@@ -11,6 +11,7 @@ import pytest
 from gsnn import energy
 from gsnn import layers as L
 from gsnn import models as M
+from gsnn.core import genetic
 
 
 def _spec(name, *, kind="conv", encoding="direct", c_in, c_out, P=9, in_pos=1, out_pos=1, genes=0,
@@ -88,6 +89,21 @@ def test_energy_report_hand_computed():
     assert rep["mean_firing_rate"] == pytest.approx(0.2)
     assert rep["weight_bytes"] == 4 * params.genetic_params
     assert rep["direct_weight_bytes"] == 4 * params.direct_params
+    # W generated once at load: the 800 generation MACs of the read-out are not charged
+    assert rep["generation_macs"] == pytest.approx(800.0)
+    assert rep["energy_uj_generated_once"] == pytest.approx((0.9 * acs + 4.6 * (macs - 800.0)) * 1e-6)
+    # weights read per inference, generated once: whole W of the materialised layers
+    # (first 216, direct_spiking 1152, readout 330), the factors of the factorised ones
+    # (fact_neuron: spatial 9*8; fact_position: (144 + 8) * 8), and, as a layer runs
+    # factorised, G (64) and the populations ((16 + 32) * 8)
+    assert params.genetic_params == 216 + 1152 + 72 + 1216 + (32 + 10) * 8 + 10 + 64 + 48 * 8
+    assert rep["weight_read_bytes_generated_once"] == 4 * (216 + 1152 + 72 + 1216 + 330 + 64 + 48 * 8)
+    assert rep["weight_read_bytes_per_inference"] == 4 * params.genetic_params
+
+
+def test_generation_macs_count_every_rule_and_their_products():
+    assert genetic.generation_macs(9, 16, 32, 4) == 4 * 4 * 32 + 9 * 16 * 4 * 32
+    assert genetic.generation_macs(9, 16, 32, 4, rules=2) == 2 * (4 * 4 * 32 + 9 * 16 * 4 * 32) + 9 * 16 * 32
 
 
 def test_parameter_report_hand_computed():

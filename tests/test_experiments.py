@@ -14,36 +14,75 @@ import cifar10_study  # noqa: E402
 import rank_analysis  # noqa: E402
 
 
-def _record(variant, seed, acc, diverged=False):
+def _record(variant, seed, acc, diverged=False, val=None):
     if diverged:
         return dict(variant=variant, seed=seed, diverged=True, error="non-finite", test_accuracy=None,
                     command=f"cmd {variant} {seed}")
+    val = acc - 0.01 if val is None else val
     return dict(variant=variant, seed=seed, diverged=False, test_accuracy=acc, test_top5=0.9, encoding="position",
-                history=[dict(epoch=1, test_accuracy=acc / 2), dict(epoch=2, test_accuracy=acc)],
-                genes=28, evolved=False, params=52942, direct_params=113962, compression=0.535, epochs=8,
+                history=[dict(epoch=1, val_accuracy=val / 2), dict(epoch=2, val_accuracy=val)], val_accuracy=val,
+                genes=14, rules=2, first_direct=False, last_direct=True, width=1.0, weight_decay_on="factors",
+                init_fan="fan_in", evolved=False, params=52550, direct_params=113962, compression=0.539, epochs=8,
                 firing_rates={"conv1": 0.1 + seed, "conv2": 0.2}, mean_firing_rate=0.15, acs=10.0, macs=2.0,
-                energy_uj=1.0 + seed, epoch_seconds=60.0, command=f"cmd {variant} {seed}")
+                energy_uj=1.0 + seed, energy_uj_generated_once=0.5, weight_read_bytes_generated_once=4000,
+                weight_read_bytes_per_inference=2000, epoch_seconds=60.0, command=f"cmd {variant} {seed}")
 
 
 def test_study_aggregates_mean_std_over_finite_seeds_and_lists_diverged_ones():
     records = [_record("position_50", 0, 0.58), _record("position_50", 1, 0.60), _record("position_50", 2, None, True),
-               _record("direct", 0, 0.62)]
+               _record("direct", 0, 0.62), _record("direct", 1, 0.61)]
+    for r in records[3:]:
+        r.update(encoding="direct", genes=0, rules=1, params=113962)
     rows = {r["variant"]: r for r in cifar10_study.aggregate(records)}
     assert list(rows) == ["direct", "position_50"]  # VARIANTS order, only variants with finite runs
     p = rows["position_50"]
     assert p["seeds"] == [0, 1] and p["diverged_seeds"] == [2]
     assert p["test_accuracy_mean"] == pytest.approx(0.59)
     assert p["test_accuracy_std"] == pytest.approx(statistics.stdev([0.58, 0.60]))
+    assert p["val_accuracy_mean"] == pytest.approx(0.58) and p["selected_on"] == "validation"
+    # paired by seed against direct: 0.58 - 0.62, 0.60 - 0.61
+    assert p["paired_delta_mean"] == pytest.approx(-0.025) and p["paired_seeds"] == [0, 1]
+    assert p["paired_delta_std"] == pytest.approx(statistics.stdev([-0.04, -0.01]))
     assert p["firing_rates"]["conv1"] == pytest.approx(0.6) and p["energy_uj"] == pytest.approx(1.5)
-    assert p["test_accuracy_curve"] == pytest.approx([0.295, 0.59])
+    assert p["val_accuracy_curve"] == pytest.approx([0.29, 0.58]) and p["test_accuracy_curve"] is None
     assert p["commands"] == ["cmd position_50 0", "cmd position_50 1", "cmd position_50 2"]
-    assert rows["direct"]["test_accuracy_std"] == 0.0
+    assert rows["direct"]["test_accuracy_std"] == pytest.approx(statistics.stdev([0.62, 0.61]))
     block = cifar10_study.markdown_block(list(rows.values()))
-    assert "| position_50 | position | 28 | 52,942 | 53.5% | 59.00 ± 1.41 | 0, 1 (diverged: 2) |" in block
+    assert ("| position_50 | position | 14 × 2 | 52,550 | 53.9% | 58.00 | 59.00 ± 1.41 | -2.50 ± 2.12 | "
+            "0, 1 (diverged: 2) |") in block
     assert "# position_50: 58.00, 60.00; diverged seeds [2]" in block and "cmd position_50 2" in block
     for key in ("variant", "encoding", "genes", "evolved", "params", "compression", "test_accuracy_mean",
-                "test_accuracy_std", "seeds", "epochs"):  # issue 5's record keys
+                "test_accuracy_std", "seeds", "epochs",  # issue 5's record keys
+                "rules", "first_direct", "last_direct", "width", "weight_decay_on", "selected_on",
+                "paired_delta_mean", "paired_delta_std"):  # issue 11's
         assert key in p
+
+
+def test_the_best_variant_is_chosen_on_validation_not_on_test():
+    a, b = _record("position_50", 0, 0.60, val=0.50), _record("position_50_r2", 0, 0.55, val=0.52)
+    rows = cifar10_study.aggregate([a, b])
+    assert cifar10_study.best_on_validation(rows, 0.5, 0.8)["variant"] == "position_50_r2"
+    assert cifar10_study.best_on_validation(rows, 0.8) is None
+
+
+def test_a_recorded_command_reproduces_the_study_run(tmp_path):
+    """Seed 1 at smoke size on the embedded set: the study runner's record and the
+    recorded command, run through the CLI, give the same numbers."""
+    from gsnn import cli
+
+    budget = cifar10_study.BUDGET + ["data.source=demo", "data.train_per_class=12", "data.val_per_class=6",
+                                     "data.test_per_class=6", "train.epochs=1", "train.batch_size=40",
+                                     "train.eval_batch_size=60", "model.width=0.125", "model.T=2"]
+    rec = cifar10_study.run_one("position_50_r2", 1, budget, tmp_path / "runs", tmp_path / "results")
+    assert rec["rules"] == 2 and rec["genes"] == 14 and rec["last_direct"] and not rec["diverged"]
+    argv = rec["command"].split()[1:] + ["--workdir", str(tmp_path / "cli"), "--json", str(tmp_path / "cli.json")]
+    assert argv[0] == "train" and "seed=1" in argv
+    assert cli.main(argv) == 0
+    import json
+
+    out = json.loads((tmp_path / "cli.json").read_text())
+    assert out["test_accuracy"] == rec["test_accuracy"] and out["val_accuracy"] == rec["val_accuracy"]
+    assert out["history"][0]["train_loss"] == rec["history"][0]["train_loss"]
 
 
 def test_study_command_reproduces_the_config():

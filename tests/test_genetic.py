@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import genetic
+from gsnn.core import encodings, genetic
 from gsnn import layers as L
 
 RNG = np.random.default_rng(0)
@@ -395,7 +395,7 @@ def test_choose_path_generation_cost_amortised():
 
 def test_validation_errors_list_valid_names():
     with pytest.raises(ValueError, match="position"):
-        genetic.validate_encoding("positional")
+        encodings.get("positional")
     with pytest.raises(ValueError, match="factorised"):
         genetic.validate_path("fast")
     with pytest.raises(ValueError, match="orthogonal"):

@@ -62,17 +62,18 @@ def _direct_count(arch, learnable_tau):
 # --------------------------------------------------------------------------------------
 
 PARAM_CASES = [
-    (arch, enc, ends, tau)
+    (arch, enc, ends, tau, 1)
     for arch in ARCHS
     for enc in ENCODINGS
     for ends in ((False,) if enc == "direct" else (False, True))
     for tau in (False, True)
-]
+] + [(arch, enc, False, False, 2) for arch in ARCHS for enc in ("position", "neuron")]
 
 
-@pytest.mark.parametrize("arch,encoding,ends_direct,learnable_tau", PARAM_CASES)
-def test_parameter_formula_matches_pytree(arch, encoding, ends_direct, learnable_tau):
-    model = M.build_model(_cfg(arch, encoding, ends_direct=ends_direct, learnable_tau=learnable_tau))
+@pytest.mark.parametrize("arch,encoding,ends_direct,learnable_tau,rules", PARAM_CASES)
+def test_parameter_formula_matches_pytree(arch, encoding, ends_direct, learnable_tau, rules):
+    cfg = _cfg(arch, encoding, ends_direct=ends_direct, learnable_tau=learnable_tau)
+    model = M.build_model(dataclasses.replace(cfg, genetic=dataclasses.replace(cfg.genetic, rules=rules)))
     syn, neu, nrm = M.describe(model)
     report = energy.parameter_report(syn, neu, nrm)
     params = _param_shapes(model)

@@ -125,3 +125,43 @@ def test_parameter_noise_touches_only_synaptic_tensors():
             assert 0.1 < rel < 0.3, (path, rel)  # about eps = 0.2 of the tensor's rms
         else:
             np.testing.assert_array_equal(p, n)
+
+
+def test_a_validation_split_steers_the_epochs_and_the_test_split_is_read_once(tmp_path):
+    base = D.load_dataset("demo")
+    plain = base.subset(train_per_class=100, test_per_class=30, seed=2)
+    with_val = base.subset(train_per_class=100, test_per_class=30, seed=2, val_per_class=20)
+    cfg = mlp_config(epochs=2, batch_size=100)
+    a = T.train_and_evaluate(cfg, None, dataset=plain, progress=False)
+    b = T.train_and_evaluate(cfg, None, dataset=with_val, progress=False)
+    assert all("test_accuracy" in h and "val_accuracy" not in h for h in a["history"])
+    assert all("val_accuracy" in h and "test_accuracy" not in h for h in b["history"])
+    # the same training (the validation split is drawn outside the training subset)
+    assert b["test_accuracy"] == a["test_accuracy"] and b["history"][-1]["train_loss"] == a["history"][-1]["train_loss"]
+    assert b["val_accuracy"] == b["history"][-1]["val_accuracy"] and a["val_accuracy"] is None
+    rec = T.result_record(b)
+    assert rec["val_accuracy"] == b["val_accuracy"] and "val_accuracy" in rec["history"][0]
+
+
+def test_weight_decay_on_weights_shrinks_the_generated_weights():
+    """A strong penalty on W shrinks ||W||^2 over a few steps more than the same decay on
+    the factors. (Small inputs: the penalty's step on W is amplified about fan_in / g
+    times through the factors, so a large fan-in needs a smaller lr * lambda to be stable.)"""
+    cfg = lambda on: C.Config(model=M.ModelConfig(arch="mlp", hidden=(32,), T=2, genetic=C.GeneticConfig(
+        encoding="position", genes=4, rules=2)), train=C.TrainConfig(learning_rate=0.05, weight_decay=0.2,
+        weight_decay_on=on, epochs=1), data=C.DataConfig(augment=False)).validate()
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8))
+    labels = jnp.asarray(rng.integers(0, 10, (16,)).astype(np.int32))
+    norms = {}
+    for on in ("factors", "weights"):
+        steps = T.make_steps(cfg(on), 10, (0.5,) * 3, (0.25,) * 3, (8, 8, 3))
+        state = steps.init(jax.random.key(0))
+        sq = lambda s: float(T.weight_penalty(steps.model.apply({"params": s.params, "batch_stats": s.batch_stats},
+                                                                  jnp.zeros((1, 8, 8, 3)),
+                                                                  mutable=["weight_sq"])[1]["weight_sq"], 2.0))
+        start = sq(state)
+        for i in range(5):
+            state, _ = steps.train_step(state, images, labels, jax.random.key(i))
+        norms[on] = sq(state) / start
+    assert norms["weights"] < 0.5 * norms["factors"], norms

@@ -30,14 +30,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-ENCODINGS = ("direct", "position", "neuron")
 PATHS = ("auto", "materialise", "factorised")
-
-
-def validate_encoding(encoding: str) -> str:
-    if encoding not in ENCODINGS:
-        raise ValueError(f"unknown encoding {encoding!r}; valid: {list(ENCODINGS)}")
-    return encoding
 
 
 def validate_path(path: str) -> str:
@@ -165,9 +158,11 @@ def materialised_macs(
     return out_positions * kernel_positions * c_in * c_out
 
 
-def generation_macs(kernel_positions: int, c_in: int, c_out: int, genes: int) -> int:
-    """MACs of generating ``W`` once: ``G @ X_post.T`` then ``X_pre @ (.)``."""
-    return genes * genes * c_out + kernel_positions * c_in * genes * c_out
+def generation_macs(kernel_positions: int, c_in: int, c_out: int, genes: int, rules: int = 1) -> int:
+    """MACs of generating ``W`` once: per rule ``G @ X_post.T`` then ``X_pre @ (.)``, and
+    the ``R - 1`` element-wise products of the rules' matrices."""
+    one = genes * genes * c_out + kernel_positions * c_in * genes * c_out
+    return rules * one + (rules - 1) * kernel_positions * c_in * c_out
 
 
 def factorised_macs(
