@@ -59,7 +59,10 @@ def spatial_entropy(trace: InnerLoopTrace) -> jax.Array:
 
 def effective_rank(trace: InnerLoopTrace) -> jax.Array:
     """Alternative ``H_S``: ``exp(entropy of sigma^2 / sum sigma^2) / g`` (Roy & Vetterli
-    2007, on the energy spectrum), in (0, 1]; penalises a few dominant directions harder."""
+    2007, on the energy spectrum), in (0, 1]; penalises a few dominant directions harder.
+    With interaction rules, the mean over rules."""
+    if trace.interaction_init.ndim == 3:
+        return jnp.mean(jax.vmap(lambda G: effective_rank(trace._replace(interaction_init=G)))(trace.interaction_init))
     sv = jnp.linalg.svd(trace.interaction_init, compute_uv=False)
     p = sv**2 / (jnp.sum(sv**2) + 1e-12)
     h = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.maximum(p, 1e-12)), 0.0))

@@ -411,3 +411,13 @@ def test_bad_evolution_configs_are_rejected():
         tiny_config(population=6, chunk_size=4)
     with pytest.raises(ValueError, match="valid"):
         tiny_config(spatial_operator="entropy")
+
+
+@pytest.mark.parametrize("encoding,interaction", [("position", "compact"), ("neuron", "full")])
+def test_evolution_runs_with_interaction_rules(tiny_data, encoding, interaction):
+    cfg = tiny_config(encoding, interaction, generations=2)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(
+        cfg.model, genetic=dataclasses.replace(cfg.model.genetic, rules=2))).validate()
+    r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
+    assert r["problem"].reference_G.shape == (2, 4, 4)
+    assert all(np.isfinite(g["best_fitness"]) and 0 < g["spatial"] <= 1 + 1e-5 for g in r["generations"])

@@ -404,3 +404,12 @@ def test_validation_errors_list_valid_names():
         L.GeneticConfig(encoding="position", genes=4, init_scheme="xavier").validate()
     with pytest.raises(ValueError, match="genes"):
         L.GeneticConfig(encoding="neuron", genes=0).validate()
+
+
+def test_spectral_entropy_of_rules_is_their_mean_and_one_gene_is_an_error():
+    rng = np.random.default_rng(0)
+    Gs = jnp.asarray(rng.normal(size=(2, 5, 5)), jnp.float32)
+    want = np.mean([float(genetic.spectral_entropy(G)) for G in Gs])
+    assert float(genetic.spectral_entropy(Gs)) == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="g >= 2"):
+        genetic.spectral_entropy(jnp.ones((1, 1)))

@@ -139,7 +139,13 @@ def spectral_entropy(interaction: jax.Array, eps: float = 1e-12) -> jax.Array:
 
     ``p_i = sigma_i / sum_j sigma_j``, ``H = -sum_i p_i log p_i / log g``. It is 1 for an
     orthogonal (or any scaled-orthogonal) ``G`` and 0 for a rank-1 ``G`` (DESIGN 1.3).
+    With interaction rules (``G [R, g, g]``), the mean of the rules' entropies.
     """
+    if interaction.ndim == 3:  # interaction rules [R, g, g]: the mean over rules
+        return jnp.mean(jax.vmap(lambda G: spectral_entropy(G, eps))(interaction))
+    if interaction.shape[-1] < 2:
+        raise ValueError(f"the spectral entropy of G needs g >= 2 genes (it divides by log g), got "
+                         f"g={interaction.shape[-1]}; use more genes or another spatial operator")
     sv = jnp.linalg.svd(interaction, compute_uv=False)
     p = sv / (jnp.sum(sv) + eps)
     h = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.maximum(p, eps)), 0.0))
