@@ -28,8 +28,6 @@ resident memory.
 from __future__ import annotations
 
 import dataclasses
-import json
-import pathlib
 import platform
 import resource
 import statistics
@@ -44,6 +42,7 @@ import optax
 
 from gsnn import layers as L
 from gsnn import neurons
+from gsnn.runtime.records import write_json
 
 WORKLOADS = ("w1", "w2", "convnet_s")
 MODES = ("direct", "genetic")
@@ -297,10 +296,7 @@ def environment() -> dict:
 
 def write_result(path: str | None, record: dict) -> None:
     """Writes a benchmark's JSON record (parent folders created); no-op without a path."""
-    if path:
-        p = pathlib.Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(record, indent=1))
+    write_json(path, record)
 
 
 def format_row(r: BenchResult) -> str:

@@ -23,7 +23,8 @@ from gsnn import config as C
 from gsnn import demo as demo_lib  # also registers the demo_* built-in configs
 from gsnn import data as gsnn_data
 from gsnn.data import DataError
-from gsnn.interrupt import RunInterrupted
+from gsnn.runtime.interrupt import RunInterrupted
+from gsnn.runtime.records import write_json
 
 EXIT_BAD_INPUT = 2
 
@@ -34,12 +35,7 @@ EXIT_BAD_INPUT = 2
 
 
 def _write_json(path: str | None, obj) -> None:
-    if not path:
-        return
-    p = pathlib.Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(demo_lib.jsonable(obj), indent=1))
-    print(f"wrote {p}")
+    write_json(path, obj, announce=True)
 
 
 def _parse_shape(text: str | None) -> tuple[int, int, int] | None:

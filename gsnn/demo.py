@@ -26,15 +26,12 @@ The recipe is :func:`demo_recipe`, the one place to change it.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import pathlib
 import time
-from typing import Any
 
-import numpy as np
 
 from gsnn import config as C
+from gsnn.runtime.records import to_jsonable, write_json
 from gsnn.layers import GeneticConfig
 from gsnn.models import ModelConfig
 
@@ -169,32 +166,6 @@ _register_builtin_configs()
 # --------------------------------------------------------------------------------------
 
 
-def jsonable(obj: Any) -> Any:
-    """A copy of ``obj`` made of plain JSON types (dicts with str keys, lists, floats...).
-
-    NumPy and JAX scalars and arrays become Python numbers and lists, dataclasses dicts;
-    non-finite floats become ``None``.
-    """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    if hasattr(obj, "shape") and hasattr(obj, "dtype"):  # jax / numpy arrays
-        a = np.asarray(obj)
-        return jsonable(a.item() if a.ndim == 0 else a.tolist())
-    return str(obj)
-
-
 def _summary(variant: Variant, cfg: C.Config, result: dict, seconds: float) -> dict:
     """One variant's row of the demo (plain JSON types)."""
     from gsnn import train as T
@@ -203,7 +174,7 @@ def _summary(variant: Variant, cfg: C.Config, result: dict, seconds: float) -> d
     record.update(variant=variant.name, description=variant.description, encoding=variant.encoding,
                   genes=variant.genes, config=cfg.name, weight_bytes=result["energy"]["weight_bytes"],
                   train_seconds=seconds, epoch_seconds=sum(h["epoch_seconds"] for h in result["history"]))
-    return jsonable(record)
+    return to_jsonable(record)
 
 
 def run_demo(out_dir: str | pathlib.Path = "gsnn-demo", epochs: int | None = None, quick: bool = False,
@@ -271,8 +242,8 @@ def run_demo(out_dir: str | pathlib.Path = "gsnn-demo", epochs: int | None = Non
     summary["json"] = str(out / "demo.json")
     summary["png"] = str(out / "demo.png")
     plots.plot_demo(summary, out / "demo.png")
-    summary = jsonable(summary)
-    (out / "demo.json").write_text(json.dumps(summary, indent=1))
+    summary = to_jsonable(summary)
+    write_json(out / "demo.json", summary)
     return summary
 
 
@@ -338,4 +309,4 @@ def demo_table(result: dict) -> str:
 
 
 __all__ = ["VARIANTS", "Variant", "demo_recipe", "demo_config", "run_demo", "demo_table", "format_table",
-           "jsonable", "DEMO_WIDTH", "DEMO_T", "DEMO_EPOCHS", "DEMO_BATCH"]
+           "DEMO_WIDTH", "DEMO_T", "DEMO_EPOCHS", "DEMO_BATCH"]

@@ -40,7 +40,8 @@ from gsnn import fitness as F
 from gsnn import genome as GN
 from gsnn import models as M
 from gsnn import train as TR
-from gsnn.interrupt import GracefulInterrupt
+from gsnn.runtime.checkpoint import Checkpointer
+from gsnn.runtime.interrupt import GracefulInterrupt
 
 WORST_FITNESS = -1e9  # what a diverged individual scores (finite, so strategies stay sane)
 
@@ -269,7 +270,7 @@ def _summarise(gen: int, metrics: dict, seconds: float, n_inner: int) -> dict:
     )
 
 
-class EvolutionCheckpointer(TR.Checkpointer):
+class EvolutionCheckpointer(Checkpointer):
     """Strategy state, keys, best genome and history after every generation."""
 
     def __init__(self, workdir):

@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import dataclasses
 import math
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator
 
 import flax.linen as nn
 import jax

@@ -29,7 +29,9 @@ from gsnn import config as C
 from gsnn import data as D
 from gsnn import energy as E
 from gsnn import models as M
-from gsnn.interrupt import GracefulInterrupt
+from gsnn.runtime.checkpoint import Checkpointer
+from gsnn.runtime.interrupt import GracefulInterrupt
+from gsnn.runtime.records import write_json
 
 
 class NonFiniteError(FloatingPointError):
@@ -272,51 +274,6 @@ def evaluate_batches(steps: Steps, params, batch_stats, batches) -> dict:
 
 
 # --------------------------------------------------------------------------------------
-# Checkpoints
-# --------------------------------------------------------------------------------------
-
-
-class Checkpointer:
-    """orbax checkpoints of (TrainState, metadata) under ``workdir/checkpoints``.
-
-    Writes are atomic (orbax writes to a temporary folder and renames it); the two
-    newest are kept so a half-written newest one can fall back to the previous.
-    """
-
-    def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 2):
-        import orbax.checkpoint as ocp
-
-        self._ocp = ocp
-        self.dir = pathlib.Path(workdir).absolute() / "checkpoints"
-        self.manager = ocp.CheckpointManager(
-            self.dir, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
-        )
-
-    def save(self, step: int, state, meta: dict) -> None:
-        ocp = self._ocp
-        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                         meta=ocp.args.JsonSave(meta)))
-        self.manager.wait_until_finished()
-
-    def restore_latest(self, abstract_state) -> tuple[Any, dict] | None:
-        """The newest readable checkpoint, or ``None``. A corrupt newest one is skipped
-        with a warning and the previous one is used."""
-        ocp = self._ocp
-        for step in sorted(self.manager.all_steps(), reverse=True):
-            try:
-                out = self.manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-                return out["state"], out["meta"]
-            except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
-                print(f"warning: checkpoint {self.dir / str(step)} is unreadable ({type(e).__name__}: {e}); "
-                      f"falling back to an older one", flush=True)
-        return None
-
-    def close(self):
-        self.manager.close()
-
-
-# --------------------------------------------------------------------------------------
 # The training loop
 # --------------------------------------------------------------------------------------
 
@@ -364,7 +321,7 @@ def train_and_evaluate(
     """Trains ``cfg`` and evaluates on the test split after every epoch.
 
     SIGINT/SIGTERM finish the current step, write a checkpoint (with the position inside
-    the epoch) and raise :class:`gsnn.interrupt.RunInterrupted`; resuming continues from
+    the epoch) and raise :class:`gsnn.runtime.interrupt.RunInterrupted`; resuming continues from
     that step and ends with the same result as an uninterrupted run.
 
     Args:
@@ -548,7 +505,7 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
     )
     if ckpt is not None:
         ckpt.close()
-        (pathlib.Path(workdir) / "metrics.json").write_text(json.dumps(result, indent=1))
+        write_json(pathlib.Path(workdir) / "metrics.json", result)
     result["state"] = state
     return result
 

@@ -357,7 +357,7 @@ def test_two_identical_evolutions_are_bitwise_identical(tiny_data):
 def test_sigterm_finishes_the_generation_checkpoints_and_resumes_exactly(tiny_data, tmp_path, monkeypatch):
     import signal
 
-    from gsnn.interrupt import RunInterrupted
+    from gsnn.runtime.interrupt import RunInterrupted
 
     cfg = tiny_config(generations=3)
     whole = EV.evolve(cfg, tmp_path / "whole", dataset=tiny_data, progress=False)

@@ -1,0 +1,1 @@
+"""What the training and evolution loops share: interrupts, checkpoints, run records."""
