@@ -318,7 +318,9 @@ def train_and_evaluate(
     init_fn: Callable | None = None,
     resume_hint: str | None = None,
 ) -> dict:
-    """Trains ``cfg`` and evaluates on the test split after every epoch.
+    """Trains ``cfg``; evaluates every epoch on the validation split (``data.val_per_class``)
+    and the test split once at the end, or, without a validation split, on the test split
+    every epoch (DESIGN 1.6).
 
     SIGINT/SIGTERM finish the current step, write a checkpoint (with the position inside
     the epoch) and raise :class:`gsnn.runtime.interrupt.RunInterrupted`; resuming continues from
@@ -337,8 +339,9 @@ def train_and_evaluate(
       resume_hint: the command printed on interruption (default ``gsnn train --resume``).
 
     Returns:
-      dict with ``history`` (per-epoch records), ``test_accuracy``, ``params``
-      (:class:`gsnn.energy.ParamReport` as dict), ``energy``, ``config``.
+      dict with ``history`` (per-epoch records), ``test_accuracy``, ``val_accuracy``
+      (the last epoch's, or ``None``), ``params`` (:class:`gsnn.energy.ParamReport` as
+      dict), ``energy``, ``config``.
     """
     cfg = cfg.validate()
     tc = cfg.train
