@@ -20,7 +20,7 @@ import pathlib
 import sys
 
 from gsnn import config as C
-from gsnn import demo as demo_lib  # also registers the demo_* built-in configs
+from gsnn import demo as demo_lib
 from gsnn import data as gsnn_data
 from gsnn.data import DataError
 from gsnn.runtime.interrupt import RunInterrupted
@@ -139,7 +139,7 @@ def train_config(config: str | None, overrides: list[str], resume: str | None) -
         return C.load_config(config, overrides)
     if resume is None:
         raise ValueError("gsnn train needs --config NAME_OR_PATH (or --resume DIR of an earlier run); "
-                         f"built-in and found configs: {C.available_configs()}")
+                         f"configs found: {C.available_configs()}")
     cfg_file = pathlib.Path(resume) / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"--resume {resume} holds no config.json; pass --config too")

@@ -2,8 +2,8 @@
 
 A config file defines ``get_config(arg: str | None = None) -> Config``; variants import a
 base config and override a few fields (Flax examples / big_vision style). Configs are
-found by path, or by name in ``./experiments/configs/`` and then among the built-ins of
-:data:`BUILTIN_CONFIGS`. ``--set a.b=c`` overrides any field by its dotted path; an
+found by path, or by name on :func:`config_search_path` (``$GSNN_CONFIG_PATH``,
+``./experiments/configs/``, then the configs shipped in ``gsnn/assets/configs/``). ``--set a.b=c`` overrides any field by its dotted path; an
 unknown key names the closest valid one. ``smoke=True`` (``--set smoke=true``) shrinks
 any config to a CPU smoke test.
 """
@@ -18,255 +18,16 @@ import os
 import pathlib
 import types
 import typing
-from typing import Any, Callable
+from typing import Any
 
-from gsnn.layers import GeneticConfig, NeuronConfig
-from gsnn.models import ModelConfig
-from gsnn.neurons import LIFConfig
+from gsnn.configs import (DECAY_TARGETS, OPTIMIZERS, PARAM_GROUPS, Config, DataConfig, EvolveConfig,
+                          GeneticConfig, LIFConfig, ModelConfig, NeuronConfig, TrainConfig)
 
-OPTIMIZERS = ("sgd", "adamw")
-DECAY_TARGETS = ("factors", "weights")
-PARAM_GROUPS = ("weight", "encoding", "interaction", "spatial", "other")
+#: Kept under its old name; the schema calls it :data:`gsnn.configs.STRATEGY_NAMES`.
+from gsnn.configs import STRATEGY_NAMES as STRATEGIES
 
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """Where the images come from and how they are prepared.
-
-    Attributes:
-      source: ``"demo"`` (embedded), a tfds name (``cifar10``, ``cifar100``,
-        ``imagenet2012``; ``tfds:<name>`` forces tfds), or a path to an image-folder
-        tree or its ``.tar.gz``.
-      cache_dir: decoded-array cache (default ``$GSNN_CACHE_DIR`` or ``~/.cache/gsnn``).
-      data_dir: tfds data directory.
-      train_per_class: class-balanced training subset (``0`` = all).
-      test_per_class: class-balanced test subset (``0`` = all).
-      val_per_class: class-balanced validation split drawn from the training images
-        *outside* the training subset (``0`` = none). With ``train_per_class=0`` it is
-        held out of the training split. With a validation split, every epoch is
-        evaluated on it and the test split is read once, at the end (DESIGN 1.6).
-      augment: random crop (padding 4) and horizontal flip during training.
-      crop_padding: zero padding of the random crop.
-      sha256: expected digest of an archive ``source`` (archives named in
-        ``gsnn.data.KNOWN_SHA256`` are checked without it).
-      stream: read a TFDS ``source`` batch by batch instead of loading it into memory
-        (ImageNet); no class-balanced subsets.
-    """
-
-    source: str = "demo"
-    cache_dir: str = ""
-    data_dir: str = ""
-    train_per_class: int = 0
-    test_per_class: int = 0
-    val_per_class: int = 0
-    augment: bool = True
-    crop_padding: int = 4
-    sha256: str = ""
-    stream: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation recipe.
-
-    Attributes:
-      optimizer: ``"sgd"`` (momentum, L2 weight decay) or ``"adamw"`` (decoupled decay).
-      learning_rate: peak learning rate (after warm-up), cosine-decayed to 0.
-      momentum: SGD momentum (Nesterov off); Adam's ``b1`` is ``beta1``.
-      beta1, beta2: Adam moments.
-      weight_decay: L2 decay ``lambda``; never on norm parameters, biases or PLIF.
-      weight_decay_on: ``"factors"``: decay on what is stored (direct kernels,
-        encodings, spatial codes, ``G``); ``"weights"``: decay on what the network uses,
-        ``lambda/2 * ||W||^2`` of every generated ``W`` added to the loss (gradient
-        through the generation) and none on encodings or ``G``; direct kernels are
-        decayed alike in both (DESIGN 1.1). With ``adamw`` the ``weights`` penalty goes
-        through Adam's scaling (coupled), while kernels keep the decoupled decay.
-      epochs: training epochs.
-      warmup_epochs: linear warm-up (fractional allowed).
-      batch_size: training batch size.
-      eval_batch_size: evaluation batch size.
-      label_smoothing: cross-entropy label smoothing.
-      grad_clip: global-norm clipping (0 = off).
-      lr_scale: per parameter group learning-rate multipliers, as ``((group, factor),
-        ...)`` with groups ``weight``, ``encoding``, ``interaction``, ``spatial``, ``other``.
-      nan_policy: ``"stop"`` (raise, naming epoch and step) or ``"skip"`` (drop the
-        step's update and halve the learning rate).
-      log_every: progress line every this many steps (0 = once per epoch).
-
-    """
-
-    optimizer: str = "sgd"
-    learning_rate: float = 0.1
-    momentum: float = 0.9
-    beta1: float = 0.9
-    beta2: float = 0.999
-    weight_decay: float = 5e-4
-    weight_decay_on: str = "factors"
-    epochs: int = 10
-    warmup_epochs: float = 0.0
-    batch_size: int = 128
-    eval_batch_size: int = 500
-    label_smoothing: float = 0.0
-    grad_clip: float = 0.0
-    lr_scale: tuple[tuple[str, float], ...] = ()
-    nan_policy: str = "stop"
-    log_every: int = 50
-
-
-STRATEGIES = ("cma_es", "sep_cma_es", "snes", "open_es", "simple_ga")
-
-
-@dataclasses.dataclass(frozen=True)
-class EvolveConfig:
-    """Spatio-temporal evolution of the initial wiring rules (DESIGN 1.3).
-
-    Attributes:
-      strategy: evosax strategy name (``cma_es``, ``sep_cma_es``, ``snes``, ``open_es``,
-        ``simple_ga``).
-      population: individuals per generation.
-      generations: generations.
-      std_init: the strategy's initial search std (in genome units).
-      elite_ratio: SimpleGA's elite fraction.
-      inner_steps: ``K`` optimiser steps per individual (the config's optimiser, cosine
-        over ``K``, peak ``inner_learning_rate``).
-      inner_batch: minibatch size of the inner loop (the same batches for everyone).
-      inner_learning_rate: peak inner learning rate (0 = ``train.learning_rate``).
-      val_size: validation images held out (class-stratified) from the training data.
-      genome_interaction: ``"full"`` (``G0`` is ``g x g`` genes) or ``"compact"`` (a
-        log-scale, an identity weight and rank-``compact_rank`` factors on top of the
-        run's random orthogonal ``G``).
-      compact_rank: rank of the compact ``G0`` update.
-      per_gene_stats: mean/log-std per gene (``[g]``) rather than one scalar per matrix.
-      evolve_encodings: evolve the full initial encodings too (large genomes).
-      preserve_scale: rescale every built encoding matrix to the rms of the random draws
-        it replaces and ``G`` to the norm of the reference ``G`` (see gsnn.genome), so
-        evolution shapes the wiring but keeps the balanced, trainable scale.
-      spatial_operator, temporal_operator: names in ``gsnn.fitness`` registries
-        (``none`` switches an operator off).
-      lambda_s, lambda_t: operator weights at generation 0.
-      lambda_schedule: ``constant``, ``linear``, ``cosine`` or ``exponential`` decay over
-        ``generations``.
-      chunk_size: evaluate the population in vmapped chunks of this size, one chunk
-        after another (0 = all at once; -1 = auto: one individual at a time on a single
-        CPU device, where vmap measured slower than a loop, else all at once;
-        ``benchmarks/README.md``).
-      shard: shard the population axis over ``jax.devices()``.
-      target_val_accuracy: report the first generation whose best reaches it (0 = off).
-      inject_nan: fault injection: indices of individuals whose genome is replaced by NaN
-        before every evaluation (the strategy still sees the real genome). Checks that a
-        diverging individual gets the worst fitness and the generation goes on.
-      final_variants: what to train to convergence afterwards, with ``train``'s recipe:
-        ``evolved`` (best genome), ``random`` (same encoding, random wiring), ``direct``.
-    """
-
-    strategy: str = "cma_es"
-    population: int = 16
-    generations: int = 10
-    std_init: float = 0.3
-    elite_ratio: float = 0.5
-    inner_steps: int = 20
-    inner_batch: int = 64
-    inner_learning_rate: float = 0.0
-    val_size: int = 1000
-    genome_interaction: str = "full"
-    compact_rank: int = 2
-    per_gene_stats: bool = False
-    evolve_encodings: bool = False
-    preserve_scale: bool = True
-    spatial_operator: str = "spatial_entropy"
-    temporal_operator: str = "temporal_difference"
-    lambda_s: float = 0.1
-    lambda_t: float = 0.1
-    lambda_schedule: str = "cosine"
-    chunk_size: int = -1
-    shard: bool = True
-    target_val_accuracy: float = 0.0
-    inject_nan: tuple[int, ...] = ()
-    final_variants: tuple[str, ...] = ("evolved", "random", "direct")
-
-    def validate(self) -> "EvolveConfig":
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; valid: {list(STRATEGIES)}")
-        if self.population < 2:
-            raise ValueError(f"evolve.population must be >= 2, got {self.population}")
-        if self.strategy == "open_es" and self.population % 2:
-            raise ValueError(f"evolve.population must be even for open_es (antithetic pairs), got {self.population}")
-        for name in ("generations", "inner_steps", "inner_batch", "val_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"evolve.{name} must be >= 1, got {getattr(self, name)}")
-        if self.genome_interaction not in ("full", "compact"):
-            raise ValueError(f"unknown evolve.genome_interaction {self.genome_interaction!r}; valid: ['full', 'compact']")
-        if self.chunk_size < -1:
-            raise ValueError(f"evolve.chunk_size must be >= 0 (or -1 for auto), got {self.chunk_size}")
-        if any(not 0 <= i < self.population for i in self.inject_nan):
-            raise ValueError(f"evolve.inject_nan {self.inject_nan} must index the population (0..{self.population - 1})")
-        if self.chunk_size > 0 and self.population % self.chunk_size:
-            raise ValueError(f"evolve.population ({self.population}) must be a multiple of evolve.chunk_size ({self.chunk_size})")
-        from gsnn import fitness  # late import: fitness imports genetic only
-
-        fitness.get_operator(fitness.SPATIAL_OPERATORS, self.spatial_operator, "spatial")
-        fitness.get_operator(fitness.TEMPORAL_OPERATORS, self.temporal_operator, "temporal")
-        if self.lambda_schedule not in fitness.SCHEDULES:
-            raise ValueError(f"unknown evolve.lambda_schedule {self.lambda_schedule!r}; valid: {list(fitness.SCHEDULES)}")
-        for v in self.final_variants:
-            if v not in ("evolved", "random", "direct"):
-                raise ValueError(f"unknown final variant {v!r}; valid: ['evolved', 'random', 'direct']")
-        return self
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """A whole experiment. ``name`` is for reports; ``seed`` drives every random choice."""
-
-    name: str = "unnamed"
-    seed: int = 0
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    data: DataConfig = DataConfig()
-    evolve: EvolveConfig = EvolveConfig()
-    smoke: bool = False
-
-    def validate(self) -> "Config":
-        self.model.validate()
-        self.evolve.validate()
-        t = self.train
-        if t.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {t.optimizer!r}; valid: {list(OPTIMIZERS)}")
-        if t.nan_policy not in ("stop", "skip"):
-            raise ValueError(f"unknown nan_policy {t.nan_policy!r}; valid: ['stop', 'skip']")
-        if t.weight_decay_on not in DECAY_TARGETS:
-            raise ValueError(f"unknown train.weight_decay_on {t.weight_decay_on!r}; valid: {list(DECAY_TARGETS)}")
-
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(t, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1, got {getattr(t, name)}")
-        if t.learning_rate <= 0:
-            raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}")
-        if not 0 <= t.warmup_epochs < t.epochs:
-            raise ValueError(f"train.warmup_epochs ({t.warmup_epochs}) must be >= 0 and less than train.epochs "
-                             f"({t.epochs})")
-        for group, _ in t.lr_scale:
-            if group not in PARAM_GROUPS:
-                raise ValueError(f"unknown parameter group {group!r} in train.lr_scale; valid: {list(PARAM_GROUPS)}")
-        d = self.data
-        if d.stream and (d.train_per_class or d.test_per_class or d.val_per_class):
-            raise ValueError("data.stream reads the whole TFDS splits; set data.train_per_class=0, "
-                             "data.test_per_class=0 and data.val_per_class=0 (or data.stream=false for a "
-                             "subset in memory)")
-        for name in ("train_per_class", "test_per_class", "val_per_class"):
-            if getattr(d, name) < 0:
-                raise ValueError(f"data.{name} must be >= 0, got {getattr(d, name)}")
-        if d.stream:
-            src = d.source.removeprefix("tfds:")
-            if src in ("demo", "") or src.endswith((".tar.gz", ".tgz", ".tar")) or pathlib.Path(src).exists():
-                raise ValueError(f"data.stream needs a TFDS dataset name as data.source, got {d.source!r}")
-        return self
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+#: The configs that ship with gsnn (the demo's variants), searched after the user's folders.
+PACKAGE_CONFIGS = pathlib.Path(__file__).resolve().parent / "assets" / "configs"
 
 
 def replace(obj, **changes):
@@ -399,35 +160,19 @@ def shrink_for_smoke(cfg: Config) -> Config:
     )
 
 
-# Built-in configs (available without the repository's experiments/ folder).
-BUILTIN_CONFIGS: dict[str, Callable[[], Config]] = {}
-
-
-def register(name: str):
-    """Decorator: registers a built-in config factory under ``name``."""
-
-    def wrap(fn):
-        BUILTIN_CONFIGS[name] = fn
-        return fn
-
-    return wrap
-
-
 def config_search_path() -> list[pathlib.Path]:
-    paths = [pathlib.Path.cwd() / "experiments" / "configs"]
+    """Where config names are looked up, in order: ``$GSNN_CONFIG_PATH`` (``os.pathsep``
+    separated), ``./experiments/configs``, then the configs shipped with gsnn."""
+    paths = [pathlib.Path.cwd() / "experiments" / "configs", PACKAGE_CONFIGS]
     env = os.environ.get("GSNN_CONFIG_PATH")
     if env:
         paths = [pathlib.Path(p) for p in env.split(os.pathsep)] + paths
     return paths
 
 
-def _register_builtins() -> None:
-    import gsnn.demo  # noqa: F401 - registers the demo_* configs
-
-
 def available_configs() -> list[str]:
-    _register_builtins()
-    names = set(BUILTIN_CONFIGS)
+    """Every config name found on :func:`config_search_path`."""
+    names = set()
     for d in config_search_path():
         if d.is_dir():
             names.update(p.stem for p in d.glob("*.py") if not p.stem.startswith("_"))
@@ -473,14 +218,11 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
                 cfg = _load_file(candidate, arg)
                 break
         else:
-            _register_builtins()
-            if name in BUILTIN_CONFIGS:
-                cfg = BUILTIN_CONFIGS[name]()
-            else:
-                valid = available_configs()
-                close = difflib.get_close_matches(name, valid, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"unknown config {name!r}.{hint} Valid names: {valid}")
+            valid = available_configs()
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            searched = ", ".join(str(d) for d in config_search_path())
+            raise ValueError(f"unknown config {name!r}.{hint} Valid names: {valid} (searched: {searched})")
     overrides = list(overrides or [])
     smoke = any(o.replace(" ", "").lower() in ("smoke=true", "smoke=1") for o in overrides)
     overrides = [o for o in overrides if not o.replace(" ", "").lower().startswith("smoke=")]
@@ -513,6 +255,7 @@ def from_dict(d: dict) -> Config:
 
 __all__ = [
     "Config", "DataConfig", "TrainConfig", "EvolveConfig", "ModelConfig", "GeneticConfig", "NeuronConfig",
-    "LIFConfig", "load_config", "apply_overrides", "replace", "from_dict", "register",
-    "available_configs", "shrink_for_smoke", "all_keys",
+    "LIFConfig", "load_config", "apply_overrides", "replace", "from_dict",
+    "available_configs", "shrink_for_smoke", "all_keys", "config_search_path", "OPTIMIZERS", "DECAY_TARGETS",
+    "PARAM_GROUPS", "STRATEGIES",
 ]

@@ -38,8 +38,9 @@ import jax
 import jax.numpy as jnp
 
 from gsnn import energy
-from gsnn.config import EvolveConfig
-from gsnn.layers import GeneticConfig, LayerSpec
+from gsnn.configs import EvolveConfig, GeneticConfig
+from gsnn.core import encodings
+from gsnn.layers import LayerSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,12 +78,13 @@ def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConf
     if gcfg.encoding == "position":
         for s in synapses:
             if s.encoding == "position":
-                std = gcfg.position_std(s.kernel_positions * s.c_in)
+                std = encodings.position_std(gcfg.init_scheme, gcfg.encoding_gain, s.kernel_positions * s.c_in)
                 mats.append(EncodingMatrix(tuple(s.name.split("/")) + ("x_pre",), s.pre_rows, std))
                 mats.append(EncodingMatrix(tuple(s.name.split("/")) + ("x_post",), s.c_out, std))
     else:
         for name, size in energy.populations(synapses).items():
-            mats.append(EncodingMatrix((f"pop_{name}",), size, gcfg.population_std))
+            mats.append(EncodingMatrix((f"pop_{name}",), size, encodings.population_std(gcfg.init_scheme, gcfg.encoding_gain,
+                                                                                 gcfg.genes)))
     return GenomeSpec(gcfg.genes, tuple(mats), ecfg.genome_interaction, ecfg.compact_rank,
                       ecfg.per_gene_stats, ecfg.evolve_encodings, ecfg.preserve_scale)
 

@@ -23,126 +23,29 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gsnn.configs import GeneticConfig, NeuronConfig
 from gsnn.core import conv, encodings, genetic
 from gsnn import neurons
 
 Array = jax.Array
 
 # --------------------------------------------------------------------------------------
-# Configuration of the genetic encoding (structural: Python values only)
+# Initial scales of the genetic factors (DESIGN 1.5)
 # --------------------------------------------------------------------------------------
 
-INTERACTION_INITS = ("normal", "orthogonal", "identity")
-INIT_SCHEMES = ("balanced", "unit")
 
-
-@dataclasses.dataclass(frozen=True)
-class GeneticConfig:
-    """How encoded layers are parameterised and initialised.
-
-    Initialisation schemes (this project's, see DESIGN 1.5 and the README):
-
-    * ``"balanced"`` (default): every factor starts at the scale a direct weight of the
-      same layer would have, so one optimiser step changes ``W`` by about as much as it
-      changes a direct weight. ``position`` encodings: ``N(0, (gain * k)^2)`` with
-      ``k = sqrt(2 / fan_in)`` of their layer; ``neuron`` population encodings:
-      ``N(0, gain^2 / g)``.
-    * ``"unit"``: the naive prototype: encodings ``N(0, gain^2)``.
-
-    In both, ``G`` has entries of rms ``interaction_gain / sqrt(g)`` (orthogonal: all
-    singular values ``interaction_gain``) and spatial codes ``N(0, spatial_std^2)``;
-    the fixed scale ``s`` then restores the Kaiming variance of ``W``.
-
-    With ``rules = R > 1`` (interaction rules, DESIGN 1.1) every encoding array and ``G``
-    gain a leading rule axis, each rule drawn as above, and ``s`` puts each rule's
-    product at the ``R``-th root of the target variance (:func:`gsnn.core.encodings.fixed_scale`).
-
-    Attributes:
-      encoding: a key of :data:`gsnn.core.encodings.ENCODINGS` (``"direct"``,
-        ``"position"``, ``"neuron"``).
-      genes: number of genes ``g`` per rule (ignored for ``direct``).
-      rules: number of interaction rules ``R`` (gene families, each with its own ``G_r``).
-      path: ``"auto"`` (cheaper by MAC count; always ``materialise`` when ``R > 1``),
-        ``"materialise"`` or ``"factorised"`` (``R = 1`` only).
-      init_fan: the variance ``W`` of an encoded layer starts with: Kaiming ``2/fan_in``
-        (``"fan_in"``) or ``2/fan_out`` (``"fan_out"``, ``fan_out = h*w*C_out``).
-      init_scheme: ``"balanced"`` or ``"unit"``.
-      encoding_gain: multiplier of the scheme's encoding std.
-      interaction_init: ``"normal"``, ``"orthogonal"`` or ``"identity"``.
-      interaction_gain: ``G``'s singular-value scale (entries rms ``gain / sqrt(g)``).
-      spatial_std: std of spatial-code entries at init (``neuron`` mode).
-      first_direct: keep the first synaptic layer direct.
-      last_direct: keep the read-out layer direct.
-    """
-
-    encoding: str = "direct"
-    genes: int = 0
-    rules: int = 1
-    path: str = "auto"
-    init_fan: str = "fan_in"
-    init_scheme: str = "balanced"
-    encoding_gain: float = 1.0
-    interaction_init: str = "orthogonal"
-    interaction_gain: float = 1.0
-    spatial_std: float = 1.0
-    first_direct: bool = False
-    last_direct: bool = False
-
-    def validate(self) -> "GeneticConfig":
-        enc = encodings.get(self.encoding)
-        genetic.validate_path(self.path)
-        if not isinstance(self.genes, int) or (enc.encoded and self.genes <= 0):
-            raise ValueError(f"genes must be an int > 0 for encoding {self.encoding!r}, got {self.genes!r}")
-        if not isinstance(self.rules, int) or self.rules < 1:
-            raise ValueError(f"rules must be an int >= 1, got {self.rules!r}")
-        if self.rules > 1 and self.path == "factorised":
-            raise ValueError(f"path='factorised' has no form for rules={self.rules} (an element-wise product "
-                             f"of rules); set path to 'materialise' or 'auto'")
-        if self.path == "factorised" and enc.encoded and enc.factorised is None:
-            raise ValueError(f"encoding {self.encoding!r} has no factorised path; set path to 'materialise' or 'auto'")
-        if self.init_fan not in encodings.FANS:
-            raise ValueError(f"unknown init_fan {self.init_fan!r}; valid: {list(encodings.FANS)}")
-        if self.interaction_init not in INTERACTION_INITS:
-            raise ValueError(
-                f"unknown interaction_init {self.interaction_init!r}; valid: {list(INTERACTION_INITS)}"
-            )
-        if self.init_scheme not in INIT_SCHEMES:
-            raise ValueError(f"unknown init_scheme {self.init_scheme!r}; valid: {list(INIT_SCHEMES)}")
-        for name in ("encoding_gain", "interaction_gain", "spatial_std"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        return self
-
-    @property
-    def encoded(self) -> bool:
-        return encodings.get(self.encoding).encoded
-
-    @property
-    def interaction_rms(self) -> float:
-        return self.interaction_gain / math.sqrt(self.genes)
-
-    def position_std(self, fan_in: int) -> float:
-        """Init std of a ``position`` layer's ``x_pre``/``x_post`` entries."""
-        base = genetic.kaiming_std(fan_in) if self.init_scheme == "balanced" else 1.0
-        return self.encoding_gain * base
-
-    @property
-    def population_std(self) -> float:
-        """Init std of ``neuron``-mode population encodings."""
-        base = 1.0 / math.sqrt(self.genes) if self.init_scheme == "balanced" else 1.0
-        return self.encoding_gain * base
-
-    def init_stds(self, fan_in: int) -> encodings.InitStds:
-        """The factors' init stds for a layer with this ``fan_in``."""
-        return encodings.InitStds(self.position_std(fan_in), self.population_std, self.spatial_std,
-                                  self.interaction_rms)
+def init_stds(cfg: GeneticConfig, fan_in: int) -> encodings.InitStds:
+    """The factors' init stds for a layer with this ``fan_in``."""
+    return encodings.InitStds(encodings.position_std(cfg.init_scheme, cfg.encoding_gain, fan_in),
+                              encodings.population_std(cfg.init_scheme, cfg.encoding_gain, cfg.genes),
+                              cfg.spatial_std, encodings.interaction_rms(cfg.interaction_gain, cfg.genes))
 
 
 def interaction_initializer(cfg: GeneticConfig):
     """Flax initializer for ``G [g, g]`` whose entries have rms ``gain / sqrt(g)``; with
     ``R > 1`` rules, for ``[R, g, g]``, each rule's ``G_r`` drawn independently."""
     if cfg.interaction_init == "normal":
-        return nn.initializers.normal(cfg.interaction_rms)
+        return nn.initializers.normal(encodings.interaction_rms(cfg.interaction_gain, cfg.genes))
     if cfg.interaction_init == "orthogonal":
         one = nn.initializers.orthogonal(scale=cfg.interaction_gain)
     else:
@@ -289,7 +192,8 @@ class GeneBank:
         return self._get("G", interaction_initializer(self.cfg), self._shape(g, g))
 
     def population(self, name: str, size: int) -> Array:
-        init = nn.initializers.normal(self.cfg.population_std)
+        init = nn.initializers.normal(encodings.population_std(self.cfg.init_scheme, self.cfg.encoding_gain,
+                                                                self.cfg.genes))
         return self._get(f"pop_{name}", init, self._shape(size, self.cfg.genes))
 
     def inputs(self, encoding: str, pre: str, n_pre: int, post: str, n_post: int) -> encodings.SharedGenes | None:
@@ -400,7 +304,7 @@ class Synapse(nn.Module):
             return conv.conv2d(inputs, kernel, self.strides, pad, groups=groups,
                                impl=self.conv_impl if groups == 1 else "auto")
 
-        stds = cfg.init_stds(geom.fan_in) if enc.encoded else encodings.InitStds(1.0, 1.0, 1.0, 1.0)
+        stds = init_stds(cfg, geom.fan_in) if enc.encoded else encodings.UNIT_STDS
         params = {name: self.param(name, nn.initializers.normal(spec.std), spec.shape)
                   for name, spec in enc.param_specs(geom, g, rules, stds).items()}
         if not enc.encoded:
@@ -443,31 +347,6 @@ class Synapse(nn.Module):
 # --------------------------------------------------------------------------------------
 # Spiking neurons and normalisation
 # --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class NeuronConfig:
-    """LIF settings shared by a network's neuron layers.
-
-    Attributes:
-      lif: structural LIF settings (update form, reset, threshold, surrogate).
-      tau: membrane time constant (steps); ``beta = 1 - 1/tau`` in the ``beta`` form.
-      learnable_tau: PLIF, one learnable ``tau`` per layer.
-      remat: rematerialise each LIF step in the backward pass (``jax.checkpoint``).
-        Measured on convnet_s: XLA's step memory 455 -> 455 MB at T=16 and 688 -> 678 MB
-        at T=64 (``benchmarks/README.md`` section 4).
-    """
-
-    lif: neurons.LIFConfig = neurons.LIFConfig()
-    tau: float = 2.0
-    learnable_tau: bool = False
-    remat: bool = False
-
-    def validate(self) -> "NeuronConfig":
-        self.lif.validate()
-        if not self.tau > 1.0:
-            raise ValueError(f"tau must be > 1 (time steps), got {self.tau}")
-        return self
 
 
 class SpikingNeuron(nn.Module):

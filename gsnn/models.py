@@ -15,7 +15,6 @@ Zisserman 2015) with average pooling.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Callable
 
@@ -23,64 +22,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gsnn.core import conv
+from gsnn.configs import ModelConfig
 from gsnn import layers as L
 from gsnn import neurons
-
-INPUT_CODINGS = ("direct", "poisson")
-RESIDUALS = ("standard", "sew")
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Everything structural about a network (Python values; hashable).
-
-    Attributes:
-      arch: a key of :data:`ARCHITECTURES`.
-      num_classes: read-out size.
-      T: time steps.
-      width: channel multiplier (``convnet_s`` at demo width uses < 1).
-      hidden: hidden sizes of the MLP.
-      genetic: encoding settings (:class:`gsnn.layers.GeneticConfig`).
-      neuron: LIF settings (:class:`gsnn.layers.NeuronConfig`).
-      input_coding: ``"direct"`` (image as current at every step) or ``"poisson"``.
-      residual: ``"standard"`` (spike after the add) or ``"sew"`` (spike-element-wise ADD).
-      conv_impl: convolution implementation (:data:`gsnn.core.conv.CONV_IMPLS`); ``"auto"``
-        picks the fastest per layer shape and backend.
-    """
-
-    arch: str = "convnet_s"
-    num_classes: int = 10
-    T: int = 4
-    width: float = 1.0
-    hidden: tuple[int, ...] = (512,)
-    genetic: L.GeneticConfig = L.GeneticConfig()
-    neuron: L.NeuronConfig = L.NeuronConfig()
-    input_coding: str = "direct"
-    residual: str = "standard"
-    conv_impl: str = "auto"
-
-    def validate(self) -> "ModelConfig":
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; valid: {sorted(ARCHITECTURES)}")
-        if not (isinstance(self.num_classes, int) and self.num_classes >= 2):
-            raise ValueError(f"num_classes must be an int >= 2, got {self.num_classes!r}")
-        if not (isinstance(self.T, int) and self.T >= 1):
-            raise ValueError(f"T (time steps) must be an int >= 1, got {self.T!r}")
-        if not self.width > 0:
-            raise ValueError(f"width must be > 0, got {self.width}")
-        if self.input_coding not in INPUT_CODINGS:
-            raise ValueError(f"unknown input_coding {self.input_coding!r}; valid: {list(INPUT_CODINGS)}")
-        if self.residual not in RESIDUALS:
-            raise ValueError(f"unknown residual {self.residual!r}; valid: {list(RESIDUALS)}")
-        conv.validate_impl(self.conv_impl)
-        self.genetic.validate()
-        self.neuron.validate()
-        return self
-
-    def channels(self, c: int) -> int:
-        return max(1, int(round(c * self.width)))
-
 
 class _Builder:
     """Creates layers inside :class:`SpikingNetwork`'s compact call; tracks which

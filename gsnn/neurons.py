@@ -18,13 +18,14 @@ Zheng et al. 2021 (tdBN); Eshraghian et al. 2023 (snnTorch).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from gsnn.configs import RESETS, UPDATE_FORMS, LIFConfig
 
 SpikeFn = Callable[[jax.Array], jax.Array]
 
@@ -89,45 +90,6 @@ def get_surrogate(name: str, alpha: float | None = None) -> SpikeFn:
 # --------------------------------------------------------------------------------------
 # LIF dynamics
 # --------------------------------------------------------------------------------------
-
-UPDATE_FORMS = ("tau", "beta")
-RESETS = ("hard", "soft")
-
-
-@dataclasses.dataclass(frozen=True)
-class LIFConfig:
-    """Structural (non-trainable) LIF settings. Hashable, so usable as a static arg.
-
-    A frozen dataclass (not a NamedTuple) so that the config system treats it like every
-    other section: ``--set model.neuron.lif.v_th=0.5`` and a JSON round trip through
-    :func:`gsnn.config.from_dict` keep it a ``LIFConfig``.
-
-    Attributes:
-      update: ``"tau"`` or ``"beta"`` (see module docstring).
-      reset: ``"hard"`` (to 0) or ``"soft"`` (subtract ``v_th``).
-      v_th: firing threshold (dimensionless, same units as the input current).
-      surrogate: name in :data:`SURROGATES`.
-      alpha: surrogate sharpness; ``None`` uses the surrogate's default.
-      detach_reset: stop the gradient through the reset term.
-    """
-
-    update: str = "tau"
-    reset: str = "hard"
-    v_th: float = 1.0
-    surrogate: str = "atan"
-    alpha: float | None = None
-    detach_reset: bool = True
-
-    def validate(self) -> "LIFConfig":
-        if self.update not in UPDATE_FORMS:
-            raise ValueError(f"unknown LIF update {self.update!r}; valid: {list(UPDATE_FORMS)}")
-        if self.reset not in RESETS:
-            raise ValueError(f"unknown LIF reset {self.reset!r}; valid: {list(RESETS)}")
-        if not self.v_th > 0:
-            raise ValueError(f"LIF threshold v_th must be > 0, got {self.v_th}")
-        get_surrogate(self.surrogate, self.alpha)
-        return self
-
 
 class LIFState(NamedTuple):
     """Membrane state. ``v``: potential, same shape as one time step of the input."""

@@ -128,6 +128,7 @@ def test_unknown_config_name_lists_valid(in_repo):
     assert "Did you mean 'convnet_s_cifar10_genetic'" in msg
     for name in ("convnet_s_cifar10_direct", "convnet_s_cifar10_genetic"):
         assert name in msg
+    assert str(pathlib.Path("experiments") / "configs") in msg and "assets" in msg  # says where it looked
 
 
 def test_variant_config_imports_its_base(in_repo):
@@ -259,3 +260,27 @@ def test_shrink_for_smoke_keeps_small_values():
     assert s.train.batch_size == 4 and s.data.train_per_class == 2 and s.data.test_per_class == 1
     big = C.shrink_for_smoke(C.Config(model=M.ModelConfig(hidden=(512, 256))))
     assert big.model.hidden == (32, 32)
+
+
+def test_schema_names_equal_the_registries():
+    """The schema validates names without importing the code behind them (gsnn.configs
+    imports nothing from gsnn); each name tuple must equal its registry's keys."""
+    from gsnn import configs, evolve, fitness, neurons
+    from gsnn.core import conv, encodings, genetic
+
+    pairs = {
+        "SURROGATE_NAMES": tuple(neurons.SURROGATES),
+        "ENCODING_NAMES": tuple(encodings.ENCODINGS),
+        "FACTORISED_ENCODINGS": tuple(n for n, e in encodings.ENCODINGS.items() if e.factorised is not None),
+        "EXECUTION_PATHS": genetic.PATHS,
+        "FANS": encodings.FANS,
+        "ARCHITECTURE_NAMES": tuple(M.ARCHITECTURES),
+        "CONV_IMPLS": conv.CONV_IMPLS,
+        "STRATEGY_NAMES": tuple(evolve._strategies()),
+        "SPATIAL_OPERATOR_NAMES": tuple(fitness.SPATIAL_OPERATORS),
+        "TEMPORAL_OPERATOR_NAMES": tuple(fitness.TEMPORAL_OPERATORS),
+        "LAMBDA_SCHEDULES": fitness.SCHEDULES,
+    }
+    for name, registry in pairs.items():
+        assert getattr(configs, name) == registry, name
+    assert all(encodings.get(n).encoded == (n != "direct") for n in configs.ENCODING_NAMES)

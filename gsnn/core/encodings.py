@@ -82,7 +82,7 @@ class ParamSpec(NamedTuple):
 
 
 class InitStds(NamedTuple):
-    """Init stds of the factors' entries (from :class:`gsnn.layers.GeneticConfig`).
+    """Init stds of the factors' entries (from :class:`gsnn.configs.GeneticConfig` via :func:`gsnn.layers.init_stds`).
 
     Attributes:
       position: ``position`` encodings (a layer's ``x_pre``/``x_post``).
@@ -95,6 +95,29 @@ class InitStds(NamedTuple):
     population: float
     spatial: float
     interaction_rms: float
+
+
+#: Unit stds: for code that needs the factors or parameter shapes, not their init scales.
+UNIT_STDS = InitStds(1.0, 1.0, 1.0, 1.0)
+
+
+def interaction_rms(gain: float, genes: int) -> float:
+    """Rms of ``G``'s entries: ``gain / sqrt(g)`` (orthogonal ``G``: singular values ``gain``)."""
+    return gain / math.sqrt(genes)
+
+
+def position_std(init_scheme: str, gain: float, fan_in: int) -> float:
+    """Init std of a ``position`` layer's ``x_pre``/``x_post`` entries: ``gain * sqrt(2/fan_in)``
+    for the ``"balanced"`` scheme, ``gain`` for ``"unit"`` (DESIGN 1.5)."""
+    base = genetic.kaiming_std(fan_in) if init_scheme == "balanced" else 1.0
+    return gain * base
+
+
+def population_std(init_scheme: str, gain: float, genes: int) -> float:
+    """Init std of ``neuron``-mode population encodings: ``gain / sqrt(g)`` (``"balanced"``)
+    or ``gain`` (``"unit"``)."""
+    base = 1.0 / math.sqrt(genes) if init_scheme == "balanced" else 1.0
+    return gain * base
 
 
 class SharedGenes(NamedTuple):
@@ -222,7 +245,7 @@ def _neuron_factorised(x, params, shared: SharedGenes, geom: Geometry, scale, co
         g = shared.interaction.shape[-1]
         u = conv(x @ shared.pre, params["spatial"].reshape(kh, kw, 1, g), g)
         return u @ (scale * (shared.interaction @ shared.post.T))
-    f = _neuron_factors(params, shared, geom, InitStds(1.0, 1.0, 1.0, 1.0))
+    f = _neuron_factors(params, shared, geom, UNIT_STDS)
     return _project_factorised(x, f.pre, f.interaction, f.post, geom, scale, conv)
 
 
@@ -291,7 +314,7 @@ def fixed_scale(geom: Geometry, genes: int, rules: int, pre_rms: float, interact
 
 def param_count(enc: Encoding, geom: Geometry, genes: int, rules: int) -> int:
     """Scalars a layer owns in encoding ``enc`` (without bias; shared arrays excluded)."""
-    specs = enc.param_specs(geom, genes, rules, InitStds(1.0, 1.0, 1.0, 1.0))
+    specs = enc.param_specs(geom, genes, rules, UNIT_STDS)
     return sum(math.prod(s.shape) for s in specs.values())
 
 
