@@ -284,7 +284,7 @@ def cmd_report(args) -> int:
         tail = rest.split(BLOCK_END, 1)[1]
         doc.write_text(f"{head}{BLOCK_START}\n{block}\n{BLOCK_END}{tail}")
         print(f"updated the table and commands in {doc}")
-    from gsnn import plots
+    from gsnn.analysis import plots
 
     plots.plot_study(rows, pathlib.Path(args.plots))
     fig, ax = plots.plt.subplots(figsize=(7, 4.2))

@@ -62,7 +62,7 @@ def conv_kernels(params) -> dict[str, np.ndarray]:
 def analyse(workdir: str, ranks: list[int]) -> dict:
     from gsnn import data as D
     from gsnn import models as M
-    from gsnn import robustness as R
+    from gsnn.analysis import robustness as R
     from gsnn import train as TR
 
     cfg, state, ds = TR.load_trained(workdir)
@@ -112,7 +112,7 @@ def table(results: list[dict], ranks: list[int]) -> str:
 
 
 def plot(results: list[dict], ranks: list[int], path: str) -> None:
-    from gsnn import plots
+    from gsnn.analysis import plots
 
     r = results[0]
     fig, axes = plots.plt.subplots(1, len(r["layers"]), figsize=(4 * len(r["layers"]), 3.2))

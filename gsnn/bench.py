@@ -40,8 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gsnn import layers as L
-from gsnn import neurons
+from gsnn import configs as C
+from gsnn import training as TR
+from gsnn.nn import layers as L
+from gsnn.nn import networks as M
 from gsnn.runtime.records import write_json
 
 WORKLOADS = ("w1", "w2", "convnet_s")
@@ -54,8 +56,8 @@ W2 = dict(T=4, batch=64, hw=32, channels=(64, 128, 256), n_out=10)
 
 # The peer workloads' neuron: beta 0.9 (tau 10 in the beta form), threshold 1,
 # subtractive detached reset, atan surrogate with alpha 2.
-PEER_NEURON = L.NeuronConfig(
-    lif=neurons.LIFConfig(update="beta", reset="soft", v_th=1.0, surrogate="atan", alpha=2.0, detach_reset=True),
+PEER_NEURON = C.NeuronConfig(
+    lif=C.LIFConfig(update="beta", reset="soft", v_th=1.0, surrogate="atan", alpha=2.0, detach_reset=True),
     tau=10.0,
 )
 
@@ -77,9 +79,9 @@ class _PeerNet(nn.Module):
     """W1 or W2 in gsnn layers. Input: static ``[B, ...]`` or folded ``[T*B, ...]``."""
 
     workload: str
-    genetic: L.GeneticConfig
+    genetic: C.GeneticConfig
     static_input: bool
-    neuron: L.NeuronConfig = PEER_NEURON
+    neuron: C.NeuronConfig = PEER_NEURON
     conv_impl: str = "auto"
 
     @nn.compact
@@ -163,14 +165,14 @@ def _time(step: Callable[[], Any], n_warm: int, n_timed: int) -> tuple[float, li
     return compile_s, times
 
 
-def _genetic_config(mode: str, genes: int | None, encoding: str, path: str, rules: int = 1) -> L.GeneticConfig:
+def _genetic_config(mode: str, genes: int | None, encoding: str, path: str, rules: int = 1) -> C.GeneticConfig:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {list(MODES)}")
     if mode == "direct":
-        return L.GeneticConfig()
+        return C.GeneticConfig()
     if genes is None or genes < 1:
         raise ValueError(f"--mode genetic needs --genes >= 1, got {genes!r}")
-    return L.GeneticConfig(encoding=encoding, genes=genes, rules=rules, path=path).validate()
+    return C.GeneticConfig(encoding=encoding, genes=genes, rules=rules, path=path).validate()
 
 
 def _peer_step(workload, genetic, input_mode, remat, conv_impl):
@@ -210,12 +212,9 @@ def _peer_step(workload, genetic, input_mode, remat, conv_impl):
 
 def _model_step(arch, genetic, remat, conv_impl, batch, T, width):
     """gsnn's real training step for an architecture on random uint8 images."""
-    from gsnn import config as C
-    from gsnn import models as M
-    from gsnn import train as TR
 
     cfg = C.Config(model=C.ModelConfig(arch=arch, T=T, width=width, genetic=genetic, conv_impl=conv_impl,
-                                       neuron=L.NeuronConfig(remat=remat == "lif")),
+                                       neuron=C.NeuronConfig(remat=remat == "lif")),
                    train=C.TrainConfig(batch_size=batch)).validate()
     shape = tuple(M.default_input_shape(arch))
     steps = TR.make_steps(cfg, 100, (0.5,) * 3, (0.25,) * 3, shape)
@@ -242,11 +241,10 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
     ``w2`` or any architecture of :data:`gsnn.models.ARCHITECTURES` (gsnn's real step;
     ``batch``, ``T`` and ``width`` apply to these only). Raises ``ValueError`` on unknown
     names or impossible settings."""
-    from gsnn.models import ARCHITECTURES
 
-    if workload not in WORKLOADS and workload not in ARCHITECTURES:
+    if workload not in WORKLOADS and workload not in M.ARCHITECTURES:
         raise ValueError(f"unknown workload {workload!r}; valid: {list(WORKLOADS)} or an architecture "
-                         f"{sorted(ARCHITECTURES)}")
+                         f"{sorted(M.ARCHITECTURES)}")
     if input_mode not in INPUTS:
         raise ValueError(f"unknown input mode {input_mode!r}; valid: {list(INPUTS)}")
     if n_timed < 1:

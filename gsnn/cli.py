@@ -19,10 +19,20 @@ import math
 import pathlib
 import sys
 
+from gsnn import bench as B
 from gsnn import config as C
-from gsnn import demo as demo_lib
 from gsnn import data as gsnn_data
+from gsnn import demo as demo_lib
+from gsnn import evolution as EV
+from gsnn import training
+from gsnn.analysis import energy as E
+from gsnn.analysis import plots
+from gsnn.analysis import robustness as R
+from gsnn.configs import GeneticConfig, ModelConfig
+from gsnn.core.conv import CONV_IMPLS
+from gsnn.core.genetic import PATHS
 from gsnn.data import DataError
+from gsnn.nn import networks as M
 from gsnn.runtime.interrupt import RunInterrupted
 from gsnn.runtime.records import write_json
 
@@ -68,15 +78,11 @@ def params_report(arch: str, num_classes: int, encoding: str = "direct", genes: 
                   first_direct: bool = False, last_direct: bool = False, width: float = 1.0,
                   input_shape: tuple[int, int, int] | None = None, rules: int = 1) -> dict:
     """Parameter counts of an architecture, direct and encoded (no computation)."""
-    from gsnn import energy as E
-    from gsnn import models as M
-    from gsnn.layers import GeneticConfig
-
     if encoding != "direct" and genes is None:
         raise ValueError(f"--genes is required for encoding {encoding!r}")
     genetic = GeneticConfig(encoding=encoding, genes=int(genes or 0), rules=rules, first_direct=first_direct,
                             last_direct=last_direct)
-    cfg = M.ModelConfig(arch=arch, num_classes=num_classes, width=width, genetic=genetic).validate()
+    cfg = ModelConfig(arch=arch, num_classes=num_classes, width=width, genetic=genetic).validate()
     shape = tuple(input_shape or M.default_input_shape(arch))
     rep = E.parameter_report(*M.describe(M.build_model(cfg), shape))
     out = rep.as_dict()
@@ -158,15 +164,13 @@ def _train_table(r: dict) -> str:
 
 
 def cmd_train(args) -> int:
-    from gsnn import train as T
-
     if args.resume is not None:
         _check_resumable(pathlib.Path(args.resume))
         if args.workdir is not None and pathlib.Path(args.workdir).resolve() != pathlib.Path(args.resume).resolve():
             raise ValueError(f"--workdir {args.workdir} and --resume {args.resume} differ; --resume sets the workdir")
     cfg = train_config(args.config, args.overrides, args.resume)
     workdir = args.resume or args.workdir or str(pathlib.Path("runs") / cfg.name)
-    result = T.train_and_evaluate(cfg, workdir, progress=not args.quiet)
+    result = training.train_and_evaluate(cfg, workdir, progress=not args.quiet)
     result = {k: v for k, v in result.items() if k != "state"}
     print()
     print(_train_table(result))
@@ -211,9 +215,6 @@ def evolution_table(result: dict) -> str:
 
 
 def cmd_evolve(args) -> int:
-    from gsnn import evolve as EV
-    from gsnn import plots
-
     if args.resume is not None:
         if not pathlib.Path(args.resume).is_dir():
             raise FileNotFoundError(f"--resume {args.resume}: no such run folder")
@@ -255,9 +256,6 @@ def _add_run_arguments(p: argparse.ArgumentParser, workdir_holds: str, quiet_hel
 
 
 def cmd_eval(args) -> int:
-    from gsnn import robustness as R
-    from gsnn import train as T
-
     workdirs = list(args.workdir or [])
     workdirs += [str(pathlib.Path("runs") / C.load_config(c).name) for c in args.config or []]
     if not workdirs:
@@ -267,10 +265,10 @@ def cmd_eval(args) -> int:
         raise ValueError(f"--labels gives {len(labels)} names for {len(workdirs)} runs")
     reports, plain = {}, {}
     for label, wd in zip(labels, workdirs):
-        cfg, state, ds = T.load_trained(wd)
+        cfg, state, ds = training.load_trained(wd)
         mean, std = gsnn_data.stats_for(ds.name)
-        steps = T.make_steps(cfg, 1, mean, std, ds.image_shape)
-        ev = T.evaluate_batches(steps, state.params, state.batch_stats, ds.test_batches(cfg.train.eval_batch_size))
+        steps = training.make_steps(cfg, 1, mean, std, ds.image_shape)
+        ev = training.evaluate_batches(steps, state.params, state.batch_stats, ds.test_batches(cfg.train.eval_batch_size))
         plain[label] = dict(workdir=wd, test_accuracy=ev["accuracy"], test_top5=ev["top5"])
         print(f"{label}: test accuracy {100 * ev['accuracy']:.2f}% (top-5 {100 * ev['top5']:.2f}%) [{wd}]", flush=True)
         if args.robustness:
@@ -292,8 +290,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from gsnn import bench as B
-
     rows = []
     print(B.HEADER)
     for workload in args.workload:
@@ -351,10 +347,6 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0, help="noise seed")
     v.add_argument("--json", default=None, metavar="PATH")
     v.set_defaults(func=cmd_eval)
-
-    from gsnn import bench as B
-    from gsnn.core.conv import CONV_IMPLS
-    from gsnn.core.genetic import PATHS
 
     b = sub.add_parser("bench", help="training-step speed on the reference workloads W1/W2 or convnet_s")
     b.add_argument("--workload", nargs="+", choices=B.WORKLOADS, default=["w2"])

@@ -29,7 +29,8 @@ import dataclasses
 import pathlib
 import time
 
-from gsnn import evolve, plots, train
+from gsnn import evolution, training
+from gsnn.analysis import plots
 from gsnn.configs import Config
 from gsnn.demo_configs import (DEMO_BATCH, DEMO_EPOCHS, DEMO_T, DEMO_WIDTH, VARIANTS, Variant, demo_config,
                                demo_evolution, demo_recipe, get_variant)
@@ -42,7 +43,7 @@ from gsnn.runtime.records import to_jsonable, write_json
 
 def _summary(variant: Variant, cfg: Config, result: dict, seconds: float) -> dict:
     """One variant's row of the demo (plain JSON types)."""
-    record = train.result_record(result)
+    record = training.result_record(result)
     record.update(variant=variant.name, description=variant.description, encoding=variant.encoding,
                   genes=variant.genes, config=cfg.name, weight_bytes=result["energy"]["weight_bytes"],
                   train_seconds=seconds, epoch_seconds=sum(h["epoch_seconds"] for h in result["history"]))
@@ -72,9 +73,9 @@ def run_demo(out_dir: str | pathlib.Path = "gsnn-demo", epochs: int | None = Non
     chosen = [get_variant(n) for n in variants] if variants else list(VARIANTS)
     configs = [demo_config(v, epochs=epochs, quick=quick) for v in chosen]
     base = configs[0]
-    dataset = train.load_data(base)  # every variant has the same data config
+    dataset = training.load_data(base)  # every variant has the same data config
     rows = []
-    evolution = None
+    evolution_run = None
     for i, (v, cfg) in enumerate(zip(chosen, configs)):
         if progress:
             g = "" if v.encoding == "direct" else f", g={v.genes}"
@@ -82,16 +83,16 @@ def run_demo(out_dir: str | pathlib.Path = "gsnn-demo", epochs: int | None = Non
         t0 = time.perf_counter()
         init_fn = None
         if v.name == "evolved":
-            evo = evolve.evolve(cfg, None, dataset=dataset, progress=progress)
-            init_fn = evolve.genome_init_fn(evo["problem"], evo["best_genome"])
-            evolution = dict(generations=evo["generations"], genome_size=evo["genome_size"],
+            evo = evolution.evolve(cfg, None, dataset=dataset, progress=progress)
+            init_fn = evolution.genome_init_fn(evo["problem"], evo["best_genome"])
+            evolution_run = dict(generations=evo["generations"], genome_size=evo["genome_size"],
                              best_fitness=evo["best_fitness"], best_generation=evo["best_generation"],
                              settings=dataclasses.asdict(cfg.evolve),
                              seconds=sum(g["seconds"] for g in evo["generations"]))
             if progress:
                 print(f"-- training the best genome (generation {evo['best_generation']}) with the shared recipe",
                       flush=True)
-        result = train.train_and_evaluate(cfg, None, dataset=dataset, progress=progress, init_fn=init_fn)
+        result = training.train_and_evaluate(cfg, None, dataset=dataset, progress=progress, init_fn=init_fn)
         rows.append(_summary(v, cfg, result, time.perf_counter() - t0))
     m, tc = base.model, base.train
     summary = dict(
@@ -103,7 +104,7 @@ def run_demo(out_dir: str | pathlib.Path = "gsnn-demo", epochs: int | None = Non
             init_scheme=base.model.genetic.init_scheme,
         ),
         variants=rows,
-        evolution=evolution,
+        evolution=evolution_run,
         wall_seconds=time.perf_counter() - t_start,
     )
     summary["json"] = str(out / "demo.json")

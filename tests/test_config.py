@@ -12,6 +12,7 @@ import pytest
 
 from gsnn import config as C
 from gsnn import energy
+from gsnn import configs
 from gsnn import models as M
 from gsnn.layers import GeneticConfig
 from gsnn.neurons import LIFConfig
@@ -194,7 +195,7 @@ def _nondefault():
         name="x", seed=3,
         model=M.ModelConfig(arch="resnet18", num_classes=100, T=3, width=0.5, hidden=(64, 32),
                             genetic=GeneticConfig(encoding="neuron", genes=12, first_direct=True),
-                            neuron=M.L.NeuronConfig(lif=LIFConfig(update="beta", alpha=3.0), tau=3.0)),
+                            neuron=configs.NeuronConfig(lif=LIFConfig(update="beta", alpha=3.0), tau=3.0)),
         train=C.TrainConfig(optimizer="adamw", lr_scale=(("encoding", 2.0), ("interaction", 0.5))),
         data=C.DataConfig(source="cifar100", train_per_class=5),
     )
@@ -265,7 +266,8 @@ def test_shrink_for_smoke_keeps_small_values():
 def test_schema_names_equal_the_registries():
     """The schema validates names without importing the code behind them (gsnn.configs
     imports nothing from gsnn); each name tuple must equal its registry's keys."""
-    from gsnn import configs, evolve, fitness, neurons
+    from gsnn import configs, fitness, neurons
+    from gsnn.evolution import strategies
     from gsnn.core import conv, encodings, genetic
 
     pairs = {
@@ -276,7 +278,7 @@ def test_schema_names_equal_the_registries():
         "FANS": encodings.FANS,
         "ARCHITECTURE_NAMES": tuple(M.ARCHITECTURES),
         "CONV_IMPLS": conv.CONV_IMPLS,
-        "STRATEGY_NAMES": tuple(evolve._strategies()),
+        "STRATEGY_NAMES": tuple(strategies._strategies()),
         "SPATIAL_OPERATOR_NAMES": tuple(fitness.SPATIAL_OPERATORS),
         "TEMPORAL_OPERATOR_NAMES": tuple(fitness.TEMPORAL_OPERATORS),
         "LAMBDA_SCHEDULES": fitness.SCHEDULES,

@@ -141,13 +141,13 @@ def test_image_folder_tgz_and_image_size(tree: Path, tmp_path: Path) -> None:
 
 def _counting_decoder(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    real = data._decode_image
+    real = data.decode._decode_image
 
     def counting(source, what, size=None):
         calls.append(what)
         return real(source, what, size)
 
-    monkeypatch.setattr(data, "_decode_image", counting)
+    monkeypatch.setattr(data.decode, "_decode_image", counting)
     return calls
 
 
@@ -155,7 +155,7 @@ def _forbid_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("decoded although a valid cache exists")
 
-    monkeypatch.setattr(data, "_decode_image", fail)
+    monkeypatch.setattr(data.decode, "_decode_image", fail)
 
 
 def _bump_mtime(path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from gsnn import config as C
 from gsnn import data as D
 from gsnn import evolve as EV
+from gsnn.evolution import loop as evolution_loop
 from gsnn import fitness as F
 from gsnn import genome as GN
 from gsnn import models as M
@@ -287,7 +288,7 @@ def _known_optimum(monkeypatch, sign=1.0):
         p.evaluate_population = evaluate
         return p
 
-    monkeypatch.setattr(EV, "make_problem", known)
+    monkeypatch.setattr(evolution_loop, "make_problem", known)
     return box
 
 
@@ -330,7 +331,7 @@ def test_diverging_individual_gets_worst_fitness_and_run_continues(tiny_data, mo
         p.evaluate_population = evaluate
         return p
 
-    monkeypatch.setattr(EV, "make_problem", poisoned)
+    monkeypatch.setattr(evolution_loop, "make_problem", poisoned)
     r = EV.evolve(tiny_config(generations=2), None, dataset=tiny_data, progress=False)
     assert [g["diverged"] for g in r["generations"]] == [1, 1]
     assert all(np.isfinite(g["best_fitness"]) for g in r["generations"])
@@ -376,11 +377,11 @@ def test_sigterm_finishes_the_generation_checkpoints_and_resumes_exactly(tiny_da
         p.evaluate_population = evaluate
         return p
 
-    monkeypatch.setattr(EV, "make_problem", signalling)
+    monkeypatch.setattr(evolution_loop, "make_problem", signalling)
     with pytest.raises(RunInterrupted, match="after generation 2/3") as info:
         EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False)
     assert info.value.exit_code == 143 and "gsnn evolve --resume" in str(info.value)
-    monkeypatch.setattr(EV, "make_problem", real)
+    monkeypatch.setattr(evolution_loop, "make_problem", real)
     resumed = EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False)
     assert [g["best_fitness"] for g in resumed["generations"]] == [g["best_fitness"] for g in whole["generations"]]
     assert resumed["best_fitness"] == whole["best_fitness"]

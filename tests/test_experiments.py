@@ -114,7 +114,7 @@ def test_rank_truncation_is_the_best_low_rank_kernel():
 
 
 def test_study_plots_name_every_variant(tmp_path):
-    from gsnn import plots
+    from gsnn.analysis import plots
 
     records = [_record(v, s, 0.5 + 0.01 * i + 0.005 * s) for i, v in enumerate(cifar10_study.VARIANTS) for s in (0, 1)]
     for r in records:

@@ -8,6 +8,7 @@ import pytest
 
 from gsnn import config as C
 from gsnn import data as D
+from gsnn import configs
 from gsnn import models as M
 from gsnn import train as T
 
@@ -109,10 +110,10 @@ def test_class_count_mismatch_and_oversized_batch_are_clear(demo_subset):
 
 
 def test_parameter_noise_touches_only_synaptic_tensors():
-    from gsnn import robustness as R
+    from gsnn.analysis import robustness as R
 
     cfg = M.ModelConfig(arch="convnet_s", width=0.25, T=2,
-                        genetic=M.L.GeneticConfig(encoding="position", genes=4, last_direct=True)).validate()
+                        genetic=configs.GeneticConfig(encoding="position", genes=4, last_direct=True)).validate()
     params = M.init_variables(M.build_model(cfg), jax.random.key(0), (16, 16, 3))["params"]
     same = R.perturb_params(params, 0.0, jax.random.key(1))
     noisy = R.perturb_params(params, 0.2, jax.random.key(1))

@@ -21,9 +21,11 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from gsnn import config as C
+from gsnn import configs as C
 from gsnn import data as D
-from gsnn import train as TR
+from gsnn.analysis import plots
+from gsnn.nn import networks as M
+from gsnn.nn.groups import group_labels
 
 INPUT_SIGMAS = (0.0, 0.05, 0.1, 0.2, 0.3)
 PARAM_EPS = (0.0, 0.05, 0.1, 0.2, 0.4)
@@ -32,7 +34,7 @@ PERTURBED_GROUPS = ("weight", "encoding", "interaction", "spatial")
 
 def perturb_params(params, eps: float, key: jax.Array):
     """``p + eps * rms(p) * N(0, 1)`` on every synaptic tensor (see module doc)."""
-    labels = TR.group_labels(params)
+    labels = group_labels(params)
     leaves, tree = jax.tree_util.tree_flatten(params)
     label_leaves = jax.tree_util.tree_leaves(labels)
     keys = jax.random.split(key, len(leaves))
@@ -75,8 +77,6 @@ def robustness_report(cfg: C.Config, state, dataset: D.ArrayDataset, *, input_si
     """Test accuracy of a trained ``state`` (``params``, ``batch_stats``) under the three
     perturbations. Returns ``{"input_noise": [...], "param_noise": [...], "time_steps":
     [...]}``, each a list of ``{"level", "accuracy"}``, plus the model description."""
-    from gsnn import models as M
-
     batch_size = batch_size or cfg.train.eval_batch_size
     mean, std = (jnp.asarray(v, jnp.float32) for v in D.stats_for(dataset.name))
     images, labels = dataset.test_images, dataset.test_labels
@@ -113,8 +113,6 @@ def robustness_table(reports: dict[str, dict]) -> str:
 
 
 def plot_robustness(reports: dict[str, dict], path) -> pathlib.Path:
-    from gsnn import plots
-
     plt = plots.plt
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     titles = dict(input_noise="Gaussian input noise (σ, pixel units)", param_noise="relative parameter noise (ε)",

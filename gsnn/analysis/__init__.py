@@ -1,0 +1,1 @@
+"""Analysis of trained and traced networks: parameters, firing, synaptic operations and energy; robustness; plots."""

@@ -1,0 +1,34 @@
+"""Spatio-temporal evolution (STE) of the initial wiring rules on evosax (DESIGN 1.3).
+
+Modules: :mod:`~gsnn.evolution.genome`, :mod:`~gsnn.evolution.fitness`,
+:mod:`~gsnn.evolution.strategies`, :mod:`~gsnn.evolution.problem` (evaluating a
+population), :mod:`~gsnn.evolution.loop` (the generation loop),
+:mod:`~gsnn.evolution.pipeline` (evolution, then the final trainings).
+
+One generation is ``ask -> vmap(evaluate) -> tell`` with keys split explicitly:
+
+1. the strategy proposes a population of genomes (:mod:`gsnn.evolution.genome`);
+2. every individual is built from its genome and the generation's shared random draws,
+   trained ``K`` inner steps on the generation's minibatches (the same for everyone),
+   and evaluated on a validation split held out from the training data; this whole
+   evaluation is one pure function, ``jax.vmap``-ped over the population, optionally in
+   chunks (``lax.map`` over vmapped chunks) and sharded over ``jax.devices()`` along
+   the population axis (``NamedSharding``);
+3. the fitness ``F = acc + lambda_S H_S + lambda_T D_T`` (:mod:`gsnn.evolution.fitness`) is told
+   to the strategy negated (evosax minimises). A diverging individual (non-finite loss)
+   gets the worst fitness, is counted, and the generation goes on.
+
+The run checkpoints (orbax) the strategy state, key and history after every
+generation; ``evolve(cfg, workdir)`` resumes from the newest checkpoint by itself and
+reaches the same result as an uninterrupted run.
+
+Multi-host: call ``jax.distributed.initialize()`` on every host before ``evolve``; the
+population axis is then sharded over all hosts' devices (``jax.devices()`` is global)
+and every host runs the same program on the same seed (see the README).
+"""
+from gsnn.evolution.loop import EvolutionCheckpointer, evolve, genome_init_fn
+from gsnn.evolution.pipeline import FINAL_VARIANTS, run_evolution, variant_config
+from gsnn.evolution.problem import Problem, generation_batches, make_problem, resolve_chunk_size
+from gsnn.evolution.strategies import WORST_FITNESS, make_strategy, strategy_init
+
+__all__ = ["EvolutionCheckpointer", "evolve", "genome_init_fn", "FINAL_VARIANTS", "run_evolution", "variant_config", "Problem", "generation_batches", "make_problem", "resolve_chunk_size", "WORST_FITNESS", "make_strategy", "strategy_init"]

@@ -1,0 +1,204 @@
+"""The resumable generation loop: ``evolve(cfg, workdir)`` runs ask, evaluate, tell per
+generation, checkpoints after every generation and resumes from the newest checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gsnn import configs as C
+from gsnn import data as D
+from gsnn import training as TR
+from gsnn.evolution import fitness as F
+from gsnn.evolution import genome as GN
+from gsnn.nn import networks as M
+from gsnn.runtime.checkpoint import Checkpointer
+from gsnn.runtime.interrupt import GracefulInterrupt
+from gsnn.runtime.writers import record_scalars, workdir_writer
+from gsnn.evolution.problem import Problem, generation_batches, make_problem
+from gsnn.evolution.strategies import WORST_FITNESS, make_strategy, strategy_init
+
+
+def _summarise(gen: int, metrics: dict, seconds: float, n_inner: int) -> dict:
+    fit = np.asarray(metrics["fitness"], np.float64)
+    finite = np.isfinite(fit)
+    best = int(np.argmax(np.where(finite, fit, -np.inf)))
+    fit_ok = fit[finite] if finite.any() else np.asarray([np.nan])
+    return dict(
+        generation=gen + 1,
+        best_fitness=float(fit[best]) if finite.any() else float("nan"),
+        mean_fitness=float(fit_ok.mean()),
+        std_fitness=float(fit_ok.std()),
+        best_val_accuracy=float(np.max(np.asarray(metrics["val_accuracy"])[finite])) if finite.any() else float("nan"),
+        best_individual_val_accuracy=float(np.asarray(metrics["val_accuracy"])[best]),
+        mean_val_accuracy=float(np.asarray(metrics["val_accuracy"])[finite].mean()) if finite.any() else float("nan"),
+        spatial=float(np.asarray(metrics["spatial"])[best]),
+        temporal=float(np.asarray(metrics["temporal"])[best]),
+        mean_spatial=float(np.asarray(metrics["spatial"]).mean()),
+        mean_temporal=float(np.nanmean(np.asarray(metrics["temporal"]))),
+        lambda_s=float(np.asarray(metrics["lambda_s"])[0]),
+        lambda_t=float(np.asarray(metrics["lambda_t"])[0]),
+        diverged=int(np.sum(~finite)),
+        seconds=seconds,
+        individual_steps_per_s=len(fit) * n_inner / seconds,
+    )
+
+
+class EvolutionCheckpointer(Checkpointer):
+    """Strategy state, keys, best genome and history after every generation."""
+
+    def __init__(self, workdir):
+        super().__init__(pathlib.Path(workdir) / "evolution", max_to_keep=2)
+
+
+def evolve(
+    cfg: C.Config,
+    workdir: str | pathlib.Path | None = None,
+    *,
+    dataset: D.ArrayDataset | None = None,
+    progress: bool = True,
+    stop_after_generations: int | None = None,
+) -> dict:
+    """Runs the STE outer loop; returns the history and the best genome.
+
+    Args:
+      cfg: config with ``model.genetic.encoding`` ``position`` or ``neuron``.
+      workdir: checkpoints (``workdir/evolution/checkpoints``); resumed when present.
+        TensorBoard scalars go to ``workdir/tensorboard`` (step = generation).
+      dataset: pre-loaded data (else ``cfg.data``).
+      progress: print one line per generation.
+      stop_after_generations: stop after this many generations of this call (tests).
+
+    Returns:
+      dict: ``generations`` (per-generation records), ``best_genome`` (the individual
+      with the highest fitness under the last generation's lambdas, over all
+      generations), ``best_fitness`` (that score), ``best_generation``,
+      ``genome_size``, ``problem`` (the :class:`Problem`, for the final training).
+    """
+    cfg = cfg.validate()
+    e = cfg.evolve
+    ds = dataset if dataset is not None else TR.load_data(cfg)
+    if isinstance(ds, D.StreamingDataset):  # the inner loop needs arrays: a sample in memory
+        ds = ds.materialise(e.val_size + 4 * e.inner_steps * e.inner_batch, 0, seed=cfg.seed)
+    problem = make_problem(cfg, ds)
+    mean_genome = GN.default_genome(problem.spec, problem.reference_params)
+    es, es_params = make_strategy(e, mean_genome)
+    ask, tell = jax.jit(es.ask), jax.jit(es.tell)
+    key = jax.random.fold_in(jax.random.key(cfg.seed), 23)
+    key, k_init = jax.random.split(key)
+    es_state = strategy_init(es, e, k_init, mean_genome, es_params)
+    best = dict(fitness=-np.inf, genome=mean_genome, generation=0)
+    final_ls = float(F.lambda_schedule(e.lambda_schedule, e.lambda_s, e.generations)(e.generations - 1))
+    final_lt = float(F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations)(e.generations - 1))
+    history: list[dict] = []
+    _say = print if progress else (lambda *a, **k: None)
+    _say(f"{cfg.name}: {e.strategy} population {e.population}, {e.generations} generations, "
+         f"K={e.inner_steps} inner steps of batch {e.inner_batch}, val {len(problem.val_labels)} images; "
+         f"{GN.genome_summary(problem.spec, mean_genome)}; devices {len(jax.devices())}", flush=True)
+
+    ckpt = EvolutionCheckpointer(workdir) if workdir is not None else None
+    if ckpt is not None:
+        pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+        abstract = jax.eval_shape(lambda: dict(es_state=es_state, key=jax.random.key_data(key),
+                                               best_genome=mean_genome))
+        restored = ckpt.restore_latest(abstract)
+        if restored is not None:
+            tree, meta = restored
+            if meta.get("config") != json.loads(cfg.to_json()):
+                raise ValueError(f"{ckpt.dir} holds an evolution of a different config; use a new workdir")
+            es_state, key = tree["es_state"], jax.random.wrap_key_data(tree["key"])
+            history = meta["history"]
+            best = dict(fitness=meta["best_fitness"], genome=tree["best_genome"], generation=meta["best_generation"])
+            _say(f"resumed evolution at generation {len(history)} from {ckpt.dir}", flush=True)
+
+    with GracefulInterrupt() as stop, workdir_writer(workdir, resume_at=len(history)) as writer:
+        best = _generations(cfg, problem, ask, tell, es_state, es_params, key, history, best, ckpt,
+                            stop_after_generations, stop, workdir, _say, final_ls, final_lt, writer)
+    target = e.target_val_accuracy
+    reached = next((r["generation"] for r in history if target and r["best_val_accuracy"] >= target), None)
+    return dict(generations=history, best_genome=best["genome"], best_fitness=best["fitness"],
+                best_generation=best["generation"], generations_to_target=reached,
+                genome_size=GN.genome_size(mean_genome), problem=problem, mean_genome=mean_genome)
+
+
+def _generations(cfg, problem, ask, tell, es_state, es_params, key, history, best, ckpt,
+                 stop_after_generations, stop, workdir, _say, final_ls, final_lt, writer) -> dict:
+    """The generation loop of :func:`evolve`; appends to ``history`` (and each record to
+    ``writer``, step = generation), returns the best.
+    SIGINT/SIGTERM finish the running generation, checkpoint and raise."""
+    e = cfg.evolve
+    ran = 0
+    for gen in range(len(history), e.generations):
+        if stop_after_generations is not None and ran >= stop_after_generations:
+            break
+        t0 = time.perf_counter()
+        key, k_ask, k_eval, k_tell = jax.random.split(key, 4)
+        population, es_state = ask(k_ask, es_state, es_params)
+        xb, yb = generation_batches(problem, gen)
+        evaluated = population
+        if e.inject_nan:
+            idx = jnp.asarray(e.inject_nan)
+            evaluated = jax.tree_util.tree_map(lambda a: a.at[idx].set(jnp.nan), population)
+        metrics = problem.evaluate_population(evaluated, k_eval, jnp.asarray(xb), jnp.asarray(yb),
+                                              jnp.asarray(gen, jnp.int32))
+        metrics = jax.device_get(metrics)
+        fit = np.asarray(metrics["fitness"], np.float32)
+        fit_for_es = np.where(np.isfinite(fit), fit, WORST_FITNESS)
+        es_state, _ = tell(k_tell, population, -jnp.asarray(fit_for_es), es_state, es_params)
+        seconds = time.perf_counter() - t0
+        rec = _summarise(gen, metrics, seconds, e.inner_steps)
+        # The genome kept for final training is ranked with the *last* generation's
+        # lambdas: with decaying lambdas, raw fitness of early generations carries an
+        # operator bonus that later ones do not, so raw fitness is not comparable
+        # across generations.
+        score = np.asarray(metrics["val_accuracy"], np.float64) + final_ls * np.asarray(metrics["spatial"]) \
+            + final_lt * np.asarray(metrics["temporal"])
+        score = np.where(np.isfinite(fit), score, -np.inf)
+        i_best = int(np.argmax(score))
+        if score[i_best] > best["fitness"]:
+            best = dict(fitness=float(score[i_best]),
+                        genome=jax.tree_util.tree_map(lambda a: jnp.asarray(a[i_best]), population),
+                        generation=gen + 1)
+        rec["best_so_far"] = best["fitness"]
+        history.append(rec)
+        writer.write_scalars(gen + 1, record_scalars(rec, group="evolve", skip=("generation",)))
+        writer.flush()
+        ran += 1
+        _say(f"gen {gen + 1:3d}/{e.generations}: best {rec['best_fitness']:.4f} mean {rec['mean_fitness']:.4f} "
+             f"± {rec['std_fitness']:.4f} | best val acc {rec['best_val_accuracy']:.4f} | "
+             f"H_S {rec['spatial']:.3f} D_T {rec['temporal']:.3f} | diverged {rec['diverged']} | "
+             f"{seconds:.1f}s ({rec['individual_steps_per_s']:.1f} indiv·steps/s)", flush=True)
+        if ckpt is not None:
+            ckpt.save(gen + 1, dict(es_state=es_state, key=jax.random.key_data(key), best_genome=best["genome"]),
+                      dict(history=history, best_fitness=best["fitness"], best_generation=best["generation"],
+                           config=cfg.to_dict()))
+        if stop.requested:
+            if ckpt is not None:
+                ckpt.close()
+            where = f"after generation {gen + 1}/{e.generations}"
+            if ckpt is None:
+                raise stop.interrupted(where + " (no workdir: nothing saved)", "a new run")
+            raise stop.interrupted(where, f"gsnn evolve --resume {workdir}")
+    if ckpt is not None:
+        ckpt.close()
+    return best
+
+
+def genome_init_fn(problem: Problem, genome) -> Callable:
+    """``key -> {'params', 'batch_stats'}`` building the network from ``genome`` (for
+    :func:`gsnn.train.train_and_evaluate`'s ``init_fn``)."""
+    model = problem.steps.model
+    shape = problem.train_split.image_shape
+
+    def init(key):
+        base = M.init_variables(model, key, shape)
+        params = GN.build_params(problem.spec, genome, base["params"], problem.reference_G)
+        return {"params": params, "batch_stats": base["batch_stats"]}
+
+    return init

@@ -1,0 +1,68 @@
+"""The whole STE pipeline: evolve, then train the final variants (evolved, random, direct)
+with the run's training recipe.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+
+from gsnn import configs as C
+from gsnn import data as D
+from gsnn import training as TR
+from gsnn.evolution.loop import evolve, genome_init_fn
+
+
+FINAL_VARIANTS = ("evolved", "random", "direct")
+
+
+def variant_config(cfg: C.Config, variant: str) -> C.Config:
+    """The config of a final variant: ``direct`` swaps the encoding, the rest keep it."""
+    name = f"{cfg.name}_{variant}"
+    if variant == "direct":
+        model = dataclasses.replace(cfg.model, genetic=dataclasses.replace(cfg.model.genetic, encoding="direct"))
+        return dataclasses.replace(cfg, name=name, model=model)
+    return dataclasses.replace(cfg, name=name)
+
+
+def run_evolution(
+    cfg: C.Config,
+    workdir: str | pathlib.Path,
+    *,
+    dataset: D.ArrayDataset | None = None,
+    progress: bool = True,
+) -> dict:
+    """``gsnn evolve``: evolve, then train each of ``cfg.evolve.final_variants`` with
+    ``cfg.train`` (the direct baseline's recipe) and evaluate on the test split.
+
+    Every stage checkpoints under ``workdir`` and resumes by itself.
+
+    Returns:
+      JSON-ready dict: ``generations``, ``final`` (variant -> record), ``genome_size``,
+      ``best_generation``, ``generations_to_target``, ``config``.
+    """
+    cfg = cfg.validate()
+    workdir = pathlib.Path(workdir)
+    ds = dataset if dataset is not None else TR.load_data(cfg)
+    evo = evolve(cfg, workdir, dataset=ds, progress=progress)
+    problem = evo["problem"]
+    final = {}
+    for variant in cfg.evolve.final_variants:
+        vcfg = variant_config(cfg, variant)
+        init_fn = genome_init_fn(problem, evo["best_genome"]) if variant == "evolved" else None
+        if progress:
+            print(f"-- final training: {variant} ({vcfg.train.epochs} epochs)", flush=True)
+        r = TR.train_and_evaluate(vcfg, workdir / f"final_{variant}", dataset=ds, progress=progress, init_fn=init_fn,
+                                  resume_hint=f"gsnn evolve --resume {workdir}")
+        final[variant] = dict(variant=variant, **TR.result_record(r))
+    return dict(
+        name=cfg.name,
+        config=json.loads(cfg.to_json()),
+        genome_size=evo["genome_size"],
+        best_fitness=evo["best_fitness"],
+        best_generation=evo["best_generation"],
+        generations_to_target=evo["generations_to_target"],
+        generations=evo["generations"],
+        final=final,
+    )

@@ -1,0 +1,31 @@
+"""Parameter groups: the role of each parameter of a network, from its pytree path.
+
+``weight`` (direct kernels), ``encoding`` (``x_pre``, ``x_post``, ``pop_*``),
+``interaction`` (``G``), ``spatial`` (spatial gene codes), ``other`` (norm, biases, PLIF).
+Per-group learning rates, weight decay and parameter perturbations select by them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+
+def param_group(path: tuple) -> str:
+    """The parameter group of a leaf, from its pytree path."""
+    names = [getattr(k, "key", getattr(k, "name", str(k))) for k in path]
+    leaf = str(names[-1])
+    if leaf == "kernel":
+        return "weight"
+    if leaf in ("x_pre", "x_post") or leaf.startswith("pop_"):
+        return "encoding"
+    if leaf == "G":
+        return "interaction"
+    if leaf == "spatial":
+        return "spatial"
+    return "other"
+
+
+def group_labels(params) -> Any:
+    """A pytree of group names matching ``params``."""
+    return jax.tree_util.tree_map_with_path(lambda p, _: param_group(p), params)

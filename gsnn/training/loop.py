@@ -1,0 +1,298 @@
+"""The resumable epoch loop: ``train_and_evaluate(config, workdir)`` trains, evaluates
+every epoch, checkpoints after every epoch and resumes from the newest checkpoint in
+``workdir``; :func:`load_trained` reads a finished run back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gsnn import configs as C
+from gsnn.config import from_dict
+from gsnn import data as D
+from gsnn.analysis import energy as E
+from gsnn.nn import networks as M
+from gsnn.runtime.checkpoint import Checkpointer
+from gsnn.runtime.interrupt import GracefulInterrupt
+from gsnn.runtime.records import write_json
+from gsnn.runtime.writers import record_scalars, workdir_writer
+from gsnn.training.steps import NonFiniteError, evaluate_batches, make_steps
+
+
+def load_data(cfg: C.Config) -> D.ArrayDataset | D.StreamingDataset:
+    """The dataset of ``cfg.data``, subset as configured; streamed from TFDS when
+    ``data.stream`` (for data that does not fit in memory)."""
+    dc = cfg.data
+    if dc.stream:
+        return D.open_tfds_stream(dc.source.removeprefix("tfds:"), data_dir=dc.data_dir or None)
+    ds = D.load_dataset(dc.source, cache_dir=dc.cache_dir or None, data_dir=dc.data_dir or None,
+                        sha256=dc.sha256 or None)
+    if dc.train_per_class or dc.test_per_class or dc.val_per_class:
+        ds = ds.subset(train_per_class=dc.train_per_class or None, test_per_class=dc.test_per_class or None,
+                       seed=cfg.seed, val_per_class=dc.val_per_class or None)
+    return ds
+
+
+def _log(msg: str, progress: bool):
+    if progress:
+        print(msg, flush=True)
+
+
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """``(init_key, train_key)`` of a :func:`train_and_evaluate` run with ``seed``:
+    ``steps.init(init_key)`` rebuilds the run's initial state."""
+    k_init, k_train = jax.random.split(jax.random.key(seed))
+    return k_init, k_train
+
+
+def train_and_evaluate(
+    cfg: C.Config,
+    workdir: str | os.PathLike | None = None,
+    *,
+    dataset: D.ArrayDataset | None = None,
+    progress: bool = True,
+    stop_after_epochs: int | None = None,
+    init_fn: Callable | None = None,
+    resume_hint: str | None = None,
+) -> dict:
+    """Trains ``cfg``; evaluates every epoch on the validation split (``data.val_per_class``)
+    and the test split once at the end, or, without a validation split, on the test split
+    every epoch (DESIGN 1.6).
+
+    SIGINT/SIGTERM finish the current step, write a checkpoint (with the position inside
+    the epoch) and raise :class:`gsnn.runtime.interrupt.RunInterrupted`; resuming continues from
+    that step and ends with the same result as an uninterrupted run.
+
+    Args:
+      cfg: a validated :class:`gsnn.config.Config`.
+      workdir: checkpoints, ``metrics.json`` and TensorBoard scalars (``tensorboard/``,
+        step = epoch) go here; an existing checkpoint of the same config is resumed.
+        ``None``: no checkpoints.
+      dataset: pre-loaded data (else loaded from ``cfg.data``).
+      progress: print progress lines.
+      stop_after_epochs: stop early after this many epochs of *this call* (for tests of
+        resumption); the schedule still spans ``cfg.train.epochs``.
+      init_fn: ``key -> {'params', 'batch_stats'}`` replacing the random initialisation
+        (an evolved genome's network).
+      resume_hint: the command printed on interruption (default ``gsnn train --resume``).
+
+    Returns:
+      dict with ``history`` (per-epoch records), ``test_accuracy``, ``val_accuracy``
+      (the last epoch's, or ``None``), ``params`` (:class:`gsnn.energy.ParamReport` as
+      dict), ``energy``, ``config``.
+    """
+    cfg = cfg.validate()
+    tc = cfg.train
+    ds = dataset if dataset is not None else load_data(cfg)
+    if ds.num_classes != cfg.model.num_classes:
+        raise ValueError(f"model.num_classes={cfg.model.num_classes} but the data {ds.name!r} has "
+                         f"{ds.num_classes} classes; set model.num_classes={ds.num_classes}")
+    n_train = ds.num_train
+    if tc.batch_size > n_train:
+        raise ValueError(f"train.batch_size={tc.batch_size} is larger than the training set ({n_train} images)")
+    steps_per_epoch = D.num_batches(n_train, tc.batch_size, True)
+    mean, std = D.stats_for(ds.name)
+    steps = make_steps(cfg, steps_per_epoch, mean, std, ds.image_shape, init_fn)
+    k_init, k_train = run_keys(cfg.seed)
+    state = steps.init(k_init)
+
+    history: list[dict] = []
+    partial = None  # progress inside an epoch, from a checkpoint written on SIGINT/SIGTERM
+    ckpt = Checkpointer(workdir) if workdir is not None else None
+    if workdir is not None:
+        wd = pathlib.Path(workdir)
+        wd.mkdir(parents=True, exist_ok=True)
+        cfg_file = wd / "config.json"
+        if cfg_file.exists():
+            # read through from_dict so that keys of fields since removed do not count
+            old = json.loads(from_dict(json.loads(cfg_file.read_text())).to_json())
+            new = json.loads(cfg.to_json())
+            if old != new:
+                diff = sorted(k for k in set(_flat(old)) | set(_flat(new)) if _flat(old).get(k) != _flat(new).get(k))
+                raise ValueError(f"workdir {wd} holds a run of a different config (differs in {diff}); "
+                                 f"use a new workdir or the same config")
+        else:
+            cfg_file.write_text(cfg.to_json())
+        restored = ckpt.restore_latest(jax.eval_shape(lambda: state))
+        if restored is not None:
+            state, meta = restored
+            history = meta["history"]
+            partial = meta.get("partial")
+            where = (f"epoch {partial['epoch'] + 1} step {partial['step']}" if partial
+                     else f"the end of epoch {len(history)}")
+            _log(f"resumed from {ckpt.dir} at {where} (step {int(state.step)})", progress)
+
+    model_specs = M.describe(steps.model, ds.image_shape, batch=tc.eval_batch_size)
+    param_report = E.parameter_report(*model_specs)
+    gc = cfg.model.genetic
+    rules = f" x {gc.rules} rules" if gc.rules > 1 else ""
+    _log(f"{cfg.name}: {cfg.model.arch} {gc.encoding}"
+         f"{'' if gc.encoding == 'direct' else f' g={gc.genes}{rules}'}, "
+         f"params {param_report.genetic_params:,} (direct {param_report.direct_params:,}, "
+         f"compression {param_report.compression:.1%}), {n_train} train images, "
+         f"{steps_per_epoch} steps/epoch", progress)
+
+    resume_hint = resume_hint or f"gsnn train --resume {workdir}"
+    with GracefulInterrupt() as stop, workdir_writer(workdir, resume_at=len(history)) as writer:
+        return _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_train, steps_per_epoch,
+                             param_report, model_specs, progress, stop_after_epochs, stop, resume_hint, writer)
+
+
+def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_train, steps_per_epoch,
+                  param_report, model_specs, progress, stop_after_epochs, stop, resume_hint, writer):
+    """The epoch loop of :func:`train_and_evaluate` (its arguments, resolved); every
+    epoch's record also goes to ``writer`` (TensorBoard scalars, step = epoch)."""
+    tc = cfg.train
+    start_epoch = len(history)
+    epochs_run = 0
+    # with a validation split every epoch is evaluated on it and the test split is read
+    # once, at the end (DESIGN 1.6); without one, every epoch on the test split
+    split = "val" if getattr(ds, "num_val", 0) else "test"
+    eval_batches = ds.val_batches if split == "val" else ds.test_batches
+    ev = None  # the newest evaluation of the current state on `split`, if any
+    for epoch in range(start_epoch, tc.epochs):
+        if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+            break
+        t0 = time.perf_counter()
+        sums = dict(loss=0.0, accuracy=0.0, grad_norm=0.0)
+        count = 0
+        skipped = 0
+        rates = None
+        first_step, elapsed_before = 0, 0.0
+        if partial is not None and partial["epoch"] == epoch:
+            sums, count, skipped, rates = partial["sums"], partial["count"], partial["skipped"], partial["rates"]
+            first_step, elapsed_before = partial["step"], partial["seconds"]
+        partial = None
+        for i, (xb, yb) in enumerate(ds.train_batches(tc.batch_size, cfg.seed, epoch)):
+            if i < first_step:
+                continue
+            step_key = jax.random.fold_in(k_train, int(epoch * steps_per_epoch + i))
+            state, m = steps.train_step(state, jnp.asarray(xb), jnp.asarray(yb), step_key)
+            m = jax.device_get(m)
+            if not m["finite"]:
+                if tc.nan_policy == "stop":
+                    raise NonFiniteError(
+                        f"non-finite loss ({m['loss']}) or gradient at epoch {epoch + 1}, step {i + 1} "
+                        f"(global step {int(state.step)}); lower train.learning_rate, enable train.grad_clip, "
+                        f"or set train.nan_policy=skip")
+                skipped += 1
+            else:
+                for k in sums:
+                    sums[k] += float(m[k])
+                count += 1
+                rates = jax.tree_util.tree_map(float, m["firing_rates"])
+            if stop.requested:
+                where = f"at epoch {epoch + 1}, step {i + 1}/{steps_per_epoch}"
+                if ckpt is None:
+                    raise stop.interrupted(where + " (no workdir: nothing saved)", "a new run")
+                part = dict(epoch=epoch, step=i + 1, sums=sums, count=count, skipped=skipped, rates=rates,
+                            seconds=elapsed_before + time.perf_counter() - t0)
+                ckpt.save(epoch * steps_per_epoch + i + 1, state,
+                          {"history": history, "config": cfg.to_dict(), "partial": part})
+                ckpt.close()
+                raise stop.interrupted(where, resume_hint)
+            if not m["finite"]:
+                continue
+            if progress and tc.log_every and (i + 1) % tc.log_every == 0:
+                rate = (i + 1 - first_step) * tc.batch_size / (time.perf_counter() - t0)
+                print(f"  epoch {epoch + 1} step {i + 1}/{steps_per_epoch} loss {sums['loss'] / count:.4f} "
+                      f"acc {sums['accuracy'] / count:.3f} ({rate:.0f} img/s)", flush=True)
+        train_time = elapsed_before + time.perf_counter() - t0
+        ev = evaluate_batches(steps, state.params, state.batch_stats, eval_batches(tc.eval_batch_size))
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": sums["loss"] / max(count, 1),
+            "train_accuracy": sums["accuracy"] / max(count, 1),
+            "grad_norm": sums["grad_norm"] / max(count, 1),
+            f"{split}_loss": ev["loss"],
+            f"{split}_accuracy": ev["accuracy"],
+            f"{split}_top5": ev["top5"],
+        }
+        record.update(
+            firing_rates=E.firing_rates(ev["stats"]),
+            train_firing_rates=E.firing_rates(rates or {}),
+            skipped_steps=skipped,
+            epoch_seconds=train_time,
+            train_images_per_s=steps_per_epoch * tc.batch_size / train_time,
+        )
+        history.append(record)
+        writer.write_scalars(epoch + 1, record_scalars(record, group="train", skip=("epoch",),
+                                                       tags={"firing_rates": f"{split}/firing_rates"}))
+        writer.flush()
+        epochs_run += 1
+        _log(f"epoch {epoch + 1}/{tc.epochs}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.3f} | "
+             f"{split} loss {record[split + '_loss']:.4f} acc {record[split + '_accuracy']:.4f} | "
+             f"rate {np.mean(list(record['firing_rates'].values()) or [0]):.3f} | "
+             f"{train_time:.1f}s ({record['train_images_per_s']:.0f} img/s)", progress)
+        if ckpt is not None:
+            ckpt.save((epoch + 1) * steps_per_epoch, state, {"history": history, "config": cfg.to_dict()})
+        if stop.requested:
+            if ckpt is None:
+                raise stop.interrupted(f"after epoch {epoch + 1} (no workdir: nothing saved)", "a new run")
+            ckpt.close()
+            raise stop.interrupted(f"after epoch {epoch + 1}", resume_hint)
+
+    final = ev if (ev is not None and split == "test") else evaluate_batches(
+        steps, state.params, state.batch_stats, ds.test_batches(tc.eval_batch_size))
+    energy = E.energy_report(param_report, model_specs[0], final["stats"], cfg.model.T, batch=1)
+    result = dict(
+        name=cfg.name,
+        config=cfg.to_dict(),
+        history=history,
+        epochs_completed=len(history),
+        test_accuracy=final["accuracy"],
+        test_top5=final["top5"],
+        test_loss=final["loss"],
+        val_accuracy=history[-1]["val_accuracy"] if split == "val" and history else None,
+        val_loss=history[-1]["val_loss"] if split == "val" and history else None,
+        params=param_report.as_dict(),
+        energy=energy,
+    )
+    if ckpt is not None:
+        ckpt.close()
+        write_json(pathlib.Path(workdir) / "metrics.json", result)
+    result["state"] = state
+    return result
+
+
+def load_trained(workdir: str | os.PathLike, dataset: D.ArrayDataset | None = None):
+    """The config (from ``workdir/config.json``), the newest trained state and the data
+    of a finished or interrupted :func:`train_and_evaluate` run.
+
+    Returns:
+      ``(cfg, state, dataset)``.
+    Raises:
+      FileNotFoundError: ``workdir`` is not a training workdir or holds no checkpoint.
+    """
+    wd = pathlib.Path(workdir)
+    cfg_file = wd / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{wd}: no config.json; pass the workdir of a gsnn train run")
+    cfg = from_dict(json.loads(cfg_file.read_text())).validate()
+    ds = dataset if dataset is not None else load_data(cfg)
+    mean, std = D.stats_for(ds.name)
+    steps = make_steps(cfg, 1, mean, std, ds.image_shape)
+    abstract = jax.eval_shape(steps.init, jax.random.key(0))
+    ckpt = Checkpointer(wd)
+    restored = ckpt.restore_latest(abstract)
+    ckpt.close()
+    if restored is None:
+        raise FileNotFoundError(f"{wd}: no readable checkpoint under {wd / 'checkpoints'}; train first")
+    return cfg, restored[0], ds
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -1,0 +1,191 @@
+"""The pure, jitted training and evaluation steps, the loss, and the train state.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gsnn import configs as C
+from gsnn import data as D
+from gsnn.nn import networks as M
+from gsnn.training.optim import make_optimizer
+
+
+class NonFiniteError(FloatingPointError):
+    """The training loss became NaN or Inf."""
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training (a pytree; checkpointed whole).
+
+    Attributes:
+      step: ``int32 []`` optimiser steps taken.
+      params: trainable parameters.
+      batch_stats: BN running statistics.
+      opt_state: optax state.
+      lr_factor: ``float32 []`` multiplier of the schedule (lowered by ``nan_policy=skip``).
+    """
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    lr_factor: jax.Array
+
+
+def weight_penalty(weight_sq, weight_decay: float) -> jax.Array:
+    """``lambda/2 * sum ||W||_F^2`` over the generated weights sown in ``weight_sq``
+    (``train.weight_decay_on=weights``)."""
+    return 0.5 * weight_decay * sum(jax.tree_util.tree_leaves(weight_sq), jnp.zeros(()))
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+    """Mean softmax cross-entropy of ``[B, K]`` logits against int labels ``[B]``."""
+    k = logits.shape[-1]
+    onehot = jax.nn.one_hot(labels, k)
+    if smoothing:
+        onehot = onehot * (1 - smoothing) + smoothing / k
+    return optax.softmax_cross_entropy(logits, onehot).mean()
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The jitted step functions of one experiment (closures over static settings)."""
+
+    init: Callable  # key -> TrainState
+    train_step: Callable  # (state, images_u8, labels, key) -> (state, metrics)
+    eval_step: Callable  # (params, batch_stats, images_u8, labels) -> metrics (sums)
+    model: M.SpikingNetwork
+    tx: optax.GradientTransformation
+    pure_train_step: Callable  # the same, not jitted (to vmap/scan inside other functions)
+    pure_eval_step: Callable
+    state_from_variables: Callable  # {'params', 'batch_stats'} -> fresh TrainState
+
+
+def default_init_fn(model: M.SpikingNetwork, input_shape) -> Callable:
+    """``key -> {'params', 'batch_stats'}``: the model's ordinary random initialisation."""
+    return lambda key: M.init_variables(model, key, input_shape)
+
+
+def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
+               init_fn: Callable | None = None) -> Steps:
+    """Builds the model, optimiser and the pure train/eval steps for ``cfg``.
+
+    Args:
+      cfg: experiment config.
+      steps_per_epoch: for the learning-rate schedule.
+      mean, std: per-channel normalisation of uint8 images.
+      input_shape: ``(H, W, C)``.
+      init_fn: ``key -> {'params', 'batch_stats'}``; default: the model's random init
+        (evolution passes a network built from a genome).
+    """
+    model = M.build_model(cfg.model)
+    tc, dc = cfg.train, cfg.data
+    mean = jnp.asarray(mean, jnp.float32)
+    std = jnp.asarray(std, jnp.float32)
+    init_fn = init_fn or default_init_fn(model, input_shape)
+    abstract_params = jax.eval_shape(default_init_fn(model, input_shape), jax.random.key(0))["params"]
+    tx = make_optimizer(tc, steps_per_epoch, abstract_params)
+
+    def state_from_variables(variables):
+        params = variables["params"]
+        return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
+                          tx.init(params), jnp.ones((), jnp.float32))
+
+    def init(key):
+        return state_from_variables(init_fn(key))
+
+    decay_weights = tc.weight_decay_on == "weights" and tc.weight_decay > 0
+    mutable = ["batch_stats", "stats"] + (["weight_sq"] if decay_weights else [])
+
+    def forward(params, batch_stats, images, k_coding):
+        return model.apply({"params": params, "batch_stats": batch_stats}, images, train=True,
+                           mutable=mutable, rngs={"coding": k_coding})
+
+    def loss_fn(params, batch_stats, images, labels, key):
+        """The objective; its aux reports the cross-entropy alone."""
+        k_coding, _ = jax.random.split(key)
+        logits, updates = forward(params, batch_stats, images, k_coding)
+        loss = cross_entropy(logits, labels, tc.label_smoothing)
+        objective = loss + weight_penalty(updates["weight_sq"], tc.weight_decay) if decay_weights else loss
+        return objective, (loss, logits, updates)
+
+    def train_step(state: TrainState, images_u8, labels, key):
+        k_aug, k_model = jax.random.split(key)
+        images = D.normalize(images_u8, mean, std)
+        if dc.augment:
+            images = D.random_crop_flip(k_aug, images, dc.crop_padding)
+        (_, (loss, logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.batch_stats, images, labels, k_model
+        )
+        upd, opt_state = tx.update(grads, state.opt_state, state.params)
+        upd = jax.tree_util.tree_map(lambda u: u * state.lr_factor, upd)
+        params = optax.apply_updates(state.params, upd)
+        finite = jnp.isfinite(loss) & jnp.all(
+            jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+        )
+        new = TrainState(state.step + 1, params, updates["batch_stats"], opt_state, state.lr_factor)
+        if tc.nan_policy == "skip":
+            # drop the update and halve the learning rate; the step still counts
+            keep = lambda a, b: jnp.where(finite, a, b)
+            new = TrainState(state.step + 1, jax.tree_util.tree_map(keep, params, state.params),
+                             jax.tree_util.tree_map(keep, updates["batch_stats"], state.batch_stats),
+                             jax.tree_util.tree_map(keep, opt_state, state.opt_state),
+                             jnp.where(finite, state.lr_factor, state.lr_factor * 0.5))
+        metrics = dict(
+            loss=loss,
+            accuracy=jnp.mean(jnp.argmax(logits, -1) == labels),
+            finite=finite,
+            grad_norm=optax.tree.norm(grads),
+            param_norm=optax.tree.norm(state.params),
+            firing_rates=updates["stats"],
+        )
+        return new, metrics
+
+    def eval_step(params, batch_stats, images_u8, labels):
+        images = D.normalize(images_u8, mean, std)
+        logits, updates = model.apply(
+            {"params": params, "batch_stats": batch_stats}, images, train=False,
+            mutable=["stats"], rngs={"coding": jax.random.key(0)},
+        )
+        n = labels.shape[0]
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        return dict(
+            loss_sum=jnp.sum(losses),
+            correct=jnp.sum(jnp.argmax(logits, -1) == labels),
+            correct_top5=jnp.sum(jnp.any(jax.lax.top_k(logits, min(5, logits.shape[-1]))[1] == labels[:, None], -1)),
+            count=n,
+            stats=jax.tree_util.tree_map(lambda x: x * n, updates["stats"]),
+        )
+
+    return Steps(init=jax.jit(init), train_step=jax.jit(train_step, donate_argnums=0),
+                 eval_step=jax.jit(eval_step), model=model, tx=tx, pure_train_step=train_step,
+                 pure_eval_step=eval_step, state_from_variables=state_from_variables)
+
+
+def evaluate(steps: Steps, params, batch_stats, images: np.ndarray, labels: np.ndarray,
+             batch_size: int) -> dict:
+    """Accuracy, top-5, loss and mean ``stats`` over a whole split (no example dropped)."""
+    return evaluate_batches(steps, params, batch_stats,
+                            D.batches(images, labels, batch_size, seed=0, epoch=0, shuffle=False, drop_remainder=False))
+
+
+def evaluate_batches(steps: Steps, params, batch_stats, batches) -> dict:
+    """:func:`evaluate` over an iterator of ``(uint8 images, labels)`` batches."""
+    totals = None
+    for xb, yb in batches:
+        m = steps.eval_step(params, batch_stats, jnp.asarray(xb), jnp.asarray(yb))
+        totals = m if totals is None else jax.tree_util.tree_map(jnp.add, totals, m)
+    totals = jax.device_get(totals)
+    n = float(totals["count"])
+    return dict(
+        accuracy=float(totals["correct"]) / n,
+        top5=float(totals["correct_top5"]) / n,
+        loss=float(totals["loss_sum"]) / n,
+        stats=jax.tree_util.tree_map(lambda x: float(x) / n, totals["stats"]),
+    )
