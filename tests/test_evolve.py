@@ -16,6 +16,7 @@ import pytest
 from gsnn import config as C
 from gsnn import data as D
 from gsnn import evolve as EV
+from gsnn.evolution import genome as evolution_genome
 from gsnn.evolution import loop as evolution_loop
 from gsnn import fitness as F
 from gsnn import genome as GN
@@ -102,7 +103,7 @@ def test_preserve_scale_keeps_every_factor_at_its_random_scale(encoding):
     assert float(jnp.linalg.norm(built["G"])) == pytest.approx(float(jnp.linalg.norm(base["G"])), rel=1e-5)
     assert not np.allclose(built["G"], base["G"], atol=1e-3)
     for mat in spec.matrices:
-        new, old = GN._get(built, mat.path), GN._get(base, mat.path)
+        new, old = evolution_genome._get(built, mat.path), evolution_genome._get(base, mat.path)
         assert rms(new) == pytest.approx(rms(old), rel=1e-5)
         assert not np.allclose(new, old, atol=1e-3)
 
