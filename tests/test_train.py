@@ -11,6 +11,7 @@ from gsnn import data as D
 from gsnn import configs
 from gsnn import models as M
 from gsnn import train as T
+from gsnn import training
 
 
 def mlp_config(encoding="direct", genes=0, **train):
@@ -60,6 +61,24 @@ def test_lr_scale_multiplies_a_groups_update():
     upd, _ = tx.update(grads, tx.init(params), params)
     np.testing.assert_allclose(upd["G"], -0.05)
     np.testing.assert_allclose(upd["l"]["x_pre"], -0.1)
+
+
+def test_make_tx_takes_values_and_matches_a_hand_computed_sgd_step():
+    """Clip, L2 decay on the decayed groups only, momentum, per-group scale, lr: one step
+    of make_tx against the update written out in numpy."""
+    params = {"G": jnp.full((2, 2), 2.0), "l": {"kernel": jnp.full((3,), 1.0), "bias": jnp.full((3,), 1.0)}}
+    grads = {"G": jnp.full((2, 2), 3.0), "l": {"kernel": jnp.full((3,), 4.0), "bias": jnp.full((3,), 4.0)}}
+    tx = training.make_tx(params, optimizer="sgd", schedule=lambda step: 0.1, momentum=0.9, weight_decay=0.5,
+                   decay_groups=("weight",), lr_scale={"interaction": 0.25}, grad_clip=1.0)
+    upd, _ = tx.update(grads, tx.init(params), params)
+    norm = np.sqrt(4 * 9.0 + 6 * 16.0)
+    clip = lambda g: g / norm  # global norm above 1: every gradient scaled by 1/norm
+    np.testing.assert_allclose(upd["G"], -0.1 * 0.25 * clip(3.0), rtol=1e-6)  # interaction: not decayed
+    np.testing.assert_allclose(upd["l"]["kernel"], -0.1 * (clip(4.0) + 0.5 * 1.0), rtol=1e-6)  # weight: decayed
+    np.testing.assert_allclose(upd["l"]["bias"], -0.1 * clip(4.0), rtol=1e-6)
+    assert training.decay_groups("weights") == ("weight",)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        training.make_tx(params, optimizer="sgdd", schedule=lambda s: 0.1)
 
 
 def test_warmup_cosine_schedule():

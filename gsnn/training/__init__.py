@@ -18,12 +18,12 @@ kernels), ``encoding`` (``x_pre``, ``x_post``, ``pop_*``), ``interaction`` (``G`
 """
 from gsnn.nn.groups import group_labels, param_group
 from gsnn.training.loop import load_data, load_trained, run_keys, train_and_evaluate
-from gsnn.training.optim import learning_rate_schedule, make_optimizer
+from gsnn.training.optim import decay_groups, learning_rate_schedule, make_optimizer, make_tx, warmup_cosine
 from gsnn.training.records import HISTORY_KEYS, result_record
 from gsnn.training.steps import (NonFiniteError, Steps, TrainState, cross_entropy, default_init_fn, evaluate,
                                  evaluate_batches, make_steps, weight_penalty)
 
 __all__ = ["group_labels", "param_group", "load_data", "load_trained", "run_keys", "train_and_evaluate",
-           "learning_rate_schedule", "make_optimizer", "HISTORY_KEYS", "result_record", "NonFiniteError", "Steps",
+           "learning_rate_schedule", "make_optimizer", "make_tx", "warmup_cosine", "decay_groups", "HISTORY_KEYS", "result_record", "NonFiniteError", "Steps",
            "TrainState", "cross_entropy", "default_init_fn", "evaluate", "evaluate_batches", "make_steps",
            "weight_penalty"]
