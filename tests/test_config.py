@@ -278,7 +278,7 @@ def test_schema_names_equal_the_registries():
         "FANS": encodings.FANS,
         "ARCHITECTURE_NAMES": tuple(M.ARCHITECTURES),
         "CONV_IMPLS": conv.CONV_IMPLS,
-        "STRATEGY_NAMES": tuple(strategies._strategies()),
+        "STRATEGY_NAMES": tuple(strategies.STRATEGIES),
         "SPATIAL_OPERATOR_NAMES": tuple(fitness.SPATIAL_OPERATORS),
         "TEMPORAL_OPERATOR_NAMES": tuple(fitness.TEMPORAL_OPERATORS),
         "LAMBDA_SCHEDULES": fitness.SCHEDULES,

@@ -423,3 +423,95 @@ def test_evolution_runs_with_interaction_rules(tiny_data, encoding, interaction)
     r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
     assert r["problem"].reference_G.shape == (2, 4, 4)
     assert all(np.isfinite(g["best_fitness"]) and 0 < g["spatial"] <= 1 + 1e-5 for g in r["generations"])
+
+
+# --------------------------------------------------------------------------------------
+# Strategies and the pure generation step
+# --------------------------------------------------------------------------------------
+
+
+def test_strategy_table_factories_set_the_documented_values():
+    from gsnn.evolution import strategies as S
+
+    template = {"a": jnp.zeros((3,)), "b": jnp.zeros((2, 2))}
+    made = {name: S.make_strategy(name, 6, template, std_init=0.07, elite_ratio=0.25) for name in S.STRATEGIES}
+    for name in ("cma_es", "sep_cma_es", "snes"):
+        assert float(made[name].params.std_init) == pytest.approx(0.07), name
+    for name in ("open_es", "simple_ga"):
+        assert float(made[name].es.std_schedule(0)) == pytest.approx(0.07), name
+    for name in ("cma_es", "sep_cma_es", "simple_ga"):
+        assert made[name].es.num_elites == 1, name  # int(0.25 * 6)
+    with pytest.raises(ValueError, match="valid.*cma_es.*simple_ga"):
+        S.make_strategy("nope", 6, template, std_init=0.1, elite_ratio=0.5)
+
+
+def _step_runs(evaluate, mean, name, data):
+    """The same generations of ``name`` (one per element of ``data``) three ways: the
+    jit_parts Python loop (what ``evolve`` runs), the whole step under ``jax.jit``, and
+    ``lax.scan`` over the stacked data. Returns ``{way: (final state, stacked metrics)}``."""
+    from gsnn.evolution import step as ST
+    from gsnn.evolution import strategies as S
+
+    strategy = S.make_strategy(name, 4, mean, std_init=0.3, elite_ratio=0.5)
+    k_init, key = jax.random.split(jax.random.key(3))
+    start = ST.initial_state(S.strategy_init(strategy, k_init, mean), key)
+    out = {}
+    for way, jit_parts in (("parts", True), ("jit", False)):
+        step = ST.make_evolution_step(strategy, evaluate, inject_nan=(1,), jit_parts=jit_parts)
+        step = step if jit_parts else jax.jit(step)
+        state, ms = start, []
+        for d in data:
+            state, m = step(state, d)
+            ms.append(m)
+        out[way] = (state, jax.tree_util.tree_map(lambda *a: jnp.stack(a), *ms))
+    step = ST.make_evolution_step(strategy, evaluate, inject_nan=(1,))
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *data)
+    out["scan"] = jax.jit(lambda s, d: jax.lax.scan(step, s, d))(start, stacked)
+    return out
+
+
+def _check_step_runs(out, generations, rtol, atol):
+    ref_state, ref_m = out["parts"]
+    assert int(ref_state.generation) == generations
+    assert np.all(np.asarray(ref_m["told_fitness"])[:, 1] == EV.WORST_FITNESS)  # the NaN member
+    assert np.all(np.isfinite(np.asarray(ref_m["told_fitness"])))
+    first, last = (jax.tree_util.tree_map(lambda a: a[i], ref_m["population"]) for i in (0, generations - 1))
+    assert _distance(first, last) > 0  # the strategy moved
+    for way in ("jit", "scan"):
+        state, m = out[way]
+        np.testing.assert_array_equal(jax.random.key_data(state.key), jax.random.key_data(ref_state.key))
+        assert int(state.generation) == generations
+        for name in ("fitness", "told_fitness", "val_accuracy", "spatial", "temporal"):
+            np.testing.assert_allclose(m[name], ref_m[name], rtol=rtol, atol=atol, err_msg=f"{way} {name}")
+        for a, b in zip(jax.tree_util.tree_leaves(m["population"]), jax.tree_util.tree_leaves(ref_m["population"])):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"{way} population")
+        for a, b in zip(jax.tree_util.tree_leaves(state.es_state), jax.tree_util.tree_leaves(ref_state.es_state)):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"{way} es_state")
+
+
+def _quadratic_evaluate(target):
+    """A cheap stand-in for the population evaluation that still reads every argument:
+    ``-||genome - target||^2`` plus small terms of the key, the images and the generation."""
+
+    def evaluate(pop, key, images, labels, generation):
+        sq = sum(jnp.sum((a - t[None]) ** 2, axis=tuple(range(1, a.ndim)))
+                 for a, t in zip(jax.tree_util.tree_leaves(pop), jax.tree_util.tree_leaves(target)))
+        extra = 1e-3 * (jax.random.uniform(key) + jnp.mean(images / 255.0) + jnp.mean(labels) + generation)
+        f = -sq + extra
+        return dict(fitness=f, val_accuracy=f, spatial=jnp.zeros_like(f), temporal=jnp.ones_like(f))
+
+    return evaluate
+
+
+@pytest.mark.parametrize("strategy", list(EV.STRATEGIES))
+def test_the_generation_step_under_jit_and_scan_equals_the_host_loop(tiny_problem, strategy):
+    mean = GN.default_genome(tiny_problem.spec, tiny_problem.reference_params)
+    target = jax.tree_util.tree_map(lambda a: a + 0.5, mean)
+    data = [EV.GenerationData(*EV.generation_batches(tiny_problem, g)) for g in range(3)]
+    _check_step_runs(_step_runs(_quadratic_evaluate(target), mean, strategy, data), 3, rtol=1e-5, atol=1e-6)
+
+
+def test_the_generation_step_with_the_real_evaluation_under_jit_and_scan(tiny_problem):
+    mean = GN.default_genome(tiny_problem.spec, tiny_problem.reference_params)
+    data = [EV.GenerationData(*EV.generation_batches(tiny_problem, g)) for g in range(3)]
+    _check_step_runs(_step_runs(tiny_problem.evaluate_population, mean, "cma_es", data), 3, rtol=1e-4, atol=1e-5)

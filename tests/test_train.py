@@ -185,3 +185,18 @@ def test_weight_decay_on_weights_shrinks_the_generated_weights():
             state, _ = steps.train_step(state, images, labels, jax.random.key(i))
         norms[on] = sq(state) / start
     assert norms["weights"] < 0.5 * norms["factors"], norms
+
+
+def test_an_epoch_whose_steps_were_all_skipped_reports_nan_not_zero(demo_subset):
+    cfg = mlp_config(epochs=1, batch_size=100, nan_policy="skip")
+    model = M.build_model(cfg.model)
+
+    def nan_init(key):  # every step's loss is NaN, so every step is skipped
+        v = M.init_variables(model, key, demo_subset.image_shape)
+        return {"params": jax.tree_util.tree_map(lambda a: jnp.full_like(a, jnp.nan), v["params"]),
+                "batch_stats": v["batch_stats"]}
+
+    r = T.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False, init_fn=nan_init)
+    rec = r["history"][0]
+    assert rec["skipped_steps"] == len(demo_subset.train_labels) // 100
+    assert np.isnan(rec["train_loss"]) and np.isnan(rec["train_accuracy"]) and np.isnan(rec["grad_norm"])

@@ -1,8 +1,9 @@
 """Spatio-temporal evolution (STE) of the initial wiring rules on evosax (DESIGN 1.3).
 
 Modules: :mod:`~gsnn.evolution.genome`, :mod:`~gsnn.evolution.fitness`,
-:mod:`~gsnn.evolution.strategies`, :mod:`~gsnn.evolution.problem` (evaluating a
-population), :mod:`~gsnn.evolution.loop` (the generation loop),
+:mod:`~gsnn.evolution.strategies` (one table of strategy factories),
+:mod:`~gsnn.evolution.problem` (evaluating a population), :mod:`~gsnn.evolution.step`
+(one generation, pure: jit/scan), :mod:`~gsnn.evolution.loop` (the host generation loop),
 :mod:`~gsnn.evolution.pipeline` (evolution, then the final trainings).
 
 One generation is ``ask -> vmap(evaluate) -> tell`` with keys split explicitly:
@@ -26,9 +27,10 @@ Multi-host: call ``jax.distributed.initialize()`` on every host before ``evolve`
 population axis is then sharded over all hosts' devices (``jax.devices()`` is global)
 and every host runs the same program on the same seed (see the README).
 """
-from gsnn.evolution.loop import EvolutionCheckpointer, evolve, genome_init_fn
+from gsnn.evolution.loop import evolve, genome_init_fn
 from gsnn.evolution.pipeline import FINAL_VARIANTS, run_evolution, variant_config
 from gsnn.evolution.problem import Problem, generation_batches, make_problem, resolve_chunk_size
-from gsnn.evolution.strategies import WORST_FITNESS, make_strategy, strategy_init
+from gsnn.evolution.step import WORST_FITNESS, EvolutionState, GenerationData, make_evolution_step
+from gsnn.evolution.strategies import STRATEGIES, Strategy, make_strategy, strategy_init
 
-__all__ = ["EvolutionCheckpointer", "evolve", "genome_init_fn", "FINAL_VARIANTS", "run_evolution", "variant_config", "Problem", "generation_batches", "make_problem", "resolve_chunk_size", "WORST_FITNESS", "make_strategy", "strategy_init"]
+__all__ = ["evolve", "genome_init_fn", "FINAL_VARIANTS", "run_evolution", "variant_config", "Problem", "generation_batches", "make_problem", "resolve_chunk_size", "STRATEGIES", "Strategy", "make_strategy", "strategy_init", "WORST_FITNESS", "EvolutionState", "GenerationData", "make_evolution_step"]

@@ -121,6 +121,14 @@ def get_operator(registry: dict, name: str, what: str):
     return registry[name]
 
 
+def combine(accuracy, spatial, temporal, lambda_s, lambda_t):
+    """``F = accuracy + lambda_s * spatial + lambda_t * temporal``: the one place of the
+    formula. Only ``+`` and ``*``, in this order, so it takes NumPy or JAX arrays alike:
+    the traced :func:`fitness` calls it with float32 per generation, the loop's
+    comparable score with float64 and the final generation's lambdas."""
+    return accuracy + lambda_s * spatial + lambda_t * temporal
+
+
 def fitness(
     trace: InnerLoopTrace,
     generation: jax.Array,
@@ -138,7 +146,7 @@ def fitness(
     h_s = get_operator(SPATIAL_OPERATORS, spatial, "spatial")(trace)
     d_t = get_operator(TEMPORAL_OPERATORS, temporal, "temporal")(trace)
     ls, lt = lambda_s(generation), lambda_t(generation)
-    f = trace.val_accuracy + ls * h_s + lt * d_t
+    f = combine(trace.val_accuracy, h_s, d_t, ls, lt)
     diverged = ~(jnp.all(jnp.isfinite(trace.losses)) & jnp.isfinite(f))
     start, end = loss_start_end(trace.losses)
     return dict(

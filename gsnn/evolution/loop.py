@@ -1,12 +1,15 @@
-"""The resumable generation loop: ``evolve(cfg, workdir)`` runs ask, evaluate, tell per
-generation, checkpoints after every generation and resumes from the newest checkpoint.
+"""The resumable generation loop: ``evolve(cfg, workdir)`` runs the pure generation step
+(:mod:`gsnn.evolution.step`: ask, evaluate, tell) per generation on the resumable runtime
+(:mod:`gsnn.runtime.loop`), checkpoints after every generation and resumes from the
+newest checkpoint.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import time
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,11 +21,11 @@ from gsnn import training as TR
 from gsnn.evolution import fitness as F
 from gsnn.evolution import genome as GN
 from gsnn.nn import networks as M
-from gsnn.runtime.checkpoint import Checkpointer
-from gsnn.runtime.interrupt import GracefulInterrupt
-from gsnn.runtime.writers import record_scalars, workdir_writer
 from gsnn.evolution.problem import Problem, generation_batches, make_problem
-from gsnn.evolution.strategies import WORST_FITNESS, make_strategy, strategy_init
+from gsnn.evolution.step import EvolutionState, GenerationData, initial_state, make_evolution_step
+from gsnn.evolution.strategies import make_strategy, strategy_init
+from gsnn.runtime.loop import ResumableLoop
+from gsnn.runtime.writers import record_scalars, workdir_writer
 
 
 def _summarise(gen: int, metrics: dict, seconds: float, n_inner: int) -> dict:
@@ -48,13 +51,6 @@ def _summarise(gen: int, metrics: dict, seconds: float, n_inner: int) -> dict:
         seconds=seconds,
         individual_steps_per_s=len(fit) * n_inner / seconds,
     )
-
-
-class EvolutionCheckpointer(Checkpointer):
-    """Strategy state, keys, best genome and history after every generation."""
-
-    def __init__(self, workdir):
-        super().__init__(pathlib.Path(workdir) / "evolution", max_to_keep=2)
 
 
 def evolve(
@@ -88,11 +84,11 @@ def evolve(
         ds = ds.materialise(e.val_size + 4 * e.inner_steps * e.inner_batch, 0, seed=cfg.seed)
     problem = make_problem(cfg, ds)
     mean_genome = GN.default_genome(problem.spec, problem.reference_params)
-    es, es_params = make_strategy(e, mean_genome)
-    ask, tell = jax.jit(es.ask), jax.jit(es.tell)
+    strategy = make_strategy(e.strategy, e.population, mean_genome, std_init=e.std_init, elite_ratio=e.elite_ratio)
+    step = make_evolution_step(strategy, problem.evaluate_population, inject_nan=e.inject_nan, jit_parts=True)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 23)
     key, k_init = jax.random.split(key)
-    es_state = strategy_init(es, e, k_init, mean_genome, es_params)
+    es_state = strategy_init(strategy, k_init, mean_genome)
     best = dict(fitness=-np.inf, genome=mean_genome, generation=0)
     final_ls = float(F.lambda_schedule(e.lambda_schedule, e.lambda_s, e.generations)(e.generations - 1))
     final_lt = float(F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations)(e.generations - 1))
@@ -102,24 +98,25 @@ def evolve(
          f"K={e.inner_steps} inner steps of batch {e.inner_batch}, val {len(problem.val_labels)} images; "
          f"{GN.genome_summary(problem.spec, mean_genome)}; devices {len(jax.devices())}", flush=True)
 
-    ckpt = EvolutionCheckpointer(workdir) if workdir is not None else None
-    if ckpt is not None:
+    loop = ResumableLoop(pathlib.Path(workdir) / "evolution" if workdir is not None else None,
+                         config=cfg.to_dict(), resume_hint=f"gsnn evolve --resume {workdir}",
+                         what="an evolution")
+    if workdir is not None:
         pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
-        abstract = jax.eval_shape(lambda: dict(es_state=es_state, key=jax.random.key_data(key),
-                                               best_genome=mean_genome))
-        restored = ckpt.restore_latest(abstract)
-        if restored is not None:
-            tree, meta = restored
-            if meta.get("config") != json.loads(cfg.to_json()):
-                raise ValueError(f"{ckpt.dir} holds an evolution of a different config; use a new workdir")
-            es_state, key = tree["es_state"], jax.random.wrap_key_data(tree["key"])
-            history = meta["history"]
-            best = dict(fitness=meta["best_fitness"], genome=tree["best_genome"], generation=meta["best_generation"])
-            _say(f"resumed evolution at generation {len(history)} from {ckpt.dir}", flush=True)
+    restored = loop.restore(jax.eval_shape(lambda: dict(es_state=es_state, key=jax.random.key_data(key),
+                                                        best_genome=mean_genome)))
+    if restored is not None:
+        tree, meta = restored
+        loop.check_same_config(meta.get("config") or {}, json.loads(cfg.to_json()))
+        es_state, key = tree["es_state"], jax.random.wrap_key_data(tree["key"])
+        history = meta["history"]
+        best = dict(fitness=meta["best_fitness"], genome=tree["best_genome"], generation=meta["best_generation"])
+        _say(f"resumed evolution at generation {len(history)} from {loop.dir}", flush=True)
 
-    with GracefulInterrupt() as stop, workdir_writer(workdir, resume_at=len(history)) as writer:
-        best = _generations(cfg, problem, ask, tell, es_state, es_params, key, history, best, ckpt,
-                            stop_after_generations, stop, workdir, _say, final_ls, final_lt, writer)
+    state = GenerationLoopState(initial_state(es_state, key, len(history)), history, best)
+    with loop, workdir_writer(workdir, resume_at=len(history)) as writer:
+        run = GenerationRun(cfg, problem, step, final_ls, final_lt, stop_after_generations, _say, writer)
+        best = _generations(loop, state, run)
     target = e.target_val_accuracy
     reached = next((r["generation"] for r in history if target and r["best_val_accuracy"] >= target), None)
     return dict(generations=history, best_genome=best["genome"], best_fitness=best["fitness"],
@@ -127,66 +124,73 @@ def evolve(
                 genome_size=GN.genome_size(mean_genome), problem=problem, mean_genome=mean_genome)
 
 
-def _generations(cfg, problem, ask, tell, es_state, es_params, key, history, best, ckpt,
-                 stop_after_generations, stop, workdir, _say, final_ls, final_lt, writer) -> dict:
-    """The generation loop of :func:`evolve`; appends to ``history`` (and each record to
-    ``writer``, step = generation), returns the best.
-    SIGINT/SIGTERM finish the running generation, checkpoint and raise."""
-    e = cfg.evolve
+class GenerationLoopState(NamedTuple):
+    """Where the generation loop stands: the step's carry, the finished generations'
+    records and the best individual so far (``fitness``, ``genome``, ``generation``)."""
+
+    evolution: EvolutionState
+    history: list
+    best: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationRun:
+    """The values :func:`evolve` built for its generation loop."""
+
+    cfg: C.Config
+    problem: Problem
+    step: Callable  # make_evolution_step(..., jit_parts=True)
+    final_lambda_s: float  # the last generation's lambdas: the comparable score of the best
+    final_lambda_t: float
+    stop_after_generations: int | None
+    say: Callable
+    writer: Any
+
+
+def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRun) -> dict:
+    """The generation loop of :func:`evolve`: batches, the step, the best, records,
+    checkpoints. Appends to ``ls.history`` (and each record to ``run.writer``, step =
+    generation), returns the best. SIGINT/SIGTERM finish the running generation,
+    checkpoint and raise."""
+    e = run.cfg.evolve
+    state, history, best = ls
     ran = 0
     for gen in range(len(history), e.generations):
-        if stop_after_generations is not None and ran >= stop_after_generations:
+        if run.stop_after_generations is not None and ran >= run.stop_after_generations:
             break
         t0 = time.perf_counter()
-        key, k_ask, k_eval, k_tell = jax.random.split(key, 4)
-        population, es_state = ask(k_ask, es_state, es_params)
-        xb, yb = generation_batches(problem, gen)
-        evaluated = population
-        if e.inject_nan:
-            idx = jnp.asarray(e.inject_nan)
-            evaluated = jax.tree_util.tree_map(lambda a: a.at[idx].set(jnp.nan), population)
-        metrics = problem.evaluate_population(evaluated, k_eval, jnp.asarray(xb), jnp.asarray(yb),
-                                              jnp.asarray(gen, jnp.int32))
+        xb, yb = generation_batches(run.problem, gen)
+        state, metrics = run.step(state, GenerationData(xb, yb))
         metrics = jax.device_get(metrics)
         fit = np.asarray(metrics["fitness"], np.float32)
-        fit_for_es = np.where(np.isfinite(fit), fit, WORST_FITNESS)
-        es_state, _ = tell(k_tell, population, -jnp.asarray(fit_for_es), es_state, es_params)
         seconds = time.perf_counter() - t0
         rec = _summarise(gen, metrics, seconds, e.inner_steps)
         # The genome kept for final training is ranked with the *last* generation's
         # lambdas: with decaying lambdas, raw fitness of early generations carries an
         # operator bonus that later ones do not, so raw fitness is not comparable
         # across generations.
-        score = np.asarray(metrics["val_accuracy"], np.float64) + final_ls * np.asarray(metrics["spatial"]) \
-            + final_lt * np.asarray(metrics["temporal"])
+        score = F.combine(np.asarray(metrics["val_accuracy"], np.float64), np.asarray(metrics["spatial"]),
+                          np.asarray(metrics["temporal"]), run.final_lambda_s, run.final_lambda_t)
         score = np.where(np.isfinite(fit), score, -np.inf)
         i_best = int(np.argmax(score))
         if score[i_best] > best["fitness"]:
             best = dict(fitness=float(score[i_best]),
-                        genome=jax.tree_util.tree_map(lambda a: jnp.asarray(a[i_best]), population),
+                        genome=jax.tree_util.tree_map(lambda a: jnp.asarray(a[i_best]), metrics["population"]),
                         generation=gen + 1)
         rec["best_so_far"] = best["fitness"]
         history.append(rec)
-        writer.write_scalars(gen + 1, record_scalars(rec, group="evolve", skip=("generation",)))
-        writer.flush()
+        run.writer.write_scalars(gen + 1, record_scalars(rec, group="evolve", skip=("generation",)))
+        run.writer.flush()
         ran += 1
-        _say(f"gen {gen + 1:3d}/{e.generations}: best {rec['best_fitness']:.4f} mean {rec['mean_fitness']:.4f} "
-             f"± {rec['std_fitness']:.4f} | best val acc {rec['best_val_accuracy']:.4f} | "
-             f"H_S {rec['spatial']:.3f} D_T {rec['temporal']:.3f} | diverged {rec['diverged']} | "
-             f"{seconds:.1f}s ({rec['individual_steps_per_s']:.1f} indiv·steps/s)", flush=True)
-        if ckpt is not None:
-            ckpt.save(gen + 1, dict(es_state=es_state, key=jax.random.key_data(key), best_genome=best["genome"]),
-                      dict(history=history, best_fitness=best["fitness"], best_generation=best["generation"],
-                           config=cfg.to_dict()))
-        if stop.requested:
-            if ckpt is not None:
-                ckpt.close()
-            where = f"after generation {gen + 1}/{e.generations}"
-            if ckpt is None:
-                raise stop.interrupted(where + " (no workdir: nothing saved)", "a new run")
-            raise stop.interrupted(where, f"gsnn evolve --resume {workdir}")
-    if ckpt is not None:
-        ckpt.close()
+        run.say(f"gen {gen + 1:3d}/{e.generations}: best {rec['best_fitness']:.4f} mean {rec['mean_fitness']:.4f} "
+                f"± {rec['std_fitness']:.4f} | best val acc {rec['best_val_accuracy']:.4f} | "
+                f"H_S {rec['spatial']:.3f} D_T {rec['temporal']:.3f} | diverged {rec['diverged']} | "
+                f"{seconds:.1f}s ({rec['individual_steps_per_s']:.1f} indiv·steps/s)", flush=True)
+        loop.save(gen + 1,
+                  dict(es_state=state.es_state, key=jax.random.key_data(state.key), best_genome=best["genome"]),
+                  dict(history=history, best_fitness=best["fitness"], best_generation=best["generation"]))
+        loop.stop_if_requested(f"after generation {gen + 1}/{e.generations}")
+    loop.close()
     return best
 
 

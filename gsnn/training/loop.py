@@ -4,11 +4,12 @@ every epoch, checkpoints after every epoch and resumes from the newest checkpoin
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
 import time
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,10 +21,10 @@ from gsnn import data as D
 from gsnn.analysis import energy as E
 from gsnn.nn import networks as M
 from gsnn.runtime.checkpoint import Checkpointer
-from gsnn.runtime.interrupt import GracefulInterrupt
+from gsnn.runtime.loop import ResumableLoop, Snapshot
 from gsnn.runtime.records import write_json
 from gsnn.runtime.writers import record_scalars, workdir_writer
-from gsnn.training.steps import NonFiniteError, evaluate_batches, make_steps
+from gsnn.training.steps import NonFiniteError, Steps, TrainState, evaluate_batches, make_steps
 
 
 def load_data(cfg: C.Config) -> D.ArrayDataset | D.StreamingDataset:
@@ -105,7 +106,8 @@ def train_and_evaluate(
 
     history: list[dict] = []
     partial = None  # progress inside an epoch, from a checkpoint written on SIGINT/SIGTERM
-    ckpt = Checkpointer(workdir) if workdir is not None else None
+    resume_hint = resume_hint or f"gsnn train --resume {workdir}"
+    loop = ResumableLoop(workdir, config=cfg.to_dict(), resume_hint=resume_hint)
     if workdir is not None:
         wd = pathlib.Path(workdir)
         wd.mkdir(parents=True, exist_ok=True)
@@ -113,21 +115,17 @@ def train_and_evaluate(
         if cfg_file.exists():
             # read through from_dict so that keys of fields since removed do not count
             old = json.loads(from_dict(json.loads(cfg_file.read_text())).to_json())
-            new = json.loads(cfg.to_json())
-            if old != new:
-                diff = sorted(k for k in set(_flat(old)) | set(_flat(new)) if _flat(old).get(k) != _flat(new).get(k))
-                raise ValueError(f"workdir {wd} holds a run of a different config (differs in {diff}); "
-                                 f"use a new workdir or the same config")
+            loop.check_same_config(old, json.loads(cfg.to_json()), where=f"workdir {wd}")
         else:
             cfg_file.write_text(cfg.to_json())
-        restored = ckpt.restore_latest(jax.eval_shape(lambda: state))
+        restored = loop.restore(jax.eval_shape(lambda: state))
         if restored is not None:
             state, meta = restored
             history = meta["history"]
             partial = meta.get("partial")
             where = (f"epoch {partial['epoch'] + 1} step {partial['step']}" if partial
                      else f"the end of epoch {len(history)}")
-            _log(f"resumed from {ckpt.dir} at {where} (step {int(state.step)})", progress)
+            _log(f"resumed from {loop.dir} at {where} (step {int(state.step)})", progress)
 
     model_specs = M.describe(steps.model, ds.image_shape, batch=tc.eval_batch_size)
     param_report = E.parameter_report(*model_specs)
@@ -139,17 +137,49 @@ def train_and_evaluate(
          f"compression {param_report.compression:.1%}), {n_train} train images, "
          f"{steps_per_epoch} steps/epoch", progress)
 
-    resume_hint = resume_hint or f"gsnn train --resume {workdir}"
-    with GracefulInterrupt() as stop, workdir_writer(workdir, resume_at=len(history)) as writer:
-        return _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_train, steps_per_epoch,
-                             param_report, model_specs, progress, stop_after_epochs, stop, resume_hint, writer)
+    with loop, workdir_writer(workdir, resume_at=len(history)) as writer:
+        run = EpochRun(cfg, workdir, ds, steps, k_train, steps_per_epoch, param_report, model_specs, progress,
+                       stop_after_epochs, writer)
+        return _train_epochs(loop, EpochLoopState(state, history, partial), run)
 
 
-def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_train, steps_per_epoch,
-                  param_report, model_specs, progress, stop_after_epochs, stop, resume_hint, writer):
-    """The epoch loop of :func:`train_and_evaluate` (its arguments, resolved); every
-    epoch's record also goes to ``writer`` (TensorBoard scalars, step = epoch)."""
+class EpochLoopState(NamedTuple):
+    """Where the epoch loop stands: the train state, the finished epochs' records and
+    the progress inside an interrupted epoch (``None`` at an epoch boundary)."""
+
+    train_state: TrainState
+    history: list
+    partial: dict | None
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochRun:
+    """The values :func:`train_and_evaluate` built for its epoch loop."""
+
+    cfg: C.Config
+    workdir: str | os.PathLike | None
+    ds: Any
+    steps: Steps
+    k_train: jax.Array
+    steps_per_epoch: int
+    param_report: Any
+    model_specs: Any
+    progress: bool
+    stop_after_epochs: int | None
+    writer: Any
+
+
+def _mean(total: float, count: int) -> float:
+    """An epoch's mean over its finite steps; NaN when every step was skipped."""
+    return total / count if count else float("nan")
+
+
+def _train_epochs(loop: ResumableLoop, ls: EpochLoopState, run: EpochRun) -> dict:
+    """The epoch loop of :func:`train_and_evaluate`; every epoch's record also goes to
+    ``run.writer`` (TensorBoard scalars, step = epoch)."""
+    cfg, ds, steps, steps_per_epoch, progress = run.cfg, run.ds, run.steps, run.steps_per_epoch, run.progress
     tc = cfg.train
+    state, history, partial = ls
     start_epoch = len(history)
     epochs_run = 0
     # with a validation split every epoch is evaluated on it and the test split is read
@@ -158,7 +188,7 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
     eval_batches = ds.val_batches if split == "val" else ds.test_batches
     ev = None  # the newest evaluation of the current state on `split`, if any
     for epoch in range(start_epoch, tc.epochs):
-        if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+        if run.stop_after_epochs is not None and epochs_run >= run.stop_after_epochs:
             break
         t0 = time.perf_counter()
         sums = dict(loss=0.0, accuracy=0.0, grad_norm=0.0)
@@ -173,7 +203,7 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
         for i, (xb, yb) in enumerate(ds.train_batches(tc.batch_size, cfg.seed, epoch)):
             if i < first_step:
                 continue
-            step_key = jax.random.fold_in(k_train, int(epoch * steps_per_epoch + i))
+            step_key = jax.random.fold_in(run.k_train, int(epoch * steps_per_epoch + i))
             state, m = steps.train_step(state, jnp.asarray(xb), jnp.asarray(yb), step_key)
             m = jax.device_get(m)
             if not m["finite"]:
@@ -188,16 +218,12 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
                     sums[k] += float(m[k])
                 count += 1
                 rates = jax.tree_util.tree_map(float, m["firing_rates"])
-            if stop.requested:
-                where = f"at epoch {epoch + 1}, step {i + 1}/{steps_per_epoch}"
-                if ckpt is None:
-                    raise stop.interrupted(where + " (no workdir: nothing saved)", "a new run")
+            if loop.requested:
                 part = dict(epoch=epoch, step=i + 1, sums=sums, count=count, skipped=skipped, rates=rates,
                             seconds=elapsed_before + time.perf_counter() - t0)
-                ckpt.save(epoch * steps_per_epoch + i + 1, state,
-                          {"history": history, "config": cfg.to_dict(), "partial": part})
-                ckpt.close()
-                raise stop.interrupted(where, resume_hint)
+                loop.stop_if_requested(f"at epoch {epoch + 1}, step {i + 1}/{steps_per_epoch}",
+                                       Snapshot(epoch * steps_per_epoch + i + 1, state,
+                                                {"history": history, "partial": part}))
             if not m["finite"]:
                 continue
             if progress and tc.log_every and (i + 1) % tc.log_every == 0:
@@ -208,9 +234,9 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
         ev = evaluate_batches(steps, state.params, state.batch_stats, eval_batches(tc.eval_batch_size))
         record = {
             "epoch": epoch + 1,
-            "train_loss": sums["loss"] / max(count, 1),
-            "train_accuracy": sums["accuracy"] / max(count, 1),
-            "grad_norm": sums["grad_norm"] / max(count, 1),
+            "train_loss": _mean(sums["loss"], count),
+            "train_accuracy": _mean(sums["accuracy"], count),
+            "grad_norm": _mean(sums["grad_norm"], count),
             f"{split}_loss": ev["loss"],
             f"{split}_accuracy": ev["accuracy"],
             f"{split}_top5": ev["top5"],
@@ -223,25 +249,20 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
             train_images_per_s=steps_per_epoch * tc.batch_size / train_time,
         )
         history.append(record)
-        writer.write_scalars(epoch + 1, record_scalars(record, group="train", skip=("epoch",),
-                                                       tags={"firing_rates": f"{split}/firing_rates"}))
-        writer.flush()
+        run.writer.write_scalars(epoch + 1, record_scalars(record, group="train", skip=("epoch",),
+                                                           tags={"firing_rates": f"{split}/firing_rates"}))
+        run.writer.flush()
         epochs_run += 1
         _log(f"epoch {epoch + 1}/{tc.epochs}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.3f} | "
              f"{split} loss {record[split + '_loss']:.4f} acc {record[split + '_accuracy']:.4f} | "
              f"rate {np.mean(list(record['firing_rates'].values()) or [0]):.3f} | "
              f"{train_time:.1f}s ({record['train_images_per_s']:.0f} img/s)", progress)
-        if ckpt is not None:
-            ckpt.save((epoch + 1) * steps_per_epoch, state, {"history": history, "config": cfg.to_dict()})
-        if stop.requested:
-            if ckpt is None:
-                raise stop.interrupted(f"after epoch {epoch + 1} (no workdir: nothing saved)", "a new run")
-            ckpt.close()
-            raise stop.interrupted(f"after epoch {epoch + 1}", resume_hint)
+        loop.save((epoch + 1) * steps_per_epoch, state, {"history": history})
+        loop.stop_if_requested(f"after epoch {epoch + 1}")
 
     final = ev if (ev is not None and split == "test") else evaluate_batches(
         steps, state.params, state.batch_stats, ds.test_batches(tc.eval_batch_size))
-    energy = E.energy_report(param_report, model_specs[0], final["stats"], cfg.model.T, batch=1)
+    energy = E.energy_report(run.param_report, run.model_specs[0], final["stats"], cfg.model.T, batch=1)
     result = dict(
         name=cfg.name,
         config=cfg.to_dict(),
@@ -252,12 +273,12 @@ def _train_epochs(cfg, workdir, ds, steps, state, history, partial, ckpt, k_trai
         test_loss=final["loss"],
         val_accuracy=history[-1]["val_accuracy"] if split == "val" and history else None,
         val_loss=history[-1]["val_loss"] if split == "val" and history else None,
-        params=param_report.as_dict(),
+        params=run.param_report.as_dict(),
         energy=energy,
     )
-    if ckpt is not None:
-        ckpt.close()
-        write_json(pathlib.Path(workdir) / "metrics.json", result)
+    if loop.checkpointing:
+        loop.close()
+        write_json(pathlib.Path(run.workdir) / "metrics.json", result)
     result["state"] = state
     return result
 
@@ -287,12 +308,3 @@ def load_trained(workdir: str | os.PathLike, dataset: D.ArrayDataset | None = No
         raise FileNotFoundError(f"{wd}: no readable checkpoint under {wd / 'checkpoints'}; train first")
     return cfg, restored[0], ds
 
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
