@@ -14,7 +14,6 @@ JSON. Bad input (an unknown name, a missing file, a malformed value) prints
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import pathlib
 import sys
@@ -149,7 +148,7 @@ def train_config(config: str | None, overrides: list[str], resume: str | None) -
     cfg_file = pathlib.Path(resume) / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"--resume {resume} holds no config.json; pass --config too")
-    cfg = C.from_dict(json.loads(cfg_file.read_text()))
+    cfg = C.read_config_file(cfg_file)
     return C.apply_overrides(cfg, overrides).validate()
 
 

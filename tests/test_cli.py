@@ -88,6 +88,20 @@ def test_resume_requires_a_run(tmp_path, capsys):
     assert "neither" in capsys.readouterr().err
 
 
+def test_resume_reads_the_stored_config_strictly(tmp_path, capsys):
+    """``gsnn train --resume DIR`` takes DIR/config.json as it is: a key the schema does
+    not know (or lacks) is reported with the file, not dropped or defaulted."""
+    from gsnn import config as C
+
+    stored = json.loads(C.load_config("demo_direct").to_json())
+    stored["model"]["foo"] = 1
+    del stored["train"]["epochs"]
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    assert cli.main(["train", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'config.json'}: unknown key(s) model.foo; missing key(s) train.epochs" in err
+
+
 @pytest.mark.slow
 def test_train_smoke_writes_json(tmp_path, capsys):
     out = tmp_path / "res" / "train.json"

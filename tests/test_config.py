@@ -229,10 +229,72 @@ def test_from_json_keeps_lif_config_type():
     assert back.model.neuron.lif.update == "beta"
 
 
-def test_from_dict_ignores_missing_keys():
-    d = C.Config().to_dict()
+def test_from_dict_names_every_unknown_and_missing_key():
+    """A stored config is not silently completed with defaults or trimmed."""
+    d = json.loads(C.Config().to_json())
     del d["train"]["epochs"]
-    assert C.from_dict(d).train.epochs == C.TrainConfig().epochs
+    del d["model"]["neuron"]["lif"]["v_th"]
+    d["model"]["foo"] = 1
+    d["bar"] = 2
+    with pytest.raises(ValueError) as e:
+        C.from_dict(d, source="run/config.json")
+    msg = str(e.value)
+    assert msg.startswith("run/config.json: unknown key(s) bar, model.foo; "
+                          "missing key(s) model.neuron.lif.v_th, train.epochs")
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda d: d["train"].pop("epochs"), "missing key(s) train.epochs"),
+    (lambda d: d["evolve"].update(inner_lr=0.1), "unknown key(s) evolve.inner_lr"),
+    (lambda d: d.pop("evolve"), "missing key(s) evolve"),
+    (lambda d: d.update(model=3), "model must be a section"),
+])
+def test_from_dict_rejects_one_bad_key(edit, needle):
+    d = json.loads(C.Config().to_json())
+    edit(d)
+    with pytest.raises(ValueError, match="config") as e:
+        C.from_dict(d)
+    assert needle in str(e.value)
+
+
+def test_read_config_file_round_trips_and_names_the_file(tmp_path):
+    cfg = _nondefault()
+    path = tmp_path / "config.json"
+    path.write_text(cfg.to_json())
+    assert C.read_config_file(path) == cfg
+    d = json.loads(cfg.to_json())
+    d["model"]["genetic"]["genez"] = 3
+    path.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=r"config\.json: unknown key\(s\) model\.genetic\.genez") as e:
+        C.read_config_file(path)
+    assert str(path) in str(e.value)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        C.read_config_file(path)
+
+
+def test_read_config_file_migrates_only_the_listed_added_keys(tmp_path):
+    """A config.json of an older gsnn lacks keys added since; the migration adds each
+    with the value those runs used, and any other missing key still raises."""
+    d = json.loads(C.Config().to_json())
+    for key in C.ADDED_KEYS:
+        *sections, leaf = key.split(".")
+        node = d
+        for s in sections:
+            node = node[s]
+        del node[leaf]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(d))
+    cfg = C.read_config_file(path)
+    assert cfg.evolve.preserve_scale is False and cfg.model.conv_impl == "xla"
+    assert cfg.model.genetic.rules == 1 and cfg.data.val_per_class == 0 and cfg.evolve.inject_nan == ()
+    migrated, changes = C.migrate_stored_config(d)
+    assert len(changes) == len(C.ADDED_KEYS) and C.migrate_stored_config(migrated)[1] == []
+    assert "preserve_scale" not in d["evolve"]  # the input is not modified
+    del d["train"]["momentum"]  # not an added key: no default is invented for it
+    path.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=r"missing key\(s\) train\.momentum\. "):
+        C.read_config_file(path)
 
 
 @pytest.mark.parametrize("name", ["convnet_s_cifar10_direct", "convnet_s_cifar10_genetic"])

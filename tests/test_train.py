@@ -91,6 +91,22 @@ def test_a_workdir_of_another_config_is_refused(demo_subset, tmp_path):
         T.train_and_evaluate(mlp_config(learning_rate=0.05, **tiny), tmp_path, dataset=demo_subset, progress=False)
 
 
+def test_a_workdir_config_json_is_read_strictly(demo_subset, tmp_path):
+    """The resume comparison and load_trained read config.json through
+    gsnn.config.read_config_file: an unknown key is an error naming it, not dropped."""
+    import json
+
+    cfg = mlp_config(epochs=1, batch_size=100)
+    stored = json.loads(cfg.to_json())
+    stored["train"]["old_knob"] = 1
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"config\.json: unknown key\(s\) train\.old_knob"):
+        T.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False)
+    with pytest.raises(ValueError, match=r"config\.json: unknown key\(s\) train\.old_knob"):
+        T.load_trained(tmp_path, dataset=demo_subset)
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+
+
 def test_resume_after_stop_equals_uninterrupted(demo_subset, tmp_path):
     cfg = mlp_config(epochs=3, batch_size=100)
     whole = T.train_and_evaluate(cfg, tmp_path / "a", dataset=demo_subset, progress=False)
