@@ -308,8 +308,11 @@ ADDED_KEYS: dict[str, Any] = {
 def migrate_stored_config(d: dict) -> tuple[dict, list[str]]:
     """An old stored config dict brought to the current schema, and what was changed.
 
-    One explicit migration, nothing else: every key of :data:`ADDED_KEYS` that ``d``
-    lacks gets its listed value.
+    Two explicit migrations, nothing else:
+
+    * every key of :data:`ADDED_KEYS` that ``d`` lacks gets its listed value;
+    * ``evolve.inner_learning_rate = 0.0`` (which meant "``train.learning_rate``")
+      becomes ``None`` (what means it now; ``0.0`` is no longer valid).
 
     Args:
       d: nested dict read from a stored ``config.json`` (not modified).
@@ -328,6 +331,10 @@ def migrate_stored_config(d: dict) -> tuple[dict, list[str]]:
         if isinstance(node, dict) and leaf not in node:
             node[leaf] = value
             changes.append(f"added {key}={value!r}")
+    evolve = out.get("evolve")
+    if isinstance(evolve, dict) and evolve.get("inner_learning_rate") == 0.0:
+        evolve["inner_learning_rate"] = None
+        changes.append("evolve.inner_learning_rate 0.0 -> None (both mean train.learning_rate)")
     return out, changes
 
 

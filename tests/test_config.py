@@ -273,6 +273,22 @@ def test_read_config_file_round_trips_and_names_the_file(tmp_path):
         C.read_config_file(path)
 
 
+def test_read_config_file_migrates_inner_learning_rate_zero_to_none(tmp_path):
+    """0.0 meant "train.learning_rate" in stored configs; None means it now."""
+    d = json.loads(C.Config().to_json())
+    d["evolve"]["inner_learning_rate"] = 0.0
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(d))
+    assert C.read_config_file(path).evolve.inner_learning_rate is None
+    assert C.read_config_file(path) == C.Config()
+    d["evolve"]["inner_learning_rate"] = 0.01  # any other value is kept
+    path.write_text(json.dumps(d))
+    assert C.read_config_file(path).evolve.inner_learning_rate == 0.01
+    with pytest.raises(ValueError, match="inner_learning_rate must be > 0"):
+        C.load_config("demo_direct", ["evolve.inner_learning_rate=0"])
+    assert C.load_config("demo_direct", ["evolve.inner_learning_rate=none"]).evolve.inner_learning_rate is None
+
+
 def test_read_config_file_migrates_only_the_listed_added_keys(tmp_path):
     """A config.json of an older gsnn lacks keys added since; the migration adds each
     with the value those runs used, and any other missing key still raises."""

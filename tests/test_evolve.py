@@ -142,6 +142,18 @@ def test_direct_model_cannot_be_evolved():
         GN.genome_spec(cfg.model.genetic, M.describe(M.build_model(cfg.model))[0], cfg.evolve)
 
 
+def test_inner_learning_rate_none_means_the_train_rate_and_zero_is_rejected():
+    from gsnn.evolution.problem import _inner_train_config
+
+    cfg = tiny_config()  # train.learning_rate=0.05, evolve.inner_learning_rate None (the default)
+    assert cfg.evolve.inner_learning_rate is None
+    assert _inner_train_config(cfg).train.learning_rate == 0.05
+    assert _inner_train_config(tiny_config(inner_learning_rate=0.2)).train.learning_rate == 0.2
+    for bad in (0.0, -0.1):
+        with pytest.raises(ValueError, match="evolve.inner_learning_rate must be > 0, or None"):
+            tiny_config(inner_learning_rate=bad)
+
+
 # --------------------------------------------------------------------------------------
 # Fitness operators
 # --------------------------------------------------------------------------------------
