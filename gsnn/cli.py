@@ -32,6 +32,7 @@ from gsnn.core.conv import CONV_IMPLS
 from gsnn.core.genetic import PATHS
 from gsnn.data import DataError
 from gsnn.nn import networks as M
+from gsnn.runtime.checkpoint import CheckpointError
 from gsnn.runtime.interrupt import RunInterrupted
 from gsnn.runtime.records import write_json
 
@@ -382,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(argv if argv is not None else sys.argv[1:])
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, DataError) as e:  # DataError is a ValueError
+    except (ValueError, KeyError, FileNotFoundError, DataError, CheckpointError) as e:  # DataError is a ValueError
         print(f"error: {_message(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FloatingPointError as e:  # train.NonFiniteError: diverged, not bad input

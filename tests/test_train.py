@@ -107,6 +107,22 @@ def test_a_workdir_config_json_is_read_strictly(demo_subset, tmp_path):
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
 
 
+def test_an_unreadable_newest_checkpoint_stops_the_resume(demo_subset, tmp_path):
+    """Neither the previous epoch nor a fresh start: the run stops and names the checkpoint."""
+    from gsnn.runtime.checkpoint import CheckpointError
+
+    cfg = mlp_config(epochs=3, batch_size=100)
+    T.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False, stop_after_epochs=2)
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert len(steps) == 2
+    newest = tmp_path / "checkpoints" / str(steps[-1])
+    (newest / "meta" / "metadata").unlink()
+    with pytest.raises(CheckpointError, match=f"{newest} \\(step {steps[-1]}\\) cannot be read"):
+        T.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False)
+    with pytest.raises(CheckpointError):
+        T.load_trained(tmp_path, dataset=demo_subset)
+
+
 def test_resume_after_stop_equals_uninterrupted(demo_subset, tmp_path):
     cfg = mlp_config(epochs=3, batch_size=100)
     whole = T.train_and_evaluate(cfg, tmp_path / "a", dataset=demo_subset, progress=False)
