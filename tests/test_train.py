@@ -133,6 +133,28 @@ def test_resume_after_stop_equals_uninterrupted(demo_subset, tmp_path):
     assert resumed["test_accuracy"] == whole["test_accuracy"]
 
 
+def test_evaluation_of_non_finite_logits_raises_and_finite_results_are_unchanged():
+    """NaN logits would argmax to class 0 and count as correct there; evaluate refuses."""
+    cfg = mlp_config()
+    steps = T.make_steps(cfg, 1, (0.5,) * 3, (0.25,) * 3, (8, 8, 3))
+    state = steps.init(jax.random.key(0))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, (10,)).astype(np.int32)
+    ok = T.evaluate(steps, state.params, state.batch_stats, images, labels, 4)
+    # the same numbers as the model's logits give directly
+    logits = steps.model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                               D.normalize(jnp.asarray(images), jnp.asarray((0.5,) * 3), jnp.asarray((0.25,) * 3)),
+                               train=False, rngs={"coding": jax.random.key(0)})
+    assert ok["accuracy"] == np.mean(np.argmax(np.asarray(logits), -1) == labels)
+    assert np.isfinite(ok["loss"])
+    nan_params = jax.tree_util.tree_map(lambda p: jnp.full_like(p, jnp.nan), state.params)
+    with pytest.raises(T.NonFiniteError, match=r"^evaluation: 10 of 10 examples gave non-finite logits"):
+        T.evaluate(steps, nan_params, state.batch_stats, images, labels, 4)
+    with pytest.raises(T.NonFiniteError, match=r"^evaluation: 10 of 10 examples"):
+        T.evaluate_batches(steps, nan_params, state.batch_stats, [(images[:6], labels[:6]), (images[6:], labels[6:])])
+
+
 def test_class_count_mismatch_and_oversized_batch_are_clear(demo_subset):
     cfg = dataclasses.replace(mlp_config(), model=dataclasses.replace(mlp_config().model, num_classes=100))
     with pytest.raises(ValueError, match="num_classes=100.*10 classes"):
