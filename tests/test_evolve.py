@@ -142,6 +142,22 @@ def test_direct_model_cannot_be_evolved():
         GN.genome_spec(cfg.model.genetic, M.describe(M.build_model(cfg.model))[0], cfg.evolve)
 
 
+def test_one_gene_with_the_spectral_entropy_is_refused_at_build(tiny_data):
+    """H_S divides by log g: with g = 1 every individual would score non-finite and count
+    as diverged; the run is refused before any generation instead."""
+    one = lambda op: dataclasses.replace(tiny_config(spatial_operator=op), model=M.ModelConfig(
+        arch="mlp", hidden=(16,), T=2, genetic=C.GeneticConfig(encoding="position", genes=1))).validate()
+    cfg = one("spatial_entropy")  # a valid config: training with g = 1 is fine
+    with pytest.raises(ValueError, match=r"evolve.spatial_operator='spatial_entropy' needs model.genetic.genes "
+                                         r">= 2 .*got genes=1"):
+        EV.make_problem(cfg, tiny_data)
+    with pytest.raises(ValueError, match="genes >= 2"):
+        GN.genome_spec(cfg.model.genetic, M.describe(M.build_model(cfg.model))[0], cfg.evolve)
+    spec = GN.genome_spec(one("effective_rank").model.genetic,
+                          M.describe(M.build_model(cfg.model))[0], one("effective_rank").evolve)
+    assert spec.genes == 1
+
+
 def test_inner_learning_rate_none_means_the_train_rate_and_zero_is_rejected():
     from gsnn.evolution.problem import _inner_train_config
 
