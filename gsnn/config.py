@@ -170,6 +170,23 @@ def config_search_path() -> list[pathlib.Path]:
     return paths
 
 
+def _not_found_message(name: str) -> str:
+    """Where a config name was looked for (each folder, and why it is searched), the
+    names found there, and the ways to point gsnn at a config elsewhere."""
+    env = [pathlib.Path(d) for d in os.environ.get("GSNN_CONFIG_PATH", "").split(os.pathsep) if d]
+    why = {str(d): "from $GSNN_CONFIG_PATH" for d in env}
+    why[str(pathlib.Path.cwd() / "experiments" / "configs")] = "./experiments/configs of the current directory"
+    why[str(PACKAGE_CONFIGS)] = "shipped with gsnn"
+    searched = "; ".join(f"{d} ({why.get(str(d), 'searched')}{'' if d.is_dir() else ', no such folder'})"
+                         for d in config_search_path())
+    valid = available_configs()
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return (f"unknown config {name!r}: no {name}.py in the folders searched, in order: {searched}.{hint} "
+            f"Names found there: {valid}. For a config elsewhere, pass the path to its .py file, run from the "
+            f"folder that holds experiments/configs, or add its folder to $GSNN_CONFIG_PATH")
+
+
 def available_configs() -> list[str]:
     """Every config name found on :func:`config_search_path`."""
     names = set()
@@ -218,11 +235,7 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
                 cfg = _load_file(candidate, arg)
                 break
         else:
-            valid = available_configs()
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            searched = ", ".join(str(d) for d in config_search_path())
-            raise ValueError(f"unknown config {name!r}.{hint} Valid names: {valid} (searched: {searched})")
+            raise ValueError(_not_found_message(name))
     overrides = list(overrides or [])
     smoke = any(o.replace(" ", "").lower() in ("smoke=true", "smoke=1") for o in overrides)
     overrides = [o for o in overrides if not o.replace(" ", "").lower().startswith("smoke=")]

@@ -102,6 +102,15 @@ def test_resume_reads_the_stored_config_strictly(tmp_path, capsys):
     assert f"{tmp_path / 'config.json'}: unknown key(s) model.foo; missing key(s) train.epochs" in err
 
 
+def test_evolve_config_name_from_another_folder_names_the_search_path(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GSNN_CONFIG_PATH", raising=False)
+    assert cli.main(["evolve", "--config", "evolve_demo"]) == 2
+    err = capsys.readouterr().err
+    assert "error: unknown config 'evolve_demo': no evolve_demo.py in the folders searched" in err
+    assert str(tmp_path / "experiments" / "configs") in err and "GSNN_CONFIG_PATH" in err
+
+
 @pytest.mark.slow
 def test_train_smoke_writes_json(tmp_path, capsys):
     out = tmp_path / "res" / "train.json"

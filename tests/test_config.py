@@ -132,6 +132,26 @@ def test_unknown_config_name_lists_valid(in_repo):
     assert str(pathlib.Path("experiments") / "configs") in msg and "assets" in msg  # says where it looked
 
 
+def test_a_name_not_found_elsewhere_says_where_it_looked(tmp_path, monkeypatch):
+    """From another folder the repository's experiments/configs is not on the search
+    path; the message names each folder searched (and that ./experiments/configs is
+    missing), not just the closest shipped name."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GSNN_CONFIG_PATH", raising=False)
+    with pytest.raises(ValueError) as e:
+        C.load_config("evolve_demo")
+    msg = str(e.value)
+    assert msg.startswith("unknown config 'evolve_demo': no evolve_demo.py in the folders searched, in order: ")
+    assert f"{tmp_path / 'experiments' / 'configs'} (./experiments/configs of the current directory, no such folder)" in msg
+    assert f"{C.PACKAGE_CONFIGS} (shipped with gsnn)" in msg
+    assert "$GSNN_CONFIG_PATH" in msg and "path to its .py file" in msg
+    # and the remedy it names works
+    monkeypatch.setenv("GSNN_CONFIG_PATH", str(CONFIGS))
+    assert C.load_config("evolve_demo").name == "evolve_demo"
+    with pytest.raises(ValueError, match=f"{CONFIGS} \\(from \\$GSNN_CONFIG_PATH\\)"):
+        C.load_config("no_such_config")
+
+
 def test_variant_config_imports_its_base(in_repo):
     base = C.load_config("convnet_s_cifar10_direct")
     by_path = C.load_config(str(CONFIGS / "convnet_s_cifar10_genetic.py"))
