@@ -420,6 +420,15 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny_data, tmp_pat
     cfg = tiny_config(generations=4)
     whole = EV.evolve(cfg, tmp_path / "whole", dataset=tiny_data, progress=False)
     EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False, stop_after_generations=2)
+    # the checkpoint's config as an older gsnn stored it (inner_learning_rate 0.0 meant the
+    # train rate; None means it now): the explicit migration makes it the same config
+    meta_files = list((tmp_path / "split" / "evolution" / "checkpoints").glob("*/meta/metadata"))
+    assert meta_files
+    for meta_file in meta_files:
+        meta = json.loads(meta_file.read_text())
+        assert meta["config"]["evolve"]["inner_learning_rate"] is None
+        meta["config"]["evolve"]["inner_learning_rate"] = 0.0
+        meta_file.write_text(json.dumps(meta))
     resumed = EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False)
     assert [g["best_fitness"] for g in resumed["generations"]] == [g["best_fitness"] for g in whole["generations"]]
     assert resumed["best_fitness"] == whole["best_fitness"]

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gsnn import configs as C
+from gsnn.config import migrate_stored_config
 from gsnn import data as D
 from gsnn import training as TR
 from gsnn.evolution import fitness as F
@@ -110,7 +111,7 @@ def evolve(
         restored = ckpt.restore_latest(abstract)
         if restored is not None:
             tree, meta = restored
-            if meta.get("config") != json.loads(cfg.to_json()):
+            if migrate_stored_config(meta.get("config") or {})[0] != json.loads(cfg.to_json()):
                 raise ValueError(f"{ckpt.dir} holds an evolution of a different config; use a new workdir")
             es_state, key = tree["es_state"], jax.random.wrap_key_data(tree["key"])
             history = meta["history"]
