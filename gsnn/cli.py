@@ -14,7 +14,6 @@ JSON. Bad input (an unknown name, a missing file, a malformed value) prints
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import pathlib
 import sys
@@ -33,6 +32,7 @@ from gsnn.core.conv import CONV_IMPLS
 from gsnn.core.genetic import PATHS
 from gsnn.data import DataError
 from gsnn.nn import networks as M
+from gsnn.runtime.checkpoint import CheckpointError
 from gsnn.runtime.interrupt import RunInterrupted
 from gsnn.runtime.records import write_json
 
@@ -149,7 +149,7 @@ def train_config(config: str | None, overrides: list[str], resume: str | None) -
     cfg_file = pathlib.Path(resume) / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"--resume {resume} holds no config.json; pass --config too")
-    cfg = C.from_dict(json.loads(cfg_file.read_text()))
+    cfg = C.read_config_file(cfg_file)
     return C.apply_overrides(cfg, overrides).validate()
 
 
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(argv if argv is not None else sys.argv[1:])
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, DataError) as e:  # DataError is a ValueError
+    except (ValueError, KeyError, FileNotFoundError, DataError, CheckpointError) as e:  # DataError is a ValueError
         print(f"error: {_message(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FloatingPointError as e:  # train.NonFiniteError: diverged, not bad input

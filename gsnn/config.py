@@ -170,6 +170,23 @@ def config_search_path() -> list[pathlib.Path]:
     return paths
 
 
+def _not_found_message(name: str) -> str:
+    """Where a config name was looked for (each folder, and why it is searched), the
+    names found there, and the ways to point gsnn at a config elsewhere."""
+    env = [pathlib.Path(d) for d in os.environ.get("GSNN_CONFIG_PATH", "").split(os.pathsep) if d]
+    why = {str(d): "from $GSNN_CONFIG_PATH" for d in env}
+    why[str(pathlib.Path.cwd() / "experiments" / "configs")] = "./experiments/configs of the current directory"
+    why[str(PACKAGE_CONFIGS)] = "shipped with gsnn"
+    searched = "; ".join(f"{d} ({why.get(str(d), 'searched')}{'' if d.is_dir() else ', no such folder'})"
+                         for d in config_search_path())
+    valid = available_configs()
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return (f"unknown config {name!r}: no {name}.py in the folders searched, in order: {searched}.{hint} "
+            f"Names found there: {valid}. For a config elsewhere, pass the path to its .py file, run from the "
+            f"folder that holds experiments/configs, or add its folder to $GSNN_CONFIG_PATH")
+
+
 def available_configs() -> list[str]:
     """Every config name found on :func:`config_search_path`."""
     names = set()
@@ -218,11 +235,7 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
                 cfg = _load_file(candidate, arg)
                 break
         else:
-            valid = available_configs()
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            searched = ", ".join(str(d) for d in config_search_path())
-            raise ValueError(f"unknown config {name!r}.{hint} Valid names: {valid} (searched: {searched})")
+            raise ValueError(_not_found_message(name))
     overrides = list(overrides or [])
     smoke = any(o.replace(" ", "").lower() in ("smoke=true", "smoke=1") for o in overrides)
     overrides = [o for o in overrides if not o.replace(" ", "").lower().startswith("smoke=")]
@@ -232,17 +245,34 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
     return cfg.validate()
 
 
-def from_dict(d: dict) -> Config:
-    """Inverse of :meth:`Config.to_dict` (for checkpoints and result files)."""
+def from_dict(d: dict, *, source: str = "config") -> Config:
+    """Inverse of :meth:`Config.to_dict` (for checkpoints and result files); strict.
+
+    Every field of the schema must be present and nothing else: a stored config that
+    lacks a key or holds one the schema does not know is not silently completed or
+    trimmed. Stored files written by older versions go through
+    :func:`read_config_file`, which migrates them explicitly first.
+
+    Args:
+      d: nested dict as written by :meth:`Config.to_json` (lists stand for tuples).
+      source: what ``d`` came from, named in the error (e.g. a ``config.json`` path).
+
+    Raises:
+      ValueError: naming every unknown and every missing dotted key, e.g.
+        ``config.json: unknown key(s) model.foo; missing key(s) train.bar``.
+    """
+    unknown, missing = _key_mismatch(Config, d, "", source)
+    if unknown or missing:
+        parts = ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + \
+                ([f"missing key(s) {', '.join(missing)}"] if missing else [])
+        raise ValueError(f"{source}: {'; '.join(parts)}. It does not match this gsnn version's config schema "
+                         f"(gsnn.configs.Config): fix the file's keys, or start over in a new workdir")
 
     def build(cls, data):
-        kwargs = {}
         hints = typing.get_type_hints(cls)
+        kwargs = {}
         for f in dataclasses.fields(cls):
-            if f.name not in data:
-                continue
-            v = data[f.name]
-            tp = hints[f.name]
+            v, tp = data[f.name], hints[f.name]
             if dataclasses.is_dataclass(tp):
                 v = build(tp, v)
             elif isinstance(v, list):
@@ -253,9 +283,101 @@ def from_dict(d: dict) -> Config:
     return build(Config, d)
 
 
+def _key_mismatch(cls, data, prefix: str, source: str) -> tuple[list[str], list[str]]:
+    """``(unknown, missing)`` dotted keys of ``data`` against the dataclass ``cls``."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: {prefix[:-1] or 'the config'} must be a section (a JSON object) of "
+                         f"{cls.__name__}'s keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [prefix + k for k in data if k not in names]
+    missing = []
+    for name in names:
+        if name not in data:
+            missing.append(prefix + name)
+        elif dataclasses.is_dataclass(hints[name]):
+            u, m = _key_mismatch(hints[name], data[name], f"{prefix}{name}.", source)
+            unknown += u
+            missing += m
+    return unknown, missing
+
+
+#: Keys that configs stored by older gsnn versions lack, each with the value that
+#: reproduces what those runs did (the feature switched off, or the one implementation
+#: there was). :func:`migrate_stored_config` adds them to a stored config, and only there.
+ADDED_KEYS: dict[str, Any] = {
+    "data.sha256": "",  # no expected digest
+    "data.stream": False,  # arrays in memory
+    "data.val_per_class": 0,  # no validation split
+    "evolve.inject_nan": [],  # no fault injection
+    "evolve.preserve_scale": False,  # evolved factors were not rescaled
+    "model.conv_impl": "xla",  # lax.conv_general_dilated
+    "model.genetic.init_fan": "fan_in",  # Kaiming 2/fan_in
+    "model.genetic.rules": 1,  # one interaction matrix G
+    "train.weight_decay_on": "factors",  # decay on the stored factors
+}
+
+
+def migrate_stored_config(d: dict) -> tuple[dict, list[str]]:
+    """An old stored config dict brought to the current schema, and what was changed.
+
+    Two explicit migrations, nothing else:
+
+    * every key of :data:`ADDED_KEYS` that ``d`` lacks gets its listed value;
+    * ``evolve.inner_learning_rate = 0.0`` (which meant "``train.learning_rate``")
+      becomes ``None`` (what means it now; ``0.0`` is no longer valid).
+
+    Args:
+      d: nested dict read from a stored ``config.json`` (not modified).
+
+    Returns:
+      ``(migrated, changes)``: a new dict, and one line per change (``"added
+      data.stream=False"``, ...); empty when ``d`` needed nothing.
+    """
+    out = json.loads(json.dumps(d))  # a deep copy of plain JSON
+    changes = []
+    for key, value in ADDED_KEYS.items():
+        *sections, leaf = key.split(".")
+        node = out
+        for s in sections:
+            node = node.get(s) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf not in node:
+            node[leaf] = value
+            changes.append(f"added {key}={value!r}")
+    evolve = out.get("evolve")
+    if isinstance(evolve, dict) and evolve.get("inner_learning_rate") == 0.0:
+        evolve["inner_learning_rate"] = None
+        changes.append("evolve.inner_learning_rate 0.0 -> None (both mean train.learning_rate)")
+    return out, changes
+
+
+def read_config_file(path: str | os.PathLike) -> Config:
+    """The config stored in a run's ``config.json``: read, migrated by
+    :func:`migrate_stored_config`, then built by the strict :func:`from_dict`.
+
+    Not validated: callers validate (after their ``--set`` overrides, if any).
+
+    Raises:
+      FileNotFoundError: no file at ``path``.
+      ValueError: the file is not JSON, or (after migration) lacks keys or holds
+        unknown ones; the message names the file and the keys.
+    """
+    p = pathlib.Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p} is not valid JSON ({e.msg} at line {e.lineno}); the file is damaged: fix it, "
+                         f"or start over in a new workdir") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{p} holds a JSON {type(d).__name__}, not a config object; pass a run's config.json")
+    migrated, _ = migrate_stored_config(d)
+    return from_dict(migrated, source=str(p))
+
+
 __all__ = [
     "Config", "DataConfig", "TrainConfig", "EvolveConfig", "ModelConfig", "GeneticConfig", "NeuronConfig",
-    "LIFConfig", "load_config", "apply_overrides", "replace", "from_dict",
+    "LIFConfig", "load_config", "apply_overrides", "replace", "from_dict", "read_config_file",
+    "migrate_stored_config", "ADDED_KEYS",
     "available_configs", "shrink_for_smoke", "all_keys", "config_search_path", "OPTIMIZERS", "DECAY_TARGETS",
     "PARAM_GROUPS", "STRATEGIES",
 ]

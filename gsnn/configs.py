@@ -356,7 +356,7 @@ class EvolveConfig:
       inner_steps: ``K`` optimiser steps per individual (the config's optimiser, cosine
         over ``K``, peak ``inner_learning_rate``).
       inner_batch: minibatch size of the inner loop (the same batches for everyone).
-      inner_learning_rate: peak inner learning rate (0 = ``train.learning_rate``).
+      inner_learning_rate: peak inner learning rate (> 0); ``None``: ``train.learning_rate``.
       val_size: validation images held out (class-stratified) from the training data.
       genome_interaction: ``"full"`` (``G0`` is ``g x g`` genes) or ``"compact"`` (a
         log-scale, an identity weight and rank-``compact_rank`` factors on top of the
@@ -393,7 +393,7 @@ class EvolveConfig:
     elite_ratio: float = 0.5
     inner_steps: int = 20
     inner_batch: int = 64
-    inner_learning_rate: float = 0.0
+    inner_learning_rate: float | None = None
     val_size: int = 1000
     genome_interaction: str = "full"
     compact_rank: int = 2
@@ -421,6 +421,9 @@ class EvolveConfig:
         for name in ("generations", "inner_steps", "inner_batch", "val_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"evolve.{name} must be >= 1, got {getattr(self, name)}")
+        if self.inner_learning_rate is not None and not self.inner_learning_rate > 0:
+            raise ValueError(f"evolve.inner_learning_rate must be > 0, or None for train.learning_rate; got "
+                             f"{self.inner_learning_rate}")
         if self.genome_interaction not in ("full", "compact"):
             raise ValueError(f"unknown evolve.genome_interaction {self.genome_interaction!r}; valid: ['full', 'compact']")
         if self.chunk_size < -1:

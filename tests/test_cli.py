@@ -88,6 +88,29 @@ def test_resume_requires_a_run(tmp_path, capsys):
     assert "neither" in capsys.readouterr().err
 
 
+def test_resume_reads_the_stored_config_strictly(tmp_path, capsys):
+    """``gsnn train --resume DIR`` takes DIR/config.json as it is: a key the schema does
+    not know (or lacks) is reported with the file, not dropped or defaulted."""
+    from gsnn import config as C
+
+    stored = json.loads(C.load_config("demo_direct").to_json())
+    stored["model"]["foo"] = 1
+    del stored["train"]["epochs"]
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    assert cli.main(["train", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'config.json'}: unknown key(s) model.foo; missing key(s) train.epochs" in err
+
+
+def test_evolve_config_name_from_another_folder_names_the_search_path(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GSNN_CONFIG_PATH", raising=False)
+    assert cli.main(["evolve", "--config", "evolve_demo"]) == 2
+    err = capsys.readouterr().err
+    assert "error: unknown config 'evolve_demo': no evolve_demo.py in the folders searched" in err
+    assert str(tmp_path / "experiments" / "configs") in err and "GSNN_CONFIG_PATH" in err
+
+
 @pytest.mark.slow
 def test_train_smoke_writes_json(tmp_path, capsys):
     out = tmp_path / "res" / "train.json"

@@ -132,6 +132,26 @@ def test_unknown_config_name_lists_valid(in_repo):
     assert str(pathlib.Path("experiments") / "configs") in msg and "assets" in msg  # says where it looked
 
 
+def test_a_name_not_found_elsewhere_says_where_it_looked(tmp_path, monkeypatch):
+    """From another folder the repository's experiments/configs is not on the search
+    path; the message names each folder searched (and that ./experiments/configs is
+    missing), not just the closest shipped name."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GSNN_CONFIG_PATH", raising=False)
+    with pytest.raises(ValueError) as e:
+        C.load_config("evolve_demo")
+    msg = str(e.value)
+    assert msg.startswith("unknown config 'evolve_demo': no evolve_demo.py in the folders searched, in order: ")
+    assert f"{tmp_path / 'experiments' / 'configs'} (./experiments/configs of the current directory, no such folder)" in msg
+    assert f"{C.PACKAGE_CONFIGS} (shipped with gsnn)" in msg
+    assert "$GSNN_CONFIG_PATH" in msg and "path to its .py file" in msg
+    # and the remedy it names works
+    monkeypatch.setenv("GSNN_CONFIG_PATH", str(CONFIGS))
+    assert C.load_config("evolve_demo").name == "evolve_demo"
+    with pytest.raises(ValueError, match=f"{CONFIGS} \\(from \\$GSNN_CONFIG_PATH\\)"):
+        C.load_config("no_such_config")
+
+
 def test_variant_config_imports_its_base(in_repo):
     base = C.load_config("convnet_s_cifar10_direct")
     by_path = C.load_config(str(CONFIGS / "convnet_s_cifar10_genetic.py"))
@@ -229,10 +249,88 @@ def test_from_json_keeps_lif_config_type():
     assert back.model.neuron.lif.update == "beta"
 
 
-def test_from_dict_ignores_missing_keys():
-    d = C.Config().to_dict()
+def test_from_dict_names_every_unknown_and_missing_key():
+    """A stored config is not silently completed with defaults or trimmed."""
+    d = json.loads(C.Config().to_json())
     del d["train"]["epochs"]
-    assert C.from_dict(d).train.epochs == C.TrainConfig().epochs
+    del d["model"]["neuron"]["lif"]["v_th"]
+    d["model"]["foo"] = 1
+    d["bar"] = 2
+    with pytest.raises(ValueError) as e:
+        C.from_dict(d, source="run/config.json")
+    msg = str(e.value)
+    assert msg.startswith("run/config.json: unknown key(s) bar, model.foo; "
+                          "missing key(s) model.neuron.lif.v_th, train.epochs")
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda d: d["train"].pop("epochs"), "missing key(s) train.epochs"),
+    (lambda d: d["evolve"].update(inner_lr=0.1), "unknown key(s) evolve.inner_lr"),
+    (lambda d: d.pop("evolve"), "missing key(s) evolve"),
+    (lambda d: d.update(model=3), "model must be a section"),
+])
+def test_from_dict_rejects_one_bad_key(edit, needle):
+    d = json.loads(C.Config().to_json())
+    edit(d)
+    with pytest.raises(ValueError, match="config") as e:
+        C.from_dict(d)
+    assert needle in str(e.value)
+
+
+def test_read_config_file_round_trips_and_names_the_file(tmp_path):
+    cfg = _nondefault()
+    path = tmp_path / "config.json"
+    path.write_text(cfg.to_json())
+    assert C.read_config_file(path) == cfg
+    d = json.loads(cfg.to_json())
+    d["model"]["genetic"]["genez"] = 3
+    path.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=r"config\.json: unknown key\(s\) model\.genetic\.genez") as e:
+        C.read_config_file(path)
+    assert str(path) in str(e.value)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        C.read_config_file(path)
+
+
+def test_read_config_file_migrates_inner_learning_rate_zero_to_none(tmp_path):
+    """0.0 meant "train.learning_rate" in stored configs; None means it now."""
+    d = json.loads(C.Config().to_json())
+    d["evolve"]["inner_learning_rate"] = 0.0
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(d))
+    assert C.read_config_file(path).evolve.inner_learning_rate is None
+    assert C.read_config_file(path) == C.Config()
+    d["evolve"]["inner_learning_rate"] = 0.01  # any other value is kept
+    path.write_text(json.dumps(d))
+    assert C.read_config_file(path).evolve.inner_learning_rate == 0.01
+    with pytest.raises(ValueError, match="inner_learning_rate must be > 0"):
+        C.load_config("demo_direct", ["evolve.inner_learning_rate=0"])
+    assert C.load_config("demo_direct", ["evolve.inner_learning_rate=none"]).evolve.inner_learning_rate is None
+
+
+def test_read_config_file_migrates_only_the_listed_added_keys(tmp_path):
+    """A config.json of an older gsnn lacks keys added since; the migration adds each
+    with the value those runs used, and any other missing key still raises."""
+    d = json.loads(C.Config().to_json())
+    for key in C.ADDED_KEYS:
+        *sections, leaf = key.split(".")
+        node = d
+        for s in sections:
+            node = node[s]
+        del node[leaf]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(d))
+    cfg = C.read_config_file(path)
+    assert cfg.evolve.preserve_scale is False and cfg.model.conv_impl == "xla"
+    assert cfg.model.genetic.rules == 1 and cfg.data.val_per_class == 0 and cfg.evolve.inject_nan == ()
+    migrated, changes = C.migrate_stored_config(d)
+    assert len(changes) == len(C.ADDED_KEYS) and C.migrate_stored_config(migrated)[1] == []
+    assert "preserve_scale" not in d["evolve"]  # the input is not modified
+    del d["train"]["momentum"]  # not an added key: no default is invented for it
+    path.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=r"missing key\(s\) train\.momentum\. "):
+        C.read_config_file(path)
 
 
 @pytest.mark.parametrize("name", ["convnet_s_cifar10_direct", "convnet_s_cifar10_genetic"])

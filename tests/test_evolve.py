@@ -142,6 +142,34 @@ def test_direct_model_cannot_be_evolved():
         GN.genome_spec(cfg.model.genetic, M.describe(M.build_model(cfg.model))[0], cfg.evolve)
 
 
+def test_one_gene_with_the_spectral_entropy_is_refused_at_build(tiny_data):
+    """H_S divides by log g: with g = 1 every individual would score non-finite and count
+    as diverged; the run is refused before any generation instead."""
+    one = lambda op: dataclasses.replace(tiny_config(spatial_operator=op), model=M.ModelConfig(
+        arch="mlp", hidden=(16,), T=2, genetic=C.GeneticConfig(encoding="position", genes=1))).validate()
+    cfg = one("spatial_entropy")  # a valid config: training with g = 1 is fine
+    with pytest.raises(ValueError, match=r"evolve.spatial_operator='spatial_entropy' needs model.genetic.genes "
+                                         r">= 2 .*got genes=1"):
+        EV.make_problem(cfg, tiny_data)
+    with pytest.raises(ValueError, match="genes >= 2"):
+        GN.genome_spec(cfg.model.genetic, M.describe(M.build_model(cfg.model))[0], cfg.evolve)
+    spec = GN.genome_spec(one("effective_rank").model.genetic,
+                          M.describe(M.build_model(cfg.model))[0], one("effective_rank").evolve)
+    assert spec.genes == 1
+
+
+def test_inner_learning_rate_none_means_the_train_rate_and_zero_is_rejected():
+    from gsnn.evolution.problem import _inner_train_config
+
+    cfg = tiny_config()  # train.learning_rate=0.05, evolve.inner_learning_rate None (the default)
+    assert cfg.evolve.inner_learning_rate is None
+    assert _inner_train_config(cfg).train.learning_rate == 0.05
+    assert _inner_train_config(tiny_config(inner_learning_rate=0.2)).train.learning_rate == 0.2
+    for bad in (0.0, -0.1):
+        with pytest.raises(ValueError, match="evolve.inner_learning_rate must be > 0, or None"):
+            tiny_config(inner_learning_rate=bad)
+
+
 # --------------------------------------------------------------------------------------
 # Fitness operators
 # --------------------------------------------------------------------------------------
@@ -392,6 +420,15 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny_data, tmp_pat
     cfg = tiny_config(generations=4)
     whole = EV.evolve(cfg, tmp_path / "whole", dataset=tiny_data, progress=False)
     EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False, stop_after_generations=2)
+    # the checkpoint's config as an older gsnn stored it (inner_learning_rate 0.0 meant the
+    # train rate; None means it now): the explicit migration makes it the same config
+    meta_files = list((tmp_path / "split" / "evolution" / "checkpoints").glob("*/meta/metadata"))
+    assert meta_files
+    for meta_file in meta_files:
+        meta = json.loads(meta_file.read_text())
+        assert meta["config"]["evolve"]["inner_learning_rate"] is None
+        meta["config"]["evolve"]["inner_learning_rate"] = 0.0
+        meta_file.write_text(json.dumps(meta))
     resumed = EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False)
     assert [g["best_fitness"] for g in resumed["generations"]] == [g["best_fitness"] for g in whole["generations"]]
     assert resumed["best_fitness"] == whole["best_fitness"]

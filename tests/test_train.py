@@ -110,6 +110,38 @@ def test_a_workdir_of_another_config_is_refused(demo_subset, tmp_path):
         T.train_and_evaluate(mlp_config(learning_rate=0.05, **tiny), tmp_path, dataset=demo_subset, progress=False)
 
 
+def test_a_workdir_config_json_is_read_strictly(demo_subset, tmp_path):
+    """The resume comparison and load_trained read config.json through
+    gsnn.config.read_config_file: an unknown key is an error naming it, not dropped."""
+    import json
+
+    cfg = mlp_config(epochs=1, batch_size=100)
+    stored = json.loads(cfg.to_json())
+    stored["train"]["old_knob"] = 1
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"config\.json: unknown key\(s\) train\.old_knob"):
+        T.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False)
+    with pytest.raises(ValueError, match=r"config\.json: unknown key\(s\) train\.old_knob"):
+        T.load_trained(tmp_path, dataset=demo_subset)
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+
+
+def test_an_unreadable_newest_checkpoint_stops_the_resume(demo_subset, tmp_path):
+    """Neither the previous epoch nor a fresh start: the run stops and names the checkpoint."""
+    from gsnn.runtime.checkpoint import CheckpointError
+
+    cfg = mlp_config(epochs=3, batch_size=100)
+    T.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False, stop_after_epochs=2)
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert len(steps) == 2
+    newest = tmp_path / "checkpoints" / str(steps[-1])
+    (newest / "meta" / "metadata").unlink()
+    with pytest.raises(CheckpointError, match=f"{newest} \\(step {steps[-1]}\\) cannot be read"):
+        T.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False)
+    with pytest.raises(CheckpointError):
+        T.load_trained(tmp_path, dataset=demo_subset)
+
+
 def test_resume_after_stop_equals_uninterrupted(demo_subset, tmp_path):
     cfg = mlp_config(epochs=3, batch_size=100)
     whole = T.train_and_evaluate(cfg, tmp_path / "a", dataset=demo_subset, progress=False)
@@ -118,6 +150,28 @@ def test_resume_after_stop_equals_uninterrupted(demo_subset, tmp_path):
     strip = lambda h: [{k: v for k, v in e.items() if k not in ("epoch_seconds", "train_images_per_s")} for e in h]
     assert strip(resumed["history"]) == strip(whole["history"])
     assert resumed["test_accuracy"] == whole["test_accuracy"]
+
+
+def test_evaluation_of_non_finite_logits_raises_and_finite_results_are_unchanged():
+    """NaN logits would argmax to class 0 and count as correct there; evaluate refuses."""
+    cfg = mlp_config()
+    steps = T.make_steps(cfg, 1, (0.5,) * 3, (0.25,) * 3, (8, 8, 3))
+    state = steps.init(jax.random.key(0))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, (10,)).astype(np.int32)
+    ok = T.evaluate(steps, state.params, state.batch_stats, images, labels, 4)
+    # the same numbers as the model's logits give directly
+    logits = steps.model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                               D.normalize(jnp.asarray(images), jnp.asarray((0.5,) * 3), jnp.asarray((0.25,) * 3)),
+                               train=False, rngs={"coding": jax.random.key(0)})
+    assert ok["accuracy"] == np.mean(np.argmax(np.asarray(logits), -1) == labels)
+    assert np.isfinite(ok["loss"])
+    nan_params = jax.tree_util.tree_map(lambda p: jnp.full_like(p, jnp.nan), state.params)
+    with pytest.raises(T.NonFiniteError, match=r"^evaluation: 10 of 10 examples gave non-finite logits"):
+        T.evaluate(steps, nan_params, state.batch_stats, images, labels, 4)
+    with pytest.raises(T.NonFiniteError, match=r"^evaluation: 10 of 10 examples"):
+        T.evaluate_batches(steps, nan_params, state.batch_stats, [(images[:6], labels[:6]), (images[6:], labels[6:])])
 
 
 def test_class_count_mismatch_and_oversized_batch_are_clear(demo_subset):

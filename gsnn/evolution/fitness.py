@@ -99,6 +99,21 @@ TEMPORAL_OPERATORS: dict[str, Callable[[InnerLoopTrace], jax.Array]] = {
 
 SCHEDULES = ("constant", "linear", "cosine", "exponential")
 
+#: The fewest genes ``g`` a spatial operator is defined for (absent: any ``g >= 1``).
+#: ``spatial_entropy`` divides by ``log g``, which is 0 at ``g = 1``.
+MIN_GENES = {"spatial_entropy": 2}
+
+
+def check_spatial_operator(name: str, genes: int) -> None:
+    """Raises ``ValueError`` when the spatial operator ``name`` is undefined for
+    ``genes`` genes, so that a run fails at build time instead of scoring every
+    individual as diverged (a non-finite ``H_S``)."""
+    need = MIN_GENES.get(name, 1)
+    if genes < need:
+        raise ValueError(f"evolve.spatial_operator={name!r} needs model.genetic.genes >= {need} (the spectral "
+                         f"entropy of G divides by log g), got genes={genes}; set model.genetic.genes >= {need} "
+                         f"or evolve.spatial_operator to 'effective_rank' or 'none'")
+
 
 def lambda_schedule(kind: str, value: float, generations: int) -> optax.Schedule:
     """``lambda(t)`` over generations: ``value`` at ``t = 0``, decaying to 0 at

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 from gsnn.analysis import energy
 from gsnn.configs import EvolveConfig, GeneticConfig
 from gsnn.core import encodings
+from gsnn.evolution import fitness
 from gsnn.nn.specs import LayerSpec
 
 
@@ -70,10 +71,16 @@ class GenomeSpec:
 
 
 def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConfig) -> GenomeSpec:
-    """The genome layout of a network described by ``synapses`` (from ``models.describe``)."""
+    """The genome layout of a network described by ``synapses`` (from ``models.describe``).
+
+    Raises:
+      ValueError: the model is not genetically encoded, or ``ecfg.spatial_operator`` is
+        undefined for ``gcfg.genes`` (:func:`gsnn.evolution.fitness.check_spatial_operator`).
+    """
     if gcfg.encoding == "direct":
         raise ValueError("evolution needs a genetically encoded model: set model.genetic.encoding "
                          "to 'position' or 'neuron' (and model.genetic.genes > 0)")
+    fitness.check_spatial_operator(ecfg.spatial_operator, gcfg.genes)
     mats: list[EncodingMatrix] = []
     if gcfg.encoding == "position":
         for s in synapses:

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gsnn import configs as C
+from gsnn.config import migrate_stored_config
 from gsnn import data as D
 from gsnn import training as TR
 from gsnn.evolution import fitness as F
@@ -107,7 +108,7 @@ def evolve(
                                                         best_genome=mean_genome)))
     if restored is not None:
         tree, meta = restored
-        loop.check_same_config(meta.get("config") or {}, json.loads(cfg.to_json()))
+        loop.check_same_config(migrate_stored_config(meta.get("config") or {})[0], json.loads(cfg.to_json()))
         es_state, key = tree["es_state"], jax.random.wrap_key_data(tree["key"])
         history = meta["history"]
         best = dict(fitness=meta["best_fitness"], genome=tree["best_genome"], generation=meta["best_generation"])

@@ -38,7 +38,7 @@ class Problem:
 
 def _inner_train_config(cfg: C.Config) -> C.Config:
     e = cfg.evolve
-    lr = e.inner_learning_rate or cfg.train.learning_rate
+    lr = cfg.train.learning_rate if e.inner_learning_rate is None else e.inner_learning_rate
     return dataclasses.replace(cfg, train=dataclasses.replace(
         cfg.train, epochs=1, learning_rate=lr, warmup_epochs=0.0, nan_policy="stop"))
 

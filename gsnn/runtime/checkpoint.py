@@ -6,11 +6,20 @@ import pathlib
 from typing import Any
 
 
+class CheckpointError(RuntimeError):
+    """The newest checkpoint of a run exists but cannot be read; nothing was restored.
+
+    The message names the checkpoint and the two ways on: remove it to resume from the
+    previous one, or remove the checkpoint folder (or use a new workdir) to start over.
+    """
+
+
 class Checkpointer:
     """orbax checkpoints of (TrainState, metadata) under ``workdir/checkpoints``.
 
     Writes are atomic (orbax writes to a temporary folder and renames it); the two
-    newest are kept so a half-written newest one can fall back to the previous.
+    newest are kept, so when the newest is damaged the previous one is still there to
+    resume from (after removing the newest; :meth:`restore_latest` never skips it by itself).
     """
 
     def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 2):
@@ -29,18 +38,43 @@ class Checkpointer:
         self.manager.wait_until_finished()
 
     def restore_latest(self, abstract_state) -> tuple[Any, dict] | None:
-        """The newest readable checkpoint, or ``None``. A corrupt newest one is skipped
-        with a warning and the previous one is used."""
+        """The newest checkpoint as ``(state, meta)``, or ``None`` when there is none.
+
+        Never falls back silently: a newest checkpoint that exists but cannot be read
+        (damaged files, or a state of another shape than ``abstract_state``) raises
+        :class:`CheckpointError` instead of restoring an older one or starting fresh.
+
+        Args:
+          abstract_state: the state's pytree of ``jax.ShapeDtypeStruct`` (``jax.eval_shape``).
+
+        Raises:
+          CheckpointError: naming ``<dir>/<step>`` and how to go on.
+        """
         ocp = self._ocp
-        for step in sorted(self.manager.all_steps(), reverse=True):
-            try:
-                out = self.manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-                return out["state"], out["meta"]
-            except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
-                print(f"warning: checkpoint {self.dir / str(step)} is unreadable ({type(e).__name__}: {e}); "
-                      f"falling back to an older one", flush=True)
-        return None
+        listed = sorted(self.manager.all_steps())
+        on_disk = sorted(int(p.name) for p in self.dir.iterdir() if p.is_dir() and p.name.isdigit()) \
+            if self.dir.is_dir() else []
+        steps = sorted(set(listed) | set(on_disk))
+        if not steps:
+            return None
+        step = steps[-1]
+        if step not in listed:
+            raise self._unreadable(step, steps, "orbax does not recognise it as a finished checkpoint")
+        try:
+            out = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+        except Exception as e:  # noqa: BLE001 - whatever orbax raises, the checkpoint is unreadable
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            raise self._unreadable(step, steps, f"{type(e).__name__}: {first}") from e
+        return out["state"], out["meta"]
+
+    def _unreadable(self, step: int, steps: list[int], why: str) -> CheckpointError:
+        path = self.dir / str(step)
+        start_over = f"to start over, remove {self.dir} or use a new workdir"
+        how = (f"To resume from the previous checkpoint (step {steps[-2]}), remove {path}; {start_over}"
+               if len(steps) > 1 else f"There is no earlier checkpoint; {start_over}")
+        return CheckpointError(f"the newest checkpoint {path} (step {step}) cannot be read ({why}); nothing was "
+                               f"restored. {how}")
 
     def close(self):
         self.manager.close()

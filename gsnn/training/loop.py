@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gsnn import configs as C
-from gsnn.config import from_dict
+from gsnn.config import read_config_file
 from gsnn import data as D
 from gsnn.analysis import energy as E
 from gsnn.nn import networks as M
@@ -113,8 +113,8 @@ def train_and_evaluate(
         wd.mkdir(parents=True, exist_ok=True)
         cfg_file = wd / "config.json"
         if cfg_file.exists():
-            # read through from_dict so that keys of fields since removed do not count
-            old = json.loads(from_dict(json.loads(cfg_file.read_text())).to_json())
+            # read strictly, after the explicit migration of older files (gsnn.config.read_config_file)
+            old = json.loads(read_config_file(cfg_file).to_json())
             loop.check_same_config(old, json.loads(cfg.to_json()), where=f"workdir {wd}")
         else:
             cfg_file.write_text(cfg.to_json())
@@ -296,7 +296,7 @@ def load_trained(workdir: str | os.PathLike, dataset: D.ArrayDataset | None = No
     cfg_file = wd / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{wd}: no config.json; pass the workdir of a gsnn train run")
-    cfg = from_dict(json.loads(cfg_file.read_text())).validate()
+    cfg = read_config_file(cfg_file).validate()
     ds = dataset if dataset is not None else load_data(cfg)
     mean, std = D.stats_for(ds.name)
     steps = make_steps(cfg, 1, mean, std, ds.image_shape)

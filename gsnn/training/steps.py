@@ -17,7 +17,7 @@ from gsnn.training.optim import make_optimizer
 
 
 class NonFiniteError(FloatingPointError):
-    """The training loss became NaN or Inf."""
+    """The training loss, or the logits of an evaluation, became NaN or Inf."""
 
 
 class TrainState(NamedTuple):
@@ -59,7 +59,7 @@ class Steps:
 
     init: Callable  # key -> TrainState
     train_step: Callable  # (state, images_u8, labels, key) -> (state, metrics)
-    eval_step: Callable  # (params, batch_stats, images_u8, labels) -> metrics (sums)
+    eval_step: Callable  # (params, batch_stats, images_u8, labels) -> metrics (sums and counts)
     model: M.SpikingNetwork
     tx: optax.GradientTransformation
     pure_train_step: Callable  # the same, not jitted (to vmap/scan inside other functions)
@@ -148,6 +148,9 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
         return new, metrics
 
     def eval_step(params, batch_stats, images_u8, labels):
+        """Sums over the batch: ``loss_sum``, ``correct``, ``correct_top5``, ``count``
+        (examples), ``nonfinite`` (examples whose logits hold a NaN or Inf) and the
+        firing-rate ``stats`` times ``count``."""
         images = D.normalize(images_u8, mean, std)
         logits, updates = model.apply(
             {"params": params, "batch_stats": batch_stats}, images, train=False,
@@ -160,6 +163,7 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
             correct=jnp.sum(jnp.argmax(logits, -1) == labels),
             correct_top5=jnp.sum(jnp.any(jax.lax.top_k(logits, min(5, logits.shape[-1]))[1] == labels[:, None], -1)),
             count=n,
+            nonfinite=jnp.sum(~jnp.all(jnp.isfinite(logits), axis=-1)),
             stats=jax.tree_util.tree_map(lambda x: x * n, updates["stats"]),
         )
 
@@ -170,19 +174,34 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
 
 def evaluate(steps: Steps, params, batch_stats, images: np.ndarray, labels: np.ndarray,
              batch_size: int) -> dict:
-    """Accuracy, top-5, loss and mean ``stats`` over a whole split (no example dropped)."""
+    """Accuracy, top-5, loss and mean ``stats`` over a whole split (no example dropped).
+
+    Raises:
+      NonFiniteError: some example's logits hold a NaN or Inf (an argmax of NaN would
+        count as class 0 and the loss would be NaN).
+    """
     return evaluate_batches(steps, params, batch_stats,
                             D.batches(images, labels, batch_size, seed=0, epoch=0, shuffle=False, drop_remainder=False))
 
 
 def evaluate_batches(steps: Steps, params, batch_stats, batches) -> dict:
-    """:func:`evaluate` over an iterator of ``(uint8 images, labels)`` batches."""
+    """:func:`evaluate` over an iterator of ``(uint8 images, labels)`` batches.
+
+    Raises:
+      NonFiniteError: ``evaluation: k of n examples gave non-finite logits ...``.
+    """
     totals = None
     for xb, yb in batches:
         m = steps.eval_step(params, batch_stats, jnp.asarray(xb), jnp.asarray(yb))
         totals = m if totals is None else jax.tree_util.tree_map(jnp.add, totals, m)
     totals = jax.device_get(totals)
     n = float(totals["count"])
+    bad = int(totals["nonfinite"])
+    if bad:
+        raise NonFiniteError(f"evaluation: {bad} of {int(n)} examples gave non-finite logits (NaN or Inf), so "
+                             f"their accuracy and loss mean nothing; the parameters (or batch statistics) hold "
+                             f"non-finite values or overflow: check the checkpoint, or retrain with a lower "
+                             f"train.learning_rate or train.grad_clip > 0")
     return dict(
         accuracy=float(totals["correct"]) / n,
         top5=float(totals["correct_top5"]) / n,
