@@ -352,7 +352,8 @@ class EvolveConfig:
       population: individuals per generation.
       generations: generations.
       std_init: the strategy's initial search std (in genome units).
-      elite_ratio: SimpleGA's elite fraction.
+      elite_ratio: fraction of the population taken as elite: SimpleGA's parents, the
+        CMA-ES and Sep-CMA-ES recombination size ``mu / lambda``; SNES and Open-ES ignore it.
       inner_steps: ``K`` optimiser steps per individual (the config's optimiser, cosine
         over ``K``, peak ``inner_learning_rate``).
       inner_batch: minibatch size of the inner loop (the same batches for everyone).
