@@ -1,8 +1,8 @@
 """Moved to :mod:`gsnn.evolution.fitness`; this name stays for the public API (``from gsnn import fitness``)."""
-from gsnn.evolution.fitness import (SCHEDULES, SPATIAL_OPERATORS, TEMPORAL_OPERATORS, InnerLoopTrace, effective_rank,
-                                    fitness, get_operator, lambda_schedule, learning_curve_area, loss_start_end,
-                                    spatial_entropy, temporal_difference)
+from gsnn.evolution.fitness import (SCHEDULES, SPATIAL_OPERATORS, TEMPORAL_OPERATORS, InnerLoopTrace, combine,
+                                    effective_rank, fitness, get_operator, lambda_schedule, learning_curve_area,
+                                    loss_start_end, make_fitness, spatial_entropy, temporal_difference)
 
-__all__ = ["SCHEDULES", "SPATIAL_OPERATORS", "TEMPORAL_OPERATORS", "InnerLoopTrace", "effective_rank", "fitness",
-           "get_operator", "lambda_schedule", "learning_curve_area", "loss_start_end", "spatial_entropy",
-           "temporal_difference"]
+__all__ = ["SCHEDULES", "SPATIAL_OPERATORS", "TEMPORAL_OPERATORS", "InnerLoopTrace", "combine", "effective_rank",
+           "fitness", "get_operator", "lambda_schedule", "learning_curve_area", "loss_start_end", "make_fitness",
+           "spatial_entropy", "temporal_difference"]

@@ -196,6 +196,20 @@ def test_temporal_difference_definition():
     assert float(F.learning_curve_area(_trace(G, [2.0] * 8))) == pytest.approx(0.0, abs=1e-7)
 
 
+def test_make_fitness_takes_the_operators_and_schedules_as_values():
+    tr = _trace(jnp.eye(4), np.linspace(2.0, 1.0, 8), acc=0.3)
+    fit = F.make_fitness(lambda t: jnp.asarray(0.5), lambda t: jnp.asarray(0.25),
+                         optax.linear_schedule(0.2, 0.0, 10), optax.constant_schedule(0.4))
+    out = fit(tr, jnp.asarray(5))  # lambda_s halfway down: 0.1
+    assert float(out["fitness"]) == pytest.approx(0.3 + 0.1 * 0.5 + 0.4 * 0.25, rel=1e-6)
+    assert float(out["lambda_s"]) == pytest.approx(0.1) and not bool(out["diverged"])
+    by_name = F.fitness(tr, jnp.asarray(5), lambda_s=optax.constant_schedule(0.2),
+                        lambda_t=optax.constant_schedule(0.5))
+    by_value = F.make_fitness(F.spatial_entropy, F.temporal_difference, optax.constant_schedule(0.2),
+                              optax.constant_schedule(0.5))(tr, jnp.asarray(5))
+    assert {k: float(v) for k, v in by_name.items()} == {k: float(v) for k, v in by_value.items()}
+
+
 def test_fitness_combines_terms_with_schedules_and_flags_divergence():
     G = jnp.eye(4)
     tr = _trace(G, np.linspace(2.0, 1.0, 8), acc=0.3)

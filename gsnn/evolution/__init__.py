@@ -30,7 +30,8 @@ and every host runs the same program on the same seed (see the README).
 from gsnn.evolution.loop import evolve, genome_init_fn
 from gsnn.evolution.pipeline import FINAL_VARIANTS, run_evolution, variant_config
 from gsnn.evolution.problem import Problem, generation_batches, make_problem, resolve_chunk_size
-from gsnn.evolution.step import WORST_FITNESS, EvolutionState, GenerationData, make_evolution_step
+from gsnn.evolution.step import WORST_FITNESS, EvolutionState, GenerationData, initial_state, make_evolution_step
 from gsnn.evolution.strategies import STRATEGIES, Strategy, make_strategy, strategy_init
 
-__all__ = ["evolve", "genome_init_fn", "FINAL_VARIANTS", "run_evolution", "variant_config", "Problem", "generation_batches", "make_problem", "resolve_chunk_size", "STRATEGIES", "Strategy", "make_strategy", "strategy_init", "WORST_FITNESS", "EvolutionState", "GenerationData", "make_evolution_step"]
+__all__ = ["evolve", "genome_init_fn", "FINAL_VARIANTS", "run_evolution", "variant_config", "Problem", "generation_batches", "make_problem", "resolve_chunk_size", "STRATEGIES", "Strategy", "make_strategy", "strategy_init", "WORST_FITNESS", "EvolutionState", "GenerationData", "initial_state",
+           "make_evolution_step"]

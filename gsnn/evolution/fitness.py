@@ -144,6 +144,42 @@ def combine(accuracy, spatial, temporal, lambda_s, lambda_t):
     return accuracy + lambda_s * spatial + lambda_t * temporal
 
 
+def make_fitness(spatial_fn: Callable[[InnerLoopTrace], jax.Array],
+                 temporal_fn: Callable[[InnerLoopTrace], jax.Array],
+                 lambda_s: optax.Schedule, lambda_t: optax.Schedule) -> Callable[..., dict[str, jax.Array]]:
+    """The fitness ``(trace, generation) -> dict``, ``F = acc_val + lambda_S(t) H_S +
+    lambda_T(t) D_T`` (maximised), from the operators and weight schedules themselves
+    (look names up in :data:`SPATIAL_OPERATORS` / :data:`TEMPORAL_OPERATORS` once,
+    outside traced code).
+
+    The dict holds ``fitness``, its parts (``val_accuracy``, ``spatial``, ``temporal``,
+    ``lambda_s``, ``lambda_t``), ``loss_start``, ``loss_end`` and ``diverged``. A
+    non-finite loss or fitness gives ``F = -inf`` (``diverged = True``); callers pass a
+    large finite worst value to the strategy.
+    """
+
+    def fitness_fn(trace: InnerLoopTrace, generation: jax.Array) -> dict[str, jax.Array]:
+        h_s = spatial_fn(trace)
+        d_t = temporal_fn(trace)
+        ls, lt = lambda_s(generation), lambda_t(generation)
+        f = combine(trace.val_accuracy, h_s, d_t, ls, lt)
+        diverged = ~(jnp.all(jnp.isfinite(trace.losses)) & jnp.isfinite(f))
+        start, end = loss_start_end(trace.losses)
+        return dict(
+            fitness=jnp.where(diverged, -jnp.inf, f),
+            val_accuracy=trace.val_accuracy,
+            spatial=h_s,
+            temporal=d_t,
+            lambda_s=jnp.asarray(ls, jnp.float32),
+            lambda_t=jnp.asarray(lt, jnp.float32),
+            loss_start=start,
+            loss_end=end,
+            diverged=diverged,
+        )
+
+    return fitness_fn
+
+
 def fitness(
     trace: InnerLoopTrace,
     generation: jax.Array,
@@ -153,25 +189,6 @@ def fitness(
     lambda_s: optax.Schedule = optax.constant_schedule(0.0),
     lambda_t: optax.Schedule = optax.constant_schedule(0.0),
 ) -> dict[str, jax.Array]:
-    """``F = acc_val + lambda_S(t) H_S + lambda_T(t) D_T`` (maximised), with its parts.
-
-    A non-finite loss or accuracy gives ``F = -inf`` (``diverged = True``); callers pass
-    a large finite worst value to the strategy.
-    """
-    h_s = get_operator(SPATIAL_OPERATORS, spatial, "spatial")(trace)
-    d_t = get_operator(TEMPORAL_OPERATORS, temporal, "temporal")(trace)
-    ls, lt = lambda_s(generation), lambda_t(generation)
-    f = combine(trace.val_accuracy, h_s, d_t, ls, lt)
-    diverged = ~(jnp.all(jnp.isfinite(trace.losses)) & jnp.isfinite(f))
-    start, end = loss_start_end(trace.losses)
-    return dict(
-        fitness=jnp.where(diverged, -jnp.inf, f),
-        val_accuracy=trace.val_accuracy,
-        spatial=h_s,
-        temporal=d_t,
-        lambda_s=jnp.asarray(ls, jnp.float32),
-        lambda_t=jnp.asarray(lt, jnp.float32),
-        loss_start=start,
-        loss_end=end,
-        diverged=diverged,
-    )
+    """:func:`make_fitness` with the operators given by name, applied to one trace."""
+    return make_fitness(get_operator(SPATIAL_OPERATORS, spatial, "spatial"),
+                        get_operator(TEMPORAL_OPERATORS, temporal, "temporal"), lambda_s, lambda_t)(trace, generation)

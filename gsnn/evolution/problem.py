@@ -67,9 +67,10 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
     n_val = (len(val_labels) // eval_bs) * eval_bs
     val_x = jnp.asarray(val_images[:n_val]).reshape((-1, eval_bs) + val_images.shape[1:])
     val_y = jnp.asarray(val_labels[:n_val]).reshape(-1, eval_bs)
-    spatial_name, temporal_name = e.spatial_operator, e.temporal_operator
-    lambda_s = F.lambda_schedule(e.lambda_schedule, e.lambda_s, e.generations)
-    lambda_t = F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations)
+    fitness_fn = F.make_fitness(F.get_operator(F.SPATIAL_OPERATORS, e.spatial_operator, "spatial"),
+                                F.get_operator(F.TEMPORAL_OPERATORS, e.temporal_operator, "temporal"),
+                                F.lambda_schedule(e.lambda_schedule, e.lambda_s, e.generations),
+                                F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations))
 
     def evaluate_one(genome, key, xb, yb, generation):
         """One individual: build, train ``K`` steps on ``xb [K,B,H,W,C]``, validate."""
@@ -92,8 +93,7 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
 
         correct, _ = jax.lax.scan(val_body, jnp.zeros((), jnp.int32), (val_x, val_y))
         trace = F.InnerLoopTrace(g_init, state.params["G"], losses, correct / n_val)
-        out = F.fitness(trace, generation, spatial=spatial_name, temporal=temporal_name,
-                        lambda_s=lambda_s, lambda_t=lambda_t)
+        out = fitness_fn(trace, generation)
         out["losses"] = losses
         return out
 

@@ -46,6 +46,7 @@ class GenerationData(NamedTuple):
 
 
 def initial_state(es_state, key: jax.Array, generation: int = 0) -> EvolutionState:
+    """The loop's carry before ``generation`` (0: a fresh run; a resumed run's count)."""
     return EvolutionState(es_state, key, jnp.asarray(generation, jnp.int32))
 
 

@@ -21,9 +21,10 @@ from gsnn.training.loop import load_data, load_trained, run_keys, train_and_eval
 from gsnn.training.optim import decay_groups, learning_rate_schedule, make_optimizer, make_tx, warmup_cosine
 from gsnn.training.records import HISTORY_KEYS, result_record
 from gsnn.training.steps import (NonFiniteError, Steps, TrainState, cross_entropy, default_init_fn, evaluate,
-                                 evaluate_batches, make_steps, weight_penalty)
+                                 evaluate_batches, make_eval_step, make_steps, make_train_step,
+                                 weight_penalty)
 
 __all__ = ["group_labels", "param_group", "load_data", "load_trained", "run_keys", "train_and_evaluate",
            "learning_rate_schedule", "make_optimizer", "make_tx", "warmup_cosine", "decay_groups", "HISTORY_KEYS", "result_record", "NonFiniteError", "Steps",
-           "TrainState", "cross_entropy", "default_init_fn", "evaluate", "evaluate_batches", "make_steps",
+           "TrainState", "cross_entropy", "default_init_fn", "evaluate", "evaluate_batches", "make_steps", "make_train_step", "make_eval_step",
            "weight_penalty"]

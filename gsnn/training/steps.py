@@ -72,35 +72,31 @@ def default_init_fn(model: M.SpikingNetwork, input_shape) -> Callable:
     return lambda key: M.init_variables(model, key, input_shape)
 
 
-def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
-               init_fn: Callable | None = None) -> Steps:
-    """Builds the model, optimiser and the pure train/eval steps for ``cfg``.
+def make_train_step(model: M.SpikingNetwork, tx: optax.GradientTransformation, *, mean, std, augment: bool,
+                    crop_padding: int = 4, label_smoothing: float = 0.0, generated_weight_decay: float = 0.0,
+                    nan_policy: str = "stop") -> Callable:
+    """The pure training step ``(state, images_u8, labels, key) -> (state, metrics)``.
 
     Args:
-      cfg: experiment config.
-      steps_per_epoch: for the learning-rate schedule.
-      mean, std: per-channel normalisation of uint8 images.
-      input_shape: ``(H, W, C)``.
-      init_fn: ``key -> {'params', 'batch_stats'}``; default: the model's random init
-        (evolution passes a network built from a genome).
+      model: the network.
+      tx: its optimiser (:func:`gsnn.training.optim.make_tx`).
+      mean, std: per-channel normalisation of uint8 images, ``[C]``.
+      augment: random crop (``crop_padding`` pixels of zero padding) and horizontal flip.
+      label_smoothing: of the cross-entropy targets.
+      generated_weight_decay: ``lambda`` of ``lambda/2 * sum ||W||^2`` over the weights the
+        layers generate, through the loss (``train.weight_decay_on=weights``); 0: none.
+      nan_policy: ``"stop"`` (apply every update; the loop stops on a non-finite loss)
+        or ``"skip"`` (a step with a non-finite loss or gradient keeps the old state and
+        halves ``lr_factor``).
+
+    ``metrics``: ``loss`` (cross-entropy alone), ``accuracy``, ``finite``, ``grad_norm``,
+    ``param_norm`` (before the step), ``firing_rates``.
     """
-    model = M.build_model(cfg.model)
-    tc, dc = cfg.train, cfg.data
+    if nan_policy not in ("stop", "skip"):
+        raise ValueError(f"nan_policy must be 'stop' or 'skip', got {nan_policy!r}")
     mean = jnp.asarray(mean, jnp.float32)
     std = jnp.asarray(std, jnp.float32)
-    init_fn = init_fn or default_init_fn(model, input_shape)
-    abstract_params = jax.eval_shape(default_init_fn(model, input_shape), jax.random.key(0))["params"]
-    tx = make_optimizer(tc, steps_per_epoch, abstract_params)
-
-    def state_from_variables(variables):
-        params = variables["params"]
-        return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
-                          tx.init(params), jnp.ones((), jnp.float32))
-
-    def init(key):
-        return state_from_variables(init_fn(key))
-
-    decay_weights = tc.weight_decay_on == "weights" and tc.weight_decay > 0
+    decay_weights = generated_weight_decay > 0
     mutable = ["batch_stats", "stats"] + (["weight_sq"] if decay_weights else [])
 
     def forward(params, batch_stats, images, k_coding):
@@ -111,15 +107,15 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
         """The objective; its aux reports the cross-entropy alone."""
         k_coding, _ = jax.random.split(key)
         logits, updates = forward(params, batch_stats, images, k_coding)
-        loss = cross_entropy(logits, labels, tc.label_smoothing)
-        objective = loss + weight_penalty(updates["weight_sq"], tc.weight_decay) if decay_weights else loss
+        loss = cross_entropy(logits, labels, label_smoothing)
+        objective = loss + weight_penalty(updates["weight_sq"], generated_weight_decay) if decay_weights else loss
         return objective, (loss, logits, updates)
 
     def train_step(state: TrainState, images_u8, labels, key):
         k_aug, k_model = jax.random.split(key)
         images = D.normalize(images_u8, mean, std)
-        if dc.augment:
-            images = D.random_crop_flip(k_aug, images, dc.crop_padding)
+        if augment:
+            images = D.random_crop_flip(k_aug, images, crop_padding)
         (_, (loss, logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.batch_stats, images, labels, k_model
         )
@@ -130,7 +126,7 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
             jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
         )
         new = TrainState(state.step + 1, params, updates["batch_stats"], opt_state, state.lr_factor)
-        if tc.nan_policy == "skip":
+        if nan_policy == "skip":
             # drop the update and halve the learning rate; the step still counts
             keep = lambda a, b: jnp.where(finite, a, b)
             new = TrainState(state.step + 1, jax.tree_util.tree_map(keep, params, state.params),
@@ -147,10 +143,18 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
         )
         return new, metrics
 
+    return train_step
+
+
+def make_eval_step(model: M.SpikingNetwork, *, mean, std) -> Callable:
+    """The pure evaluation step ``(params, batch_stats, images_u8, labels) -> sums``:
+    ``loss_sum``, ``correct``, ``correct_top5``, ``count`` (examples), ``nonfinite``
+    (examples whose logits hold a NaN or Inf) and the firing-rate ``stats`` times
+    ``count``. ``mean``, ``std``: per-channel normalisation of uint8 images."""
+    mean = jnp.asarray(mean, jnp.float32)
+    std = jnp.asarray(std, jnp.float32)
+
     def eval_step(params, batch_stats, images_u8, labels):
-        """Sums over the batch: ``loss_sum``, ``correct``, ``correct_top5``, ``count``
-        (examples), ``nonfinite`` (examples whose logits hold a NaN or Inf) and the
-        firing-rate ``stats`` times ``count``."""
         images = D.normalize(images_u8, mean, std)
         logits, updates = model.apply(
             {"params": params, "batch_stats": batch_stats}, images, train=False,
@@ -167,6 +171,42 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
             stats=jax.tree_util.tree_map(lambda x: x * n, updates["stats"]),
         )
 
+    return eval_step
+
+
+def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
+               init_fn: Callable | None = None) -> Steps:
+    """Builds the model, optimiser and the train/eval steps of ``cfg``: the one place
+    where a config is unpacked into the value-taking factories :func:`make_train_step`,
+    :func:`make_eval_step` and :func:`gsnn.training.optim.make_tx`.
+
+    Args:
+      cfg: experiment config.
+      steps_per_epoch: for the learning-rate schedule.
+      mean, std: per-channel normalisation of uint8 images.
+      input_shape: ``(H, W, C)``.
+      init_fn: ``key -> {'params', 'batch_stats'}``; default: the model's random init
+        (evolution passes a network built from a genome).
+    """
+    model = M.build_model(cfg.model)
+    tc, dc = cfg.train, cfg.data
+    init_fn = init_fn or default_init_fn(model, input_shape)
+    abstract_params = jax.eval_shape(default_init_fn(model, input_shape), jax.random.key(0))["params"]
+    tx = make_optimizer(tc, steps_per_epoch, abstract_params)
+
+    def state_from_variables(variables):
+        params = variables["params"]
+        return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
+                          tx.init(params), jnp.ones((), jnp.float32))
+
+    def init(key):
+        return state_from_variables(init_fn(key))
+
+    train_step = make_train_step(
+        model, tx, mean=mean, std=std, augment=dc.augment, crop_padding=dc.crop_padding,
+        label_smoothing=tc.label_smoothing, nan_policy=tc.nan_policy,
+        generated_weight_decay=tc.weight_decay if tc.weight_decay_on == "weights" else 0.0)
+    eval_step = make_eval_step(model, mean=mean, std=std)
     return Steps(init=jax.jit(init), train_step=jax.jit(train_step, donate_argnums=0),
                  eval_step=jax.jit(eval_step), model=model, tx=tx, pure_train_step=train_step,
                  pure_eval_step=eval_step, state_from_variables=state_from_variables)
