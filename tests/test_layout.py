@@ -52,8 +52,10 @@ def import_graph() -> tuple[dict[str, set[str]], list[tuple[str, int, str]]]:
                 if node.level:
                     keep = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(keep + ([base] if base else []))
-                # `from pkg import mod` imports the module; `from mod import name`, the module
+                # `from pkg import mod` imports the module and runs pkg/__init__ first (an
+                # edge to pkg, except the top-level gsnn); `from mod import name`, the module
                 names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+                names += [base] if base != "gsnn" and base in modules else []
             for name in names:
                 if not name.startswith("gsnn"):
                     continue

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from gsnn.analysis import energy
 from gsnn.configs import EvolveConfig, GeneticConfig
 from gsnn.core import encodings
-from gsnn.evolution import fitness
+import gsnn.evolution.fitness as fitness
 from gsnn.nn.specs import LayerSpec
 
 

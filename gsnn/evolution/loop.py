@@ -19,8 +19,8 @@ from gsnn import configs as C
 from gsnn.config import migrate_stored_config
 from gsnn import data as D
 from gsnn import training as TR
-from gsnn.evolution import fitness as F
-from gsnn.evolution import genome as GN
+import gsnn.evolution.fitness as F
+import gsnn.evolution.genome as GN
 from gsnn.nn import networks as M
 from gsnn.evolution.problem import Problem, generation_batches, make_problem
 from gsnn.evolution.step import EvolutionState, GenerationData, initial_state, make_evolution_step

@@ -14,8 +14,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from gsnn import configs as C
 from gsnn import data as D
 from gsnn import training as TR
-from gsnn.evolution import fitness as F
-from gsnn.evolution import genome as GN
+import gsnn.evolution.fitness as F
+import gsnn.evolution.genome as GN
 from gsnn.nn import networks as M
 
 
