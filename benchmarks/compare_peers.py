@@ -23,8 +23,8 @@ PEER_LIBRARIES = ("snntorch", "spikingjelly", "jax-spyx")
 VARIANTS = [
     ("direct", ["--mode", "direct"]),
     ("direct_per_step_input", ["--mode", "direct", "--input", "per_step"]),
-    ("genetic_g32_materialise", ["--mode", "genetic", "--genes", "32", "--path", "materialise"]),
-    ("genetic_g32_factorised", ["--mode", "genetic", "--genes", "32", "--path", "factorised"]),
+    ("genetic_g32_materialise", ["--mode", "genetic", "--genes", "32", "--execution", "materialise"]),
+    ("genetic_g32_factorised", ["--mode", "genetic", "--genes", "32", "--execution", "factorised"]),
     ("genetic_g32_auto", ["--mode", "genetic", "--genes", "32"]),
 ]
 

@@ -23,7 +23,7 @@ def main(argv=None):
     ap.add_argument("--arch", default="convnet_s")
     ap.add_argument("--encodings", nargs="+", default=["direct", "position:16", "neuron:32"],
                     help="direct, or encoding:genes[xrules] (position:16, neuron:32x2)")
-    ap.add_argument("--path", default="auto")
+    ap.add_argument("--execution", default="auto")
     ap.add_argument("--conv-impl", default="auto")
     ap.add_argument("--remat", nargs="+", choices=B.REMATS, default=["none"],
                     help="rematerialisation policies to measure, one row each")
@@ -40,7 +40,7 @@ def main(argv=None):
         g, _, rules = spec.partition("x")
         for remat in args.remat:
             r = B.run_workload(args.arch, "direct" if enc == "direct" else "genetic", int(g) if g else None,
-                               encoding=enc if enc != "direct" else "position", path=args.path,
+                               encoding=enc if enc != "direct" else "position", execution=args.execution,
                                n_timed=args.steps, remat=remat, conv_impl=args.conv_impl,
                                batch=args.batch, T=args.T, width=args.width, rules=int(rules or 1))
             rows.append(dict(r.asdict(), arch=args.arch, encoding=enc, rules=int(rules or 1)))

@@ -57,7 +57,7 @@ VARIANTS: dict[str, list[str]] = {
                                       "model.genetic.last_direct=true", "train.weight_decay_on=weights"],
     "neuron_50_r2": _NEU + ["model.genetic.genes=72", "model.genetic.rules=2"],
     # >= 80% fewer parameters (every layer encoded, read-out included)
-    "neuron_80": _NEU + ["model.genetic.genes=64", "model.genetic.path=materialise"],
+    "neuron_80": _NEU + ["model.genetic.genes=64", "model.genetic.execution=materialise"],
     "neuron_80_r2": _NEU + ["model.genetic.genes=32", "model.genetic.rules=2"],
     "position_80_r2": _POS + ["model.genetic.genes=3", "model.genetic.rules=2"],
     # direct nets narrowed (model.width) to the encoded nets' parameter counts

@@ -32,7 +32,7 @@ def describe_compute(cfg: C.Config) -> str:
     report = E.parameter_report(*specs)
     macs = sum(s.c_in * s.c_out * s.kernel_positions * s.out_positions * (cfg.model.T if s.runs_per_step else 1)
                for s in specs[0])
-    return (f"{cfg.name}: {cfg.model.arch}, input {shape}, T={cfg.model.T}: {report.genetic_params:,} parameters "
+    return (f"{cfg.name}: {cfg.model.arch}, input {shape}, T={cfg.model.T}: {report.stored_params:,} parameters "
             f"(direct {report.direct_params:,}, {report.compression:.1%} fewer); dense forward "
             f"{macs / 1e9:.2f} GMAC per image over T steps, about {3 * macs * cfg.train.batch_size / 1e12:.2f} "
             f"TMAC per training step of batch {cfg.train.batch_size}")
@@ -60,9 +60,9 @@ def main(argv=None) -> int:
 
         result = EV.run_evolution(cfg, workdir)
     else:
-        from gsnn import train as T
+        from gsnn import training
 
-        result = {k: v for k, v in T.train_and_evaluate(cfg, workdir).items() if k != "state"}
+        result = {k: v for k, v in training.train_and_evaluate(cfg, workdir).items() if k != "state"}
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(result, indent=1, default=float))
     return 0

@@ -15,7 +15,7 @@ import sys
 import time
 
 from gsnn import config as C
-from gsnn import train as T
+from gsnn import training
 
 VARIANTS = {
     "direct_sgd": [],
@@ -55,11 +55,11 @@ def main(argv=None):
             continue
         cfg = C.load_config(args.base, sets + args.overrides + [f"seed={args.seed}", f"name={name}"])
         t0 = time.time()
-        r = T.train_and_evaluate(cfg, None)
+        r = training.train_and_evaluate(cfg, None)
         rec = dict(variant=name, seed=args.seed, overrides=sets, common=args.overrides,
                    test_accuracy=r["test_accuracy"], final_train_loss=r["history"][-1]["train_loss"],
                    final_train_accuracy=r["history"][-1]["train_accuracy"],
-                   params=r["params"]["genetic_params"], compression=r["params"]["compression"],
+                   params=r["params"]["stored_params"], compression=r["params"]["compression"],
                    history=[{k: h[k] for k in ("epoch", "train_loss", "train_accuracy", "test_accuracy", "epoch_seconds")}
                             for h in r["history"]],
                    wall_s=time.time() - t0)

@@ -42,6 +42,7 @@ import optax
 
 from gsnn import configs as C
 from gsnn import training as TR
+from gsnn.core.tree import count_scalars
 from gsnn.nn import layers as L
 from gsnn.nn import networks as M
 from gsnn.runtime.records import write_json
@@ -165,14 +166,14 @@ def _time(step: Callable[[], Any], n_warm: int, n_timed: int) -> tuple[float, li
     return compile_s, times
 
 
-def _genetic_config(mode: str, genes: int | None, encoding: str, path: str, rules: int = 1) -> C.GeneticConfig:
+def _genetic_config(mode: str, genes: int | None, encoding: str, execution: str, rules: int = 1) -> C.GeneticConfig:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {list(MODES)}")
     if mode == "direct":
         return C.GeneticConfig()
     if genes is None or genes < 1:
         raise ValueError(f"--mode genetic needs --genes >= 1, got {genes!r}")
-    return C.GeneticConfig(encoding=encoding, genes=genes, rules=rules, path=path).validate()
+    return C.GeneticConfig(encoding=encoding, genes=genes, rules=rules, execution=execution).validate()
 
 
 def _peer_step(workload, genetic, input_mode, remat, conv_impl):
@@ -214,7 +215,7 @@ def _model_step(arch, genetic, remat, conv_impl, batch, T, width):
     """gsnn's real training step for an architecture on random uint8 images."""
 
     cfg = C.Config(model=C.ModelConfig(arch=arch, T=T, width=width, genetic=genetic, conv_impl=conv_impl,
-                                       neuron=C.NeuronConfig(remat=remat == "lif")),
+                                       spiking=C.NeuronConfig(remat=remat == "lif")),
                    train=C.TrainConfig(batch_size=batch)).validate()
     shape = tuple(M.default_input_shape(arch))
     steps = TR.make_steps(cfg, 100, (0.5,) * 3, (0.25,) * 3, shape)
@@ -234,7 +235,7 @@ def _model_step(arch, genetic, remat, conv_impl, batch, T, width):
 
 
 def run_workload(workload: str, mode: str = "direct", genes: int | None = None, *, encoding: str = "position",
-                 path: str = "auto", input_mode: str = "static", n_timed: int = 10, n_warm: int = 2,
+                 execution: str = "auto", input_mode: str = "static", n_timed: int = 10, n_warm: int = 2,
                  remat: str = "none", conv_impl: str = "auto", batch: int = 128, T: int = 4,
                  width: float = 1.0, rules: int = 1) -> BenchResult:
     """Times one workload's training step (see the module doc). ``workload`` is ``w1``,
@@ -251,7 +252,7 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
         raise ValueError(f"n_timed must be >= 1, got {n_timed}")
     if remat not in REMATS:
         raise ValueError(f"unknown remat {remat!r}; valid: {list(REMATS)}")
-    genetic = _genetic_config(mode, genes, encoding, path, rules)
+    genetic = _genetic_config(mode, genes, encoding, execution, rules)
     if workload not in ("w1", "w2"):
         step, (jitted, args), params, T, B, final = _model_step(workload, genetic, remat, conv_impl, batch, T, width)
         gflop = None
@@ -265,10 +266,10 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
         workload=workload, mode=mode, genes=int(genes or 0) if mode == "genetic" else 0, input=input_mode,
         batch=B, T=T, n_timed=n_timed, ms_median=med * 1e3, ms_min=min(times) * 1e3, ms_max=max(times) * 1e3,
         samples_per_s=B / med, achieved_gflops=gflop / med if gflop else None, gflop_per_step=gflop,
-        params=sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params)), compile_s=compile_s,
+        params=count_scalars(params), compile_s=compile_s,
         step_memory_mb=memory, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         final_loss=final(), times_ms=[round(t * 1e3, 2) for t in times],
-        settings=dict(encoding=encoding if mode == "genetic" else "direct", rules=rules, path=path, remat=remat,
+        settings=dict(encoding=encoding if mode == "genetic" else "direct", rules=rules, execution=execution, remat=remat,
                       conv_impl=conv_impl, width=width, backend=jax.default_backend(), jax=jax.__version__,
                       machine=platform.processor() or platform.machine()),
     )

@@ -29,7 +29,7 @@ from gsnn.analysis import plots
 from gsnn.analysis import robustness as R
 from gsnn.configs import GeneticConfig, ModelConfig
 from gsnn.core.conv import CONV_IMPLS
-from gsnn.core.genetic import PATHS
+from gsnn.core.genetic import EXECUTIONS
 from gsnn.data import DataError
 from gsnn.nn import networks as M
 from gsnn.runtime.checkpoint import CheckpointError
@@ -93,9 +93,9 @@ def params_report(arch: str, num_classes: int, encoding: str = "direct", genes: 
 
 
 def _params_table(rep: dict) -> str:
-    header = ["layer", "kind", "encoding", "shape", "direct params", "stored params", "max rank", "path"]
+    header = ["layer", "kind", "encoding", "shape", "direct params", "stored params", "max rank", "execution"]
     rows = [[r["name"], r["kind"], r["encoding"], _layer_shape(r), f"{r['direct_params']:,}",
-             f"{r['stored_params']:,}", f"{r['max_rank']:,}", r["path"]] for r in rep["per_layer"]]
+             f"{r['stored_params']:,}", f"{r['max_rank']:,}", r["execution"]] for r in rep["per_layer"]]
     g, R = rep["genes"], rep["rules"]
     per_rule = f"{R} x " if R > 1 else ""
     if rep["interaction_params"]:
@@ -105,13 +105,13 @@ def _params_table(rep: dict) -> str:
         rows.append(["population encodings", "-", "neuron", f"{per_rule}rows x {g}", "0",
                      f"{rep['population_params']:,}", "-", "-"])
     rows.append(["norm / PLIF", "-", "-", "-", f"{rep['unencoded_params']:,}", f"{rep['unencoded_params']:,}", "-", "-"])
-    rows.append(["total", "", "", "", f"{rep['direct_params']:,}", f"{rep['genetic_params']:,}", "", ""])
+    rows.append(["total", "", "", "", f"{rep['direct_params']:,}", f"{rep['stored_params']:,}", "", ""])
     shape = "x".join(map(str, rep["input_shape"]))
     width = "" if rep["width"] == 1 else f", width {rep['width']:g}"
     genes = "" if rep["encoding"] == "direct" else f", g={g}" + (f", {R} interaction rules" if R > 1 else "")
     head = f"{rep['arch']} ({rep['num_classes']} classes, input {shape}{width}), encoding {rep['encoding']}{genes}"
     table = demo_lib.format_table(rows, header, align="llllrrrl")
-    foot = (f"direct {rep['direct_params']:,} | stored {rep['genetic_params']:,} | "
+    foot = (f"direct {rep['direct_params']:,} | stored {rep['stored_params']:,} | "
             f"compression {100 * rep['compression']:.1f}%")
     return f"{head}\n\n{table}\n\n{foot}"
 
@@ -157,7 +157,7 @@ def _train_table(r: dict) -> str:
     e, p = r["energy"], r["params"]
     header = ["test acc", "top-5", "params", "direct params", "compression", "firing rate",
               "energy uJ/inf", "ACs", "MACs"]
-    row = [f"{100 * r['test_accuracy']:.2f}%", f"{100 * r['test_top5']:.2f}%", f"{p['genetic_params']:,}",
+    row = [f"{100 * r['test_accuracy']:.2f}%", f"{100 * r['test_top5']:.2f}%", f"{p['stored_params']:,}",
            f"{p['direct_params']:,}", f"{100 * p['compression']:.1f}%", f"{e['mean_firing_rate']:.3f}",
            f"{e['energy_uj']:.3f}", demo_lib.format_count(e["acs"]), demo_lib.format_count(e["macs"])]
     return f"{r['name']}: {r['epochs_completed']} epochs\n\n" + demo_lib.format_table([row], header, align="r" * 9)
@@ -294,7 +294,7 @@ def cmd_bench(args) -> int:
     print(B.HEADER)
     for workload in args.workload:
         for mode in args.mode:
-            r = B.run_workload(workload, mode, args.genes, encoding=args.encoding, path=args.path,
+            r = B.run_workload(workload, mode, args.genes, encoding=args.encoding, execution=args.execution,
                                input_mode=args.input, n_timed=args.steps, n_warm=args.warmup,
                                remat=args.remat, conv_impl=args.conv_impl)
             rows.append(r.asdict())
@@ -353,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--mode", nargs="+", choices=B.MODES, default=["direct"])
     b.add_argument("--genes", type=int, default=None, help="genes g for --mode genetic")
     b.add_argument("--encoding", choices=("position", "neuron"), default="position")
-    b.add_argument("--path", choices=PATHS, default="auto",
-                   help="genetic execution path")
+    b.add_argument("--execution", choices=EXECUTIONS, default="auto",
+                   help="how encoded layers execute")
     b.add_argument("--input", choices=B.INPUTS, default="static",
                    help="static: the first synapse runs once (gsnn's default); per_step: T times, as the peers")
     b.add_argument("--conv-impl", choices=CONV_IMPLS, default="auto")

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import sys
 import types
 import typing
 from typing import Any
@@ -120,7 +121,8 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key=value")
         key, text = item.split("=", 1)
-        parts = key.strip().split(".")
+        key = _renamed_key(key.strip())
+        parts = key.split(".")
         obj = cfg
         for i, p in enumerate(parts[:-1]):
             if p not in [f.name for f in dataclasses.fields(obj)]:
@@ -134,8 +136,18 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             value = _coerce(text.strip(), _field_type(obj, parts[-1]))
         except (ValueError, json.JSONDecodeError) as e:
             raise ValueError(f"cannot parse {text!r} for {key}: {e}") from None
-        cfg = replace(cfg, **{key.strip(): value})
+        cfg = replace(cfg, **{key: value})
     return cfg
+
+
+def _renamed_key(key: str) -> str:
+    """``key`` with a renamed prefix (:data:`RENAMED_KEYS`) replaced; says so on stderr."""
+    for old, new in RENAMED_KEYS.items():
+        if key == old or key.startswith(old + "."):
+            renamed = new + key[len(old):]
+            print(f"note: config key {key!r} is now {renamed!r}; read as {renamed!r}", file=sys.stderr)
+            return renamed
+    return key
 
 
 def shrink_for_smoke(cfg: Config) -> Config:
@@ -302,6 +314,14 @@ def _key_mismatch(cls, data, prefix: str, source: str) -> tuple[list[str], list[
     return unknown, missing
 
 
+#: Keys (or sections) renamed so that each name has one meaning, old -> new. Stored
+#: configs are migrated by :func:`migrate_stored_config`; ``--set`` overrides that use an
+#: old name (the recorded commands of older runs) are read under the new one with a note.
+RENAMED_KEYS: dict[str, str] = {
+    "model.neuron": "model.spiking",  # LIF settings; "neuron" is an encoding
+    "model.genetic.path": "model.genetic.execution",  # "path" is a file or a pytree key
+}
+
 #: Keys that configs stored by older gsnn versions lack, each with the value that
 #: reproduces what those runs did (the feature switched off, or the one implementation
 #: there was). :func:`migrate_stored_config` adds them to a stored config, and only there.
@@ -321,8 +341,9 @@ ADDED_KEYS: dict[str, Any] = {
 def migrate_stored_config(d: dict) -> tuple[dict, list[str]]:
     """An old stored config dict brought to the current schema, and what was changed.
 
-    Two explicit migrations, nothing else:
+    Three explicit migrations, nothing else:
 
+    * every key of :data:`RENAMED_KEYS` present under its old name moves to its new one;
     * every key of :data:`ADDED_KEYS` that ``d`` lacks gets its listed value;
     * ``evolve.inner_learning_rate = 0.0`` (which meant "``train.learning_rate``")
       becomes ``None`` (what means it now; ``0.0`` is no longer valid).
@@ -336,11 +357,16 @@ def migrate_stored_config(d: dict) -> tuple[dict, list[str]]:
     """
     out = json.loads(json.dumps(d))  # a deep copy of plain JSON
     changes = []
+    for old, new in RENAMED_KEYS.items():
+        *old_sections, old_leaf = old.split(".")
+        *new_sections, new_leaf = new.split(".")
+        src, dst = _section(out, old_sections), _section(out, new_sections)
+        if isinstance(src, dict) and old_leaf in src and isinstance(dst, dict) and new_leaf not in dst:
+            dst[new_leaf] = src.pop(old_leaf)
+            changes.append(f"renamed {old} -> {new}")
     for key, value in ADDED_KEYS.items():
         *sections, leaf = key.split(".")
-        node = out
-        for s in sections:
-            node = node.get(s) if isinstance(node, dict) else None
+        node = _section(out, sections)
         if isinstance(node, dict) and leaf not in node:
             node[leaf] = value
             changes.append(f"added {key}={value!r}")
@@ -349,6 +375,14 @@ def migrate_stored_config(d: dict) -> tuple[dict, list[str]]:
         evolve["inner_learning_rate"] = None
         changes.append("evolve.inner_learning_rate 0.0 -> None (both mean train.learning_rate)")
     return out, changes
+
+
+def _section(d: dict, sections: list[str]):
+    """The nested dict at ``sections`` of ``d``, or None where one is missing."""
+    node = d
+    for name in sections:
+        node = node.get(name) if isinstance(node, dict) else None
+    return node
 
 
 def read_config_file(path: str | os.PathLike) -> Config:
@@ -377,7 +411,7 @@ def read_config_file(path: str | os.PathLike) -> Config:
 __all__ = [
     "Config", "DataConfig", "TrainConfig", "EvolveConfig", "ModelConfig", "GeneticConfig", "NeuronConfig",
     "LIFConfig", "load_config", "apply_overrides", "replace", "from_dict", "read_config_file",
-    "migrate_stored_config", "ADDED_KEYS",
+    "migrate_stored_config", "ADDED_KEYS", "RENAMED_KEYS",
     "available_configs", "shrink_for_smoke", "all_keys", "config_search_path", "OPTIMIZERS", "DECAY_TARGETS",
     "PARAM_GROUPS", "STRATEGIES",
 ]

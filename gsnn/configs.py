@@ -28,8 +28,8 @@ RESETS = ("hard", "soft")
 #: :data:`gsnn.core.encodings.ENCODINGS`, and those of them with a factorised path.
 ENCODING_NAMES = ("direct", "position", "neuron")
 FACTORISED_ENCODINGS = ("position", "neuron")
-#: How an encoded layer executes (:data:`gsnn.core.genetic.PATHS`).
-EXECUTION_PATHS = ("auto", "materialise", "factorised")
+#: How an encoded layer executes (:data:`gsnn.core.genetic.EXECUTIONS`).
+EXECUTIONS = ("auto", "materialise", "factorised")
 #: Variance targets of encoded weights at init (:data:`gsnn.core.encodings.FANS`).
 FANS = ("fan_in", "fan_out")
 INTERACTION_INITS = ("normal", "orthogonal", "identity")
@@ -61,7 +61,7 @@ class LIFConfig:
     """Structural (non-trainable) LIF settings. Hashable, so usable as a static arg.
 
     A frozen dataclass (not a NamedTuple) so that the config system treats it like every
-    other section: ``--set model.neuron.lif.v_th=0.5`` and a JSON round trip through
+    other section: ``--set model.spiking.lif.v_th=0.5`` and a JSON round trip through
     :func:`gsnn.config.from_dict` keep it a ``LIFConfig``.
 
     Attributes:
@@ -118,7 +118,7 @@ class GeneticConfig:
         ``"position"``, ``"neuron"``).
       genes: number of genes ``g`` per rule (ignored for ``direct``).
       rules: number of interaction rules ``R`` (gene families, each with its own ``G_r``).
-      path: ``"auto"`` (cheaper by MAC count; always ``materialise`` when ``R > 1``),
+      execution: how an encoded layer is computed: ``"auto"`` (cheaper by MAC count; always ``materialise`` when ``R > 1``),
         ``"materialise"`` or ``"factorised"`` (``R = 1`` only).
       init_fan: the variance ``W`` of an encoded layer starts with: Kaiming ``2/fan_in``
         (``"fan_in"``) or ``2/fan_out`` (``"fan_out"``, ``fan_out = h*w*C_out``).
@@ -134,7 +134,7 @@ class GeneticConfig:
     encoding: str = "direct"
     genes: int = 0
     rules: int = 1
-    path: str = "auto"
+    execution: str = "auto"
     init_fan: str = "fan_in"
     init_scheme: str = "balanced"
     encoding_gain: float = 1.0
@@ -147,17 +147,17 @@ class GeneticConfig:
     def validate(self) -> "GeneticConfig":
         if self.encoding not in ENCODING_NAMES:
             raise ValueError(f"unknown encoding {self.encoding!r}; valid: {list(ENCODING_NAMES)}")
-        if self.path not in EXECUTION_PATHS:
-            raise ValueError(f"unknown execution path {self.path!r}; valid: {list(EXECUTION_PATHS)}")
+        if self.execution not in EXECUTIONS:
+            raise ValueError(f"unknown execution {self.execution!r}; valid: {list(EXECUTIONS)}")
         if not isinstance(self.genes, int) or (self.encoded and self.genes <= 0):
             raise ValueError(f"genes must be an int > 0 for encoding {self.encoding!r}, got {self.genes!r}")
         if not isinstance(self.rules, int) or self.rules < 1:
             raise ValueError(f"rules must be an int >= 1, got {self.rules!r}")
-        if self.rules > 1 and self.path == "factorised":
-            raise ValueError(f"path='factorised' has no form for rules={self.rules} (an element-wise product "
-                             f"of rules); set path to 'materialise' or 'auto'")
-        if self.path == "factorised" and self.encoded and self.encoding not in FACTORISED_ENCODINGS:
-            raise ValueError(f"encoding {self.encoding!r} has no factorised path; set path to 'materialise' or 'auto'")
+        if self.rules > 1 and self.execution == "factorised":
+            raise ValueError(f"execution='factorised' has no form for rules={self.rules} (an element-wise product "
+                             f"of rules); set execution to 'materialise' or 'auto'")
+        if self.execution == "factorised" and self.encoded and self.encoding not in FACTORISED_ENCODINGS:
+            raise ValueError(f"encoding {self.encoding!r} has no factorised execution; set execution to 'materialise' or 'auto'")
         if self.init_fan not in FANS:
             raise ValueError(f"unknown init_fan {self.init_fan!r}; valid: {list(FANS)}")
         if self.interaction_init not in INTERACTION_INITS:
@@ -213,7 +213,7 @@ class ModelConfig:
       width: channel multiplier (``convnet_s`` at demo width uses < 1).
       hidden: hidden sizes of the MLP.
       genetic: encoding settings (:class:`GeneticConfig`).
-      neuron: LIF settings (:class:`NeuronConfig`).
+      spiking: LIF settings (:class:`NeuronConfig`).
       input_coding: ``"direct"`` (image as current at every step) or ``"poisson"``.
       residual: ``"standard"`` (spike after the add) or ``"sew"`` (spike-element-wise ADD).
       conv_impl: convolution implementation (:data:`CONV_IMPLS`); ``"auto"``
@@ -226,7 +226,7 @@ class ModelConfig:
     width: float = 1.0
     hidden: tuple[int, ...] = (512,)
     genetic: GeneticConfig = GeneticConfig()
-    neuron: NeuronConfig = NeuronConfig()
+    spiking: NeuronConfig = NeuronConfig()
     input_coding: str = "direct"
     residual: str = "standard"
     conv_impl: str = "auto"
@@ -247,7 +247,7 @@ class ModelConfig:
         if self.conv_impl not in CONV_IMPLS:
             raise ValueError(f"unknown convolution implementation {self.conv_impl!r}; valid: {list(CONV_IMPLS)}")
         self.genetic.validate()
-        self.neuron.validate()
+        self.spiking.validate()
         return self
 
     def channels(self, c: int) -> int:

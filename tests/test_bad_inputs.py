@@ -113,7 +113,7 @@ CASES = [
      lambda tmp: D.load_dataset("cifar11"), D.DataError, ["cifar11", "cifar10", "tfds:"]),
     ("unknown strategy `evolve.strategy=pso`",
      lambda tmp: C.EvolveConfig(strategy="pso").validate(), ValueError, ["pso", "cma_es", "open_es"]),
-    ("unknown surrogate `model.neuron.lif.surrogate=relu`",
+    ("unknown surrogate `model.spiking.lif.surrogate=relu`",
      lambda tmp: neurons.LIFConfig(surrogate="relu").validate(), ValueError, ["relu", "atan", "sigmoid"]),
     ("unknown encoding `model.genetic.encoding=dna`",
      lambda tmp: GeneticConfig(encoding="dna", genes=4).validate(), ValueError, ["dna", "position", "neuron"]),

@@ -13,7 +13,7 @@ import pytest
 from gsnn import cli
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-PARAM_KEYS = {"direct_params", "genetic_params", "compression", "per_layer", "arch", "encoding", "genes"}
+PARAM_KEYS = {"direct_params", "stored_params", "compression", "per_layer", "arch", "encoding", "genes"}
 # timing fields differ between any two runs; everything else must match bitwise
 TIMING_KEYS = {"epoch_seconds", "train_images_per_s"}
 
@@ -28,9 +28,9 @@ def _check_consistent(d):
     assert PARAM_KEYS <= set(d)
     layers = d["per_layer"]
     assert d["direct_params"] == sum(r["direct_params"] for r in layers) + d["unencoded_params"]
-    assert d["genetic_params"] == (sum(r["stored_params"] for r in layers) + d["interaction_params"]
+    assert d["stored_params"] == (sum(r["stored_params"] for r in layers) + d["interaction_params"]
                                    + d["population_params"] + d["unencoded_params"])
-    assert d["compression"] == pytest.approx(1 - d["genetic_params"] / d["direct_params"])
+    assert d["compression"] == pytest.approx(1 - d["stored_params"] / d["direct_params"])
     if d["encoding"] != "direct":
         assert d["interaction_params"] == d["genes"] ** 2
 
@@ -42,7 +42,7 @@ def test_params_resnet19_position(tmp_path, capsys):
     assert 0.5 <= d["compression"] <= 0.8
     assert all(r["encoding"] == "position" for r in d["per_layer"])
     out = capsys.readouterr().out
-    assert "stem_conv" in out and "compression" in out and f"{d['genetic_params']:,}" in out
+    assert "stem_conv" in out and "compression" in out and f"{d['stored_params']:,}" in out
 
 
 def test_params_resnet19_neuron_first_last_direct(tmp_path):
@@ -53,13 +53,13 @@ def test_params_resnet19_neuron_first_last_direct(tmp_path):
     _check_consistent(e)
     assert [r["encoding"] for r in e["per_layer"]][0] == "direct"
     assert [r["encoding"] for r in e["per_layer"]][-1] == "direct"
-    assert e["direct_params"] == d["direct_params"] and e["genetic_params"] > d["genetic_params"]
+    assert e["direct_params"] == d["direct_params"] and e["stored_params"] > d["stored_params"]
 
 
 def test_params_direct_has_no_compression(tmp_path):
     d = _params(tmp_path)
     _check_consistent(d)
-    assert d["genetic_params"] == d["direct_params"] and d["compression"] == 0
+    assert d["stored_params"] == d["direct_params"] and d["compression"] == 0
 
 
 @pytest.mark.parametrize("argv, needle", [

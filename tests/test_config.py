@@ -53,10 +53,10 @@ def in_repo(monkeypatch):
         ("model.hidden=[128]", lambda c: c.model.hidden, (128,)),
         ("train.lr_scale=(('encoding', 2.0), ('interaction', 0.5))", lambda c: c.train.lr_scale,
          (("encoding", 2.0), ("interaction", 0.5))),
-        ("model.neuron.lif.alpha=none", lambda c: c.model.neuron.lif.alpha, None),
-        ("model.neuron.lif.alpha=3", lambda c: c.model.neuron.lif.alpha, 3.0),
-        ("model.neuron.lif.surrogate=sigmoid", lambda c: c.model.neuron.lif.surrogate, "sigmoid"),
-        ("model.neuron.lif.detach_reset=false", lambda c: c.model.neuron.lif.detach_reset, False),
+        ("model.spiking.lif.alpha=none", lambda c: c.model.spiking.lif.alpha, None),
+        ("model.spiking.lif.alpha=3", lambda c: c.model.spiking.lif.alpha, 3.0),
+        ("model.spiking.lif.surrogate=sigmoid", lambda c: c.model.spiking.lif.surrogate, "sigmoid"),
+        ("model.spiking.lif.detach_reset=false", lambda c: c.model.spiking.lif.detach_reset, False),
     ],
 )
 def test_override_parses_by_field_type(override, getter, expected):
@@ -66,9 +66,9 @@ def test_override_parses_by_field_type(override, getter, expected):
 
 
 def test_override_keeps_other_fields_and_nested_types():
-    cfg = C.apply_overrides(C.Config(), ["model.neuron.lif.v_th=0.5", "train.epochs=2"])
-    assert isinstance(cfg.model.neuron.lif, LIFConfig)
-    assert cfg.model.neuron.lif.v_th == 0.5 and cfg.model.neuron.lif.update == "tau"
+    cfg = C.apply_overrides(C.Config(), ["model.spiking.lif.v_th=0.5", "train.epochs=2"])
+    assert isinstance(cfg.model.spiking.lif, LIFConfig)
+    assert cfg.model.spiking.lif.v_th == 0.5 and cfg.model.spiking.lif.update == "tau"
     assert cfg.train.epochs == 2 and cfg.train.learning_rate == C.TrainConfig().learning_rate
     assert C.Config().train.epochs == 10  # the default is untouched (frozen)
 
@@ -111,7 +111,7 @@ def test_replace_dotted_and_all_keys():
     cfg = C.replace(C.Config(), **{"model.genetic.genes": 7, "train.epochs": 1})
     assert cfg.model.genetic.genes == 7 and cfg.train.epochs == 1
     keys = C.all_keys(C.Config())
-    for k in ("seed", "model.genetic.genes", "model.neuron.tau", "train.lr_scale", "data.source"):
+    for k in ("seed", "model.genetic.genes", "model.spiking.tau", "train.lr_scale", "data.source"):
         assert k in keys
     with pytest.raises(KeyError, match="epochs"):
         C.replace(C.Config(), **{"train.epoch": 1})
@@ -215,7 +215,7 @@ def _nondefault():
         name="x", seed=3,
         model=M.ModelConfig(arch="resnet18", num_classes=100, T=3, width=0.5, hidden=(64, 32),
                             genetic=GeneticConfig(encoding="neuron", genes=12, first_direct=True),
-                            neuron=configs.NeuronConfig(lif=LIFConfig(update="beta", alpha=3.0), tau=3.0)),
+                            spiking=configs.NeuronConfig(lif=LIFConfig(update="beta", alpha=3.0), tau=3.0)),
         train=C.TrainConfig(optimizer="adamw", lr_scale=(("encoding", 2.0), ("interaction", 0.5))),
         data=C.DataConfig(source="cifar100", train_per_class=5),
     )
@@ -238,29 +238,29 @@ def test_from_dict_round_trip_through_json(make):
     assert back == cfg
     assert isinstance(back.model.hidden, tuple) and isinstance(back.train.lr_scale, tuple)
     assert all(isinstance(item, tuple) for item in back.train.lr_scale)
-    assert isinstance(back.model.neuron.lif, LIFConfig)
+    assert isinstance(back.model.spiking.lif, LIFConfig)
 
 
 def test_from_json_keeps_lif_config_type():
     """A LIF config read back from JSON must be a LIFConfig, not a tuple that merely
     compares equal (``.update`` would fail when a checkpointed run resumes)."""
     back = C.from_dict(json.loads(_nondefault().to_json()))
-    assert isinstance(back.model.neuron.lif, LIFConfig)
-    assert back.model.neuron.lif.update == "beta"
+    assert isinstance(back.model.spiking.lif, LIFConfig)
+    assert back.model.spiking.lif.update == "beta"
 
 
 def test_from_dict_names_every_unknown_and_missing_key():
     """A stored config is not silently completed with defaults or trimmed."""
     d = json.loads(C.Config().to_json())
     del d["train"]["epochs"]
-    del d["model"]["neuron"]["lif"]["v_th"]
+    del d["model"]["spiking"]["lif"]["v_th"]
     d["model"]["foo"] = 1
     d["bar"] = 2
     with pytest.raises(ValueError) as e:
         C.from_dict(d, source="run/config.json")
     msg = str(e.value)
     assert msg.startswith("run/config.json: unknown key(s) bar, model.foo; "
-                          "missing key(s) model.neuron.lif.v_th, train.epochs")
+                          "missing key(s) model.spiking.lif.v_th, train.epochs")
 
 
 @pytest.mark.parametrize("edit, needle", [
@@ -333,6 +333,25 @@ def test_read_config_file_migrates_only_the_listed_added_keys(tmp_path):
         C.read_config_file(path)
 
 
+def test_renamed_keys_migrate_in_stored_configs_and_in_overrides(tmp_path, capsys):
+    """A config stored under the old names (``model.neuron``, ``model.genetic.path``)
+    reads as the same config under the new ones; an old ``--set`` key is read under its
+    new name with a note on stderr."""
+    want = C.apply_overrides(C.Config(), ["model.spiking.lif.v_th=0.5", "model.genetic.execution=materialise"])
+    d = json.loads(want.to_json())
+    d["model"]["neuron"] = d["model"].pop("spiking")
+    d["model"]["genetic"]["path"] = d["model"]["genetic"].pop("execution")
+    migrated, changes = C.migrate_stored_config(d)
+    assert changes == ["renamed model.neuron -> model.spiking", "renamed model.genetic.path -> model.genetic.execution"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(d))
+    assert C.read_config_file(path) == want
+    assert C.apply_overrides(C.Config(), ["model.neuron.lif.v_th=0.5", "model.genetic.path=materialise"]) == want
+    err = capsys.readouterr().err
+    assert "'model.neuron.lif.v_th' is now 'model.spiking.lif.v_th'" in err
+    assert "'model.genetic.path' is now 'model.genetic.execution'" in err
+
+
 @pytest.mark.parametrize("name", ["convnet_s_cifar10_direct", "convnet_s_cifar10_genetic"])
 def test_shrink_for_smoke_is_valid_and_tiny(in_repo, name):
     cfg = C.load_config(name)
@@ -347,7 +366,7 @@ def test_shrink_for_smoke_is_valid_and_tiny(in_repo, name):
     model = M.build_model(smoke.model)
     report = energy.parameter_report(*M.describe(model))
     shapes = jax.eval_shape(lambda k: M.init_variables(model, k), jax.random.key(0))["params"]
-    assert report.genetic_params == M.count_scalars(shapes) < 20_000
+    assert report.stored_params == M.count_scalars(shapes) < 20_000
 
 
 def test_shrink_for_smoke_keeps_small_values():
@@ -372,7 +391,7 @@ def test_schema_names_equal_the_registries():
         "SURROGATE_NAMES": tuple(neurons.SURROGATES),
         "ENCODING_NAMES": tuple(encodings.ENCODINGS),
         "FACTORISED_ENCODINGS": tuple(n for n, e in encodings.ENCODINGS.items() if e.factorised is not None),
-        "EXECUTION_PATHS": genetic.PATHS,
+        "EXECUTIONS": genetic.EXECUTIONS,
         "FANS": encodings.FANS,
         "ARCHITECTURE_NAMES": tuple(M.ARCHITECTURES),
         "CONV_IMPLS": conv.CONV_IMPLS,

@@ -636,12 +636,12 @@ def test_streaming_dataset_matches_the_in_memory_one(tfds_dir: Path) -> None:
 
 def test_training_streams_from_tfds(tfds_dir: Path) -> None:
     from gsnn import config as C
-    from gsnn import train as T
+    from gsnn import training
 
     cfg = C.load_config("demo_direct", ["data.source=cifar10", f"data.data_dir={tfds_dir}", "data.stream=true",
                                         "model.width=0.125", "model.T=1", "train.epochs=1", "train.batch_size=8",
                                         "train.eval_batch_size=8", "train.log_every=0"])
-    r = T.train_and_evaluate(cfg, None, progress=False)
+    r = training.train_and_evaluate(cfg, None, progress=False)
     assert r["history"][0]["epoch"] == 1 and 0.0 <= r["test_accuracy"] <= 1.0
     with pytest.raises(ValueError, match="data.stream"):
         C.load_config("demo_direct", ["data.stream=true"])

@@ -16,7 +16,7 @@ import pytest
 from gsnn import config as C
 from gsnn import layers as L
 from gsnn import models as M
-from gsnn import train as T
+from gsnn import training
 from gsnn.core import encodings
 
 REFERENCE = pathlib.Path(__file__).parent / "data" / "encodings_r1_reference.npz"
@@ -67,9 +67,9 @@ def test_rule1_init_and_train_step_are_bitwise_the_pre_registry_encodings(encodi
     images = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, (8,)).astype(np.int32)
     cfg = C.Config(name="ref", model=M.ModelConfig(arch="convnet_s", width=0.25, T=2,
-                   genetic=C.GeneticConfig(encoding=encoding, genes=genes, path=path)),
+                   genetic=C.GeneticConfig(encoding=encoding, genes=genes, execution=path)),
                    train=C.TrainConfig(epochs=1, batch_size=8), data=C.DataConfig(source="demo")).validate()
-    steps = T.make_steps(cfg, 10, (0.5,) * 3, (0.25,) * 3, (32, 32, 3))
+    steps = training.make_steps(cfg, 10, (0.5,) * 3, (0.25,) * 3, (32, 32, 3))
     tag = f"{encoding}_{path}"
     state = steps.init(jax.random.key(0))
     flat = jax.tree_util.tree_flatten_with_path(state.params)[0]
@@ -159,14 +159,14 @@ def test_weight_decay_gradient_equals_finite_differences_of_the_penalty(rules, p
     """The sown ||W||^2 of a position conv, through ``train.weight_penalty``: its gradient
     against central differences of a float64 numpy penalty on the same parameters."""
     g, c_in, c_out, lam = 3, 2, 4, 0.3
-    cfg = L.GeneticConfig(encoding="position", genes=g, rules=rules, path=path).validate()
+    cfg = L.GeneticConfig(encoding="position", genes=g, rules=rules, execution=path).validate()
     x = jnp.ones((1, 5, 5, c_in))
     mod = _Net(cfg, c_out)
     params = mod.init(jax.random.key(0), x)["params"]
 
     def penalty(p):
         _, upd = mod.apply({"params": p}, x, mutable=["weight_sq"])
-        return T.weight_penalty(upd["weight_sq"], lam)
+        return training.weight_penalty(upd["weight_sq"], lam)
 
     grads = jax.grad(penalty)(params)
     s = encodings.fixed_scale(encodings.Geometry((3, 3), c_in, c_out), g, rules, math.sqrt(2 / (9 * c_in)),
@@ -207,7 +207,7 @@ def test_weight_decay_on_weights_moves_decay_from_factors_into_the_loss():
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     for target, decayed in (("factors", {"G", "x_pre", "kernel"}), ("weights", {"kernel"})):
         tc = C.TrainConfig(learning_rate=1.0, momentum=0.0, weight_decay=0.5, weight_decay_on=target, epochs=1)
-        tx = T.make_optimizer(tc, 10, params)
+        tx = training.make_optimizer(tc, 10, params)
         upd, _ = tx.update(zeros, tx.init(params), params)
         moved = {jax.tree_util.keystr(k).split("'")[-2] for k, u in jax.tree_util.tree_flatten_with_path(upd)[0]
                  if float(jnp.abs(u).max()) > 0}
@@ -221,11 +221,11 @@ def test_weight_decay_on_weights_moves_decay_from_factors_into_the_loss():
 
 def test_auto_path_materialises_rules_and_factorised_rules_are_an_error():
     cfg = M.ModelConfig(arch="convnet_s", width=0.25,
-                        genetic=L.GeneticConfig(encoding="neuron", genes=4, rules=2, path="auto"))
+                        genetic=L.GeneticConfig(encoding="neuron", genes=4, rules=2, execution="auto"))
     syn, _, _ = M.describe(M.build_model(cfg))
-    assert {s.path for s in syn} == {"materialise"} and {s.rules for s in syn} == {2}
+    assert {s.execution for s in syn} == {"materialise"} and {s.rules for s in syn} == {2}
     with pytest.raises(ValueError, match="factorised.*rules=2"):
-        L.GeneticConfig(encoding="position", genes=4, rules=2, path="factorised").validate()
+        L.GeneticConfig(encoding="position", genes=4, rules=2, execution="factorised").validate()
     with pytest.raises(ValueError, match="rules must be an int >= 1"):
         L.GeneticConfig(encoding="position", genes=4, rules=0).validate()
     with pytest.raises(ValueError, match="init_fan"):

@@ -15,10 +15,10 @@ from gsnn.core import genetic
 
 
 def _spec(name, *, kind="conv", encoding="direct", c_in, c_out, P=9, in_pos=1, out_pos=1, genes=0,
-          path="materialise", pre_rows=0, spatial_rows=0, bias=False, real_input=False, runs=1):
+          execution="materialise", pre_rows=0, spatial_rows=0, bias=False, real_input=False, runs=1):
     return L.LayerSpec(
         name=name, kind=kind, encoding=encoding, c_in=c_in, c_out=c_out, kernel_positions=P,
-        in_positions=in_pos, out_positions=out_pos, genes=genes, path=path,
+        in_positions=in_pos, out_positions=out_pos, genes=genes, execution=execution,
         pre_population=name + "_pre", post_population=name + "_post", pre_rows=pre_rows,
         spatial_rows=spatial_rows, bias=bias, real_input=real_input, runs_per_step=runs,
     )
@@ -33,10 +33,10 @@ SPECS = [
     _spec("direct_spiking", c_in=8, c_out=16, in_pos=16, out_pos=16),
     # Factorised neuron-mode conv 3x3 stride 2, 16 -> 32, 4x4 -> 2x2, g = 8, density 0.5.
     _spec("fact_neuron", encoding="neuron", c_in=16, c_out=32, in_pos=16, out_pos=4, genes=8,
-          path="factorised", pre_rows=16, spatial_rows=9),
+          execution="factorised", pre_rows=16, spatial_rows=9),
     # Factorised position-mode conv 3x3, 16 -> 8 on 2x2, g = 8, no measured density (1.0).
     _spec("fact_position", encoding="position", c_in=16, c_out=8, in_pos=4, out_pos=4, genes=8,
-          path="factorised", pre_rows=144),
+          execution="factorised", pre_rows=144),
     # Materialised position-mode read-out (dense 32 -> 10, bias), static time-averaged input.
     _spec("readout", kind="dense", encoding="position", c_in=32, c_out=10, P=1, genes=8,
           pre_rows=32, bias=True, runs=0),
@@ -46,17 +46,17 @@ DENSITIES = {"direct_spiking": 0.2, "fact_neuron": 0.5, "readout": 0.3, "first":
 # Hand computation, one example over T = 4 steps:
 EXPECTED = {
     # real image, once: 64 positions * 9 * 3 * 8 MACs
-    "first": dict(acs=0.0, macs=13824.0, generation_macs=0.0),
+    "first": dict(acs=0.0, macs=13824.0, synthesis_macs=0.0),
     # 0.2 * (16 * 9 * 8 * 16 = 18432) * 4 steps
-    "direct_spiking": dict(acs=0.2 * 18432 * 4, macs=0.0, generation_macs=0.0),
+    "direct_spiking": dict(acs=0.2 * 18432 * 4, macs=0.0, synthesis_macs=0.0),
     # first stage pointwise 16 positions * 16 * 8 = 2048 on spikes: 0.5 * 2048 * 4 ACs;
     # later 4 positions * (9 * 8 depthwise + 8 * 32 pointwise) = 1312 MACs * 4 steps
-    "fact_neuron": dict(acs=0.5 * 2048 * 4, macs=1312.0 * 4, generation_macs=0.0),
+    "fact_neuron": dict(acs=0.5 * 2048 * 4, macs=1312.0 * 4, synthesis_macs=0.0),
     # first stage 4 * 9 * 16 * 8 = 4608 ACs (density 1), later 4 * 8 * 8 = 256 MACs, x4
-    "fact_position": dict(acs=4608.0 * 4, macs=256.0 * 4, generation_macs=0.0),
+    "fact_position": dict(acs=4608.0 * 4, macs=256.0 * 4, synthesis_macs=0.0),
     # once, real-valued (time-averaged): 32 * 10 MACs; generation 8*8*10 + 32*8*10 = 3200
     # amortised over a batch of 4
-    "readout": dict(acs=0.0, macs=320.0, generation_macs=800.0),
+    "readout": dict(acs=0.0, macs=320.0, synthesis_macs=800.0),
 }
 
 
@@ -74,7 +74,7 @@ def test_synaptic_operations_hand_computed():
 
 def test_energy_report_hand_computed():
     acs = sum(v["acs"] for v in EXPECTED.values())  # 14745.6 + 4096 + 18432 = 37273.6
-    macs = sum(v["macs"] + v["generation_macs"] for v in EXPECTED.values())  # 13824+5248+1024+1120
+    macs = sum(v["macs"] + v["synthesis_macs"] for v in EXPECTED.values())  # 13824+5248+1024+1120
     assert acs == pytest.approx(37273.6) and macs == pytest.approx(21216.0)
     stats = {name: {"input_density": d} for name, d in DENSITIES.items()}
     stats["lif1"] = {"firing_rate": 0.1}
@@ -87,23 +87,23 @@ def test_energy_report_hand_computed():
     assert rep["energy_uj"] == pytest.approx(0.13113984, rel=1e-6)
     assert rep["firing_rates"] == {"lif1": 0.1, "block/lif2": 0.3}
     assert rep["mean_firing_rate"] == pytest.approx(0.2)
-    assert rep["weight_bytes"] == 4 * params.genetic_params
+    assert rep["weight_bytes"] == 4 * params.stored_params
     assert rep["direct_weight_bytes"] == 4 * params.direct_params
-    # W generated once at load: the 800 generation MACs of the read-out are not charged
-    assert rep["generation_macs"] == pytest.approx(800.0)
+    # W generated once at load: the 800 synthesis MACs of the read-out are not charged
+    assert rep["synthesis_macs"] == pytest.approx(800.0)
     assert rep["energy_uj_generated_once"] == pytest.approx((0.9 * acs + 4.6 * (macs - 800.0)) * 1e-6)
     # weights read per inference, generated once: whole W of the materialised layers
     # (first 216, direct_spiking 1152, readout 330), the factors of the factorised ones
     # (fact_neuron: spatial 9*8; fact_position: (144 + 8) * 8), and, as a layer runs
     # factorised, G (64) and the populations ((16 + 32) * 8)
-    assert params.genetic_params == 216 + 1152 + 72 + 1216 + (32 + 10) * 8 + 10 + 64 + 48 * 8
+    assert params.stored_params == 216 + 1152 + 72 + 1216 + (32 + 10) * 8 + 10 + 64 + 48 * 8
     assert rep["weight_read_bytes_generated_once"] == 4 * (216 + 1152 + 72 + 1216 + 330 + 64 + 48 * 8)
-    assert rep["weight_read_bytes_per_inference"] == 4 * params.genetic_params
+    assert rep["weight_read_bytes_per_inference"] == 4 * params.stored_params
 
 
-def test_generation_macs_count_every_rule_and_their_products():
-    assert genetic.generation_macs(9, 16, 32, 4) == 4 * 4 * 32 + 9 * 16 * 4 * 32
-    assert genetic.generation_macs(9, 16, 32, 4, rules=2) == 2 * (4 * 4 * 32 + 9 * 16 * 4 * 32) + 9 * 16 * 32
+def test_synthesis_macs_count_every_rule_and_their_products():
+    assert genetic.synthesis_macs(9, 16, 32, 4) == 4 * 4 * 32 + 9 * 16 * 4 * 32
+    assert genetic.synthesis_macs(9, 16, 32, 4, rules=2) == 2 * (4 * 4 * 32 + 9 * 16 * 4 * 32) + 9 * 16 * 32
 
 
 def test_parameter_report_hand_computed():
@@ -116,7 +116,7 @@ def test_parameter_report_hand_computed():
     # position layers (144 + 8) x 8 and (32 + 10) x 8 + bias 10; direct layers' weights.
     genetic = 64 + (16 + 32) * 8 + 9 * 8 + (144 + 8) * 8 + (32 + 10) * 8 + 10 + 27 * 8 + 72 * 16 + unencoded
     assert rep.direct_params == direct
-    assert rep.genetic_params == genetic
+    assert rep.stored_params == genetic
     assert rep.interaction_params == 64 and rep.population_params == 48 * 8
     assert rep.compression == pytest.approx(1 - genetic / direct)
     assert rep.as_dict()["compression"] == pytest.approx(rep.compression)

@@ -81,8 +81,8 @@ def test_genome_statistics_act_as_documented():
     genome["mean"][mat.key] = jnp.asarray([0.5])
     genome["log_std"][mat.key] = jnp.asarray([np.log(2.0)])
     params = GN.build_params(spec, genome, base, base["G"])
-    expected = mat.std * 0.5 + 2.0 * base[mat.path[0]]
-    np.testing.assert_allclose(params[mat.path[0]], expected, rtol=1e-6)
+    expected = mat.std * 0.5 + 2.0 * base[mat.keypath[0]]
+    np.testing.assert_allclose(params[mat.keypath[0]], expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
@@ -103,7 +103,7 @@ def test_preserve_scale_keeps_every_factor_at_its_random_scale(encoding):
     assert float(jnp.linalg.norm(built["G"])) == pytest.approx(float(jnp.linalg.norm(base["G"])), rel=1e-5)
     assert not np.allclose(built["G"], base["G"], atol=1e-3)
     for mat in spec.matrices:
-        new, old = evolution_genome._get(built, mat.path), evolution_genome._get(base, mat.path)
+        new, old = evolution_genome._get(built, mat.keypath), evolution_genome._get(base, mat.keypath)
         assert rms(new) == pytest.approx(rms(old), rel=1e-5)
         assert not np.allclose(new, old, atol=1e-3)
 

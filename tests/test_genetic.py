@@ -128,7 +128,7 @@ PATH_CASES = [
 
 def _pair(encoding, features, kernel, stride, genes=4):
     mk = lambda path: OneLayer(features, kernel, stride, encoding,
-                               L.GeneticConfig(encoding=encoding, genes=genes, path=path))
+                               L.GeneticConfig(encoding=encoding, genes=genes, execution=path))
     return mk("materialise"), mk("factorised")
 
 
@@ -187,11 +187,11 @@ def test_paths_recorded_in_specs():
     """The LayerSpec records the path actually used (forced or chosen)."""
     x = jnp.zeros((2, 7, 7, 3))
     for path in ("materialise", "factorised"):
-        m = OneLayer(6, 3, 1, "neuron", L.GeneticConfig(encoding="neuron", genes=4, path=path))
+        m = OneLayer(6, 3, 1, "neuron", L.GeneticConfig(encoding="neuron", genes=4, execution=path))
         with L.record_layers() as specs:
             jax.eval_shape(m.init, jax.random.key(0), x)
         (spec,) = [s for s in specs if isinstance(s, L.LayerSpec)]
-        assert spec.path == path and spec.spatial_rows == 9 and spec.pre_rows == 3
+        assert spec.execution == path and spec.spatial_rows == 9 and spec.pre_rows == 3
         assert spec.in_positions == 49 and spec.out_positions == 49
 
 
@@ -232,7 +232,7 @@ def test_generated_weight_equals_hand_formula(encoding, kind, scheme):
     g, c_in, c_out = 4, 3, 5
     kernel = 3 if kind == "conv3" else None
     hw = 3 if kind == "dense_flatmap" else None
-    cfg = L.GeneticConfig(encoding=encoding, genes=g, path="materialise", init_scheme=scheme,
+    cfg = L.GeneticConfig(encoding=encoding, genes=g, execution="materialise", init_scheme=scheme,
                           interaction_gain=1.3, spatial_std=0.8, encoding_gain=1.1)
     m = OneLayer(c_out, kernel, 1, encoding, cfg, padding=((0, 0), (0, 0)))
     params, got = _init_and_matrix(m, kernel, c_in, hw)
@@ -292,7 +292,7 @@ class _Kernel(nn.Module):
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
 def test_variance_matching_at_init(encoding, scheme, interaction_init):
     c_in, c_out, g = 64, 128, 16
-    cfg = L.GeneticConfig(encoding=encoding, genes=g, path="materialise", init_scheme=scheme,
+    cfg = L.GeneticConfig(encoding=encoding, genes=g, execution="materialise", init_scheme=scheme,
                           interaction_init=interaction_init)
     mod = _Kernel(cfg, c_in, c_out)
 
@@ -350,7 +350,7 @@ def test_spectral_entropy_hand_value():
 def test_cost_model_hand_values():
     # conv 3x3, 16 -> 32 channels, 8x8 -> 8x8, g = 4
     assert genetic.materialised_macs(9, 16, 32, 64) == 64 * 9 * 16 * 32
-    assert genetic.generation_macs(9, 16, 32, 4) == 4 * 4 * 32 + 9 * 16 * 4 * 32
+    assert genetic.synthesis_macs(9, 16, 32, 4) == 4 * 4 * 32 + 9 * 16 * 4 * 32
     assert genetic.factorised_macs("position", 9, 16, 32, 4, 64, 64) == (64 * 9 * 16 * 4, 64 * 4 * 32)
     assert genetic.factorised_macs("neuron", 9, 16, 32, 4, 64, 64) == (64 * 16 * 4, 64 * (9 * 4 + 4 * 32))
 
@@ -358,19 +358,19 @@ def test_cost_model_hand_values():
 def test_choose_path_factorised_when_cheaper():
     # Wide conv, few genes: per example, materialised 8*8*9*256*256 = 37.7M MACs,
     # factorised (position) 8*8*(9*256*8 + 8*256) = 1.31M.
-    assert genetic.choose_path("position", 9, 256, 256, 8, 64, 64, examples=64) == "factorised"
-    assert genetic.choose_path("neuron", 9, 256, 256, 8, 64, 64, examples=64) == "factorised"
+    assert genetic.choose_execution("position", 9, 256, 256, 8, 64, 64, examples=64) == "factorised"
+    assert genetic.choose_execution("neuron", 9, 256, 256, 8, 64, 64, examples=64) == "factorised"
     # Dense 4096 -> 4096, g = 16: materialised 16.8M vs factorised 131k per example.
-    assert genetic.choose_path("position", 1, 4096, 4096, 16, 1, 1, examples=8) == "factorised"
+    assert genetic.choose_execution("position", 1, 4096, 4096, 16, 1, 1, examples=8) == "factorised"
 
 
 def test_choose_path_materialise_when_cheaper():
     # Tiny layer, many genes: per example materialised 10*10 = 100 MACs (+ 47,360 once),
     # factorised 10*64 + 64*10 = 1,280; over 1000 examples 147,360 < 1,280,000.
-    assert genetic.choose_path("position", 1, 10, 10, 64, 1, 1, examples=1000) == "materialise"
+    assert genetic.choose_execution("position", 1, 10, 10, 64, 1, 1, examples=1000) == "materialise"
     # First conv of a CIFAR net: 3 -> 32 channels, g = 32, 32x32 positions:
     # materialised 1024*27*32 = 884,736; factorised 1024*(27*32 + 32*32) = 1,933,312.
-    assert genetic.choose_path("position", 9, 3, 32, 32, 1024, 1024, examples=256) == "materialise"
+    assert genetic.choose_execution("position", 9, 3, 32, 32, 1024, 1024, examples=256) == "materialise"
 
 
 def test_choose_path_charges_depthwise_stage_by_backend():
@@ -378,11 +378,11 @@ def test_choose_path_charges_depthwise_stage_by_backend():
     # per position against 18,432 materialised, but 1,152 of them are depthwise, which
     # XLA CPU runs ~100x slower per MAC (benchmarks/depthwise_cost.py).
     args = ("neuron", 9, 32, 64, 128, 256, 256)
-    assert genetic.choose_path(*args, examples=512, backend="gpu") == "factorised"
-    assert genetic.choose_path(*args, examples=512, backend="cpu") == "materialise"
+    assert genetic.choose_execution(*args, examples=512, backend="gpu") == "factorised"
+    assert genetic.choose_execution(*args, examples=512, backend="cpu") == "materialise"
     # position mode has no depthwise stage: the backend does not matter.
     for backend in ("cpu", "gpu"):
-        assert genetic.choose_path("position", 9, 64, 128, 8, 64, 64, examples=512, backend=backend) == "factorised"
+        assert genetic.choose_execution("position", 9, 64, 128, 8, 64, 64, examples=512, backend=backend) == "factorised"
 
 
 def test_choose_path_generation_cost_amortised():
@@ -390,15 +390,15 @@ def test_choose_path_generation_cost_amortised():
     # factorised 2*512*400 = 409,600, but generating W costs
     # 400*400*512 + 512*400*512 = 186.7M once. One example: 186.9M > 409,600 ->
     # factorised; 100,000 examples: 26.4G < 41.0G -> materialise.
-    assert genetic.choose_path("position", 1, 512, 512, 400, 1, 1, examples=1) == "factorised"
-    assert genetic.choose_path("position", 1, 512, 512, 400, 1, 1, examples=100_000) == "materialise"
+    assert genetic.choose_execution("position", 1, 512, 512, 400, 1, 1, examples=1) == "factorised"
+    assert genetic.choose_execution("position", 1, 512, 512, 400, 1, 1, examples=100_000) == "materialise"
 
 
 def test_validation_errors_list_valid_names():
     with pytest.raises(ValueError, match="position"):
         encodings.get("positional")
     with pytest.raises(ValueError, match="factorised"):
-        genetic.validate_path("fast")
+        genetic.validate_execution("fast")
     with pytest.raises(ValueError, match="orthogonal"):
         L.GeneticConfig(encoding="position", genes=4, interaction_init="eye").validate()
     with pytest.raises(ValueError, match="balanced"):

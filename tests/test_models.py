@@ -30,7 +30,7 @@ def _cfg(arch, encoding="direct", *, ends_direct=False, learnable_tau=False, wid
     genetic = dataclasses.replace(ENCODINGS[encoding], first_direct=ends_direct, last_direct=ends_direct)
     neuron = L.NeuronConfig(learnable_tau=learnable_tau)
     return M.ModelConfig(arch=arch, num_classes=num_classes, T=T, width=width, hidden=(24, 16),
-                         genetic=genetic, neuron=neuron, **kw)
+                         genetic=genetic, spiking=neuron, **kw)
 
 
 def _key(seed):
@@ -77,7 +77,7 @@ def test_parameter_formula_matches_pytree(arch, encoding, ends_direct, learnable
     syn, neu, nrm = M.describe(model)
     report = energy.parameter_report(syn, neu, nrm)
     params = _param_shapes(model)
-    assert report.genetic_params == M.count_scalars(params)
+    assert report.stored_params == M.count_scalars(params)
     assert report.direct_params == _direct_count(arch, learnable_tau)
     # Structure of the tree: G and populations exactly where the encoding says.
     assert ("G" in params) == (encoding != "direct")
@@ -109,7 +109,7 @@ def test_convnet_s_position_g16_compression_by_hand():
                + 2 * (32 + 64 + 128))
     assert encoded == 51482
     assert report.direct_params == direct
-    assert report.genetic_params == encoded
+    assert report.stored_params == encoded
     assert report.compression == pytest.approx(1 - 51482 / 113962)  # 0.5482
     assert report.interaction_params == 256 and report.population_params == 0
 
@@ -122,7 +122,7 @@ def test_convnet_s_neuron_g8_count_by_hand():
     report = energy.parameter_report(*M.describe(model))
     g = 8
     want = g * g + (3 + 32 + 64 + 128 + 10) * g + 3 * 9 * g + 16 * g + 10 + 2 * (32 + 64 + 128)
-    assert report.genetic_params == want == M.count_scalars(_param_shapes(model))
+    assert report.stored_params == want == M.count_scalars(_param_shapes(model))
 
 
 # --------------------------------------------------------------------------------------

@@ -310,6 +310,9 @@ def test_lif_step_rejects_unknown_forms():
         neurons.lif_step(0.5, s0, jnp.ones(2), neurons.LIFConfig(update="Tau"))
     with pytest.raises(ValueError, match="soft"):
         neurons.lif_run(0.5, jnp.ones((3, 2)), neurons.LIFConfig(reset="subtract"))
+    with pytest.raises(ValueError, match="hard"):  # when the step is built, before any input
+        neurons.make_lif_step(neurons.LIFConfig(reset="zero"))
+
 
 
 def test_neuron_config_rejects_tau_le_one():

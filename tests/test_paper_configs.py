@@ -11,7 +11,7 @@ from gsnn import config as C
 from gsnn import data as D
 from gsnn import evolve as EV
 from gsnn import models as M
-from gsnn import train as T
+from gsnn import training
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))
@@ -68,7 +68,7 @@ def test_paper_config_runs_one_step_at_smoke_size(bench, variant, tmp_path):
         r = EV.run_evolution(cfg, tmp_path, dataset=_generated(classes, side, n_train=32, n_test=8), progress=False)
         assert len(r["generations"]) == cfg.evolve.generations and "evolved" in r["final"]
     else:
-        r = T.train_and_evaluate(cfg, None, dataset=ds, progress=False)
+        r = training.train_and_evaluate(cfg, None, dataset=ds, progress=False)
         assert r["epochs_completed"] == 1 and np.isfinite(r["history"][0]["train_loss"])
 
 

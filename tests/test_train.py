@@ -10,7 +10,6 @@ from gsnn import config as C
 from gsnn import data as D
 from gsnn import configs
 from gsnn import models as M
-from gsnn import train as T
 from gsnn import training
 
 
@@ -33,7 +32,7 @@ def demo_subset():
 
 @pytest.mark.parametrize("encoding,genes", [("direct", 0), ("position", 16), ("neuron", 32)])
 def test_training_on_the_embedded_set_beats_chance_by_a_wide_margin(encoding, genes, demo_subset):
-    r = T.train_and_evaluate(mlp_config(encoding, genes), None, dataset=demo_subset, progress=False)
+    r = training.train_and_evaluate(mlp_config(encoding, genes), None, dataset=demo_subset, progress=False)
     hist = r["history"]
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert r["test_accuracy"] >= 0.22, r["test_accuracy"]  # chance is 0.10
@@ -45,9 +44,9 @@ def test_parameter_groups_cover_every_kind_of_leaf():
     model = M.build_model(M.ModelConfig(arch="convnet_s", width=0.125,
                                         genetic=C.GeneticConfig(encoding="neuron", genes=4, last_direct=True)))
     params = M.init_variables(model, jax.random.key(0))["params"]
-    labels = jax.tree_util.tree_leaves(T.group_labels(params))
+    labels = jax.tree_util.tree_leaves(training.group_labels(params))
     assert set(labels) == {"weight", "encoding", "interaction", "spatial", "other"}
-    labels = T.group_labels({"G": 0, "pop_x": 0, "a": {"x_pre": 0, "spatial": 0, "kernel": 0, "bias": 0}})
+    labels = training.group_labels({"G": 0, "pop_x": 0, "a": {"x_pre": 0, "spatial": 0, "kernel": 0, "bias": 0}})
     assert labels == {"G": "interaction", "pop_x": "encoding",
                       "a": {"x_pre": "encoding", "spatial": "spatial", "kernel": "weight", "bias": "other"}}
 
@@ -57,7 +56,7 @@ def test_lr_scale_multiplies_a_groups_update():
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
     tc = C.TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.0, weight_decay=0.0, epochs=1,
                        lr_scale=(("interaction", 0.5),))
-    tx = T.make_optimizer(tc, 10, params)
+    tx = training.make_optimizer(tc, 10, params)
     upd, _ = tx.update(grads, tx.init(params), params)
     np.testing.assert_allclose(upd["G"], -0.05)
     np.testing.assert_allclose(upd["l"]["x_pre"], -0.1)
@@ -82,7 +81,7 @@ def test_make_tx_takes_values_and_matches_a_hand_computed_sgd_step():
 
 
 def test_warmup_cosine_schedule():
-    sched = T.learning_rate_schedule(C.TrainConfig(learning_rate=0.2, epochs=2, warmup_epochs=0.5), 10)
+    sched = training.learning_rate_schedule(C.TrainConfig(learning_rate=0.2, epochs=2, warmup_epochs=0.5), 10)
     assert float(sched(0)) == 0.0
     assert float(sched(5)) == pytest.approx(0.2)
     assert float(sched(20)) == pytest.approx(0.0, abs=1e-7)
@@ -90,13 +89,13 @@ def test_warmup_cosine_schedule():
 
 def test_non_finite_loss_stops_with_epoch_and_step(demo_subset):
     cfg = mlp_config(learning_rate=1e12, epochs=1)
-    with pytest.raises(T.NonFiniteError, match=r"epoch 1, step \d+"):
-        T.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
+    with pytest.raises(training.NonFiniteError, match=r"epoch 1, step \d+"):
+        training.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
 
 
 def test_nan_policy_skip_drops_the_step_and_halves_the_learning_rate(demo_subset):
     cfg = mlp_config(learning_rate=1e12, epochs=1, nan_policy="skip")
-    r = T.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
+    r = training.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
     state = r["state"]
     assert r["history"][0]["skipped_steps"] > 0
     assert float(state.lr_factor) == 0.5 ** r["history"][0]["skipped_steps"]
@@ -105,9 +104,9 @@ def test_nan_policy_skip_drops_the_step_and_halves_the_learning_rate(demo_subset
 
 def test_a_workdir_of_another_config_is_refused(demo_subset, tmp_path):
     tiny = dict(epochs=1, batch_size=100)
-    T.train_and_evaluate(mlp_config(**tiny), tmp_path, dataset=demo_subset, progress=False)
+    training.train_and_evaluate(mlp_config(**tiny), tmp_path, dataset=demo_subset, progress=False)
     with pytest.raises(ValueError, match=r"different config.*learning_rate"):
-        T.train_and_evaluate(mlp_config(learning_rate=0.05, **tiny), tmp_path, dataset=demo_subset, progress=False)
+        training.train_and_evaluate(mlp_config(learning_rate=0.05, **tiny), tmp_path, dataset=demo_subset, progress=False)
 
 
 def test_a_workdir_config_json_is_read_strictly(demo_subset, tmp_path):
@@ -120,9 +119,9 @@ def test_a_workdir_config_json_is_read_strictly(demo_subset, tmp_path):
     stored["train"]["old_knob"] = 1
     (tmp_path / "config.json").write_text(json.dumps(stored))
     with pytest.raises(ValueError, match=r"config\.json: unknown key\(s\) train\.old_knob"):
-        T.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False)
+        training.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False)
     with pytest.raises(ValueError, match=r"config\.json: unknown key\(s\) train\.old_knob"):
-        T.load_trained(tmp_path, dataset=demo_subset)
+        training.load_trained(tmp_path, dataset=demo_subset)
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
 
 
@@ -131,22 +130,22 @@ def test_an_unreadable_newest_checkpoint_stops_the_resume(demo_subset, tmp_path)
     from gsnn.runtime.checkpoint import CheckpointError
 
     cfg = mlp_config(epochs=3, batch_size=100)
-    T.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False, stop_after_epochs=2)
+    training.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False, stop_after_epochs=2)
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert len(steps) == 2
     newest = tmp_path / "checkpoints" / str(steps[-1])
     (newest / "meta" / "metadata").unlink()
     with pytest.raises(CheckpointError, match=f"{newest} \\(step {steps[-1]}\\) cannot be read"):
-        T.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False)
+        training.train_and_evaluate(cfg, tmp_path, dataset=demo_subset, progress=False)
     with pytest.raises(CheckpointError):
-        T.load_trained(tmp_path, dataset=demo_subset)
+        training.load_trained(tmp_path, dataset=demo_subset)
 
 
 def test_resume_after_stop_equals_uninterrupted(demo_subset, tmp_path):
     cfg = mlp_config(epochs=3, batch_size=100)
-    whole = T.train_and_evaluate(cfg, tmp_path / "a", dataset=demo_subset, progress=False)
-    T.train_and_evaluate(cfg, tmp_path / "b", dataset=demo_subset, progress=False, stop_after_epochs=1)
-    resumed = T.train_and_evaluate(cfg, tmp_path / "b", dataset=demo_subset, progress=False)
+    whole = training.train_and_evaluate(cfg, tmp_path / "a", dataset=demo_subset, progress=False)
+    training.train_and_evaluate(cfg, tmp_path / "b", dataset=demo_subset, progress=False, stop_after_epochs=1)
+    resumed = training.train_and_evaluate(cfg, tmp_path / "b", dataset=demo_subset, progress=False)
     strip = lambda h: [{k: v for k, v in e.items() if k not in ("epoch_seconds", "train_images_per_s")} for e in h]
     assert strip(resumed["history"]) == strip(whole["history"])
     assert resumed["test_accuracy"] == whole["test_accuracy"]
@@ -155,12 +154,12 @@ def test_resume_after_stop_equals_uninterrupted(demo_subset, tmp_path):
 def test_evaluation_of_non_finite_logits_raises_and_finite_results_are_unchanged():
     """NaN logits would argmax to class 0 and count as correct there; evaluate refuses."""
     cfg = mlp_config()
-    steps = T.make_steps(cfg, 1, (0.5,) * 3, (0.25,) * 3, (8, 8, 3))
+    steps = training.make_steps(cfg, 1, (0.5,) * 3, (0.25,) * 3, (8, 8, 3))
     state = steps.init(jax.random.key(0))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, (10,)).astype(np.int32)
-    ok = T.evaluate(steps, state.params, state.batch_stats, images, labels, 4)
+    ok = training.evaluate(steps, state.params, state.batch_stats, images, labels, 4)
     # the same numbers as the model's logits give directly
     logits = steps.model.apply({"params": state.params, "batch_stats": state.batch_stats},
                                D.normalize(jnp.asarray(images), jnp.asarray((0.5,) * 3), jnp.asarray((0.25,) * 3)),
@@ -168,18 +167,18 @@ def test_evaluation_of_non_finite_logits_raises_and_finite_results_are_unchanged
     assert ok["accuracy"] == np.mean(np.argmax(np.asarray(logits), -1) == labels)
     assert np.isfinite(ok["loss"])
     nan_params = jax.tree_util.tree_map(lambda p: jnp.full_like(p, jnp.nan), state.params)
-    with pytest.raises(T.NonFiniteError, match=r"^evaluation: 10 of 10 examples gave non-finite logits"):
-        T.evaluate(steps, nan_params, state.batch_stats, images, labels, 4)
-    with pytest.raises(T.NonFiniteError, match=r"^evaluation: 10 of 10 examples"):
-        T.evaluate_batches(steps, nan_params, state.batch_stats, [(images[:6], labels[:6]), (images[6:], labels[6:])])
+    with pytest.raises(training.NonFiniteError, match=r"^evaluation: 10 of 10 examples gave non-finite logits"):
+        training.evaluate(steps, nan_params, state.batch_stats, images, labels, 4)
+    with pytest.raises(training.NonFiniteError, match=r"^evaluation: 10 of 10 examples"):
+        training.evaluate_batches(steps, nan_params, state.batch_stats, [(images[:6], labels[:6]), (images[6:], labels[6:])])
 
 
 def test_class_count_mismatch_and_oversized_batch_are_clear(demo_subset):
     cfg = dataclasses.replace(mlp_config(), model=dataclasses.replace(mlp_config().model, num_classes=100))
     with pytest.raises(ValueError, match="num_classes=100.*10 classes"):
-        T.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
+        training.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
     with pytest.raises(ValueError, match="batch_size=5000 is larger"):
-        T.train_and_evaluate(mlp_config(batch_size=5000), None, dataset=demo_subset, progress=False)
+        training.train_and_evaluate(mlp_config(batch_size=5000), None, dataset=demo_subset, progress=False)
 
 
 def test_parameter_noise_touches_only_synaptic_tensors():
@@ -193,7 +192,7 @@ def test_parameter_noise_touches_only_synaptic_tensors():
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
     for (path, p), s, n in zip(flat, jax.tree.leaves(same), jax.tree.leaves(noisy)):
         np.testing.assert_array_equal(p, s)
-        group = T.param_group(path)
+        group = training.param_group(path)
         if group in R.PERTURBED_GROUPS:
             rel = float(np.sqrt(np.mean((n - p) ** 2)) / np.sqrt(np.mean(p ** 2)))
             assert 0.1 < rel < 0.3, (path, rel)  # about eps = 0.2 of the tensor's rms
@@ -206,14 +205,14 @@ def test_a_validation_split_steers_the_epochs_and_the_test_split_is_read_once(tm
     plain = base.subset(train_per_class=100, test_per_class=30, seed=2)
     with_val = base.subset(train_per_class=100, test_per_class=30, seed=2, val_per_class=20)
     cfg = mlp_config(epochs=2, batch_size=100)
-    a = T.train_and_evaluate(cfg, None, dataset=plain, progress=False)
-    b = T.train_and_evaluate(cfg, None, dataset=with_val, progress=False)
+    a = training.train_and_evaluate(cfg, None, dataset=plain, progress=False)
+    b = training.train_and_evaluate(cfg, None, dataset=with_val, progress=False)
     assert all("test_accuracy" in h and "val_accuracy" not in h for h in a["history"])
     assert all("val_accuracy" in h and "test_accuracy" not in h for h in b["history"])
     # the same training (the validation split is drawn outside the training subset)
     assert b["test_accuracy"] == a["test_accuracy"] and b["history"][-1]["train_loss"] == a["history"][-1]["train_loss"]
     assert b["val_accuracy"] == b["history"][-1]["val_accuracy"] and a["val_accuracy"] is None
-    rec = T.result_record(b)
+    rec = training.result_record(b)
     assert rec["val_accuracy"] == b["val_accuracy"] and "val_accuracy" in rec["history"][0]
 
 
@@ -229,9 +228,9 @@ def test_weight_decay_on_weights_shrinks_the_generated_weights():
     labels = jnp.asarray(rng.integers(0, 10, (16,)).astype(np.int32))
     norms = {}
     for on in ("factors", "weights"):
-        steps = T.make_steps(cfg(on), 10, (0.5,) * 3, (0.25,) * 3, (8, 8, 3))
+        steps = training.make_steps(cfg(on), 10, (0.5,) * 3, (0.25,) * 3, (8, 8, 3))
         state = steps.init(jax.random.key(0))
-        sq = lambda s: float(T.weight_penalty(steps.model.apply({"params": s.params, "batch_stats": s.batch_stats},
+        sq = lambda s: float(training.weight_penalty(steps.model.apply({"params": s.params, "batch_stats": s.batch_stats},
                                                                   jnp.zeros((1, 8, 8, 3)),
                                                                   mutable=["weight_sq"])[1]["weight_sq"], 2.0))
         start = sq(state)
@@ -257,7 +256,7 @@ def test_an_epoch_whose_steps_were_all_skipped_reports_nan_not_zero(demo_subset,
 
     monkeypatch.setattr(training_loop, "make_steps", steps_that_always_skip)
     cfg = mlp_config(epochs=1, batch_size=100, nan_policy="skip")
-    r = T.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
+    r = training.train_and_evaluate(cfg, None, dataset=demo_subset, progress=False)
     rec = r["history"][0]
     assert rec["skipped_steps"] == len(demo_subset.train_labels) // 100
     assert np.isnan(rec["train_loss"]) and np.isnan(rec["train_accuracy"]) and np.isnan(rec["grad_norm"])

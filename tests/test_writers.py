@@ -20,7 +20,7 @@ from gsnn import data as D
 from gsnn import evolve as EV
 from gsnn.evolution import loop as evolution_loop
 from gsnn import models as M
-from gsnn import train as T
+from gsnn import training
 from gsnn.runtime import writers as W
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -158,8 +158,8 @@ def tiny_train_config():
 def test_training_writes_the_history_to_tensorboard_across_a_resume(tmp_path):
     ds = D.load_dataset("demo").subset(train_per_class=20, test_per_class=10, seed=0)
     cfg = tiny_train_config()
-    T.train_and_evaluate(cfg, tmp_path, dataset=ds, progress=False, stop_after_epochs=1)
-    resumed = T.train_and_evaluate(cfg, tmp_path, dataset=ds, progress=False)
+    training.train_and_evaluate(cfg, tmp_path, dataset=ds, progress=False, stop_after_epochs=1)
+    resumed = training.train_and_evaluate(cfg, tmp_path, dataset=ds, progress=False)
     history = json.loads((tmp_path / "metrics.json").read_text())["history"]
     assert history == json.loads(json.dumps(resumed["history"]))
 

@@ -13,8 +13,9 @@ literature: 0.9 pJ per 32-bit float accumulate (AC, an input spike adds a weight
   since its input is the same at every step;
 * the factorised genetic path's first stage reads the input (ACs on spikes), its later
   stages read real gene activations (MACs);
-* generating a materialised genetic weight costs MACs once per forward pass, amortised
-  over the batch (``batch``), reported separately and included in the energy;
+* synthesising a materialised genetic weight from its genes costs MACs once per forward
+  pass, amortised over the batch (``batch``), reported separately as ``synthesis_macs``
+  and included in the energy ("generation" in gsnn always means an evolution generation);
 * the read-out runs once, on the time-averaged input (MACs).
 
 Parameter counts are computed from the layer specs by formula (DESIGN 1.1):
@@ -40,7 +41,7 @@ class ParamReport:
     """Parameter counts of one network and of its direct-weight twin."""
 
     direct_params: int
-    genetic_params: int  # the actual network's count (equals direct_params when direct)
+    stored_params: int  # scalars the network stores and trains (equals direct_params when direct)
     interaction_params: int
     population_params: int
     layer_params: int  # scalars stored by the synaptic layers themselves
@@ -49,9 +50,14 @@ class ParamReport:
     rules: int = 1  # interaction rules R of the encoded layers
 
     @property
+    def genetic_params(self) -> int:
+        """Former name of :attr:`stored_params` (read-only, kept for existing code)."""
+        return self.stored_params
+
+    @property
     def compression(self) -> float:
-        """``1 - genetic / direct``."""
-        return 1.0 - self.genetic_params / self.direct_params
+        """``1 - stored / direct``."""
+        return 1.0 - self.stored_params / self.direct_params
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -85,12 +91,12 @@ def parameter_report(
     per_layer = [
         dict(name=s.name, kind=s.kind, encoding=s.encoding, c_in=s.c_in, c_out=s.c_out,
              kernel_positions=s.kernel_positions, direct_params=s.direct_params,
-             stored_params=s.private_params, path=s.path, rules=s.rules, max_rank=s.max_rank)
+             stored_params=s.private_params, execution=s.execution, rules=s.rules, max_rank=s.max_rank)
         for s in synapses
     ]
     return ParamReport(
         direct_params=direct,
-        genetic_params=interaction + population_params + layer_params + unencoded,
+        stored_params=interaction + population_params + layer_params + unencoded,
         interaction_params=interaction,
         population_params=population_params,
         layer_params=layer_params,
@@ -124,13 +130,13 @@ def input_densities(stats: Mapping[str, Any]) -> dict[str, float]:
 def synaptic_operations(
     synapses: list[LayerSpec], densities: Mapping[str, float], T: int, batch: int = 1
 ) -> list[dict]:
-    """Per-layer ACs, MACs and generation MACs for one example over ``T`` steps.
+    """Per-layer ACs, MACs and synthesis MACs for one example over ``T`` steps.
 
     Args:
       synapses: specs from :func:`gsnn.nn.networks.describe`.
       densities: synapse name -> measured fraction of non-zero inputs.
       T: time steps.
-      batch: examples per forward pass, over which weight generation is amortised.
+      batch: examples per forward pass, over which weight synthesis is amortised.
     """
     rows = []
     for s in synapses:
@@ -138,14 +144,14 @@ def synaptic_operations(
         d = 1.0 if s.real_input else float(densities.get(s.name, 1.0))
         spiking = not s.real_input and s.runs_per_step
         acs = macs = gen = 0.0
-        if s.encoding == "direct" or s.path == "materialise":
+        if s.encoding == "direct" or s.execution == "materialise":
             work = s.macs * runs
             if spiking:
                 acs = d * work
             else:
                 macs = work
             if s.encoding != "direct":
-                gen = genetic.generation_macs(s.kernel_positions, s.c_in, s.c_out, s.genes, s.rules) / batch
+                gen = genetic.synthesis_macs(s.kernel_positions, s.c_in, s.c_out, s.genes, s.rules) / batch
         else:
             enc = encodings.get(s.encoding).cost_kind(s.kind == "dense")
             first, later = genetic.factorised_macs(enc, s.kernel_positions, s.c_in, s.c_out, s.genes,
@@ -155,8 +161,8 @@ def synaptic_operations(
             else:
                 macs = first * runs
             macs += later * runs
-        rows.append(dict(name=s.name, encoding=s.encoding, path=s.path, input_density=d,
-                         acs=acs, macs=macs, generation_macs=gen))
+        rows.append(dict(name=s.name, encoding=s.encoding, execution=s.execution, input_density=d,
+                         acs=acs, macs=macs, synthesis_macs=gen))
     return rows
 
 
@@ -181,20 +187,20 @@ def energy_report(
       synapses: specs from :func:`gsnn.nn.networks.describe`.
       stats: the ``stats`` collection sown by one evaluation forward pass.
       T: time steps.
-      batch: batch size over which weight generation is amortised.
+      batch: batch size over which weight synthesis is amortised.
     """
     ops = synaptic_operations(synapses, input_densities(stats), T, batch)
     acs = sum(r["acs"] for r in ops)
-    generation = sum(r["generation_macs"] for r in ops)
-    macs = sum(r["macs"] for r in ops) + generation
+    synthesis = sum(r["synthesis_macs"] for r in ops)
+    macs = sum(r["macs"] for r in ops) + synthesis
     energy_pj = acs * PJ_PER_AC + macs * PJ_PER_MAC
     rates = firing_rates(stats)
     # Weights a deployed net reads per inference: with W generated once at load, every
     # materialised layer reads its whole W (factorised ones their factors); generating
     # per inference reads only the stored parameters.
     stored = {row["name"]: row["stored_params"] for row in params.per_layer}
-    layer_reads = sum(s.direct_params if s.path == "materialise" else stored[s.name] for s in synapses)
-    factorised = any(s.encoding != "direct" and s.path != "materialise" for s in synapses)
+    layer_reads = sum(s.direct_params if s.execution == "materialise" else stored[s.name] for s in synapses)
+    factorised = any(s.encoding != "direct" and s.execution != "materialise" for s in synapses)
     shared = params.unencoded_params + (params.interaction_params + params.population_params if factorised else 0)
     return dict(
         firing_rates=rates,
@@ -202,11 +208,11 @@ def energy_report(
         synaptic_ops=ops,
         acs=acs,
         macs=macs,
-        generation_macs=generation,
+        synthesis_macs=synthesis,
         energy_uj=energy_pj * 1e-6,
-        energy_uj_generated_once=(energy_pj - generation * PJ_PER_MAC) * 1e-6,
-        weight_bytes=params.genetic_params * BYTES_PER_PARAM,
+        energy_uj_generated_once=(energy_pj - synthesis * PJ_PER_MAC) * 1e-6,
+        weight_bytes=params.stored_params * BYTES_PER_PARAM,
         direct_weight_bytes=params.direct_params * BYTES_PER_PARAM,
         weight_read_bytes_generated_once=(layer_reads + shared) * BYTES_PER_PARAM,
-        weight_read_bytes_per_inference=params.genetic_params * BYTES_PER_PARAM,
+        weight_read_bytes_per_inference=params.stored_params * BYTES_PER_PARAM,
     )

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from gsnn.core import genetic
+from gsnn.core.tree import lookup
 
 Array = jax.Array
 FANS = ("fan_in", "fan_out")
@@ -258,9 +259,7 @@ ENCODINGS: dict[str, Encoding] = {
 
 def get(name: str) -> Encoding:
     """The registered encoding ``name``; an unknown name lists the valid ones."""
-    if name not in ENCODINGS:
-        raise ValueError(f"unknown encoding {name!r}; valid: {list(ENCODINGS)}")
-    return ENCODINGS[name]
+    return lookup(ENCODINGS, name, "encoding")
 
 
 # --------------------------------------------------------------------------------------

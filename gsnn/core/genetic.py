@@ -30,13 +30,13 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-PATHS = ("auto", "materialise", "factorised")
+EXECUTIONS = ("auto", "materialise", "factorised")
 
 
-def validate_path(path: str) -> str:
-    if path not in PATHS:
-        raise ValueError(f"unknown execution path {path!r}; valid: {list(PATHS)}")
-    return path
+def validate_execution(execution: str) -> str:
+    if execution not in EXECUTIONS:
+        raise ValueError(f"unknown execution {execution!r}; valid: {list(EXECUTIONS)}")
+    return execution
 
 
 def kaiming_std(fan_in: int, gain: float = math.sqrt(2.0)) -> float:
@@ -164,7 +164,7 @@ def materialised_macs(
     return out_positions * kernel_positions * c_in * c_out
 
 
-def generation_macs(kernel_positions: int, c_in: int, c_out: int, genes: int, rules: int = 1) -> int:
+def synthesis_macs(kernel_positions: int, c_in: int, c_out: int, genes: int, rules: int = 1) -> int:
     """MACs of generating ``W`` once: per rule ``G @ X_post.T`` then ``X_pre @ (.)``, and
     the ``R - 1`` element-wise products of the rules' matrices."""
     one = genes * genes * c_out + kernel_positions * c_in * genes * c_out
@@ -205,7 +205,7 @@ def factorised_macs(
 DEPTHWISE_MAC_COST = {"cpu": 100.0}
 
 
-def choose_path(
+def choose_execution(
     encoding: str,
     kernel_positions: int,
     c_in: int,
@@ -216,7 +216,7 @@ def choose_path(
     examples: int,
     backend: str | None = None,
 ) -> str:
-    """Picks the cheaper execution path for one layer call (by MAC count).
+    """Picks the cheaper execution for one layer call (by MAC count).
 
     ``examples`` is the number of examples in one call (batch x time), over which the
     one-off cost of generating ``W`` is amortised. The depthwise stage of a ``neuron``
@@ -224,7 +224,7 @@ def choose_path(
     JAX's default backend).
     """
     mat = examples * materialised_macs(kernel_positions, c_in, c_out, out_positions)
-    mat += generation_macs(kernel_positions, c_in, c_out, genes)
+    mat += synthesis_macs(kernel_positions, c_in, c_out, genes)
     fac = examples * sum(
         factorised_macs(encoding, kernel_positions, c_in, c_out, genes, in_positions, out_positions)
     )

@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gsnn.configs import RESETS, UPDATE_FORMS, LIFConfig
+from gsnn.configs import LIFConfig
+from gsnn.core.tree import lookup
 
 SpikeFn = Callable[[jax.Array], jax.Array]
 
@@ -82,9 +83,8 @@ SURROGATES: dict[str, Callable[..., SpikeFn]] = {
 
 def get_surrogate(name: str, alpha: float | None = None) -> SpikeFn:
     """Looks a surrogate up by name; ``alpha=None`` keeps the factory's default."""
-    if name not in SURROGATES:
-        raise ValueError(f"unknown surrogate {name!r}; valid names: {sorted(SURROGATES)}")
-    return SURROGATES[name]() if alpha is None else SURROGATES[name](alpha)
+    factory = lookup(SURROGATES, name, "surrogate", ordered=False)
+    return factory() if alpha is None else factory(alpha)
 
 
 # --------------------------------------------------------------------------------------
@@ -107,39 +107,54 @@ def decay_from_tau(tau: float) -> float:
     return 1.0 - 1.0 / tau
 
 
+LIFStep = Callable[[jax.Array | float, LIFState, jax.Array], tuple[LIFState, jax.Array]]
+
+
+def make_lif_step(config: LIFConfig = LIFConfig()) -> LIFStep:
+    """The LIF time step for ``config``, validated and resolved once (as optax's
+    factories do), so the returned step holds no checks and no lookups.
+
+    Returns:
+      ``step(leak, state, current) -> (new_state, spikes)``:
+
+      * ``leak``: ``1/tau`` for the ``"tau"`` form, ``beta`` for the ``"beta"`` form; a
+        scalar or anything broadcastable to ``current`` (PLIF passes ``sigmoid(w)``);
+      * ``state``: membrane state, ``v`` shaped like ``current``;
+      * ``current``: input current for this step, ``[B, ...]``;
+      * spikes in {0, 1}, shaped like ``current``.
+
+    Raises:
+      ValueError: an unknown update form, reset or surrogate (naming the valid ones).
+    """
+    config.validate()
+    spike_fn = get_surrogate(config.surrogate, config.alpha)
+    tau_form, hard_reset, v_th, detach = config.update == "tau", config.reset == "hard", config.v_th, config.detach_reset
+
+    def step(leak, state: LIFState, current: jax.Array) -> tuple[LIFState, jax.Array]:
+        v = state.v
+        if tau_form:
+            v = v + (current - v) * leak
+        else:
+            v = leak * v + current
+        s = spike_fn(v - v_th)
+        s_reset = lax.stop_gradient(s) if detach else s
+        if hard_reset:
+            v = v * (1.0 - s_reset)
+        else:
+            v = v - s_reset * v_th
+        return LIFState(v=v), s
+
+    return step
+
+
 def lif_step(
     leak: jax.Array | float,
     state: LIFState,
     current: jax.Array,
     config: LIFConfig = LIFConfig(),
 ) -> tuple[LIFState, jax.Array]:
-    """One LIF time step.
-
-    Args:
-      leak: ``1/tau`` for the ``"tau"`` form, ``beta`` for the ``"beta"`` form; a scalar
-        or anything broadcastable to ``current`` (PLIF passes ``sigmoid(w)``).
-      state: membrane state, ``v`` shaped like ``current``.
-      current: input current for this step, ``[B, ...]``.
-      config: structural settings.
-
-    Returns:
-      ``(new_state, spikes)`` with spikes in {0, 1}, shaped like ``current``.
-    """
-    if config.update not in UPDATE_FORMS or config.reset not in RESETS:
-        config.validate()  # raises, naming the valid forms (never fall through silently)
-    v = state.v
-    if config.update == "tau":
-        v = v + (current - v) * leak
-    else:
-        v = leak * v + current
-    spike_fn = get_surrogate(config.surrogate, config.alpha)
-    s = spike_fn(v - config.v_th)
-    s_reset = lax.stop_gradient(s) if config.detach_reset else s
-    if config.reset == "hard":
-        v = v * (1.0 - s_reset)
-    else:
-        v = v - s_reset * config.v_th
-    return LIFState(v=v), s
+    """One LIF time step: ``make_lif_step(config)(leak, state, current)`` (see there)."""
+    return make_lif_step(config)(leak, state, current)
 
 
 FULL_UNROLL_MAX_T = 32
@@ -169,7 +184,8 @@ def lif_run(
     Returns:
       spikes ``[T, B, ...]``.
     """
-    step = lambda st, i: lif_step(leak, st, i, config)
+    one_step = make_lif_step(config)
+    step = lambda st, i: one_step(leak, st, i)
     if remat:
         step = jax.checkpoint(step)
     T = currents.shape[0]

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from gsnn.core import genetic
+from gsnn.core.tree import lookup
 
 
 class InnerLoopTrace(NamedTuple):
@@ -131,9 +132,7 @@ def lambda_schedule(kind: str, value: float, generations: int) -> optax.Schedule
 
 
 def get_operator(registry: dict, name: str, what: str):
-    if name not in registry:
-        raise ValueError(f"unknown {what} operator {name!r}; valid: {sorted(registry)}")
-    return registry[name]
+    return lookup(registry, name, f"{what} operator", ordered=False)
 
 
 def combine(accuracy, spatial, temporal, lambda_s, lambda_t):

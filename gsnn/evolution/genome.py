@@ -40,21 +40,22 @@ import jax.numpy as jnp
 from gsnn.analysis import energy
 from gsnn.configs import EvolveConfig, GeneticConfig
 from gsnn.core import encodings
+from gsnn.core.tree import count_scalars
 import gsnn.evolution.fitness as fitness
 from gsnn.nn.specs import LayerSpec
 
 
 @dataclasses.dataclass(frozen=True)
 class EncodingMatrix:
-    """One evolvable encoding matrix: its path in ``params``, rows and nominal std."""
+    """One evolvable encoding matrix: its key path in ``params``, rows and nominal std."""
 
-    path: tuple[str, ...]
+    keypath: tuple[str, ...]
     rows: int
     std: float
 
     @property
     def key(self) -> str:
-        return "/".join(self.path)
+        return "/".join(self.keypath)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,16 +97,16 @@ def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConf
                       ecfg.per_gene_stats, ecfg.evolve_encodings, ecfg.preserve_scale)
 
 
-def _get(tree, path):
-    for p in path:
+def _get(tree, keypath):
+    for p in keypath:
         tree = tree[p]
     return tree
 
 
-def _set(tree, path, value):
-    if len(path) == 1:
-        return {**tree, path[0]: value}
-    return {**tree, path[0]: _set(tree[path[0]], path[1:], value)}
+def _set(tree, keypath, value):
+    if len(keypath) == 1:
+        return {**tree, keypath[0]: value}
+    return {**tree, keypath[0]: _set(tree[keypath[0]], keypath[1:], value)}
 
 
 def default_genome(spec: GenomeSpec, reference_params) -> dict:
@@ -126,7 +127,7 @@ def default_genome(spec: GenomeSpec, reference_params) -> dict:
         "log_std": {mat.key: jnp.zeros((m,)) for mat in spec.matrices},
     }
     if spec.evolve_encodings:
-        genome["encodings"] = {mat.key: _get(reference_params, mat.path) / mat.std for mat in spec.matrices}
+        genome["encodings"] = {mat.key: _get(reference_params, mat.keypath) / mat.std for mat in spec.matrices}
     return genome
 
 
@@ -159,12 +160,12 @@ def build_params(spec: GenomeSpec, genome: dict, base_params, reference_G: jax.A
         G = G * (jnp.linalg.norm(reference_G) / jnp.linalg.norm(G))
     params = _set(base_params, ("G",), G)
     for mat in spec.matrices:
-        draws = _get(base_params, mat.path)
+        draws = _get(base_params, mat.keypath)
         base = genome["encodings"][mat.key] * mat.std if spec.evolve_encodings else draws
         rows = mat.std * genome["mean"][mat.key][None, :] + jnp.exp(genome["log_std"][mat.key])[None, :] * base
         if spec.preserve_scale:
             rows = rows * (_rms(draws) / _rms(rows))
-        params = _set(params, mat.path, rows)
+        params = _set(params, mat.keypath, rows)
     return params
 
 
@@ -174,7 +175,7 @@ def _rms(x):
 
 def genome_size(genome) -> int:
     """Number of scalars in a genome."""
-    return int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(genome)))
+    return count_scalars(genome)
 
 
 def genome_summary(spec: GenomeSpec, genome) -> str:

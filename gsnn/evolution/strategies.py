@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gsnn.core.tree import lookup
+
 
 class Strategy(NamedTuple):
     """An evosax strategy with its params and its initialisation.
@@ -121,9 +123,7 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
 
 def make_strategy(name: str, population: int, template, *, std_init: float, elite_ratio: float) -> Strategy:
     """The strategy ``name`` of :data:`STRATEGIES` for a genome ``template`` (one genome)."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; valid: {list(STRATEGIES)}")
-    return STRATEGIES[name](population, template, std_init=std_init, elite_ratio=elite_ratio)
+    return lookup(STRATEGIES, name, "strategy")(population, template, std_init=std_init, elite_ratio=elite_ratio)
 
 
 def strategy_init(strategy: Strategy, key, mean_genome):

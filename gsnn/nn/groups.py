@@ -1,4 +1,4 @@
-"""Parameter groups: the role of each parameter of a network, from its pytree path.
+"""Parameter groups: the role of each parameter of a network, from its key path in the pytree.
 
 ``weight`` (direct kernels), ``encoding`` (``x_pre``, ``x_post``, ``pop_*``),
 ``interaction`` (``G``), ``spatial`` (spatial gene codes), ``other`` (norm, biases, PLIF).
@@ -11,9 +11,9 @@ from typing import Any
 import jax
 
 
-def param_group(path: tuple) -> str:
-    """The parameter group of a leaf, from its pytree path."""
-    names = [getattr(k, "key", getattr(k, "name", str(k))) for k in path]
+def param_group(keypath: tuple) -> str:
+    """The parameter group of a leaf, from its key path (``jax.tree_util`` keys)."""
+    names = [getattr(k, "key", getattr(k, "name", str(k))) for k in keypath]
     leaf = str(names[-1])
     if leaf == "kernel":
         return "weight"

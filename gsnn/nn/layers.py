@@ -176,12 +176,12 @@ class Synapse(nn.Module):
         geom = encodings.Geometry((kh, kw), c_in, c_out, dense=dense, spatial_rows=spatial_rows,
                                   population_in=map_channels)
         g, rules = (cfg.genes, cfg.rules) if enc.encoded else (0, 1)
-        path = self._path(enc, geom, in_positions, out_positions, x.shape[0])
+        execution = self._execution(enc, geom, in_positions, out_positions, x.shape[0])
         _record(
             LayerSpec(
                 name=_module_name(self), kind="dense" if dense else "conv", encoding=self.encoding,
                 c_in=c_in, c_out=c_out, kernel_positions=kh * kw, in_positions=in_positions,
-                out_positions=out_positions, genes=g, path=path, pre_population=self.pre_population,
+                out_positions=out_positions, genes=g, execution=execution, pre_population=self.pre_population,
                 post_population=self.post_population,
                 pre_rows=(geom.fan_in if self.encoding == "position" else map_channels if enc.populations else 0),
                 spatial_rows=spatial_rows, bias=self.use_bias, real_input=self.real_input,
@@ -209,7 +209,7 @@ class Synapse(nn.Module):
             scale = encodings.fixed_scale(geom, g, rules, factors.pre_rms, stds.interaction_rms,
                                           factors.post_rms, cfg.init_fan)
             w = None
-            if path == "materialise":
+            if execution == "materialise":
                 w = encodings.rule_product(factors, scale)
                 y = x @ w if dense else conv_fn(x, w.reshape(kh, kw, c_in, c_out))
             else:
@@ -221,18 +221,18 @@ class Synapse(nn.Module):
             y = y + self.param("bias", nn.initializers.zeros, (c_out,))
         return y
 
-    def _path(self, enc: encodings.Encoding, geom: encodings.Geometry, in_positions: int,
+    def _execution(self, enc: encodings.Encoding, geom: encodings.Geometry, in_positions: int,
               out_positions: int, examples: int) -> str:
-        """The execution path of this call: forced by config, else the cheaper by MAC count
+        """How this call executes: forced by config, else the cheaper by MAC count
         (encoded ``R = 1`` layers only; direct layers and ``R > 1`` materialise)."""
         cfg = self.genetic_cfg
         if not enc.encoded:
             return "materialise"
-        if cfg.path != "auto":
-            return cfg.path
+        if cfg.execution != "auto":
+            return cfg.execution
         if cfg.rules > 1 or enc.factorised is None:
             return "materialise"
-        return genetic.choose_path(enc.cost_kind(geom.dense), geom.kernel_positions, geom.c_in, geom.c_out,
+        return genetic.choose_execution(enc.cost_kind(geom.dense), geom.kernel_positions, geom.c_in, geom.c_out,
                                    cfg.genes, in_positions, out_positions, examples)
 
 

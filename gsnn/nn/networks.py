@@ -15,7 +15,6 @@ Zisserman 2015) with average pooling.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import flax.linen as nn
@@ -59,7 +58,7 @@ class _Builder:
         return L.BatchNorm(name=name)(x, self.train)
 
     def spike(self, x, name, static=False):
-        return L.SpikingNeuron(self.cfg.T, self.cfg.neuron, name=name)(x, static)
+        return L.SpikingNeuron(self.cfg.T, self.cfg.spiking, name=name)(x, static)
 
     def conv_bn_lif(self, x, name, features, *, pre, kernel=3, stride=1, role="hidden", static=False):
         """conv -> BN -> LIF; the LIF population is named ``name``."""
@@ -260,6 +259,4 @@ def describe(model: SpikingNetwork, input_shape=None, batch: int = 1):
     return syn, neu, nrm
 
 
-def count_scalars(tree) -> int:
-    """Number of scalars in a pytree."""
-    return int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(tree)))
+

@@ -34,7 +34,7 @@ class LayerSpec:
     in_positions: int
     out_positions: int
     genes: int
-    path: str  # "materialise" | "factorised" (direct layers: "materialise")
+    execution: str  # "materialise" | "factorised" (direct layers: "materialise")
     pre_population: str
     post_population: str
     pre_rows: int  # rows of X_pre (position) / population size (neuron) / 0 (direct)

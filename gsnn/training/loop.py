@@ -133,7 +133,7 @@ def train_and_evaluate(
     rules = f" x {gc.rules} rules" if gc.rules > 1 else ""
     _log(f"{cfg.name}: {cfg.model.arch} {gc.encoding}"
          f"{'' if gc.encoding == 'direct' else f' g={gc.genes}{rules}'}, "
-         f"params {param_report.genetic_params:,} (direct {param_report.direct_params:,}, "
+         f"params {param_report.stored_params:,} (direct {param_report.direct_params:,}, "
          f"compression {param_report.compression:.1%}), {n_train} train images, "
          f"{steps_per_epoch} steps/epoch", progress)
 

@@ -14,7 +14,7 @@ def result_record(result: dict) -> dict:
     return dict(
         test_accuracy=result["test_accuracy"],
         test_top5=result["test_top5"],
-        params=params["genetic_params"],
+        params=params["stored_params"],
         direct_params=params["direct_params"],
         compression=params["compression"],
         mean_firing_rate=energy["mean_firing_rate"],
