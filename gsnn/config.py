@@ -329,8 +329,10 @@ ADDED_KEYS: dict[str, Any] = {
     "data.sha256": "",  # no expected digest
     "data.stream": False,  # arrays in memory
     "data.val_per_class": 0,  # no validation split
+    "evolve.fitness_metric": "val_accuracy",  # A was the validation accuracy
     "evolve.inject_nan": [],  # no fault injection
     "evolve.preserve_scale": False,  # evolved factors were not rescaled
+    "evolve.signal_every": 0,  # no signal measurement
     "model.conv_impl": "xla",  # lax.conv_general_dilated
     "model.genetic.init_fan": "fan_in",  # Kaiming 2/fan_in
     "model.genetic.rules": 1,  # one interaction matrix G

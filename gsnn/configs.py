@@ -46,8 +46,10 @@ PARAM_GROUPS = ("weight", "encoding", "interaction", "spatial", "other")
 #: :data:`gsnn.evolve.STRATEGIES`.
 STRATEGY_NAMES = ("cma_es", "sep_cma_es", "snes", "open_es", "simple_ga")
 #: :data:`gsnn.fitness.SPATIAL_OPERATORS`, :data:`gsnn.fitness.TEMPORAL_OPERATORS`.
-SPATIAL_OPERATOR_NAMES = ("spatial_entropy", "effective_rank", "none")
-TEMPORAL_OPERATOR_NAMES = ("temporal_difference", "learning_curve_area", "none")
+SPATIAL_OPERATOR_NAMES = ("spatial_entropy", "effective_rank", "activity_entropy", "none")
+TEMPORAL_OPERATOR_NAMES = ("temporal_difference", "learning_curve_area", "activity_difference", "none")
+#: :data:`gsnn.fitness.ACCURACY_TERMS`.
+FITNESS_METRICS = ("val_accuracy", "val_loss")
 #: :data:`gsnn.fitness.SCHEDULES`.
 LAMBDA_SCHEDULES = ("constant", "linear", "cosine", "exponential")
 
@@ -370,7 +372,16 @@ class EvolveConfig:
         evolution shapes the wiring but keeps the balanced, trainable scale.
       spatial_operator, temporal_operator: names in ``gsnn.fitness`` registries
         (:data:`SPATIAL_OPERATOR_NAMES`, :data:`TEMPORAL_OPERATOR_NAMES`; ``none`` switches
-        an operator off).
+        an operator off). ``activity_entropy`` and ``activity_difference`` are measured
+        on the network's spikes over the validation images after the inner training.
+      fitness_metric: the accuracy term ``A`` of the fitness: ``val_accuracy``, or
+        ``val_loss`` (``A`` = minus the mean validation cross-entropy).
+      signal_every: measure the fitness's signal every this many generations, starting
+        with the first (0 = never): the population is evaluated a second time with
+        independent inner batches, keys and validation images, and the rank correlation
+        and between/within-genome variance ratio of the two evaluations are reported
+        per term (``gsnn.evolution.signal``). Costs one more population evaluation per
+        measurement; the evolution itself is unchanged.
       lambda_s, lambda_t: operator weights at generation 0.
       lambda_schedule: ``constant``, ``linear``, ``cosine`` or ``exponential`` decay over
         ``generations``.
@@ -403,6 +414,8 @@ class EvolveConfig:
     preserve_scale: bool = True
     spatial_operator: str = "spatial_entropy"
     temporal_operator: str = "temporal_difference"
+    fitness_metric: str = "val_accuracy"
+    signal_every: int = 5
     lambda_s: float = 0.1
     lambda_t: float = 0.1
     lambda_schedule: str = "cosine"
@@ -437,6 +450,10 @@ class EvolveConfig:
                                   ("temporal", self.temporal_operator, TEMPORAL_OPERATOR_NAMES)):
             if name not in names:
                 raise ValueError(f"unknown {what} operator {name!r}; valid: {sorted(names)}")
+        if self.fitness_metric not in FITNESS_METRICS:
+            raise ValueError(f"unknown evolve.fitness_metric {self.fitness_metric!r}; valid: {list(FITNESS_METRICS)}")
+        if self.signal_every < 0:
+            raise ValueError(f"evolve.signal_every must be >= 0 (0 = no signal measurement), got {self.signal_every}")
         if self.lambda_schedule not in LAMBDA_SCHEDULES:
             raise ValueError(f"unknown evolve.lambda_schedule {self.lambda_schedule!r}; valid: {list(LAMBDA_SCHEDULES)}")
         for v in self.final_variants:

@@ -288,6 +288,10 @@ def test_evolve_kill_and_resume_matches_uninterrupted_run(tmp_path):
                      "--json", str(ref_json), "--quiet"]) == 0
     ref = json.loads(ref_json.read_text())
     assert len(ref["generations"]) == 6 and set(ref["final"]) == {"evolved", "random"}
+    # the signal measurement (every 5 by default, from the first generation), as evolution.json holds it
+    stored = json.loads((tmp_path / "ref" / "evolution.json").read_text())["signal"]
+    assert [s["generation"] for s in stored["history"]] == [1, 6] and stored == ref["signal"]
+    assert stored["spearman"] == stored["history"][0]["terms"]["fitness"]["spearman"]
     assert (tmp_path / "ref" / "evolution.png").read_bytes()[:4] == b"\x89PNG"
 
     wd, out = tmp_path / "run", tmp_path / "run.json"
@@ -312,6 +316,9 @@ def test_evolve_kill_and_resume_matches_uninterrupted_run(tmp_path):
     assert r["best_fitness"] == ref["best_fitness"]
     strip = lambda gs: [{k: v for k, v in g.items() if k not in ("seconds", "individual_steps_per_s")} for g in gs]
     assert strip(r["generations"]) == strip(ref["generations"])
+    # the measurement before the kill came back from the checkpoint, the later one was redone
+    assert strip(r["signal"]["history"]) == strip(ref["signal"]["history"])
+    assert r["signal"]["spearman"] == ref["signal"]["spearman"]
     for variant in ("evolved", "random"):
         assert r["final"][variant]["test_accuracy"] == ref["final"][variant]["test_accuracy"]
         assert _strip_timing(r["final"][variant]["history"]) == _strip_timing(ref["final"][variant]["history"])

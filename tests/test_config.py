@@ -324,6 +324,7 @@ def test_read_config_file_migrates_only_the_listed_added_keys(tmp_path):
     cfg = C.read_config_file(path)
     assert cfg.evolve.preserve_scale is False and cfg.model.conv_impl == "xla"
     assert cfg.model.genetic.rules == 1 and cfg.data.val_per_class == 0 and cfg.evolve.inject_nan == ()
+    assert cfg.evolve.signal_every == 0 and cfg.evolve.fitness_metric == "val_accuracy"  # as those runs did
     migrated, changes = C.migrate_stored_config(d)
     assert len(changes) == len(C.ADDED_KEYS) and C.migrate_stored_config(migrated)[1] == []
     assert "preserve_scale" not in d["evolve"]  # the input is not modified
@@ -398,6 +399,7 @@ def test_schema_names_equal_the_registries():
         "STRATEGY_NAMES": tuple(strategies.STRATEGIES),
         "SPATIAL_OPERATOR_NAMES": tuple(fitness.SPATIAL_OPERATORS),
         "TEMPORAL_OPERATOR_NAMES": tuple(fitness.TEMPORAL_OPERATORS),
+        "FITNESS_METRICS": tuple(fitness.ACCURACY_TERMS),
         "LAMBDA_SCHEDULES": fitness.SCHEDULES,
     }
     for name, registry in pairs.items():

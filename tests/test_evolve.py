@@ -16,6 +16,9 @@ import pytest
 from gsnn import config as C
 from gsnn import data as D
 from gsnn import evolve as EV
+from gsnn import evolution as EVO
+from gsnn.evolution import signal as SG
+from gsnn.runtime.records import to_jsonable
 from gsnn.evolution import genome as evolution_genome
 from gsnn.evolution import loop as evolution_loop
 from gsnn import fitness as F
@@ -28,7 +31,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 def tiny_config(encoding="position", interaction="compact", **evolve):
     e = dict(population=4, generations=3, inner_steps=3, inner_batch=16, val_size=40,
              genome_interaction=interaction, lambda_s=0.1, lambda_t=0.1, shard=False, preserve_scale=False,
-             chunk_size=0)
+             chunk_size=0, signal_every=0)
     e.update(evolve)
     return C.Config(
         name="tiny_evolve",
@@ -326,7 +329,8 @@ def _known_optimum(monkeypatch, sign=1.0):
                      for a, t in zip(jax.tree_util.tree_leaves(pop), jax.tree_util.tree_leaves(target)))
             f = sign * -sq
             zeros = jnp.zeros_like(f)
-            return dict(fitness=f, val_accuracy=f, spatial=zeros, temporal=zeros, lambda_s=zeros, lambda_t=zeros)
+            return dict(fitness=f, accuracy_term=f, val_accuracy=f, val_loss=-f, spatial=zeros, temporal=zeros,
+                        lambda_s=zeros, lambda_t=zeros)
 
         p.evaluate_population = evaluate
         return p
@@ -566,3 +570,246 @@ def test_the_generation_step_with_the_real_evaluation_under_jit_and_scan(tiny_pr
     mean = GN.default_genome(tiny_problem.spec, tiny_problem.reference_params)
     data = [EV.GenerationData(*EV.generation_batches(tiny_problem, g)) for g in range(3)]
     _check_step_runs(_step_runs(tiny_problem.evaluate_population, mean, "cma_es", data), 3, rtol=1e-4, atol=1e-5)
+
+
+def _distance_evaluate(target, nan_at=None):
+    """``F = -||genome - target||^2`` per member (maximised), the population evaluation's
+    interface; with ``nan_at = (generation, member)`` that member scores NaN in that
+    generation (a diverged individual)."""
+
+    def evaluate(pop, key, images, labels, generation):
+        f = -sum(jnp.sum((a - t[None]) ** 2, axis=tuple(range(1, a.ndim)))
+                 for a, t in zip(jax.tree_util.tree_leaves(pop), jax.tree_util.tree_leaves(target)))
+        if nan_at is not None:
+            f = jnp.where((generation == nan_at[0]) & (jnp.arange(f.shape[0]) == nan_at[1]), jnp.nan, f)
+        return dict(fitness=f)
+
+    return evaluate
+
+
+@pytest.mark.parametrize("strategy", ["cma_es", "snes"])
+def test_the_generation_step_moves_the_best_genome_toward_a_known_optimum(strategy):
+    """The direction test: the real step (ask, evaluate, non-finite -> worst, tell the
+    negation) on ``F = -||genome - target||^2`` brings the best genome close to the
+    target. Telling the strategy ``+F`` instead of ``-F`` makes it climb away and this
+    fails. A NaN individual in generation 3 is told the worst fitness and the run goes on."""
+    from gsnn.evolution import step as ST
+    from gsnn.evolution import strategies as S
+
+    template = {"a": jnp.zeros((3,)), "b": jnp.zeros((2, 2))}
+    target = {"a": jnp.asarray([1.0, -0.5, 0.8]), "b": jnp.full((2, 2), 0.6)}
+    generations, nan_gen, nan_member = 40, 3, 2
+    strat = S.make_strategy(strategy, 8, template, std_init=0.3, elite_ratio=0.5)
+    k_init, key = jax.random.split(jax.random.key(0))
+    start = ST.initial_state(S.strategy_init(strat, k_init, template), key)
+    step = ST.make_evolution_step(strat, _distance_evaluate(target, (nan_gen, nan_member)))
+    data = EV.GenerationData(jnp.zeros((generations, 1), jnp.uint8), jnp.zeros((generations, 1), jnp.int32))
+    state, m = jax.jit(lambda s, d: jax.lax.scan(step, s, d))(start, data)
+    told = np.asarray(m["told_fitness"])
+    best = [_distance(jax.tree_util.tree_map(lambda a: a[g, int(np.argmax(told[g]))], m["population"]), target)
+            for g in range(generations)]
+    assert _distance(template, target) == pytest.approx(np.sqrt(3.33), rel=1e-6)
+    assert best[-1] < 0.2 * best[0], best  # clearly closer: 1.38 -> below 0.28 (measured 0.06-0.07)
+    assert best[-1] < min(best[:5])  # and still improving after the first generations
+    # the NaN individual: told the worst fitness, ranked last; every value told is finite
+    assert told[nan_gen, nan_member] == EV.WORST_FITNESS and int(np.argmin(told[nan_gen])) == nan_member
+    assert np.all(np.isfinite(told)) and np.isnan(np.asarray(m["fitness"])[nan_gen, nan_member])
+    assert all(np.all(np.isfinite(np.asarray(l))) for l in jax.tree_util.tree_leaves(state.es_state))
+    assert int(state.generation) == generations
+
+
+# --------------------------------------------------------------------------------------
+# The accuracy term and the activity operators
+# --------------------------------------------------------------------------------------
+
+
+def _numpy_cross_entropy(logits, labels):
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -log_p[np.arange(len(labels)), labels]
+
+
+def activity_config(**evolve):
+    """:func:`tiny_config` with the val_loss term and both activity operators (the tests
+    that use it share its compiled programs through the persistent compilation cache)."""
+    return tiny_config(fitness_metric="val_loss", spatial_operator="activity_entropy",
+                       temporal_operator="activity_difference", **evolve)
+
+
+@pytest.fixture(scope="module")
+def activity_problem(tiny_data):
+    return EV.make_problem(activity_config(), tiny_data)
+
+
+def _trained_individual(p, **kwargs):
+    """The default genome trained as its evaluation trains it: its evaluation (``score_one``
+    of ``train_one``, which is ``evaluate_one``) and the trained network run on the whole
+    validation set at once, ``(evaluation, logits [N, classes], labels [N], flax updates)``."""
+    genome = GN.default_genome(p.spec, p.reference_params)
+    xb, yb = EV.generation_batches(p, 0)
+    trained = p.train_one(genome, jax.random.key(4), xb, yb)
+    out = p.score_one(*trained, jnp.asarray(0, jnp.int32), p.val_x, p.val_y)
+    state = trained[1]
+    mean, std = D.stats_for(p.train_split.name)
+    images = D.normalize(np.asarray(p.val_x).reshape((-1,) + p.val_x.shape[2:]), mean, std)
+    logits, updates = p.steps.model.apply({"params": state.params, "batch_stats": state.batch_stats}, images,
+                                          train=False, rngs={"coding": jax.random.key(0)}, **kwargs)
+    return out, np.asarray(logits), np.asarray(p.val_y).reshape(-1), updates
+
+
+def test_val_loss_metric_is_minus_the_numpy_validation_cross_entropy(activity_problem):
+    out, logits, labels, _ = _trained_individual(activity_problem, mutable=["stats"])
+    ce = _numpy_cross_entropy(logits, labels)
+    assert len(labels) == 40 and float(out["accuracy_term"]) == pytest.approx(-ce.mean(), rel=1e-5)
+    assert float(out["val_loss"]) == pytest.approx(ce.mean(), rel=1e-5)
+    assert float(out["val_accuracy"]) == pytest.approx(np.mean(logits.argmax(1) == labels))
+    expected = -ce.mean() + float(out["lambda_s"]) * float(out["spatial"]) + float(out["lambda_t"]) * float(out["temporal"])
+    assert float(out["fitness"]) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match=r"evolve.fitness_metric 'loss'; valid: \['val_accuracy', 'val_loss'\]"):
+        tiny_config(fitness_metric="loss")
+
+
+def _numpy_activity(layers):
+    """Reference activity operators on spike arrays ``[T, B, N]`` by plain loops."""
+    entropies, changes = [], []
+    for s in layers:
+        T, B, N = s.shape
+        h, c = [], []
+        for n in range(N):
+            p = sum(s[t, b, n] for t in range(T) for b in range(B)) / (T * B)
+            h.append(sum(-q * np.log2(q) for q in (p, 1 - p) if q > 0))
+            c.append(sum(abs(s[t + 1, b, n] - s[t, b, n]) for t in range(T - 1) for b in range(B)) / ((T - 1) * B))
+        entropies.append(np.mean(h))
+        changes.append(np.mean(c))
+    return np.mean(entropies), np.mean(changes)
+
+
+def _activity_trace(layers):
+    from gsnn.core import activity as A
+
+    coll = {f"lif{i}": {"firing_prob": A.firing_probability(jnp.asarray(s)), "spike_change": A.spike_change(jnp.asarray(s))}
+            for i, s in enumerate(layers)}
+    G = jnp.eye(2)
+    return F.InnerLoopTrace(G, G, jnp.ones((2,)), jnp.asarray(0.5), activity=F.spike_activity(coll))
+
+
+def test_activity_operators_on_hand_made_spike_trains():
+    from gsnn.core import activity as A
+
+    # T = 4 steps, B = 2 examples; neurons: never, always, alternating 0101 (p = 0.5,
+    # change 1), one example always and the other never (p = 0.5, change 0)
+    never, always = np.zeros((4, 2)), np.ones((4, 2))
+    alternating = np.tile(np.asarray([0.0, 1.0, 0.0, 1.0])[:, None], (1, 2))
+    split = np.stack([np.ones(4), np.zeros(4)], axis=1)
+    hand = np.stack([never, always, alternating, split], axis=-1)  # [T, B, N]
+    np.testing.assert_allclose(A.firing_probability(jnp.asarray(hand)), [0.0, 1.0, 0.5, 0.5])
+    np.testing.assert_allclose(A.binary_entropy_bits(jnp.asarray([0.0, 1.0, 0.5, 0.25])),
+                               [0.0, 0.0, 1.0, 0.8112781], rtol=1e-6)
+    trace = _activity_trace([hand])
+    assert float(F.activity_entropy(trace)) == pytest.approx(0.5)  # (0 + 0 + 1 + 1) / 4 bits
+    assert float(F.activity_difference(trace)) == pytest.approx(0.25)  # (0 + 0 + 1 + 0) / 4
+    # and against plain loops, over two layers of random spikes (layers weigh the same)
+    rng = np.random.default_rng(0)
+    layers = [hand, (rng.random((4, 2, 6)) < rng.random(6)).astype(np.float64)]
+    want_h, want_d = _numpy_activity(layers)
+    trace = _activity_trace(layers)
+    assert float(F.activity_entropy(trace)) == pytest.approx(want_h, rel=1e-5)
+    assert float(F.activity_difference(trace)) == pytest.approx(want_d, rel=1e-5)
+    with pytest.raises(ValueError, match="T >= 2"):
+        A.spike_change(jnp.ones((1, 2, 3)))
+    with pytest.raises(ValueError, match="needs the spiking activity"):
+        F.activity_entropy(_trace(jnp.eye(2), [1.0]))
+
+
+def test_activity_operators_of_an_evaluation_match_numpy_on_the_captured_spikes(activity_problem):
+    """The evaluation's H_S and D_T with the activity operators equal the plain loops on
+    the trained individual's spikes over the validation images (captured from the LIF
+    layers' outputs, not from what they sow); and the sown firing probability averages
+    to the firing rate the layer reports."""
+    from gsnn.nn import layers as NL
+
+    out, _, labels, updates = _trained_individual(
+        activity_problem, mutable=["stats", "activity", "intermediates"],
+        capture_intermediates=lambda mdl, _: isinstance(mdl, NL.SpikingNeuron))
+    T = activity_problem.cfg.model.T
+    spikes = [np.asarray(v["__call__"][0]).reshape((T, len(labels), -1))
+              for _, v in sorted(updates["intermediates"].items())]
+    assert len(spikes) == 1 and spikes[0].shape == (2, 40, 16)  # mlp hidden=(16,), T=2
+    want_h, want_d = _numpy_activity(spikes)
+    assert 0 < want_h < 1 and 0 < want_d < 1
+    assert float(out["spatial"]) == pytest.approx(want_h, rel=1e-4)
+    assert float(out["temporal"]) == pytest.approx(want_d, rel=1e-4)
+    for name, sown in updates["activity"].items():
+        assert float(jnp.mean(sown["firing_prob"])) == pytest.approx(float(updates["stats"][name]["firing_rate"]),
+                                                                      rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def activity_run(tiny_data):
+    """A tiny evolution of 3 generations with the val_loss term and both activity operators."""
+    return EV.evolve(activity_config(generations=3), None, dataset=tiny_data, progress=False)
+
+
+def test_evolution_runs_with_the_activity_operators(activity_run, tiny_data):
+    r = activity_run
+    assert len(r["generations"]) == 3
+    for g in r["generations"]:
+        assert np.isfinite(g["best_fitness"]) and g["diverged"] == 0
+        assert 0 < g["spatial"] <= 1 and 0 < g["mean_spatial"] <= 1
+        assert 0 <= g["temporal"] <= 1 and 0 <= g["mean_temporal"] <= 1
+    one_step = dataclasses.replace(tiny_config(temporal_operator="activity_difference"),
+                                   model=M.ModelConfig(arch="mlp", hidden=(16,), T=1,
+                                                       genetic=C.GeneticConfig(encoding="position", genes=4)))
+    with pytest.raises(ValueError, match=r"evolve.temporal_operator='activity_difference' needs model.T >= 2"):
+        EV.make_problem(one_step.validate(), tiny_data)
+
+
+# --------------------------------------------------------------------------------------
+# The signal measurement: the second evaluation's data and the loop
+# --------------------------------------------------------------------------------------
+
+
+def test_signal_batches_are_independent_held_out_and_deterministic(tiny_problem, tiny_data):
+    p = tiny_problem
+    xb, yb, vx, vy = EVO.signal_batches(p, 0)
+    run_xb, run_yb = EVO.generation_batches(p, 0)
+    assert xb.shape == run_xb.shape and yb.shape == run_yb.shape and yb.dtype == run_yb.dtype
+    assert vx.shape == p.val_x.shape and vy.shape == p.val_y.shape and vx.dtype == np.uint8
+    assert not np.array_equal(xb, run_xb)  # not the run's minibatches
+    rows = lambda a: {r.tobytes() for r in a.reshape((-1,) + a.shape[-3:])}
+    train_rows = rows(np.asarray(p.train_split.train_images))
+    assert rows(vx) <= train_rows and rows(xb) <= train_rows  # drawn from the training split
+    assert not rows(vx) & rows(xb)  # the validation images are held out from the inner training
+    assert not rows(vx) & rows(np.asarray(p.val_x))  # and are not the run's validation images
+    again = EVO.signal_batches(p, 0)
+    assert all(np.array_equal(a, b) for a, b in zip((xb, yb, vx, vy), again))
+    assert not np.array_equal(EVO.signal_batches(p, 1)[2], vx)  # a new draw every generation
+    with pytest.raises(ValueError, match=r"evolve.signal_every=3 .* 70 validation images .* only 50 images"):
+        EVO.evolve(tiny_config(val_size=70, signal_every=3), None, dataset=tiny_data, progress=False)
+    with pytest.raises(ValueError, match="signal_every must be >= 0"):
+        tiny_config(signal_every=-1)
+
+
+def test_the_signal_measurement_leaves_the_evolution_bitwise_unchanged(activity_run, tiny_data):
+    """Measured at generations 1 and 3 (every 2, from the first): the evolution is bitwise
+    the run without the measurement (its resume is tested by test_cli's kill and resume)."""
+    plain = activity_run
+    measured = EVO.evolve(activity_config(generations=3, signal_every=2), None, dataset=tiny_data, progress=False)
+    for a, b in zip(jax.tree.leaves(plain["best_genome"]), jax.tree.leaves(measured["best_genome"])):
+        np.testing.assert_array_equal(a, b)
+    strip = lambda gs: [{k: v for k, v in g.items() if k not in ("seconds", "individual_steps_per_s")} for g in gs]
+    assert json.dumps(strip(plain["generations"])) == json.dumps(strip(measured["generations"]))
+    assert plain["best_fitness"] == measured["best_fitness"]
+    assert plain["signal"] == dict(every=0, spearman=None, variance_ratio=None, history=[])
+    s = json.loads(json.dumps(to_jsonable(measured["signal"])))  # as evolution.json holds it
+    assert s["every"] == 2 and [r["generation"] for r in s["history"]] == [1, 3]
+    assert s["spearman"] == s["history"][0]["terms"]["fitness"]["spearman"]
+    assert s["variance_ratio"] == s["history"][0]["terms"]["fitness"]["variance_ratio"]
+    for rec in s["history"]:
+        assert set(rec["terms"]) == set(SG.SIGNAL_TERMS) and rec["members"] == 4
+        for term in rec["terms"].values():
+            assert np.isnan(term["spearman"]) or -1 <= term["spearman"] <= 1
+            assert np.isnan(term["variance_ratio"]) or term["variance_ratio"] >= 0
+    # the second evaluation really differs from the first (independent data and keys)
+    assert s["history"][0]["terms"]["fitness"]["variance_ratio"] != np.inf

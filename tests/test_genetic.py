@@ -355,7 +355,7 @@ def test_cost_model_hand_values():
     assert genetic.factorised_macs("neuron", 9, 16, 32, 4, 64, 64) == (64 * 16 * 4, 64 * (9 * 4 + 4 * 32))
 
 
-def test_choose_path_factorised_when_cheaper():
+def test_choose_execution_factorised_when_cheaper():
     # Wide conv, few genes: per example, materialised 8*8*9*256*256 = 37.7M MACs,
     # factorised (position) 8*8*(9*256*8 + 8*256) = 1.31M.
     assert genetic.choose_execution("position", 9, 256, 256, 8, 64, 64, examples=64) == "factorised"
@@ -364,7 +364,7 @@ def test_choose_path_factorised_when_cheaper():
     assert genetic.choose_execution("position", 1, 4096, 4096, 16, 1, 1, examples=8) == "factorised"
 
 
-def test_choose_path_materialise_when_cheaper():
+def test_choose_execution_materialise_when_cheaper():
     # Tiny layer, many genes: per example materialised 10*10 = 100 MACs (+ 47,360 once),
     # factorised 10*64 + 64*10 = 1,280; over 1000 examples 147,360 < 1,280,000.
     assert genetic.choose_execution("position", 1, 10, 10, 64, 1, 1, examples=1000) == "materialise"
@@ -373,7 +373,7 @@ def test_choose_path_materialise_when_cheaper():
     assert genetic.choose_execution("position", 9, 3, 32, 32, 1024, 1024, examples=256) == "materialise"
 
 
-def test_choose_path_charges_depthwise_stage_by_backend():
+def test_choose_execution_charges_depthwise_stage_by_backend():
     # neuron conv 32 -> 64, 16x16, g = 128, batch x time 512: factorised is 13,440 MACs
     # per position against 18,432 materialised, but 1,152 of them are depthwise, which
     # XLA CPU runs ~100x slower per MAC (benchmarks/depthwise_cost.py).
@@ -385,7 +385,7 @@ def test_choose_path_charges_depthwise_stage_by_backend():
         assert genetic.choose_execution("position", 9, 64, 128, 8, 64, 64, examples=512, backend=backend) == "factorised"
 
 
-def test_choose_path_generation_cost_amortised():
+def test_choose_execution_synthesis_cost_amortised():
     # Dense 512 -> 512, g = 400: per example materialised 512*512 = 262,144 MACs,
     # factorised 2*512*400 = 409,600, but generating W costs
     # 400*400*512 + 512*400*512 = 186.7M once. One example: 186.9M > 409,600 ->

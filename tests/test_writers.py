@@ -188,8 +188,8 @@ def test_evolution_writes_every_generation_to_tensorboard(tmp_path, monkeypatch)
         def evaluate(pop, *args):
             f = -sum(jnp.sum(a ** 2, axis=tuple(range(1, a.ndim))) for a in jax.tree_util.tree_leaves(pop))
             zeros = jnp.zeros_like(f)
-            return dict(fitness=f, val_accuracy=zeros + 0.5, spatial=zeros + jnp.nan, temporal=zeros,
-                        lambda_s=zeros, lambda_t=zeros)
+            return dict(fitness=f, accuracy_term=zeros + 0.5, val_accuracy=zeros + 0.5, val_loss=zeros + 2.0,
+                        spatial=zeros + jnp.nan, temporal=zeros, lambda_s=zeros, lambda_t=zeros)
 
         p.evaluate_population = evaluate
         return p
@@ -202,7 +202,7 @@ def test_evolution_writes_every_generation_to_tensorboard(tmp_path, monkeypatch)
         train=C.TrainConfig(learning_rate=0.05, epochs=1, batch_size=16, log_every=0),
         evolve=C.EvolveConfig(strategy="open_es", population=4, generations=3, inner_steps=2, inner_batch=16,
                               val_size=40, lambda_s=0.1, lambda_t=0.1, shard=False, preserve_scale=False,
-                              chunk_size=0),
+                              chunk_size=0, signal_every=0),
     ).validate()
     EV.evolve(cfg, tmp_path, dataset=ds, progress=False, stop_after_generations=2)
     gens = EV.evolve(cfg, tmp_path, dataset=ds, progress=False)["generations"]

@@ -228,10 +228,48 @@ def plot_operators(generations: Sequence[Mapping], ax=None, *, title: str = "Reg
     return ax
 
 
+def plot_signal(signal: Mapping, ax=None, *, title: str = "Signal: two evaluations of a population"):
+    """The fitness's signal per measured generation (``evolution.json``'s ``signal``,
+    :func:`gsnn.evolution.signal.signal_summary`): the Spearman correlation of the two
+    evaluations per term (solid, left axis) and the combined fitness's between/within
+    variance ratio (dashed, right axis, log scale; 0.5 is pure noise)."""
+    ax = _axes(ax)
+    history = signal["history"]
+    g = [r["generation"] for r in history]
+    names = dict(fitness="F", accuracy_term="A", val_accuracy="val acc", val_loss="val loss", spatial="H_S",
+                 temporal="D_T")
+    terms = [t for t in names if history and t in history[0]["terms"]]
+    for i, t in enumerate(terms):
+        ax.plot(g, [r["terms"][t]["spearman"] for r in history], marker="o", ms=3, color=COLORS[i % len(COLORS)],
+                lw=2.0 if t == "fitness" else 1.0, label=f"{names[t]} rho")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("Spearman rank correlation")
+    ratio = np.asarray([r["terms"]["fitness"]["variance_ratio"] for r in history], np.float64)
+    ax2 = ax.twinx()
+    ax2.plot(g, np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.nan), color="0.3", ls="--", marker="x",
+             label="F variance ratio")
+    ax2.axhline(0.5, color="0.6", lw=0.8, ls=":")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("between / within variance (F)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    lines, lines2 = ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7)
+    return ax
+
+
 def plot_evolution(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
     """``gsnn evolve``'s figure: (a) fitness per generation, (b) H_S and D_T per
-    generation, (c) test accuracy vs parameters of the final variants."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    generation, (c) test accuracy vs parameters of the final variants, and (d) the
+    fitness's signal (:func:`plot_signal`) where generations were measured (results
+    written before the measurement existed have no ``signal``)."""
+    signal = result.get("signal")
+    measured = bool(signal and signal["history"])
+    fig, axes = plt.subplots(1, 4 if measured else 3, figsize=(21 if measured else 16, 4.6))
+    if measured:
+        plot_signal(signal, axes[3], title="(d) Signal: rank correlation of two evaluations")
     plot_fitness(result["generations"], axes[0], title="(a) Fitness per generation")
     plot_operators(result["generations"], axes[1], title="(b) H_S and D_T per generation")
     final = result.get("final") or {}
@@ -246,7 +284,7 @@ def plot_evolution(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
     return save(fig, path)
 
 
-__all__ = ["plot_demo", "plot_evolution", "plot_fitness", "plot_operators", "plot_learning_curves", "plot_accuracy_vs_params", "plot_firing_rates", "save"]
+__all__ = ["plot_demo", "plot_evolution", "plot_fitness", "plot_operators", "plot_signal", "plot_learning_curves", "plot_accuracy_vs_params", "plot_firing_rates", "save"]
 
 
 def plot_study(rows: Sequence[Mapping], folder: str | os.PathLike) -> tuple[pathlib.Path, pathlib.Path]:

@@ -4,7 +4,8 @@ Modules: :mod:`~gsnn.evolution.genome`, :mod:`~gsnn.evolution.fitness`,
 :mod:`~gsnn.evolution.strategies` (one table of strategy factories),
 :mod:`~gsnn.evolution.problem` (evaluating a population), :mod:`~gsnn.evolution.step`
 (one generation, pure: jit/scan), :mod:`~gsnn.evolution.loop` (the host generation loop),
-:mod:`~gsnn.evolution.pipeline` (evolution, then the final trainings).
+:mod:`~gsnn.evolution.pipeline` (evolution, then the final trainings),
+:mod:`~gsnn.evolution.signal` (the fitness's signal: two evaluations of a population).
 
 One generation is ``ask -> vmap(evaluate) -> tell`` with keys split explicitly:
 
@@ -15,9 +16,14 @@ One generation is ``ask -> vmap(evaluate) -> tell`` with keys split explicitly:
    evaluation is one pure function, ``jax.vmap``-ped over the population, optionally in
    chunks (``lax.map`` over vmapped chunks) and sharded over ``jax.devices()`` along
    the population axis (``NamedSharding``);
-3. the fitness ``F = acc + lambda_S H_S + lambda_T D_T`` (:mod:`gsnn.evolution.fitness`) is told
+3. the fitness ``F = A + lambda_S H_S + lambda_T D_T`` (:mod:`gsnn.evolution.fitness`) is told
    to the strategy negated (evosax minimises). A diverging individual (non-finite loss)
    gets the worst fitness, is counted, and the generation goes on.
+
+Every ``evolve.signal_every`` generations (from the first) the population is evaluated a
+second time with independent data and keys, and the rank correlation and variance ratio
+of the two evaluations are recorded per fitness term (:mod:`gsnn.evolution.signal`); the
+evolution's trajectory does not change.
 
 The run checkpoints (orbax) the strategy state, key and history after every
 generation; ``evolve(cfg, workdir)`` resumes from the newest checkpoint by itself and
@@ -29,9 +35,10 @@ and every host runs the same program on the same seed (see the README).
 """
 from gsnn.evolution.loop import evolve, genome_init_fn
 from gsnn.evolution.pipeline import FINAL_VARIANTS, run_evolution, variant_config
-from gsnn.evolution.problem import Problem, generation_batches, make_problem, resolve_chunk_size
+from gsnn.evolution.problem import Problem, generation_batches, make_problem, resolve_chunk_size, signal_batches
+from gsnn.evolution.signal import average_ranks, measure, spearman, variance_ratio
 from gsnn.evolution.step import WORST_FITNESS, EvolutionState, GenerationData, initial_state, make_evolution_step
 from gsnn.evolution.strategies import STRATEGIES, Strategy, make_strategy, strategy_init
 
-__all__ = ["evolve", "genome_init_fn", "FINAL_VARIANTS", "run_evolution", "variant_config", "Problem", "generation_batches", "make_problem", "resolve_chunk_size", "STRATEGIES", "Strategy", "make_strategy", "strategy_init", "WORST_FITNESS", "EvolutionState", "GenerationData", "initial_state",
+__all__ = ["evolve", "genome_init_fn", "FINAL_VARIANTS", "run_evolution", "variant_config", "Problem", "generation_batches", "make_problem", "resolve_chunk_size", "signal_batches", "average_ranks", "measure", "spearman", "variance_ratio", "STRATEGIES", "Strategy", "make_strategy", "strategy_init", "WORST_FITNESS", "EvolutionState", "GenerationData", "initial_state",
            "make_evolution_step"]

@@ -22,7 +22,8 @@ from gsnn import training as TR
 import gsnn.evolution.fitness as F
 import gsnn.evolution.genome as GN
 from gsnn.nn import networks as M
-from gsnn.evolution.problem import Problem, generation_batches, make_problem
+import gsnn.evolution.signal as SG
+from gsnn.evolution.problem import Problem, check_signal_sizes, generation_batches, make_problem, signal_batches
 from gsnn.evolution.step import EvolutionState, GenerationData, initial_state, make_evolution_step
 from gsnn.evolution.strategies import make_strategy, strategy_init
 from gsnn.runtime.loop import ResumableLoop
@@ -42,6 +43,9 @@ def _summarise(gen: int, metrics: dict, seconds: float, n_inner: int) -> dict:
         best_val_accuracy=float(np.max(np.asarray(metrics["val_accuracy"])[finite])) if finite.any() else float("nan"),
         best_individual_val_accuracy=float(np.asarray(metrics["val_accuracy"])[best]),
         mean_val_accuracy=float(np.asarray(metrics["val_accuracy"])[finite].mean()) if finite.any() else float("nan"),
+        best_individual_val_loss=float(np.asarray(metrics["val_loss"])[best]),
+        mean_val_loss=float(np.nanmean(np.asarray(metrics["val_loss"])[finite])) if finite.any() else float("nan"),
+        accuracy_term=float(np.asarray(metrics["accuracy_term"])[best]),
         spatial=float(np.asarray(metrics["spatial"])[best]),
         temporal=float(np.asarray(metrics["temporal"])[best]),
         mean_spatial=float(np.asarray(metrics["spatial"]).mean()),
@@ -76,7 +80,9 @@ def evolve(
       dict: ``generations`` (per-generation records), ``best_genome`` (the individual
       with the highest fitness under the last generation's lambdas, over all
       generations), ``best_fitness`` (that score), ``best_generation``,
-      ``genome_size``, ``problem`` (the :class:`Problem`, for the final training).
+      ``genome_size``, ``signal`` (:func:`gsnn.evolution.signal.signal_summary` of the
+      generations measured every ``evolve.signal_every``), ``problem`` (the
+      :class:`Problem`, for the final training).
     """
     cfg = cfg.validate()
     e = cfg.evolve
@@ -84,6 +90,8 @@ def evolve(
     if isinstance(ds, D.StreamingDataset):  # the inner loop needs arrays: a sample in memory
         ds = ds.materialise(e.val_size + 4 * e.inner_steps * e.inner_batch, 0, seed=cfg.seed)
     problem = make_problem(cfg, ds)
+    if e.signal_every:
+        check_signal_sizes(problem)  # before the first generation, not at the first measurement
     mean_genome = GN.default_genome(problem.spec, problem.reference_params)
     strategy = make_strategy(e.strategy, e.population, mean_genome, std_init=e.std_init, elite_ratio=e.elite_ratio)
     step = make_evolution_step(strategy, problem.evaluate_population, inject_nan=e.inject_nan, jit_parts=True)
@@ -94,6 +102,7 @@ def evolve(
     final_ls = float(F.lambda_schedule(e.lambda_schedule, e.lambda_s, e.generations)(e.generations - 1))
     final_lt = float(F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations)(e.generations - 1))
     history: list[dict] = []
+    signal: list[dict] = []
     _say = print if progress else (lambda *a, **k: None)
     _say(f"{cfg.name}: {e.strategy} population {e.population}, {e.generations} generations, "
          f"K={e.inner_steps} inner steps of batch {e.inner_batch}, val {len(problem.val_labels)} images; "
@@ -109,29 +118,41 @@ def evolve(
     if restored is not None:
         tree, meta = restored
         loop.check_same_config(migrate_stored_config(meta.get("config") or {})[0], json.loads(cfg.to_json()))
+        # uncommitted arrays, as a fresh run has: restored ones are committed to a device, and
+        # jit compiles its own program for committed inputs, so the signal measurement's
+        # evaluation (uncommitted inputs) would compile the evaluation a second time
+        tree = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)), tree)
         es_state, key = tree["es_state"], jax.random.wrap_key_data(tree["key"])
         history = meta["history"]
+        # a checkpoint from before the signal measurement holds none; its config has
+        # signal_every = 0 (migrated), so check_same_config above let it through only then
+        signal = meta["signal"] if "signal" in meta else []
         best = dict(fitness=meta["best_fitness"], genome=tree["best_genome"], generation=meta["best_generation"])
         _say(f"resumed evolution at generation {len(history)} from {loop.dir}", flush=True)
 
-    state = GenerationLoopState(initial_state(es_state, key, len(history)), history, best)
+    state = GenerationLoopState(initial_state(es_state, key, len(history)), history, best, signal)
+    # the signal measurement's keys: a stream of their own, so the run's key is untouched
+    signal_key = jax.random.fold_in(jax.random.key(cfg.seed), 29)
     with loop, workdir_writer(workdir, resume_at=len(history)) as writer:
-        run = GenerationRun(cfg, problem, step, final_ls, final_lt, stop_after_generations, _say, writer)
+        run = GenerationRun(cfg, problem, step, final_ls, final_lt, stop_after_generations, _say, writer, signal_key)
         best = _generations(loop, state, run)
     target = e.target_val_accuracy
     reached = next((r["generation"] for r in history if target and r["best_val_accuracy"] >= target), None)
     return dict(generations=history, best_genome=best["genome"], best_fitness=best["fitness"],
                 best_generation=best["generation"], generations_to_target=reached,
+                signal=SG.signal_summary(e.signal_every, signal),
                 genome_size=GN.genome_size(mean_genome), problem=problem, mean_genome=mean_genome)
 
 
 class GenerationLoopState(NamedTuple):
     """Where the generation loop stands: the step's carry, the finished generations'
-    records and the best individual so far (``fitness``, ``genome``, ``generation``)."""
+    records, the best individual so far (``fitness``, ``genome``, ``generation``) and the
+    signal records (:func:`gsnn.evolution.signal.measure`)."""
 
     evolution: EvolutionState
     history: list
     best: dict
+    signal: list
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,15 +167,16 @@ class GenerationRun:
     stop_after_generations: int | None
     say: Callable
     writer: Any
+    signal_key: jax.Array  # folded with the generation for the signal measurement's evaluation
 
 
 def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRun) -> dict:
     """The generation loop of :func:`evolve`: batches, the step, the best, records,
     checkpoints. Appends to ``ls.history`` (and each record to ``run.writer``, step =
-    generation), returns the best. SIGINT/SIGTERM finish the running generation,
-    checkpoint and raise."""
+    generation) and the signal measurements to ``ls.signal``, returns the best.
+    SIGINT/SIGTERM finish the running generation, checkpoint and raise."""
     e = run.cfg.evolve
-    state, history, best = ls
+    state, history, best, signal = ls
     ran = 0
     for gen in range(len(history), e.generations):
         if run.stop_after_generations is not None and ran >= run.stop_after_generations:
@@ -170,7 +192,7 @@ def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRu
         # lambdas: with decaying lambdas, raw fitness of early generations carries an
         # operator bonus that later ones do not, so raw fitness is not comparable
         # across generations.
-        score = F.combine(np.asarray(metrics["val_accuracy"], np.float64), np.asarray(metrics["spatial"]),
+        score = F.combine(np.asarray(metrics["accuracy_term"], np.float64), np.asarray(metrics["spatial"]),
                           np.asarray(metrics["temporal"]), run.final_lambda_s, run.final_lambda_t)
         score = np.where(np.isfinite(fit), score, -np.inf)
         i_best = int(np.argmax(score))
@@ -184,15 +206,39 @@ def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRu
         run.writer.flush()
         ran += 1
         run.say(f"gen {gen + 1:3d}/{e.generations}: best {rec['best_fitness']:.4f} mean {rec['mean_fitness']:.4f} "
-                f"± {rec['std_fitness']:.4f} | best val acc {rec['best_val_accuracy']:.4f} | "
+                f"± {rec['std_fitness']:.4f} | best val acc {rec['best_val_accuracy']:.4f} "
+                f"mean val loss {rec['mean_val_loss']:.3f} | "
                 f"H_S {rec['spatial']:.3f} D_T {rec['temporal']:.3f} | diverged {rec['diverged']} | "
                 f"{seconds:.1f}s ({rec['individual_steps_per_s']:.1f} indiv·steps/s)", flush=True)
+        if e.signal_every and gen % e.signal_every == 0:
+            srec = _measure_signal(run, gen, metrics)
+            signal.append(srec)
+            run.writer.write_scalars(gen + 1, record_scalars(srec["terms"], group="signal",
+                                                             tags={t: f"signal/{t}" for t in srec["terms"]}))
+            run.writer.flush()
+            run.say(SG.format_record(srec) + f" | {srec['seconds']:.1f}s", flush=True)
         loop.save(gen + 1,
                   dict(es_state=state.es_state, key=jax.random.key_data(state.key), best_genome=best["genome"]),
-                  dict(history=history, best_fitness=best["fitness"], best_generation=best["generation"]))
+                  dict(history=history, best_fitness=best["fitness"], best_generation=best["generation"],
+                       signal=signal))
         loop.stop_if_requested(f"after generation {gen + 1}/{e.generations}")
     loop.close()
     return best
+
+
+def _measure_signal(run: GenerationRun, gen: int, metrics: dict) -> dict:
+    """The signal record of generation ``gen`` (0-based): its population (the genomes
+    asked) evaluated again with :func:`signal_batches`' data and a key folded from
+    ``run.signal_key``, against the run's own evaluation ``metrics``. Reads nothing of
+    the run's state and draws nothing from its streams."""
+    t0 = time.perf_counter()
+    xb, yb, vx, vy = signal_batches(run.problem, gen)
+    second = run.problem.evaluate_population_on(
+        metrics["population"], jax.random.fold_in(run.signal_key, gen), jnp.asarray(xb), jnp.asarray(yb),
+        jnp.asarray(gen, jnp.int32), jnp.asarray(vx), jnp.asarray(vy))
+    rec = SG.measure(metrics, jax.device_get(second), gen + 1)
+    rec["seconds"] = time.perf_counter() - t0
+    return rec
 
 
 def genome_init_fn(problem: Problem, genome) -> Callable:

@@ -39,8 +39,9 @@ def run_evolution(
     Every stage checkpoints under ``workdir`` and resumes by itself.
 
     Returns:
-      JSON-ready dict: ``generations``, ``final`` (variant -> record), ``genome_size``,
-      ``best_generation``, ``generations_to_target``, ``config``.
+      JSON-ready dict (``evolution.json``): ``generations``, ``final`` (variant ->
+      record), ``genome_size``, ``best_generation``, ``generations_to_target``,
+      ``signal`` (:func:`gsnn.evolution.signal.signal_summary`), ``config``.
     """
     cfg = cfg.validate()
     workdir = pathlib.Path(workdir)
@@ -64,5 +65,6 @@ def run_evolution(
         best_generation=evo["best_generation"],
         generations_to_target=evo["generations_to_target"],
         generations=evo["generations"],
+        signal=evo["signal"],
         final=final,
     )

@@ -22,7 +22,15 @@ from gsnn.nn import networks as M
 @dataclasses.dataclass
 class Problem:
     """Everything one generation's evaluation needs that does not change between
-    generations: the model, genome layout, data splits and the pure evaluation."""
+    generations: the model, genome layout, data splits and the pure evaluation.
+
+    The evaluations take a population (genomes stacked on a leading axis ``[P, ...]``),
+    the generation's key (shared by the population: the base draws and the inner
+    training's keys), the inner minibatches ``xb [K, B, H, W, C]`` uint8 and ``yb
+    [K, B]``, and the generation index ``[] int32`` (the lambda schedules); they return
+    :func:`gsnn.evolution.fitness.make_fitness`'s dict (arrays ``[P]``) plus ``losses``
+    ``[P, K]``.
+    """
 
     cfg: C.Config
     steps: TR.Steps
@@ -32,8 +40,13 @@ class Problem:
     train_split: D.ArrayDataset
     val_images: np.ndarray
     val_labels: np.ndarray
+    val_x: jax.Array  # [V, E, H, W, C] uint8: the validation images as scanned (E = eval batch)
+    val_y: jax.Array  # [V, E]
     evaluate_population: Callable  # (population, key, xb, yb, generation) -> dict of [P] arrays
+    evaluate_population_on: Callable  # the same on another validation set: (..., generation, val_x, val_y)
     evaluate_one: Callable  # (genome, key, xb, yb, generation) -> dict of scalars
+    train_one: Callable  # (genome, key, xb, yb) -> (G before training, TrainState after K steps, losses [K])
+    score_one: Callable  # (*train_one(...), generation, val_x, val_y) -> dict of scalars (evaluate_one's)
 
 
 def _inner_train_config(cfg: C.Config) -> C.Config:
@@ -44,11 +57,17 @@ def _inner_train_config(cfg: C.Config) -> C.Config:
 
 
 def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
-    """Splits the data, builds the model and the pure individual evaluation."""
+    """Splits the data, builds the model and the pure individual evaluation.
+
+    The accuracy term is ``evolve.fitness_metric``; the spiking activity on the
+    validation images (:class:`gsnn.evolution.fitness.SpikeActivity`) is collected only
+    when an activity operator is configured.
+    """
     cfg = cfg.validate()
     e = cfg.evolve
     if dataset.num_classes != cfg.model.num_classes:
         raise ValueError(f"model.num_classes={cfg.model.num_classes} but the data has {dataset.num_classes} classes")
+    F.check_temporal_operator(e.temporal_operator, cfg.model.T)
     train_split, val_split = dataset.split_validation(e.val_size, seed=cfg.seed)
     if e.inner_batch > len(train_split.train_labels):
         raise ValueError(f"evolve.inner_batch={e.inner_batch} is larger than the training split "
@@ -67,18 +86,20 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
     n_val = (len(val_labels) // eval_bs) * eval_bs
     val_x = jnp.asarray(val_images[:n_val]).reshape((-1, eval_bs) + val_images.shape[1:])
     val_y = jnp.asarray(val_labels[:n_val]).reshape(-1, eval_bs)
+    probe = F.needs_activity(e.spatial_operator, e.temporal_operator)
+    eval_step = TR.make_eval_step(model, mean=mean, std=std, activity=probe)
     fitness_fn = F.make_fitness(F.get_operator(F.SPATIAL_OPERATORS, e.spatial_operator, "spatial"),
                                 F.get_operator(F.TEMPORAL_OPERATORS, e.temporal_operator, "temporal"),
                                 F.lambda_schedule(e.lambda_schedule, e.lambda_s, e.generations),
-                                F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations))
+                                F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations),
+                                F.get_operator(F.ACCURACY_TERMS, e.fitness_metric, "fitness metric"))
 
-    def evaluate_one(genome, key, xb, yb, generation):
-        """One individual: build, train ``K`` steps on ``xb [K,B,H,W,C]``, validate."""
+    def train_one(genome, key, xb, yb):
+        """One individual: build from ``genome`` and train ``K`` steps on ``xb [K,B,H,W,C]``."""
         k_base, k_train = jax.random.split(key)
         base = M.init_variables(model, k_base, dataset.image_shape)
         params = GN.build_params(spec, genome, base["params"], reference_G)
         state = steps.state_from_variables({"params": params, "batch_stats": base["batch_stats"]})
-        g_init = params["G"]
 
         def body(st, inp):
             x, y, i = inp
@@ -86,33 +107,54 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
             return st, m["loss"]
 
         state, losses = jax.lax.scan(body, state, (xb, yb, jnp.arange(xb.shape[0])))
+        return params["G"], state, losses
 
-        def val_body(carry, inp):
-            m = steps.pure_eval_step(state.params, state.batch_stats, inp[0], inp[1])
-            return carry + m["correct"], None
+    def validate(state, vx, vy):
+        """Correct count, loss sum (and activity sums) over ``vx [V, E, H, W, C]``, as means."""
+        keys = ("correct", "loss_sum") + (("activity",) if probe else ())
+        one = lambda x, y: {k: v for k, v in eval_step(state.params, state.batch_stats, x, y).items() if k in keys}
+        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(one, vx[0], vy[0]))
+        sums, _ = jax.lax.scan(lambda c, inp: (jax.tree_util.tree_map(jnp.add, c, one(*inp)), None), zeros, (vx, vy))
+        n = vx.shape[0] * vx.shape[1]
+        return jax.tree_util.tree_map(lambda a: a / n, sums)
 
-        correct, _ = jax.lax.scan(val_body, jnp.zeros((), jnp.int32), (val_x, val_y))
-        trace = F.InnerLoopTrace(g_init, state.params["G"], losses, correct / n_val)
+    def score_one(g_init, state, losses, generation, vx, vy):
+        """A trained individual (:func:`train_one`'s outputs): validate on ``vx``, score."""
+        means = validate(state, vx, vy)
+        activity = F.spike_activity(means["activity"]) if probe else None
+        trace = F.InnerLoopTrace(g_init, state.params["G"], losses, means["correct"], means["loss_sum"], activity)
         out = fitness_fn(trace, generation)
         out["losses"] = losses
         return out
 
-    pop_fn = jax.vmap(evaluate_one, in_axes=(0, None, None, None, None))
+    def evaluate_one_on(genome, key, xb, yb, generation, vx, vy):
+        """One individual: build, train ``K`` steps on ``xb``, validate on ``vx``."""
+        return score_one(*train_one(genome, key, xb, yb), generation, vx, vy)
+
+    pop_fn = jax.vmap(evaluate_one_on, in_axes=(0, None, None, None, None, None, None))
     chunk = resolve_chunk_size(e)
     if chunk and chunk < e.population:
         n_chunks = e.population // chunk
 
-        def pop_fn_chunked(population, key, xb, yb, generation):
+        def pop_fn_chunked(population, *args):
             chunks = jax.tree_util.tree_map(lambda a: a.reshape((n_chunks, chunk) + a.shape[1:]), population)
-            out = jax.lax.map(lambda c: pop_fn(c, key, xb, yb, generation), chunks)
+            out = jax.lax.map(lambda c: pop_fn(c, *args), chunks)
             return jax.tree_util.tree_map(lambda a: a.reshape((e.population,) + a.shape[2:]), out)
 
-        evaluate_population = pop_fn_chunked
+        evaluate_population_on = pop_fn_chunked
     else:
-        evaluate_population = pop_fn
-    evaluate_population = _shard(evaluate_population, e)
-    return Problem(cfg, steps, spec, reference["params"], reference_G, train_split,
-                   val_images, val_labels, evaluate_population, jax.jit(evaluate_one))
+        evaluate_population_on = pop_fn
+    evaluate_population_on = _shard(evaluate_population_on, e)
+
+    def evaluate_population(population, key, xb, yb, generation):
+        return evaluate_population_on(population, key, xb, yb, generation, val_x, val_y)
+
+    def evaluate_one(genome, key, xb, yb, generation):
+        return evaluate_one_on(genome, key, xb, yb, generation, val_x, val_y)
+
+    return Problem(cfg, steps, spec, reference["params"], reference_G, train_split, val_images, val_labels,
+                   val_x, val_y, evaluate_population, evaluate_population_on, jax.jit(evaluate_one),
+                   jax.jit(train_one), jax.jit(score_one))
 
 
 def _sharded(e: C.EvolveConfig) -> bool:
@@ -131,19 +173,19 @@ def resolve_chunk_size(e: C.EvolveConfig) -> int:
 
 
 def _shard(fn: Callable, e: C.EvolveConfig) -> Callable:
-    """jit ``fn`` with the population axis sharded over all devices (when it divides)."""
+    """jit ``fn`` (``(population, key, xb, yb, generation, val_x, val_y) -> dict``) with
+    the population axis sharded over all devices (when it divides)."""
     devices = jax.devices()
     if not _sharded(e):
         return jax.jit(fn)
     mesh = Mesh(np.asarray(devices), ("pop",))
     pop_sharding = NamedSharding(mesh, P("pop"))
     replicated = NamedSharding(mesh, P())
-    jitted = jax.jit(fn, in_shardings=(pop_sharding, replicated, replicated, replicated, replicated),
-                     out_shardings=pop_sharding)
+    jitted = jax.jit(fn, in_shardings=(pop_sharding,) + (replicated,) * 6, out_shardings=pop_sharding)
 
-    def run(population, key, xb, yb, generation):
+    def run(population, key, xb, yb, generation, val_x, val_y):
         population = jax.device_put(population, pop_sharding)
-        return jitted(population, key, xb, yb, generation)
+        return jitted(population, key, xb, yb, generation, val_x, val_y)
 
     return run
 
@@ -164,3 +206,51 @@ def generation_batches(problem: Problem, generation: int) -> tuple[np.ndarray, n
                 break
         epoch += 1
     return np.stack(xs), np.stack(ys)
+
+
+#: Mixed into the seed of the signal measurement's draws, so that they are independent of
+#: the run's own (:func:`generation_batches`); a prime, so no generation's seed equals it.
+SIGNAL_STREAM = 104729
+
+
+def check_signal_sizes(problem: Problem) -> None:
+    """Raises ``ValueError`` when the training split cannot hold the signal measurement's
+    validation set (as many images as the run's, ``V * E``) and one inner minibatch."""
+    e = problem.cfg.evolve
+    n_val = problem.val_x.shape[0] * problem.val_x.shape[1]
+    n = len(problem.train_split.train_labels)
+    if n < n_val + e.inner_batch:
+        raise ValueError(f"evolve.signal_every={e.signal_every} evaluates the population a second time on "
+                         f"{n_val} validation images and minibatches of {e.inner_batch} drawn from the training "
+                         f"split, which holds only {n} images; use more training data, a smaller evolve.val_size "
+                         f"or evolve.inner_batch, or evolve.signal_every=0")
+
+
+def signal_batches(problem: Problem, generation: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The signal measurement's data of ``generation``: ``K`` inner minibatches and a
+    validation set shaped like the run's, independent of the run's own draws.
+
+    Both come from the training split, disjoint: the individuals of the second evaluation
+    train on the minibatches only, so the other training images are held out from them
+    (and disjoint from the run's validation split). Drawn with
+    ``np.random.default_rng((seed, generation, SIGNAL_STREAM))``: deterministic, and no
+    draw of the run's changes.
+
+    Returns:
+      ``(xb [K, B, H, W, C] uint8, yb [K, B], val_x [V, E, H, W, C] uint8, val_y [V, E])``.
+    """
+    check_signal_sizes(problem)
+    e = problem.cfg.evolve
+    ds = problem.train_split
+    v, b = problem.val_x.shape[:2]
+    rng = np.random.default_rng((problem.cfg.seed, generation, SIGNAL_STREAM))
+    perm = rng.permutation(len(ds.train_labels))
+    val_idx, rest = perm[:v * b], perm[v * b:]
+    per_epoch = (len(rest) // e.inner_batch) * e.inner_batch  # whole batches of one pass over `rest`
+    epochs = [rng.permutation(rest)[:per_epoch] for _ in range(-(-e.inner_steps * e.inner_batch // per_epoch))]
+    idx = np.concatenate(epochs)[:e.inner_steps * e.inner_batch]
+    shape = ds.train_images.shape[1:]
+    return (np.asarray(ds.train_images[idx]).reshape((e.inner_steps, e.inner_batch) + shape),
+            np.asarray(ds.train_labels[idx], np.int32).reshape(e.inner_steps, e.inner_batch),
+            np.asarray(ds.train_images[val_idx]).reshape((v, b) + shape),
+            np.asarray(ds.train_labels[val_idx], problem.val_y.dtype).reshape(v, b))

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from gsnn.configs import GeneticConfig, NeuronConfig
 from gsnn.core import conv, encodings, genetic
-from gsnn.core import lif
+from gsnn.core import activity, lif
 from gsnn.nn.specs import LayerSpec, NeuronSpec, NormSpec, _module_name, _record
 
 Array = jax.Array
@@ -244,7 +244,10 @@ class Synapse(nn.Module):
 class SpikingNeuron(nn.Module):
     """A LIF population: folded currents ``[T*B, ...]`` (or static ``[B, ...]``) in,
     folded spikes ``[T*B, ...]`` out. Sows its firing rate (spikes per neuron per step)
-    into the ``stats`` collection."""
+    into the ``stats`` collection and, when the ``activity`` collection is mutable (the
+    evolution's activity operators ask for it), ``firing_prob`` (each neuron's firing
+    probability over the batch and the time steps, ``[...]``) and, when ``T >= 2``,
+    ``spike_change`` (``mean |s_{t+1} - s_t|``, ``[]``) of :mod:`gsnn.core.activity`."""
 
     T: int
     cfg: NeuronConfig = NeuronConfig()
@@ -266,6 +269,12 @@ class SpikingNeuron(nn.Module):
         _record(NeuronSpec(_module_name(self), math.prod(seq.shape[2:]), self.cfg.learnable_tau))
         spikes = lif.lif_run(leak, seq, lif_cfg, remat=self.cfg.remat)
         self.sow("stats", "firing_rate", jnp.mean(spikes), reduce_fn=lambda _, b: b, init_fn=lambda: 0.0)
+        if self.is_mutable_collection("activity"):
+            self.sow("activity", "firing_prob", activity.firing_probability(spikes), reduce_fn=lambda _, b: b,
+                     init_fn=lambda: 0.0)
+            if T >= 2:
+                self.sow("activity", "spike_change", activity.spike_change(spikes), reduce_fn=lambda _, b: b,
+                         init_fn=lambda: 0.0)
         return spikes.reshape((-1,) + spikes.shape[2:])
 
 

@@ -208,7 +208,9 @@ class SpikingNetwork(nn.Module):
 
     Variables: ``params`` (trainable), ``batch_stats`` (BN running statistics);
     ``stats`` (sown per call when mutable): ``firing_rate`` of every LIF layer and
-    ``input_density`` (fraction of non-zero inputs) of every spiking-input synapse.
+    ``input_density`` (fraction of non-zero inputs) of every spiking-input synapse;
+    ``activity`` (sown when mutable): every LIF layer's per-neuron ``firing_prob`` and
+    its ``spike_change`` between time steps (:class:`gsnn.nn.layers.SpikingNeuron`).
     Poisson input coding needs an rng named ``"coding"``.
     """
 

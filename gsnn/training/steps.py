@@ -146,23 +146,30 @@ def make_train_step(model: M.SpikingNetwork, tx: optax.GradientTransformation, *
     return train_step
 
 
-def make_eval_step(model: M.SpikingNetwork, *, mean, std) -> Callable:
+def make_eval_step(model: M.SpikingNetwork, *, mean, std, activity: bool = False) -> Callable:
     """The pure evaluation step ``(params, batch_stats, images_u8, labels) -> sums``:
     ``loss_sum``, ``correct``, ``correct_top5``, ``count`` (examples), ``nonfinite``
     (examples whose logits hold a NaN or Inf) and the firing-rate ``stats`` times
-    ``count``. ``mean``, ``std``: per-channel normalisation of uint8 images."""
+    ``count``. ``mean``, ``std``: per-channel normalisation of uint8 images.
+    ``activity``: also return the ``activity`` collection times ``count`` (every LIF
+    layer's per-neuron ``firing_prob`` and its ``spike_change``, see
+    :class:`gsnn.nn.layers.SpikingNeuron`), so that sums over equal batches divided by
+    the examples are the statistics of the whole set."""
     mean = jnp.asarray(mean, jnp.float32)
     std = jnp.asarray(std, jnp.float32)
+    collections = ["stats", "activity"] if activity else ["stats"]
 
     def eval_step(params, batch_stats, images_u8, labels):
         images = D.normalize(images_u8, mean, std)
         logits, updates = model.apply(
             {"params": params, "batch_stats": batch_stats}, images, train=False,
-            mutable=["stats"], rngs={"coding": jax.random.key(0)},
+            mutable=collections, rngs={"coding": jax.random.key(0)},
         )
         n = labels.shape[0]
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        extra = {"activity": jax.tree_util.tree_map(lambda x: x * n, updates["activity"])} if activity else {}
         return dict(
+            **extra,
             loss_sum=jnp.sum(losses),
             correct=jnp.sum(jnp.argmax(logits, -1) == labels),
             correct_top5=jnp.sum(jnp.any(jax.lax.top_k(logits, min(5, logits.shape[-1]))[1] == labels[:, None], -1)),
