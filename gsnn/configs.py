@@ -367,6 +367,8 @@ class EvolveConfig:
       compact_rank: rank of the compact ``G0`` update.
       per_gene_stats: mean/log-std per gene (``[g]``) rather than one scalar per matrix.
       evolve_encodings: evolve the full initial encodings too (large genomes).
+      genome_gains: a log-gain per ``position``-encoded layer in the genome (the scale of
+        its initial ``W`` relative to the balanced initialisation; one value a layer).
       preserve_scale: rescale every built encoding matrix to the rms of the random draws
         it replaces and ``G`` to the norm of the reference ``G`` (see gsnn.genome), so
         evolution shapes the wiring but keeps the balanced, trainable scale.
@@ -411,6 +413,7 @@ class EvolveConfig:
     compact_rank: int = 2
     per_gene_stats: bool = False
     evolve_encodings: bool = False
+    genome_gains: bool = False
     preserve_scale: bool = True
     spatial_operator: str = "spatial_entropy"
     temporal_operator: str = "temporal_difference"

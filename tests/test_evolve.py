@@ -88,6 +88,36 @@ def test_genome_statistics_act_as_documented():
     np.testing.assert_allclose(params[mat.keypath[0]], expected, rtol=1e-6)
 
 
+def test_genome_gains_scale_one_layer_each():
+    """With genome_gains, the zero genome is still the random initialisation; a log-gain
+    of log 2 on one layer doubles that layer's x_pre rows (so its W), after preserve_scale,
+    and leaves every other parameter as it was."""
+    cfg = tiny_config("position", "compact", genome_gains=True, preserve_scale=True)
+    model = M.build_model(cfg.model)
+    synapses = M.describe(model)[0]
+    spec = GN.genome_spec(cfg.model.genetic, synapses, cfg.evolve)
+    assert spec.gains == tuple(f"{s.name}/x_pre" for s in synapses if s.encoding == "position")
+    base = M.init_variables(model, jax.random.key(4))["params"]
+    genome = GN.default_genome(spec, base)
+    plain = GN.default_genome(GN.genome_spec(cfg.model.genetic, synapses, dataclasses.replace(
+        cfg.evolve, genome_gains=False)), base)
+    assert GN.genome_size(genome) == GN.genome_size(plain) + len(spec.gains)
+    for a, b in zip(jax.tree_util.tree_leaves(GN.build_params(spec, genome, base, base["G"])),
+                    jax.tree_util.tree_leaves(base)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    key = spec.gains[0]
+    genome["log_gain"][key] = jnp.asarray(np.log(2.0))
+    built = GN.build_params(spec, genome, base, base["G"])
+    flat_b, flat_0 = dict(jax.tree_util.tree_flatten_with_path(built)[0]), dict(jax.tree_util.tree_flatten_with_path(base)[0])
+    for path, leaf in flat_b.items():
+        name = "/".join(str(getattr(k, "key", k)) for k in path)
+        np.testing.assert_allclose(leaf, (2.0 if name == key else 1.0) * flat_0[path], rtol=1e-6, atol=1e-7)
+    assert "log-gains" in GN.genome_summary(spec, genome)
+    neuron = tiny_config("neuron", "compact", genome_gains=True)
+    with pytest.raises(ValueError, match="genome_gains needs model.genetic.encoding='position'"):
+        GN.genome_spec(neuron.model.genetic, M.describe(M.build_model(neuron.model))[0], neuron.evolve)
+
+
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
 def test_preserve_scale_keeps_every_factor_at_its_random_scale(encoding):
     cfg = tiny_config(encoding, "compact", preserve_scale=True, per_gene_stats=True)
@@ -472,11 +502,13 @@ def test_bad_evolution_configs_are_rejected():
 
 @pytest.mark.parametrize("encoding,interaction", [("position", "compact"), ("neuron", "full")])
 def test_evolution_runs_with_interaction_rules(tiny_data, encoding, interaction):
-    cfg = tiny_config(encoding, interaction, generations=2)
+    """(The position run also evolves per-layer log-gains.)"""
+    cfg = tiny_config(encoding, interaction, generations=2, genome_gains=encoding == "position")
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, genetic=dataclasses.replace(cfg.model.genetic, rules=2))).validate()
     r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
     assert r["problem"].reference_G.shape == (2, 4, 4)
+    assert ("log_gain" in r["best_genome"]) == (encoding == "position")
     assert all(np.isfinite(g["best_fitness"]) and 0 < g["spatial"] <= 1 + 1e-5 for g in r["generations"])
 
 

@@ -7,7 +7,8 @@ A genome is a pytree (DESIGN 1.3)::
                                      #                   "u": [g, r], "v": [g, r]}
      "mean":    {matrix: [m]},       # per encoding matrix, m = g (per_gene_stats) or 1
      "log_std": {matrix: [m]},
-     "encodings": {matrix: [rows, g]}}   # only with evolve_encodings
+     "encodings": {matrix: [rows, g]},   # only with evolve_encodings
+     "log_gain": {layer: []}}            # only with genome_gains (position mode)
 
 An encoding matrix is a population encoding (``neuron`` mode) or a layer's ``x_pre`` /
 ``x_post`` (``position`` mode). A network is built from ``(genome, base)`` by a pure
@@ -20,6 +21,13 @@ by the whole generation, so individuals differ only by their genome::
 ``exp(log_scale) * (Q + identity * I + u v^T)`` around the run's random orthogonal ``Q``.
 The all-zero genome (full mode: ``G = Q``) reproduces the random initialisation exactly;
 it is the strategy's starting mean and the "random wiring" baseline.
+
+With ``genome_gains`` each position-encoded layer also has a log-gain: its ``x_pre``
+rows are multiplied by ``exp(log_gain)`` after everything above (``preserve_scale``
+included), so the layer's ``W`` starts ``exp(log_gain)`` times the balanced
+initialisation (``exp(R * log_gain)`` with ``R`` interaction rules, whose
+products each scale). These scales set the firing rates and the gradient flow of an SNN,
+which ``preserve_scale`` otherwise holds fixed.
 
 With ``preserve_scale`` (the default) every built matrix is rescaled to the rms of the
 random draws it replaces, and ``G`` to the Frobenius norm of ``Q``. The genome then
@@ -69,19 +77,26 @@ class GenomeSpec:
     per_gene_stats: bool
     evolve_encodings: bool
     preserve_scale: bool = True
+    gains: tuple[str, ...] = ()  # keys of the matrices a per-layer log-gain scales (x_pre)
 
 
 def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConfig) -> GenomeSpec:
     """The genome layout of a network described by ``synapses`` (from ``models.describe``).
 
     Raises:
-      ValueError: the model is not genetically encoded, or ``ecfg.spatial_operator`` is
-        undefined for ``gcfg.genes`` (:func:`gsnn.evolution.fitness.check_spatial_operator`).
+      ValueError: the model is not genetically encoded; ``ecfg.spatial_operator`` is
+        undefined for ``gcfg.genes`` (:func:`gsnn.evolution.fitness.check_spatial_operator`);
+        or ``ecfg.genome_gains`` with ``neuron`` encodings (whose populations are shared
+        by several layers, so no matrix belongs to one layer).
     """
     if gcfg.encoding == "direct":
         raise ValueError("evolution needs a genetically encoded model: set model.genetic.encoding "
                          "to 'position' or 'neuron' (and model.genetic.genes > 0)")
     fitness.check_spatial_operator(ecfg.spatial_operator, gcfg.genes)
+    if ecfg.genome_gains and gcfg.encoding != "position":
+        raise ValueError(f"evolve.genome_gains needs model.genetic.encoding='position' (got {gcfg.encoding!r}: "
+                         "its population encodings are shared by several layers, so there is no per-layer "
+                         "matrix to scale); set evolve.genome_gains=false")
     mats: list[EncodingMatrix] = []
     if gcfg.encoding == "position":
         for s in synapses:
@@ -93,8 +108,9 @@ def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConf
         for name, size in energy.populations(synapses).items():
             mats.append(EncodingMatrix((f"pop_{name}",), size, encodings.population_std(gcfg.init_scheme, gcfg.encoding_gain,
                                                                                  gcfg.genes)))
+    gains = tuple(m.key for m in mats if m.keypath[-1] == "x_pre") if ecfg.genome_gains else ()
     return GenomeSpec(gcfg.genes, tuple(mats), ecfg.genome_interaction, ecfg.compact_rank,
-                      ecfg.per_gene_stats, ecfg.evolve_encodings, ecfg.preserve_scale)
+                      ecfg.per_gene_stats, ecfg.evolve_encodings, ecfg.preserve_scale, gains)
 
 
 def _get(tree, keypath):
@@ -128,6 +144,8 @@ def default_genome(spec: GenomeSpec, reference_params) -> dict:
     }
     if spec.evolve_encodings:
         genome["encodings"] = {mat.key: _get(reference_params, mat.keypath) / mat.std for mat in spec.matrices}
+    if spec.gains:
+        genome["log_gain"] = {key: jnp.zeros(()) for key in spec.gains}
     return genome
 
 
@@ -165,6 +183,8 @@ def build_params(spec: GenomeSpec, genome: dict, base_params, reference_G: jax.A
         rows = mat.std * genome["mean"][mat.key][None, :] + jnp.exp(genome["log_std"][mat.key])[None, :] * base
         if spec.preserve_scale:
             rows = rows * (_rms(draws) / _rms(rows))
+        if mat.key in spec.gains:
+            rows = rows * jnp.exp(genome["log_gain"][mat.key])
         params = _set(params, mat.keypath, rows)
     return params
 
@@ -186,6 +206,8 @@ def genome_summary(spec: GenomeSpec, genome) -> str:
              + (" per gene" if spec.per_gene_stats else "")]
     if spec.evolve_encodings:
         parts.append("full encodings")
+    if spec.gains:
+        parts.append(f"{len(spec.gains)} layer log-gains")
     return f"genome: {genome_size(genome):,} genes-values; " + ", ".join(parts)
 
 
