@@ -2,15 +2,15 @@
 population 16, 10 generations, compact G0 genome, CMA-ES.
 
 Run:  gsnn evolve --config evolve_demo --json gsnn-demo/evolve_demo.json
-Measured on the 2-core CPU while another training job shared it: about 80 s per
-generation (16 individuals x 10 inner steps of batch 32, 500 validation images; about
-2 individual-steps/s), so the 10 generations take 10-15 minutes alone on the machine,
-plus the three final trainings of 3 epochs each. Vmapped convolutions are what is
-slow on CPU; benchmarks/population.py measures the alternatives. For the operator
-ablation, the cheaper ``evolve_mlp`` config is used.
+One generation (16 individuals x 10 inner steps of batch 32, 500 validation images)
+evaluates in about 12 s on the 2-core CPU while a training job shares it
+(``benchmarks/results/fitness_signal.json``, the K=10, val 500 rows; individuals run
+one after another on a single CPU device, ``evolve.chunk_size=-1``), plus the three
+final trainings of 3 epochs each. For the operator ablation, the cheaper ``evolve_mlp``
+config is used.
 
-Results (experiments/results/evolve_demo/): with std_init 0.1 (this config), 9 min
-alone on the machine (about 40 s per generation, 4 individual-steps/s); evolved 38.3%,
+Results (experiments/results/evolve_demo/, written by an older version whose
+generations took about 40 s): with std_init 0.1 (this config), evolved 38.3%,
 random wiring 38.2%, direct 42.9% test accuracy after 3 epochs. With std_init 0.3 the
 search drifted into a collapsed read-out encoding and the evolved net stayed at 10%.
 """
