@@ -230,9 +230,20 @@ def _pct(x: float | None, sign: bool = False) -> str:
     return "-" if x is None else f"{100 * x:{'+' if sign else ''}.2f}"
 
 
-def markdown_block(rows: list[dict]) -> str:
-    """The results table, the variants chosen on validation, and the command of every
-    run, as Markdown."""
+def all_diverged(records: list[dict]) -> dict[str, list[dict]]:
+    """Variant -> its records, for the variants every run of which diverged (they have no
+    row in :func:`aggregate`, but are a result: the shared recipe failed for them)."""
+    out = {}
+    for name in VARIANTS:
+        runs = sorted((r for r in records if r["variant"] == name), key=lambda r: r["seed"])
+        if runs and all(r.get("diverged") for r in runs):
+            out[name] = runs
+    return out
+
+
+def markdown_block(rows: list[dict], failed: dict[str, list[dict]] | None = None) -> str:
+    """The results table, the variants chosen on validation, the variants whose every run
+    diverged, and the command of every run, as Markdown."""
     lines = ["| variant | encoding | g × R | params | compression | val acc % | test acc % (mean ± std) | "
              "Δ vs direct, paired (mean ± std) | seeds | firing rate | energy µJ (W per inference / once) | "
              "weights read kB (once / per inference) | epoch s |",
@@ -256,11 +267,17 @@ def markdown_block(rows: list[dict]) -> str:
         best = best_on_validation(rows, low, high)
         if best is not None:
             lines.append(f"- Best on validation, {label}: `{best['variant']}` (val {_pct(best['val_accuracy_mean'])}%).")
+    for name, runs in (failed or {}).items():
+        lines.append(f"- Diverged in every run under the shared recipe: `{name}` (seeds "
+                     f"{', '.join(str(r['seed']) for r in runs)}): {runs[0]['error']}")
     lines += ["", "Per-seed test accuracies and the command of every run:", "", "```"]
     for r in rows:
         lines.append(f"# {r['variant']}: " + ", ".join(f"{100 * a:.2f}" for a in r["test_accuracies"])
                      + (f"; diverged seeds {r['diverged_seeds']}" if r["diverged_seeds"] else ""))
         lines += r["commands"]
+    for name, runs in (failed or {}).items():
+        lines.append(f"# {name}: diverged seeds {[r['seed'] for r in runs]}")
+        lines += [r["command"] for r in runs]
     lines.append("```")
     return "\n".join(lines)
 
@@ -275,7 +292,7 @@ def cmd_report(args) -> int:
     out = pathlib.Path(args.out)
     out.write_text(json.dumps(rows, indent=1))
     print(f"wrote {out}")
-    block = markdown_block(rows)
+    block = markdown_block(rows, all_diverged(records))
     print(block)
     doc = pathlib.Path(args.doc)
     if doc.is_file() and BLOCK_START in doc.read_text():

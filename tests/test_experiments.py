@@ -30,8 +30,8 @@ def _record(variant, seed, acc, diverged=False, val=None):
 
 def test_study_aggregates_mean_std_over_finite_seeds_and_lists_diverged_ones():
     records = [_record("position_50", 0, 0.58), _record("position_50", 1, 0.60), _record("position_50", 2, None, True),
-               _record("direct", 0, 0.62), _record("direct", 1, 0.61)]
-    for r in records[3:]:
+               _record("direct", 0, 0.62), _record("direct", 1, 0.61), _record("position_80_r2", 0, None, True)]
+    for r in records[3:5]:
         r.update(encoding="direct", genes=0, rules=1, params=113962)
     rows = {r["variant"]: r for r in cifar10_study.aggregate(records)}
     assert list(rows) == ["direct", "position_50"]  # VARIANTS order, only variants with finite runs
@@ -47,7 +47,11 @@ def test_study_aggregates_mean_std_over_finite_seeds_and_lists_diverged_ones():
     assert p["val_accuracy_curve"] == pytest.approx([0.29, 0.58]) and p["test_accuracy_curve"] is None
     assert p["commands"] == ["cmd position_50 0", "cmd position_50 1", "cmd position_50 2"]
     assert rows["direct"]["test_accuracy_std"] == pytest.approx(statistics.stdev([0.62, 0.61]))
-    block = cifar10_study.markdown_block(list(rows.values()))
+    failed = cifar10_study.all_diverged(records)
+    assert list(failed) == ["position_80_r2"]  # every run diverged: no row, but reported
+    block = cifar10_study.markdown_block(list(rows.values()), failed)
+    assert "- Diverged in every run under the shared recipe: `position_80_r2` (seeds 0): non-finite" in block
+    assert "# position_80_r2: diverged seeds [0]\ncmd position_80_r2 0" in block
     assert ("| position_50 | position | 14 × 2 | 52,550 | 53.9% | 58.00 | 59.00 ± 1.41 | -2.50 ± 2.12 | "
             "0, 1 (diverged: 2) |") in block
     assert "# position_50: 58.00, 60.00; diverged seeds [2]" in block and "cmd position_50 2" in block
