@@ -192,6 +192,7 @@ def aggregate(records: list[dict]) -> list[dict]:
             test_accuracy_mean=statistics.mean(accs), test_accuracy_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
             test_accuracies=accs, seeds=[r["seed"] for r in runs], epochs=first["epochs"],
             val_accuracy_mean=val_mean, val_accuracy_std=val_std, val_accuracies=vals,
+            val_seeds=[r["seed"] for r in runs if r.get("val_accuracy") is not None],
             selected_on="validation",
             paired_delta_mean=delta_mean, paired_delta_std=delta_std, paired_seeds=[r["seed"] for r in paired],
             test_top5_mean=statistics.mean(r["test_top5"] for r in runs),
@@ -217,10 +218,25 @@ def aggregate(records: list[dict]) -> list[dict]:
 
 def best_on_validation(rows: list[dict], low: float, high: float = 1.0) -> dict | None:
     """The encoded, non-evolved variant with compression in ``[low, high)`` and the
-    highest mean validation accuracy (never the test split: DESIGN 1.6)."""
+    highest validation accuracy (never the test split: DESIGN 1.6), compared on the seeds
+    every such candidate has run, so a one-seed candidate is not ranked against another's
+    three-seed mean.
+
+    Returns:
+      the chosen row with ``selection_seeds`` (the shared seeds; ``None`` when the
+      candidates share none and their own means are compared) and ``selection_val``
+      (its validation accuracy over them), or ``None`` without candidates.
+    """
     pool = [r for r in rows if r["encoding"] != "direct" and not r["evolved"] and low <= r["compression"] < high
-            and r["val_accuracy_mean"] is not None]
-    return max(pool, key=lambda r: r["val_accuracy_mean"], default=None)
+            and r["val_accuracies"]]
+    if not pool:
+        return None
+    by_seed = [dict(zip(r["val_seeds"], r["val_accuracies"])) for r in pool]
+    common = sorted(set.intersection(*(set(v) for v in by_seed)))
+    scores = [statistics.mean(v[s] for s in common) if common else r["val_accuracy_mean"]
+              for r, v in zip(pool, by_seed)]
+    i = max(range(len(pool)), key=scores.__getitem__)
+    return dict(pool[i], selection_seeds=common or None, selection_val=scores[i])
 
 
 BLOCK_START, BLOCK_END = "<!-- study table: written by cifar10_study.py report -->", "<!-- end of study table -->"
@@ -266,7 +282,10 @@ def markdown_block(rows: list[dict], failed: dict[str, list[dict]] | None = None
     for label, low, high in (("50–80% fewer parameters", 0.5, 0.8), ("≥ 80% fewer parameters", 0.8, 1.0)):
         best = best_on_validation(rows, low, high)
         if best is not None:
-            lines.append(f"- Best on validation, {label}: `{best['variant']}` (val {_pct(best['val_accuracy_mean'])}%).")
+            on = (f"seeds {', '.join(map(str, best['selection_seeds']))}, shared by every candidate"
+                  if best["selection_seeds"] else "each candidate's own seeds: they share none")
+            lines.append(f"- Best on validation, {label}: `{best['variant']}` (val {_pct(best['selection_val'])}% "
+                         f"on {on}).")
     for name, runs in (failed or {}).items():
         lines.append(f"- Diverged in every run under the shared recipe: `{name}` (seeds "
                      f"{', '.join(str(r['seed']) for r in runs)}): {runs[0]['error']}")

@@ -69,6 +69,18 @@ def test_the_best_variant_is_chosen_on_validation_not_on_test():
     assert cifar10_study.best_on_validation(rows, 0.8) is None
 
 
+def test_the_best_variant_is_compared_on_the_seeds_every_candidate_has():
+    """A three-seed candidate ahead on the shared seed 0 wins over a one-seed candidate
+    whose single value beats the three-seed mean."""
+    three = [_record("position_50_r2", s, 0.6, val=v) for s, v in ((0, 0.62), (1, 0.58), (2, 0.58))]
+    one = [_record("position_50_r2_fan_out", 0, 0.6, val=0.61)]
+    best = cifar10_study.best_on_validation(cifar10_study.aggregate(three + one), 0.5, 0.8)
+    assert best["variant"] == "position_50_r2" and best["selection_seeds"] == [0]
+    assert best["selection_val"] == pytest.approx(0.62)
+    block = cifar10_study.markdown_block(cifar10_study.aggregate(three + one))
+    assert "`position_50_r2` (val 62.00% on seeds 0, shared by every candidate)" in block
+
+
 def test_a_recorded_command_reproduces_the_study_run(tmp_path):
     """Seed 1 at smoke size on the embedded set: the study runner's record and the
     recorded command, run through the CLI, give the same numbers."""
