@@ -369,6 +369,13 @@ class EvolveConfig:
       evolve_encodings: evolve the full initial encodings too (large genomes).
       genome_gains: a log-gain per ``position``-encoded layer in the genome (the scale of
         its initial ``W`` relative to the balanced initialisation; one value a layer).
+        Batch norm follows every hidden synapse, so such a gain cancels in the training
+        forward pass (batch statistics) and changes mainly the layer's effective
+        learning rate.
+      genome_drive: a log-drive per batch-norm layer in the genome (each feeds a spiking
+        layer): its initial scale and shift are multiplied by ``exp(log_drive)``, which
+        at initialisation is exactly that layer's threshold ``v_th`` times
+        ``exp(-log_drive)``: it sets the layer's firing rate. Any encoding.
       preserve_scale: rescale every built encoding matrix to the rms of the random draws
         it replaces and ``G`` to the norm of the reference ``G`` (see gsnn.genome), so
         evolution shapes the wiring but keeps the balanced, trainable scale.
@@ -414,6 +421,7 @@ class EvolveConfig:
     per_gene_stats: bool = False
     evolve_encodings: bool = False
     genome_gains: bool = False
+    genome_drive: bool = False
     preserve_scale: bool = True
     spatial_operator: str = "spatial_entropy"
     temporal_operator: str = "temporal_difference"

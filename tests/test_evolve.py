@@ -119,6 +119,56 @@ def test_genome_gains_scale_one_layer_each():
 
 
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_genome_drive_is_a_per_layer_threshold(encoding, reset):
+    """A log-drive d on every batch-norm layer gives the logits of the same network with
+    threshold v_th * exp(-d) (the spikes themselves change: d is not a no-op); d on one
+    layer scales that layer's BN scale and shift only; the zero genome is the init."""
+    cfg = tiny_config(encoding, "compact", genome_drive=True, preserve_scale=True)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, hidden=(16, 12)))
+    lif_cfg = dataclasses.replace(cfg.model.spiking.lif, reset=reset)
+
+    def network(v_th):
+        spiking = dataclasses.replace(cfg.model.spiking, lif=dataclasses.replace(lif_cfg, v_th=v_th))
+        return M.build_model(dataclasses.replace(cfg.model, spiking=spiking).validate())
+
+    model = network(1.0)
+    synapses, _, norms = M.describe(model)
+    spec = GN.genome_spec(cfg.model.genetic, synapses, cfg.evolve, norms)
+    assert spec.drives == ("fc1_bn", "fc2_bn")
+    variables = M.init_variables(model, jax.random.key(5))
+    base = variables["params"]
+    genome = GN.default_genome(spec, base)
+    for a, b in zip(jax.tree_util.tree_leaves(GN.build_params(spec, genome, base, base["G"])),
+                    jax.tree_util.tree_leaves(base)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    base = jax.tree_util.tree_map(lambda a: a, base)
+    for name in spec.drives:  # a non-zero shift, so that scaling it matters
+        base[name]["bn"]["bias"] = jnp.linspace(-0.3, 0.4, base[name]["bn"]["bias"].shape[0])
+    x = jax.random.uniform(jax.random.key(6), (8, 32, 32, 3)) * 3.0
+
+    def logits(net, params):
+        out, _ = net.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
+                           mutable=["batch_stats"])
+        return np.asarray(out)
+
+    d = 0.4
+    genome["log_drive"] = {name: jnp.asarray(d) for name in spec.drives}
+    driven = logits(model, GN.build_params(spec, genome, base, base["G"]))
+    np.testing.assert_allclose(driven, logits(network(float(np.exp(-d))), base), rtol=1e-4, atol=1e-5)
+    assert np.abs(driven - logits(model, base)).max() > 1e-2
+    genome["log_drive"] = {name: jnp.asarray(d if name == "fc2_bn" else 0.0) for name in spec.drives}
+    built = GN.build_params(spec, genome, base, base["G"])
+    for name in spec.drives:
+        for k in ("scale", "bias"):
+            np.testing.assert_allclose(built[name]["bn"][k], (np.exp(d) if name == "fc2_bn" else 1.0)
+                                       * np.asarray(base[name]["bn"][k]), rtol=1e-6)
+    assert "2 layer log-drives" in GN.genome_summary(spec, genome)
+    with pytest.raises(ValueError, match="genome_drive needs the network's batch-norm layers"):
+        GN.genome_spec(cfg.model.genetic, synapses, cfg.evolve)
+
+
+@pytest.mark.parametrize("encoding", ["position", "neuron"])
 def test_preserve_scale_keeps_every_factor_at_its_random_scale(encoding):
     cfg = tiny_config(encoding, "compact", preserve_scale=True, per_gene_stats=True)
     model = M.build_model(cfg.model)
@@ -502,13 +552,15 @@ def test_bad_evolution_configs_are_rejected():
 
 @pytest.mark.parametrize("encoding,interaction", [("position", "compact"), ("neuron", "full")])
 def test_evolution_runs_with_interaction_rules(tiny_data, encoding, interaction):
-    """(The position run also evolves per-layer log-gains.)"""
-    cfg = tiny_config(encoding, interaction, generations=2, genome_gains=encoding == "position")
+    """(The position run also evolves per-layer log-gains, the neuron run log-drives.)"""
+    cfg = tiny_config(encoding, interaction, generations=2, genome_gains=encoding == "position",
+                      genome_drive=encoding == "neuron")
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, genetic=dataclasses.replace(cfg.model.genetic, rules=2))).validate()
     r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
     assert r["problem"].reference_G.shape == (2, 4, 4)
     assert ("log_gain" in r["best_genome"]) == (encoding == "position")
+    assert ("log_drive" in r["best_genome"]) == (encoding == "neuron")
     assert all(np.isfinite(g["best_fitness"]) and 0 < g["spatial"] <= 1 + 1e-5 for g in r["generations"])
 
 

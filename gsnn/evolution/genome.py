@@ -8,7 +8,8 @@ A genome is a pytree (DESIGN 1.3)::
      "mean":    {matrix: [m]},       # per encoding matrix, m = g (per_gene_stats) or 1
      "log_std": {matrix: [m]},
      "encodings": {matrix: [rows, g]},   # only with evolve_encodings
-     "log_gain": {layer: []}}            # only with genome_gains (position mode)
+     "log_gain": {layer: []},            # only with genome_gains (position mode)
+     "log_drive": {norm: []}}            # only with genome_drive (any encoding)
 
 An encoding matrix is a population encoding (``neuron`` mode) or a layer's ``x_pre`` /
 ``x_post`` (``position`` mode). A network is built from ``(genome, base)`` by a pure
@@ -27,7 +28,16 @@ rows are multiplied by ``exp(log_gain)`` after everything above (``preserve_scal
 included), so the layer's ``W`` starts ``exp(log_gain)`` times the balanced
 initialisation (``exp(R * log_gain)`` with ``R`` interaction rules, whose
 products each scale). These scales set the firing rates and the gradient flow of an SNN,
-which ``preserve_scale`` otherwise holds fixed.
+which ``preserve_scale`` otherwise holds fixed. Batch norm follows every hidden
+synapse, though, so in the training forward pass a gain cancels; what remains is the
+layer's effective learning rate (measured: ``benchmarks/results/fitness_signal_gains.json``).
+
+With ``genome_drive`` each batch-norm layer (each feeds a spiking layer) has a
+log-drive: its scale and shift are multiplied by ``exp(log_drive)``. At initialisation
+that is exactly a threshold of ``v_th * exp(-log_drive)`` for the spiking layer it
+feeds (the LIF update is linear in the input until the threshold, and the reset is to
+0 or by the threshold): the genome sets each layer's firing rate, which no
+normalisation undoes. The final training then trains the scale and shift as usual.
 
 With ``preserve_scale`` (the default) every built matrix is rescaled to the rms of the
 random draws it replaces, and ``G`` to the Frobenius norm of ``Q``. The genome then
@@ -40,7 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +60,7 @@ from gsnn.configs import EvolveConfig, GeneticConfig
 from gsnn.core import encodings
 from gsnn.core.tree import count_scalars
 import gsnn.evolution.fitness as fitness
-from gsnn.nn.specs import LayerSpec
+from gsnn.nn.specs import LayerSpec, NormSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +88,13 @@ class GenomeSpec:
     evolve_encodings: bool
     preserve_scale: bool = True
     gains: tuple[str, ...] = ()  # keys of the matrices a per-layer log-gain scales (x_pre)
+    drives: tuple[str, ...] = ()  # names of the batch-norm layers a log-drive scales
 
 
-def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConfig) -> GenomeSpec:
-    """The genome layout of a network described by ``synapses`` (from ``models.describe``).
+def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConfig,
+                norms: Sequence[NormSpec] = ()) -> GenomeSpec:
+    """The genome layout of a network described by ``synapses`` and ``norms`` (the first
+    and last lists of ``models.describe``; ``norms`` is read only with ``genome_drive``).
 
     Raises:
       ValueError: the model is not genetically encoded; ``ecfg.spatial_operator`` is
@@ -97,6 +110,9 @@ def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConf
         raise ValueError(f"evolve.genome_gains needs model.genetic.encoding='position' (got {gcfg.encoding!r}: "
                          "its population encodings are shared by several layers, so there is no per-layer "
                          "matrix to scale); set evolve.genome_gains=false")
+    if ecfg.genome_drive and not norms:
+        raise ValueError("evolve.genome_drive needs the network's batch-norm layers: pass norms="
+                         "models.describe(model)[2] (a network without batch norm has no drive to evolve)")
     mats: list[EncodingMatrix] = []
     if gcfg.encoding == "position":
         for s in synapses:
@@ -109,8 +125,9 @@ def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConf
             mats.append(EncodingMatrix((f"pop_{name}",), size, encodings.population_std(gcfg.init_scheme, gcfg.encoding_gain,
                                                                                  gcfg.genes)))
     gains = tuple(m.key for m in mats if m.keypath[-1] == "x_pre") if ecfg.genome_gains else ()
+    drives = tuple(n.name for n in norms) if ecfg.genome_drive else ()
     return GenomeSpec(gcfg.genes, tuple(mats), ecfg.genome_interaction, ecfg.compact_rank,
-                      ecfg.per_gene_stats, ecfg.evolve_encodings, ecfg.preserve_scale, gains)
+                      ecfg.per_gene_stats, ecfg.evolve_encodings, ecfg.preserve_scale, gains, drives)
 
 
 def _get(tree, keypath):
@@ -146,6 +163,8 @@ def default_genome(spec: GenomeSpec, reference_params) -> dict:
         genome["encodings"] = {mat.key: _get(reference_params, mat.keypath) / mat.std for mat in spec.matrices}
     if spec.gains:
         genome["log_gain"] = {key: jnp.zeros(()) for key in spec.gains}
+    if spec.drives:
+        genome["log_drive"] = {name: jnp.zeros(()) for name in spec.drives}
     return genome
 
 
@@ -186,6 +205,10 @@ def build_params(spec: GenomeSpec, genome: dict, base_params, reference_G: jax.A
         if mat.key in spec.gains:
             rows = rows * jnp.exp(genome["log_gain"][mat.key])
         params = _set(params, mat.keypath, rows)
+    for name in spec.drives:
+        keypath = tuple(name.split("/")) + ("bn",)
+        drive = jnp.exp(genome["log_drive"][name])
+        params = _set(params, keypath, {k: v * drive for k, v in _get(params, keypath).items()})
     return params
 
 
@@ -208,6 +231,8 @@ def genome_summary(spec: GenomeSpec, genome) -> str:
         parts.append("full encodings")
     if spec.gains:
         parts.append(f"{len(spec.gains)} layer log-gains")
+    if spec.drives:
+        parts.append(f"{len(spec.drives)} layer log-drives (batch-norm scale: minus the log threshold)")
     return f"genome: {genome_size(genome):,} genes-values; " + ", ".join(parts)
 
 
