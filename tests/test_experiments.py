@@ -154,3 +154,28 @@ def test_narrowed_direct_nets_report_compression_against_the_full_width_net():
     assert rows["direct"]["compression"] == 0.0
     assert rows["direct_w065"]["compression"] == pytest.approx(1 - 53461 / 113962)
     assert rows["direct_w065"]["direct_params"] == 113962
+
+
+def test_ablation_reports_each_arm_with_signal_test_accuracy_and_generations_to_target(tmp_path):
+    """experiments/ablation.py at toy size (two of its four arms): each run's signal (generation 1),
+    the trained evolved net's test accuracy, and generations to target by its definition
+    (the first generation whose best validation accuracy reaches the target)."""
+    import ablation
+
+    out = tmp_path / "ablation.json"
+    tiny = ["model.hidden=(16,)", "evolve.population=4", "evolve.generations=2", "evolve.inner_steps=2",
+            "evolve.inner_batch=16", "evolve.val_size=40", "evolve.signal_every=1", "evolve.chunk_size=0",
+            "train.epochs=1", "data.train_per_class=16", "data.test_per_class=4"]
+    ablation.main(["--config", "evolve_mlp", "--seeds", "0", "--final", "--target", "1e-6", "--arms", "both", "none",
+                   "--workdir", str(tmp_path / "runs"), "--out", str(out), "--set", *tiny])
+    result = __import__("json").loads(out.read_text())
+    assert [s["arm"] for s in result["summary"]] == ["both", "none"]
+    for r in result["runs"]:
+        assert 0.0 <= r["test_accuracy"] <= 1.0
+        assert r["signal"][0]["generation"] == 1 and "fitness" in r["signal"][0]["terms"]
+        assert r["generations_to_target"] == next(i + 1 for i, a in enumerate(r["best_val_accuracy_per_generation"])
+                                                  if a >= 1e-6)
+        assert r["evolution_seconds"] > 0 and r["final_seconds"] > 0
+    both = result["summary"][0]
+    assert both["test_accuracy_mean"] == pytest.approx(result["runs"][0]["test_accuracy"])
+    assert "test accuracy" in out.with_suffix(".md").read_text()
