@@ -330,6 +330,7 @@ ADDED_KEYS: dict[str, Any] = {
     "data.stream": False,  # arrays in memory
     "data.val_per_class": 0,  # no validation split
     "evolve.fitness_metric": "val_accuracy",  # A was the validation accuracy
+    "evolve.fixed_base": False,  # a new base draw every generation
     "evolve.genome_drive": False,  # no per-layer log-drives in the genome
     "evolve.genome_gains": False,  # no per-layer log-gains in the genome
     "evolve.inject_nan": [],  # no fault injection

@@ -376,6 +376,12 @@ class EvolveConfig:
         layer): its initial scale and shift are multiplied by ``exp(log_drive)``, which
         at initialisation is exactly that layer's threshold ``v_th`` times
         ``exp(-log_drive)``: it sets the layer's firing rate. Any encoding.
+      fixed_base: build every individual of every generation on one base draw (the
+        random initialisation the genome transforms, drawn from ``seed``), instead of a
+        new draw per generation: common random numbers, so that genomes are compared on
+        the same network and only the data varies; the final ``evolved`` and ``random``
+        networks are then built on that draw too (the random one with the zero genome),
+        a paired comparison. Off: the genome is scored as a distribution over draws.
       preserve_scale: rescale every built encoding matrix to the rms of the random draws
         it replaces and ``G`` to the norm of the reference ``G`` (see gsnn.genome), so
         evolution shapes the wiring but keeps the balanced, trainable scale.
@@ -422,6 +428,7 @@ class EvolveConfig:
     evolve_encodings: bool = False
     genome_gains: bool = False
     genome_drive: bool = False
+    fixed_base: bool = False
     preserve_scale: bool = True
     spatial_operator: str = "spatial_entropy"
     temporal_operator: str = "temporal_difference"

@@ -168,6 +168,31 @@ def test_genome_drive_is_a_per_layer_threshold(encoding, reset):
         GN.genome_spec(cfg.model.genetic, synapses, cfg.evolve)
 
 
+def test_fixed_base_scores_every_genome_on_one_draw(tiny_data):
+    """With evolve.fixed_base an individual's score does not depend on the generation's
+    key (direct input coding and no augmentation: nothing else in the inner loop is
+    random), and the final networks are built on that same draw whatever key the training
+    passes; without it, another key is another base network and another score."""
+    plain = lambda cfg: dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, augment=False))
+    xb, yb = EV.generation_batches(EV.make_problem(plain(tiny_config()), tiny_data), 0)
+    fixed = EV.make_problem(plain(tiny_config(fixed_base=True)), tiny_data)
+    free = EV.make_problem(plain(tiny_config()), tiny_data)
+    assert free.base_key is None
+    genome = GN.default_genome(fixed.spec, fixed.reference_params)
+    genome["log_std"] = jax.tree_util.tree_map(lambda a: a + 0.2, genome["log_std"])
+    score = lambda pb, seed: float(pb.evaluate_one(genome, jax.random.key(seed), xb, yb, 0)["val_loss"])
+    assert score(fixed, 1) == score(fixed, 2)
+    assert score(free, 1) != score(free, 2)
+    init = EVO.genome_init_fn(fixed, genome)
+    a, b = init(jax.random.key(3)), init(jax.random.key(4))
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    base = M.init_variables(fixed.steps.model, fixed.base_key, tiny_data.image_shape)["params"]
+    expected = GN.build_params(fixed.spec, genome, base, fixed.reference_G)
+    for x, y in zip(jax.tree_util.tree_leaves(a["params"]), jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
 def test_preserve_scale_keeps_every_factor_at_its_random_scale(encoding):
     cfg = tiny_config(encoding, "compact", preserve_scale=True, per_gene_stats=True)

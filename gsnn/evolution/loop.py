@@ -243,12 +243,13 @@ def _measure_signal(run: GenerationRun, gen: int, metrics: dict) -> dict:
 
 def genome_init_fn(problem: Problem, genome) -> Callable:
     """``key -> {'params', 'batch_stats'}`` building the network from ``genome`` (for
-    :func:`gsnn.train.train_and_evaluate`'s ``init_fn``)."""
+    :func:`gsnn.train.train_and_evaluate`'s ``init_fn``) on the base draw of ``key``, or
+    on the evolution's one base draw (``problem.base_key``) with ``evolve.fixed_base``."""
     model = problem.steps.model
     shape = problem.train_split.image_shape
 
     def init(key):
-        base = M.init_variables(model, key, shape)
+        base = M.init_variables(model, key if problem.base_key is None else problem.base_key, shape)
         params = GN.build_params(problem.spec, genome, base["params"], problem.reference_G)
         return {"params": params, "batch_stats": base["batch_stats"]}
 

@@ -11,6 +11,7 @@ import pathlib
 from gsnn import configs as C
 from gsnn import data as D
 from gsnn import training as TR
+import gsnn.evolution.genome as GN
 from gsnn.evolution.loop import evolve, genome_init_fn
 
 
@@ -51,7 +52,12 @@ def run_evolution(
     final = {}
     for variant in cfg.evolve.final_variants:
         vcfg = variant_config(cfg, variant)
-        init_fn = genome_init_fn(problem, evo["best_genome"]) if variant == "evolved" else None
+        if variant == "evolved":
+            init_fn = genome_init_fn(problem, evo["best_genome"])
+        elif variant == "random" and problem.base_key is not None:  # the same base draw, zero genome
+            init_fn = genome_init_fn(problem, GN.default_genome(problem.spec, problem.reference_params))
+        else:
+            init_fn = None
         if progress:
             print(f"-- final training: {variant} ({vcfg.train.epochs} epochs)", flush=True)
         r = TR.train_and_evaluate(vcfg, workdir / f"final_{variant}", dataset=ds, progress=progress, init_fn=init_fn,

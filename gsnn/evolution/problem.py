@@ -25,8 +25,8 @@ class Problem:
     generations: the model, genome layout, data splits and the pure evaluation.
 
     The evaluations take a population (genomes stacked on a leading axis ``[P, ...]``),
-    the generation's key (shared by the population: the base draws and the inner
-    training's keys), the inner minibatches ``xb [K, B, H, W, C]`` uint8 and ``yb
+    the generation's key (shared by the population: the base draws, unless
+    ``evolve.fixed_base`` fixes them to :attr:`base_key`, and the inner training's keys), the inner minibatches ``xb [K, B, H, W, C]`` uint8 and ``yb
     [K, B]``, and the generation index ``[] int32`` (the lambda schedules); they return
     :func:`gsnn.evolution.fitness.make_fitness`'s dict (arrays ``[P]``) plus ``losses``
     ``[P, K]``.
@@ -37,6 +37,7 @@ class Problem:
     spec: GN.GenomeSpec
     reference_params: Any
     reference_G: jax.Array
+    base_key: jax.Array | None  # the one base draw's key with evolve.fixed_base, else None
     train_split: D.ArrayDataset
     val_images: np.ndarray
     val_labels: np.ndarray
@@ -81,6 +82,7 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
     k_ref = jax.random.fold_in(jax.random.key(cfg.seed), 17)
     reference = M.init_variables(model, k_ref, dataset.image_shape)
     reference_G = reference["params"]["G"]
+    base_key = jax.random.fold_in(jax.random.key(cfg.seed), 31) if e.fixed_base else None
     val_images, val_labels = val_split.test_images, val_split.test_labels
     eval_bs = min(cfg.train.eval_batch_size, len(val_labels))
     n_val = (len(val_labels) // eval_bs) * eval_bs
@@ -97,7 +99,7 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
     def train_one(genome, key, xb, yb):
         """One individual: build from ``genome`` and train ``K`` steps on ``xb [K,B,H,W,C]``."""
         k_base, k_train = jax.random.split(key)
-        base = M.init_variables(model, k_base, dataset.image_shape)
+        base = M.init_variables(model, k_base if base_key is None else base_key, dataset.image_shape)
         params = GN.build_params(spec, genome, base["params"], reference_G)
         state = steps.state_from_variables({"params": params, "batch_stats": base["batch_stats"]})
 
@@ -152,7 +154,7 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
     def evaluate_one(genome, key, xb, yb, generation):
         return evaluate_one_on(genome, key, xb, yb, generation, val_x, val_y)
 
-    return Problem(cfg, steps, spec, reference["params"], reference_G, train_split, val_images, val_labels,
+    return Problem(cfg, steps, spec, reference["params"], reference_G, base_key, train_split, val_images, val_labels,
                    val_x, val_y, evaluate_population, evaluate_population_on, jax.jit(evaluate_one),
                    jax.jit(train_one), jax.jit(score_one))
 

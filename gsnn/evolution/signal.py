@@ -2,7 +2,8 @@
 its own noise?
 
 The population of a generation is evaluated twice, with independent inner minibatches,
-keys and validation images (:func:`gsnn.evolution.problem.signal_batches`). For every
+keys and validation images (:func:`gsnn.evolution.problem.signal_batches`); with
+``evolve.fixed_base`` both build on the run's one base draw, so only the data differ. For every
 fitness term, over the members finite in both evaluations ``a [n]`` and ``b [n]``:
 
 * ``spearman``: the rank correlation of ``a`` and ``b`` (:func:`spearman`); near 1 when
