@@ -179,3 +179,35 @@ def test_ablation_reports_each_arm_with_signal_test_accuracy_and_generations_to_
     both = result["summary"][0]
     assert both["test_accuracy_mean"] == pytest.approx(result["runs"][0]["test_accuracy"])
     assert "test accuracy" in out.with_suffix(".md").read_text()
+
+
+def test_fitness_horizon_correlates_recorded_terms_with_final_validation_accuracy(tmp_path):
+    """experiments/fitness_horizon.py at toy size: the zero genome comes first, each
+    correlation is the Spearman correlation of the recorded term with the recorded final
+    validation accuracies (numpy ranks here), the selection gain is the selected
+    genome's final accuracy minus the zero genome's; no validation split is an error."""
+    import fitness_horizon
+
+    tiny = ["model.hidden=(16,)", "evolve.inner_batch=16", "evolve.val_size=40", "train.epochs=1",
+            "data.train_per_class=20", "data.test_per_class=4", "evolve.genome_drive=true", "evolve.fixed_base=true"]
+    out = tmp_path / "fh.json"
+    fitness_horizon.main(["--config", "evolve_mlp", "--seeds", "0", "--inner-steps", "2", "--population", "3",
+                          "--workdir", str(tmp_path / "runs"), "--out", str(out),
+                          "--set", *tiny, "data.val_per_class=4"])
+    run = __import__("json").loads(out.read_text())["runs"][0]
+    assert run["genomes"] == 4 and len(run["finals"]) == 4
+    from scipy.stats import spearmanr
+
+    final = np.asarray([f["val_accuracy"] for f in run["finals"]])
+    checked = 0
+    for term, c in run["correlation"]["2"].items():
+        vals = np.asarray([row[term] for row in run["terms"]["2"]])
+        if np.ptp(vals) == 0 or np.ptp(final) == 0:
+            continue  # undefined (NaN) correlation
+        assert c["spearman_with_final_val"] == pytest.approx(spearmanr(vals, final).statistic)
+        assert c["selection_gain"] == pytest.approx(final[c["selected"]] - final[0])
+        checked += 1
+    assert checked >= 2
+    assert out.with_suffix(".png").exists()
+    with pytest.raises(ValueError, match="data.val_per_class"):
+        fitness_horizon.run_seed("evolve_mlp", 0, [2], tiny, 2, tmp_path / "r2", progress=False)
