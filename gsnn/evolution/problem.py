@@ -26,8 +26,8 @@ class Problem:
 
     The evaluations take a population (genomes stacked on a leading axis ``[P, ...]``),
     the generation's key (shared by the population: the base draws, unless
-    ``evolve.fixed_base`` fixes them to :attr:`base_key`, and the inner training's keys), the inner minibatches ``xb [K, B, H, W, C]`` uint8 and ``yb
-    [K, B]``, and the generation index ``[] int32`` (the lambda schedules); they return
+    ``evolve.fixed_base`` fixes them to :attr:`base_key`, and the inner training's
+    keys), the inner minibatches ``xb [K, B, H, W, C]`` uint8 and ``yb [K, B]``, and the generation index ``[] int32`` (the lambda schedules); they return
     :func:`gsnn.evolution.fitness.make_fitness`'s dict (arrays ``[P]``) plus ``losses``
     ``[P, K]``.
     """
