@@ -153,14 +153,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="experiments/results/fitness_horizon.json")
     args = ap.parse_args(argv)
     size = args.population or C.load_config(args.config, args.overrides).evolve.population
-    runs = [run_seed(args.config, s, args.inner_steps, args.overrides, size, pathlib.Path(args.workdir))
-            for s in args.seeds]
     command = "python experiments/fitness_horizon.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    result = dict(experiment="fitness_horizon", command=command, config=args.config, overrides=args.overrides,
-                  inner_steps=args.inner_steps, runs=runs)
     out = pathlib.Path(args.out)
-    write_json(out, result)
-    _plot(result, out.with_suffix(".png"))
+    runs = []
+    for seed in args.seeds:  # the file is rewritten after every seed: a killed run keeps the finished ones
+        runs.append(run_seed(args.config, seed, args.inner_steps, args.overrides, size, pathlib.Path(args.workdir)))
+        result = dict(experiment="fitness_horizon", command=command, config=args.config, overrides=args.overrides,
+                      inner_steps=args.inner_steps, runs=runs)
+        write_json(out, result)
+        _plot(result, out.with_suffix(".png"))
     head = ["seed", "K", "term", "ρ with final val acc", "selected", "selection gain (points)"]
     print(" | ".join(head) + "\n" + " | ".join("---" for _ in head))
     for run in runs:
