@@ -9,7 +9,8 @@ genome, i.e. random wiring, then the strategy's first ask around it), this scrip
    (``--inner-steps``; the generation-0 minibatches and key of the run);
 2. trains every genome's network with the config's recipe (``train``) and records its
    final validation accuracy (``data.val_per_class`` > 0 is required: the comparison
-   is made on validation, never on test) and mean firing rate;
+   is made on validation, never on test) and mean firing rate; a network whose
+   training diverges counts at chance accuracy (what selecting its genome would give);
 3. reports per ``K`` and term the Spearman correlation between the term and the final
    validation accuracy, and the selection gain: the final validation accuracy of the
    genome the fitness ranks first minus that of the zero genome.
@@ -91,15 +92,23 @@ def run_seed(config: str, seed: int, inner_steps: list[int], overrides: list[str
     fitness_seconds = time.perf_counter() - t0
     final_cfg = EV.variant_config(cfg, "evolved")
     finals = []
+    chance = 1.0 / cfg.model.num_classes
     for i, genome in enumerate(genomes):
-        r = TR.train_and_evaluate(final_cfg, workdir / f"{cfg.name}_s{seed}_genome{i}", dataset=ds, progress=False,
-                                  init_fn=EV.genome_init_fn(first, genome))
-        rec = TR.result_record(r)
-        finals.append(dict(val_accuracy=rec["val_accuracy"], mean_firing_rate=rec["mean_firing_rate"],
-                           epoch_seconds=sum(h["epoch_seconds"] for h in rec["history"])))
+        t1 = time.perf_counter()
+        try:
+            rec = TR.result_record(TR.train_and_evaluate(
+                final_cfg, workdir / f"{cfg.name}_s{seed}_genome{i}", dataset=ds, progress=False,
+                init_fn=EV.genome_init_fn(first, genome)))
+            final = dict(val_accuracy=rec["val_accuracy"], mean_firing_rate=rec["mean_firing_rate"], diverged=False,
+                         epoch_seconds=sum(h["epoch_seconds"] for h in rec["history"]))
+        except TR.NonFiniteError as err:  # what selecting this genome would give: a network at chance
+            final = dict(val_accuracy=chance, mean_firing_rate=None, diverged=True, error=str(err),
+                         epoch_seconds=time.perf_counter() - t1)
+        finals.append(final)
         if progress:
-            print(f"seed {seed}: genome {i}{' (zero)' if i == 0 else ''} trained: val acc {rec['val_accuracy']:.4f}, "
-                  f"firing rate {rec['mean_firing_rate']:.3f}", flush=True)
+            rate = "diverged" if final["diverged"] else f"firing rate {final['mean_firing_rate']:.3f}"
+            print(f"seed {seed}: genome {i}{' (zero)' if i == 0 else ''} trained: val acc "
+                  f"{final['val_accuracy']:.4f}, {rate}", flush=True)
     final_val = np.asarray([f["val_accuracy"] for f in finals])
     per_k = {}
     for k in inner_steps:
