@@ -71,9 +71,15 @@ VARIANTS: dict[str, list[str]] = {
     "direct_w037": ["model.width=0.37"],
     # STE-evolved initial wiring (issue 13); its random-wiring twin is position_50
     "position_50_ste": _POS + ["model.genetic.genes=28", "model.genetic.last_direct=true"],
+    # STE on the best 50% encoding with one base draw: the twin is the same draw with the
+    # zero genome, trained by the same run (a paired comparison)
+    "position_50_r2_ste": _POS + ["model.genetic.genes=14", "model.genetic.rules=2", "model.genetic.last_direct=true"],
+    "position_50_r2_ste_twin": _POS + ["model.genetic.genes=14", "model.genetic.rules=2",
+                                       "model.genetic.last_direct=true"],
 }
-EVOLVED = {"position_50_ste"}
-RANDOM_TWIN = {"position_50_ste": "position_50"}
+RANDOM_TWIN = {"position_50_ste": "position_50", "position_50_r2_ste": "position_50_r2_ste_twin"}
+#: Twins written by their evolved variant's run (its ``random`` final), never run alone.
+TWIN_OF = {"position_50_r2_ste_twin": "position_50_r2_ste"}
 BASELINE = "direct"  # paired differences are taken against it, seed by seed
 # STE for the evolved variant: both operators, compact G0 genome, CMA-ES.
 EVOLVE = ["evolve.strategy=cma_es", "evolve.population=8", "evolve.generations=6", "evolve.std_init=0.1",
@@ -81,10 +87,22 @@ EVOLVE = ["evolve.strategy=cma_es", "evolve.population=8", "evolve.generations=6
           "evolve.genome_interaction=compact", "evolve.spatial_operator=spatial_entropy",
           "evolve.temporal_operator=temporal_difference", "evolve.lambda_s=0.1", "evolve.lambda_t=0.1",
           "evolve.final_variants=('evolved',)"]
+# STE with a genome that has signal (issue 13, RESULTS.md): per-layer log-drives, one base
+# draw (common random numbers), search std 1.0, the validation loss on 2,000 images;
+# trains the evolved net and its twin (the same draw, zero genome) with the study recipe.
+EVOLVE_DRIVE = ["evolve.strategy=cma_es", "evolve.population=8", "evolve.generations=6", "evolve.std_init=1.0",
+                "evolve.inner_steps=10", "evolve.inner_batch=32", "evolve.val_size=2000",
+                "evolve.genome_interaction=compact", "evolve.genome_drive=true", "evolve.fixed_base=true",
+                "evolve.fitness_metric=val_loss", "evolve.spatial_operator=spatial_entropy",
+                "evolve.temporal_operator=temporal_difference", "evolve.lambda_s=0.1", "evolve.lambda_t=0.1",
+                "evolve.final_variants=('evolved','random')"]
+#: Evolved variants and their evolution settings.
+EVOLVED = {"position_50_ste": EVOLVE, "position_50_r2_ste": EVOLVE_DRIVE}
 
 
 def _overrides(name: str, seed: int, budget: list[str]) -> list[str]:
-    return (VARIANTS[name] + (EVOLVE if name in EVOLVED else []) + budget
+    name = TWIN_OF.get(name, name)  # a twin is made by its evolved variant's run
+    return (VARIANTS[name] + EVOLVED.get(name, []) + budget
             + [f"seed={seed}", f"name=cifar10_{name}_s{seed}"])
 
 
@@ -98,7 +116,7 @@ def command_for(name: str, seed: int, budget: list[str]) -> str:
     """The single gsnn command that reproduces one run of the study (seed included: a
     seed sets the initialisation and the training subset together)."""
     quoted = " ".join(f'"{s}"' if "(" in s else s for s in _overrides(name, seed, budget))
-    return f"gsnn {'evolve' if name in EVOLVED else 'train'} --config {BASE} --set {quoted}"
+    return f"gsnn {'evolve' if TWIN_OF.get(name, name) in EVOLVED else 'train'} --config {BASE} --set {quoted}"
 
 
 def describe_config(cfg) -> dict:
@@ -118,21 +136,44 @@ def run_one(name: str, seed: int, budget: list[str], runs: pathlib.Path, results
     cfg = _config(name, seed, budget)
     workdir = runs / f"{name}_s{seed}"
     t0 = time.time()
+    twin = None
     try:
         if name in EVOLVED:
-            r = EV.run_evolution(cfg, workdir, dataset=dataset)
-            rec = dict(r["final"]["evolved"], evolution=dict(
-                generations=r["generations"], best_generation=r["best_generation"], genome_size=r["genome_size"]))
+            rec, twin = evolution_records(EV.run_evolution(cfg, workdir, dataset=dataset), name)
         else:
             rec = TR.result_record(TR.train_and_evaluate(cfg, workdir, dataset=dataset))
-        rec.update(diverged=False, epoch_seconds=statistics.mean(h["epoch_seconds"] for h in rec["history"]))
+            rec.update(diverged=False, epoch_seconds=statistics.mean(h["epoch_seconds"] for h in rec["history"]))
     except TR.NonFiniteError as e:  # the shared recipe diverged for this seed: recorded, not retried
         rec = dict(diverged=True, error=str(e), test_accuracy=None)
-    rec.update(variant=name, seed=seed, evolved=name in EVOLVED, budget=budget, **describe_config(cfg),
-               command=command_for(name, seed, budget), wall_s=time.time() - t0)
     results.mkdir(parents=True, exist_ok=True)
-    (results / f"{name}_s{seed}.json").write_text(json.dumps(rec, indent=1))
+    for variant, r in ((name, rec),) + (((twin[0], twin[1]),) if twin else ()):
+        r.update(variant=variant, seed=seed, evolved=variant in EVOLVED, budget=budget, **describe_config(cfg),
+                 command=command_for(name, seed, budget), wall_s=time.time() - t0)
+        (results / f"{variant}_s{seed}.json").write_text(json.dumps(r, indent=1))
     return rec
+
+
+def evolution_records(result: dict, name: str) -> tuple[dict, tuple[str, dict] | None]:
+    """The study records of one evolution run (:func:`gsnn.evolve.run_evolution`'s
+    result): the evolved network's, with the evolution's summary (generations, best
+    generation, genome size, signal), and, for a variant with a twin in
+    :data:`TWIN_OF`, ``(twin name, record)`` of the run's ``random`` final (the same base
+    draw with the zero genome); else ``None``."""
+    def final(variant):
+        r = dict(result["final"][variant], diverged=False)
+        r["epoch_seconds"] = statistics.mean(h["epoch_seconds"] for h in r["history"])
+        return r
+
+    rec = final("evolved")
+    rec["evolution"] = dict(generations=result["generations"], best_generation=result["best_generation"],
+                            genome_size=result["genome_size"], signal=result.get("signal"))
+    twin = next((t for t, of in TWIN_OF.items() if of == name), None)
+    if twin is None:
+        return rec, None
+    if "random" not in result["final"]:
+        raise ValueError(f"{name}: the evolution trained no 'random' final, so its twin {twin} has no record; "
+                         "add 'random' to evolve.final_variants")
+    return rec, (twin, final("random"))
 
 
 def cmd_run(args) -> int:
@@ -145,6 +186,9 @@ def cmd_run(args) -> int:
         for name in args.variants or VARIANTS:
             if (results / f"{name}_s{seed}.json").exists():
                 print(f"skip {name} seed {seed} (done)", flush=True)
+                continue
+            if name in TWIN_OF:
+                print(f"skip {name} seed {seed} (written by the run of {TWIN_OF[name]})", flush=True)
                 continue
             if dataset is None:
                 dataset = TR.load_data(_config(BASELINE, seed, budget))

@@ -211,3 +211,25 @@ def test_fitness_horizon_correlates_recorded_terms_with_final_validation_accurac
     assert out.with_suffix(".png").exists()
     with pytest.raises(ValueError, match="data.val_per_class"):
         fitness_horizon.run_seed("evolve_mlp", 0, [2], tiny, 2, tmp_path / "r2", progress=False)
+
+
+def test_evolved_variant_with_a_twin_writes_both_records_from_one_run():
+    """position_50_r2_ste's run trains the evolved net and its twin (same base draw, zero
+    genome): both records come from that run, the twin is never run alone, and both
+    carry the run's command; a run without the random final cannot make the twin."""
+    hist = [dict(epoch=1, epoch_seconds=10.0), dict(epoch=2, epoch_seconds=30.0)]
+    result = dict(generations=[{}] * 6, best_generation=3, genome_size=53, signal=dict(spearman=0.6),
+                  final=dict(evolved=dict(test_accuracy=0.61, history=hist),
+                             random=dict(test_accuracy=0.62, history=hist)))
+    rec, (twin, twin_rec) = cifar10_study.evolution_records(result, "position_50_r2_ste")
+    assert twin == "position_50_r2_ste_twin" and cifar10_study.RANDOM_TWIN["position_50_r2_ste"] == twin
+    assert rec["test_accuracy"] == 0.61 and twin_rec["test_accuracy"] == 0.62
+    assert rec["evolution"]["best_generation"] == 3 and "evolution" not in twin_rec
+    assert rec["epoch_seconds"] == twin_rec["epoch_seconds"] == 20.0
+    budget = cifar10_study.BUDGET
+    assert (cifar10_study.command_for(twin, 1, budget) == cifar10_study.command_for("position_50_r2_ste", 1, budget)
+            and cifar10_study.command_for(twin, 1, budget).startswith("gsnn evolve"))
+    assert cifar10_study.evolution_records(result, "position_50_ste")[1] is None
+    del result["final"]["random"]
+    with pytest.raises(ValueError, match="final_variants"):
+        cifar10_study.evolution_records(result, "position_50_r2_ste")
