@@ -135,17 +135,22 @@ def _plot(result: dict, path: pathlib.Path) -> None:
     import matplotlib.pyplot as plt
 
     ks = result["inner_steps"]
+    clip = 3.0  # losses above it (exploded inner loops) are drawn at it, as crosses
     fig, axes = plt.subplots(1, len(ks), figsize=(4.2 * len(ks), 3.6), squeeze=False)
     for ax, k in zip(axes[0], ks):
-        for run in result["runs"]:
-            x = [row.get("val_loss", np.nan) for row in run["terms"][str(k)]]
-            y = [f["val_accuracy"] for f in run["finals"]]
-            ax.scatter(x[1:], y[1:], s=14, label=f"seed {run['seed']}")
-            ax.scatter(x[:1], y[:1], s=60, marker="*", color="k")
+        for i, run in enumerate(result["runs"]):
+            x = np.asarray([row.get("val_loss", np.nan) for row in run["terms"][str(k)]], np.float64)
+            x = np.where(np.isfinite(x), x, np.inf)
+            y = np.asarray([f["val_accuracy"] for f in run["finals"]])
+            color = f"C{i}"
+            ok = x[1:] <= clip
+            ax.scatter(x[1:][ok], y[1:][ok], s=14, color=color, label=f"seed {run['seed']}")
+            ax.scatter(np.full((~ok).sum(), clip), y[1:][~ok], s=18, marker="x", color=color)
+            ax.scatter(min(x[0], clip), y[0], s=90, marker="*", color=color, edgecolors="k")
+        ax.axvline(np.log(result.get("num_classes", 10)), color="0.6", lw=0.8, ls=":")
         ax.set_xlabel(f"validation loss after K={k} inner steps")
         ax.set_ylabel("final validation accuracy")
-        ax.set_xscale("log")
-    axes[0][0].legend(fontsize=7, title="★ zero genome", title_fontsize=7)
+    axes[0][0].legend(fontsize=7, title=f"★ zero genome, × loss > {clip:g}, : chance", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
