@@ -51,7 +51,7 @@ def main(argv=None):
     ap.add_argument("--set", nargs="*", default=[], dest="overrides")
     ap.add_argument("--workdir", default="runs/ablation")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--arms", nargs="+", choices=["both", "spatial_only", "temporal_only", "none"], default=None,
+    ap.add_argument("--arms", nargs="+", choices=list(arms("", "")), default=None,
                     help="run only these arms (default: all four)")
     ap.add_argument("--final", action="store_true",
                     help="train the best genome of every run with the config's recipe and report its test accuracy")
