@@ -141,6 +141,7 @@ def test_demo_quick(tmp_path, capsys):
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = capsys.readouterr().out
     assert "compression" in text and "neuron (g=" in text and "evolved (g=" in text
+    assert r["evolution"]["paired"] and "on the same base draw (a paired twin)" in text
     assert r["evolution"]["signal"]["every"] == r["evolution"]["settings"]["signal_every"]
 
 
@@ -150,9 +151,13 @@ def test_demo_says_when_evolved_trails_random_wiring_and_why():
     rows = lambda evolved: [dict(variant="position", test_accuracy=0.353), dict(variant="evolved", test_accuracy=evolved)]
     evo = dict(signal=dict(spearman=0.12))
     text = demo._evolved_vs_random(rows(0.307), evo)
-    assert "evolved is 4.6 points below random wiring" in text and "generation 1 was 0.12" in text
+    assert "evolved is 4.6 points below random wiring" in text and "generation 1: 0.12" in text
+    assert "close to random" in text
     assert demo._evolved_vs_random(rows(0.36), evo) == ""  # not worse: nothing to explain
     assert "not measured" in demo._evolved_vs_random(rows(0.30), dict(signal=dict(spearman=None)))
+    # a fitness with signal: the reason is then the horizon, not the noise
+    text = demo._evolved_vs_random(rows(0.30), dict(signal=dict(spearman=0.71)))
+    assert "separates genomes (rank correlation 0.71" in text and "horizon" in text and "noise" not in text
 
 
 def _strip_timing(history):

@@ -1,18 +1,24 @@
 """STE on the embedded demo set: convnet_s at demo width (0.25), position encoding,
-population 16, 10 generations, compact G0 genome, CMA-ES.
+population 16, 10 generations, CMA-ES on a compact G0 genome with a log-drive per
+batch-norm layer, every individual built on one base draw.
 
-Run:  gsnn evolve --config evolve_demo --json gsnn-demo/evolve_demo.json
-One generation (16 individuals x 10 inner steps of batch 32, 500 validation images)
-evaluates in about 12 s on the 2-core CPU while a training job shares it
-(``benchmarks/results/fitness_signal.json``, the K=10, val 500 rows; individuals run
-one after another on a single CPU device, ``evolve.chunk_size=-1``), plus the three
-final trainings of 3 epochs each. For the operator ablation, the cheaper ``evolve_mlp``
+Run:  gsnn evolve --config evolve_demo --workdir runs/evolve_demo
+
+The fitness settings are the ones with measured signal (experiments/RESULTS.md,
+"Issue 13"): the validation loss on 2,000 held-out images after K = 40 inner steps of
+batch 32, search std 0.3, one base draw (``evolve.fixed_base``: genomes compared on the
+same random network; the final ``random`` network is that draw with the zero genome, a
+paired twin). Two independent evaluations of generation 1 rank the 16 genomes with
+Spearman rho 0.73, 0.71, 0.50 (seeds 0-2,
+``benchmarks/results/fitness_signal_drive_fixed_std03_k40.json``); at K = 10 the
+networks are still at chance and the ranking does not predict the trained accuracy
+(``experiments/results/fitness_horizon_evolve_demo.json``). One generation evaluates
+in about 40 s on the 2-core CPU while a training job shares it, plus the three final
+trainings of 3 epochs each. For the operator ablation, the cheaper ``evolve_mlp``
 config is used.
 
-Results (experiments/results/evolve_demo/, written by an older version whose
-generations took about 40 s): with std_init 0.1 (this config), evolved 38.3%,
-random wiring 38.2%, direct 42.9% test accuracy after 3 epochs. With std_init 0.3 the
-search drifted into a collapsed read-out encoding and the evolved net stayed at 10%.
+Earlier settings (std 0.1, K = 10, 500 images, validation accuracy, a new base draw
+every generation) and their results are kept in experiments/results/evolve_demo/.
 """
 from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig
 from gsnn.layers import GeneticConfig
@@ -28,9 +34,10 @@ def get_config(arg=None):
         train=TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
                           epochs=3, batch_size=64, log_every=0),
         data=DataConfig(source="demo"),
-        evolve=EvolveConfig(strategy="cma_es", population=16, generations=10, std_init=0.1,
-                            inner_steps=10, inner_batch=32, val_size=500,
-                            genome_interaction="compact", compact_rank=2,
+        evolve=EvolveConfig(strategy="cma_es", population=16, generations=10, std_init=0.3,
+                            inner_steps=40, inner_batch=32, val_size=2000,
+                            genome_interaction="compact", compact_rank=2, genome_drive=True,
+                            fixed_base=True, fitness_metric="val_loss",
                             lambda_s=0.1, lambda_t=0.1, lambda_schedule="cosine",
                             target_val_accuracy=0.0),
     )

@@ -22,5 +22,7 @@ def get_config(arg=None):
         evolve=EvolveConfig(strategy="cma_es", population=16, generations=10, std_init=0.3,
                             inner_steps=20, inner_batch=64, val_size=1000,
                             genome_interaction="compact", compact_rank=2,
+                            # the ablation in experiments/results/ablation_evolve_mlp*.md ran with it
+                            fitness_metric="val_accuracy",
                             lambda_s=0.1, lambda_t=0.1, lambda_schedule="cosine"),
     )
