@@ -26,6 +26,7 @@ ADDED_KEYS: dict[str, Any] = {
     "evolve.fitness_metric": "val_accuracy",  # A was the validation accuracy
     "evolve.fixed_base": False,  # a new base draw every generation
     "evolve.genome_drive": False,  # no per-layer log-drives in the genome
+    "evolve.genome_tau": False,  # no per-layer time constants in the genome
     "evolve.genome_gains": False,  # no per-layer log-gains in the genome
     "evolve.inject_nan": [],  # no fault injection
     "evolve.preserve_scale": False,  # evolved factors were not rescaled

@@ -42,7 +42,7 @@ RESIDUALS = ("standard", "sew")
 CONV_IMPLS = ("auto", "xla", "taps", "patches", "matmul")
 OPTIMIZERS = ("sgd", "adamw")
 DECAY_TARGETS = ("factors", "weights")
-PARAM_GROUPS = ("weight", "encoding", "interaction", "spatial", "other")
+PARAM_GROUPS = ("weight", "encoding", "interaction", "spatial", "neuron", "other")
 #: :data:`gsnn.evolve.STRATEGIES`.
 STRATEGY_NAMES = ("cma_es", "sep_cma_es", "snes", "open_es", "simple_ga")
 #: :data:`gsnn.fitness.SPATIAL_OPERATORS`, :data:`gsnn.fitness.TEMPORAL_OPERATORS`.
@@ -319,7 +319,8 @@ class TrainConfig:
       label_smoothing: cross-entropy label smoothing.
       grad_clip: global-norm clipping (0 = off).
       lr_scale: per parameter group learning-rate multipliers, as ``((group, factor),
-        ...)`` with groups ``weight``, ``encoding``, ``interaction``, ``spatial``, ``other``.
+        ...)`` with groups ``weight``, ``encoding``, ``interaction``, ``spatial``,
+        ``neuron`` (PLIF time constants), ``other`` (norm, biases). A factor 0 freezes a group.
       nan_policy: ``"stop"`` (raise, naming epoch and step) or ``"skip"`` (drop the
         step's update and halve the learning rate).
       log_every: progress line every this many steps (0 = once per epoch).
@@ -382,6 +383,10 @@ class EvolveConfig:
         the same network and only the data varies; the final ``evolved`` and ``random``
         networks are then built on that draw too (the random one with the zero genome),
         a paired comparison. Off: the genome is scored as a distribution over draws.
+      genome_tau: a log time-constant offset per spiking layer in the genome
+        (``tau = 1 + (tau0 - 1) * exp(d)``); needs ``model.spiking.learnable_tau`` (PLIF),
+        whose parameter it sets. With ``train.lr_scale=(('neuron', 0.0),)`` the evolved
+        time constants stay fixed in training (an innate trait, not an initial value).
       preserve_scale: rescale every built encoding matrix to the rms of the random draws
         it replaces and ``G`` to the norm of the reference ``G`` (see gsnn.genome), so
         evolution shapes the wiring but keeps the balanced, trainable scale.
@@ -431,6 +436,7 @@ class EvolveConfig:
     genome_gains: bool = False
     genome_drive: bool = False
     fixed_base: bool = False
+    genome_tau: bool = False
     preserve_scale: bool = True
     spatial_operator: str = "spatial_entropy"
     temporal_operator: str = "temporal_difference"

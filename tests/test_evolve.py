@@ -168,6 +168,56 @@ def test_genome_drive_is_a_per_layer_threshold(encoding, reset):
         GN.genome_spec(cfg.model.genetic, synapses, cfg.evolve)
 
 
+def test_genome_tau_sets_each_layers_time_constant():
+    """A log time-constant offset d on every PLIF layer gives the logits of the network
+    with the fixed time constant 1 + (tau0 - 1) e^d (not a no-op); on one layer it moves
+    that layer's PLIF parameter only; the zero genome is the init; a network without
+    PLIF layers is refused with what to set."""
+    cfg = tiny_config("position", "compact", genome_tau=True)
+    tau0 = 2.0
+
+    def network(tau, learnable):
+        spiking = dataclasses.replace(cfg.model.spiking, tau=tau, learnable_tau=learnable)
+        return M.build_model(dataclasses.replace(cfg.model, hidden=(16, 12), spiking=spiking).validate())
+
+    model = network(tau0, True)
+    synapses, neurons, norms = M.describe(model)
+    spec = GN.genome_spec(cfg.model.genetic, synapses, cfg.evolve, norms, neurons)
+    assert len(spec.taus) == 2
+    variables = M.init_variables(model, jax.random.key(5))
+    base = variables["params"]
+    genome = GN.default_genome(spec, base)
+    for a, b in zip(jax.tree_util.tree_leaves(GN.build_params(spec, genome, base, base["G"])),
+                    jax.tree_util.tree_leaves(base)):
+        np.testing.assert_array_equal(a, b)
+    x = jax.random.uniform(jax.random.key(6), (8, 32, 32, 3)) * 3.0
+
+    def logits(net, params):
+        out, _ = net.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
+                           mutable=["batch_stats"])
+        return np.asarray(out)
+
+    d = 0.7
+    genome["log_tau"] = {name: jnp.asarray(d) for name in spec.taus}
+    built = GN.build_params(spec, genome, base, base["G"])
+    strip = lambda v: {kk: vv for kk, vv in v.items() if kk != "plif_w"} if isinstance(v, dict) else v
+    fixed_params = {k: strip(v) for k, v in base.items() if not (isinstance(v, dict) and set(v) == {"plif_w"})}
+    slow = logits(network(1.0 + (tau0 - 1.0) * float(np.exp(d)), False), fixed_params)
+    np.testing.assert_allclose(logits(model, built), slow, rtol=1e-4, atol=1e-5)
+    assert np.abs(slow - logits(model, base)).max() > 1e-2
+    first = spec.taus[0]
+    genome["log_tau"] = {name: jnp.asarray(d if name == first else 0.0) for name in spec.taus}
+    built = GN.build_params(spec, genome, base, base["G"])
+    for name in spec.taus:
+        leak = 1.0 / (1.0 + np.exp(-float(built[name]["plif_w"])))  # 1/tau = sigmoid(w)
+        assert leak == pytest.approx(1.0 / (1.0 + (tau0 - 1.0) * np.exp(d if name == first else 0.0)), rel=1e-6)
+    assert "2 layer log time constants" in GN.genome_summary(spec, genome)
+    plain = network(tau0, False)
+    with pytest.raises(ValueError, match="genome_tau .* model.spiking.learnable_tau=true"):
+        GN.genome_spec(cfg.model.genetic, M.describe(plain)[0], cfg.evolve, M.describe(plain)[2],
+                       M.describe(plain)[1])
+
+
 def test_fixed_base_scores_every_genome_on_one_draw(tiny_data):
     """With evolve.fixed_base an individual's score does not depend on the generation's
     key (direct input coding and no augmentation: nothing else in the inner loop is

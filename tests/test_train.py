@@ -46,13 +46,15 @@ def test_parameter_groups_cover_every_kind_of_leaf():
     params = M.init_variables(model, jax.random.key(0))["params"]
     labels = jax.tree_util.tree_leaves(training.group_labels(params))
     assert set(labels) == {"weight", "encoding", "interaction", "spatial", "other"}
-    labels = training.group_labels({"G": 0, "pop_x": 0, "a": {"x_pre": 0, "spatial": 0, "kernel": 0, "bias": 0}})
+    labels = training.group_labels({"G": 0, "pop_x": 0, "a": {"x_pre": 0, "spatial": 0, "kernel": 0, "bias": 0},
+                                    "lif1": {"plif_w": 0}})
     assert labels == {"G": "interaction", "pop_x": "encoding",
-                      "a": {"x_pre": "encoding", "spatial": "spatial", "kernel": "weight", "bias": "other"}}
+                      "a": {"x_pre": "encoding", "spatial": "spatial", "kernel": "weight", "bias": "other"},
+                      "lif1": {"plif_w": "neuron"}}
 
 
 def test_lr_scale_multiplies_a_groups_update():
-    params = {"G": jnp.ones((2, 2)), "l": {"x_pre": jnp.ones((3, 2))}}
+    params = {"G": jnp.ones((2, 2)), "l": {"x_pre": jnp.ones((3, 2))}, "lif": {"plif_w": jnp.ones(())}}
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
     tc = C.TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.0, weight_decay=0.0, epochs=1,
                        lr_scale=(("interaction", 0.5),))
@@ -60,6 +62,14 @@ def test_lr_scale_multiplies_a_groups_update():
     upd, _ = tx.update(grads, tx.init(params), params)
     np.testing.assert_allclose(upd["G"], -0.05)
     np.testing.assert_allclose(upd["l"]["x_pre"], -0.1)
+    np.testing.assert_allclose(upd["lif"]["plif_w"], -0.1)
+    # a factor 0 freezes a group (here the PLIF time constants), momentum and decay included
+    tc = dataclasses.replace(tc, momentum=0.9, weight_decay=0.5, lr_scale=(("neuron", 0.0),))
+    tx = training.make_optimizer(tc, 10, params)
+    state = tx.init(params)
+    for _ in range(2):
+        upd, state = tx.update(grads, state, params)
+        assert float(upd["lif"]["plif_w"]) == 0.0 and float(upd["G"][0, 0]) < 0
 
 
 def test_make_tx_takes_values_and_matches_a_hand_computed_sgd_step():

@@ -9,7 +9,8 @@ A genome is a pytree (DESIGN 1.3)::
      "log_std": {matrix: [m]},
      "encodings": {matrix: [rows, g]},   # only with evolve_encodings
      "log_gain": {layer: []},            # only with genome_gains (position mode)
-     "log_drive": {norm: []}}            # only with genome_drive (any encoding)
+     "log_drive": {norm: []},            # only with genome_drive (any encoding)
+     "log_tau": {neuron_layer: []}}      # only with genome_tau (PLIF networks)
 
 An encoding matrix is a population encoding (``neuron`` mode) or a layer's ``x_pre`` /
 ``x_post`` (``position`` mode). A network is built from ``(genome, base)`` by a pure
@@ -39,6 +40,14 @@ feeds (the LIF update is linear in the input until the threshold, and the reset 
 0 or by the threshold): the genome sets each layer's firing rate, which no
 normalisation undoes. The final training then trains the scale and shift as usual.
 
+With ``genome_tau`` each spiking layer has a log time-constant offset ``d``: its
+membrane time constant is ``tau = 1 + (tau0 - 1) * exp(d)`` (always > 1; ``tau0`` the
+model's ``spiking.tau``). It needs PLIF layers (``model.spiking.learnable_tau``), whose
+parameter ``w`` (``1/tau = sigmoid(w)``) the genome sets to ``w0 - d``. Unlike the
+parts above it can persist through training: with ``train.lr_scale`` of the ``neuron``
+group at 0 the time constants stay what the genome chose (an innate trait); otherwise
+they are the PLIF layers' initial values.
+
 With ``preserve_scale`` (the default) every built matrix is rescaled to the rms of the
 random draws it replaces, and ``G`` to the Frobenius norm of ``Q``. The genome then
 shapes the wiring (offsets, relative gene variances, the spectrum of ``G``) but not the
@@ -60,7 +69,7 @@ from gsnn.configs import EvolveConfig, GeneticConfig
 from gsnn.core import encodings
 from gsnn.core.tree import count_scalars
 import gsnn.evolution.fitness as fitness
-from gsnn.nn.specs import LayerSpec, NormSpec
+from gsnn.nn.specs import LayerSpec, NeuronSpec, NormSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,18 +98,21 @@ class GenomeSpec:
     preserve_scale: bool = True
     gains: tuple[str, ...] = ()  # keys of the matrices a per-layer log-gain scales (x_pre)
     drives: tuple[str, ...] = ()  # names of the batch-norm layers a log-drive scales
+    taus: tuple[str, ...] = ()  # names of the PLIF layers whose time constant the genome sets
 
 
 def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConfig,
-                norms: Sequence[NormSpec] = ()) -> GenomeSpec:
-    """The genome layout of a network described by ``synapses`` and ``norms`` (the first
-    and last lists of ``models.describe``; ``norms`` is read only with ``genome_drive``).
+                norms: Sequence[NormSpec] = (), neurons: Sequence[NeuronSpec] = ()) -> GenomeSpec:
+    """The genome layout of a network described by ``synapses``, ``neurons`` and
+    ``norms`` (the lists of ``models.describe``; ``norms`` is read only with
+    ``genome_drive``, ``neurons`` only with ``genome_tau``).
 
     Raises:
       ValueError: the model is not genetically encoded; ``ecfg.spatial_operator`` is
         undefined for ``gcfg.genes`` (:func:`gsnn.evolution.fitness.check_spatial_operator`);
-        or ``ecfg.genome_gains`` with ``neuron`` encodings (whose populations are shared
-        by several layers, so no matrix belongs to one layer).
+        ``ecfg.genome_gains`` with ``neuron`` encodings (whose populations are shared
+        by several layers, so no matrix belongs to one layer); or ``ecfg.genome_tau``
+        without PLIF layers.
     """
     if gcfg.encoding == "direct":
         raise ValueError("evolution needs a genetically encoded model: set model.genetic.encoding "
@@ -113,6 +125,10 @@ def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConf
     if ecfg.genome_drive and not norms:
         raise ValueError("evolve.genome_drive needs the network's batch-norm layers: pass norms="
                          "models.describe(model)[2] (a network without batch norm has no drive to evolve)")
+    if ecfg.genome_tau and not any(n.learnable_tau for n in neurons):
+        raise ValueError("evolve.genome_tau sets each spiking layer's time constant through its PLIF parameter: "
+                         "set model.spiking.learnable_tau=true (and train.lr_scale=\"(('neuron',0.0),)\" to "
+                         "keep the evolved time constants fixed during training)")
     mats: list[EncodingMatrix] = []
     if gcfg.encoding == "position":
         for s in synapses:
@@ -126,8 +142,9 @@ def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConf
                                                                                  gcfg.genes)))
     gains = tuple(m.key for m in mats if m.keypath[-1] == "x_pre") if ecfg.genome_gains else ()
     drives = tuple(n.name for n in norms) if ecfg.genome_drive else ()
+    taus = tuple(n.name for n in neurons if n.learnable_tau) if ecfg.genome_tau else ()
     return GenomeSpec(gcfg.genes, tuple(mats), ecfg.genome_interaction, ecfg.compact_rank,
-                      ecfg.per_gene_stats, ecfg.evolve_encodings, ecfg.preserve_scale, gains, drives)
+                      ecfg.per_gene_stats, ecfg.evolve_encodings, ecfg.preserve_scale, gains, drives, taus)
 
 
 def _get(tree, keypath):
@@ -165,6 +182,8 @@ def default_genome(spec: GenomeSpec, reference_params) -> dict:
         genome["log_gain"] = {key: jnp.zeros(()) for key in spec.gains}
     if spec.drives:
         genome["log_drive"] = {name: jnp.zeros(()) for name in spec.drives}
+    if spec.taus:
+        genome["log_tau"] = {name: jnp.zeros(()) for name in spec.taus}
     return genome
 
 
@@ -209,6 +228,10 @@ def build_params(spec: GenomeSpec, genome: dict, base_params, reference_G: jax.A
         keypath = tuple(name.split("/")) + ("bn",)
         drive = jnp.exp(genome["log_drive"][name])
         params = _set(params, keypath, {k: v * drive for k, v in _get(params, keypath).items()})
+    for name in spec.taus:
+        # 1/tau = sigmoid(w), tau - 1 = exp(-w): a log offset d of tau - 1 is w - d
+        keypath = tuple(name.split("/")) + ("plif_w",)
+        params = _set(params, keypath, _get(params, keypath) - genome["log_tau"][name])
     return params
 
 
@@ -233,6 +256,8 @@ def genome_summary(spec: GenomeSpec, genome) -> str:
         parts.append(f"{len(spec.gains)} layer log-gains")
     if spec.drives:
         parts.append(f"{len(spec.drives)} layer log-drives (batch-norm scale: minus the log threshold)")
+    if spec.taus:
+        parts.append(f"{len(spec.taus)} layer log time constants (log of tau - 1)")
     return f"genome: {genome_size(genome):,} genes-values; " + ", ".join(parts)
 
 

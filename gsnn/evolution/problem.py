@@ -77,8 +77,8 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
     inner_cfg = _inner_train_config(cfg)
     steps = TR.make_steps(inner_cfg, e.inner_steps, mean, std, dataset.image_shape)
     model = steps.model
-    synapses, _, norms = M.describe(model, dataset.image_shape)
-    spec = GN.genome_spec(cfg.model.genetic, synapses, e, norms)
+    synapses, neurons, norms = M.describe(model, dataset.image_shape)
+    spec = GN.genome_spec(cfg.model.genetic, synapses, e, norms, neurons)
     k_ref = jax.random.fold_in(jax.random.key(cfg.seed), 17)
     reference = M.init_variables(model, k_ref, dataset.image_shape)
     reference_G = reference["params"]["G"]

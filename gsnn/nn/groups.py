@@ -1,7 +1,8 @@
 """Parameter groups: the role of each parameter of a network, from its key path in the pytree.
 
 ``weight`` (direct kernels), ``encoding`` (``x_pre``, ``x_post``, ``pop_*``),
-``interaction`` (``G``), ``spatial`` (spatial gene codes), ``other`` (norm, biases, PLIF).
+``interaction`` (``G``), ``spatial`` (spatial gene codes), ``neuron`` (PLIF time
+constants, ``plif_w``), ``other`` (norm, biases).
 Per-group learning rates, weight decay and parameter perturbations select by them.
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ def param_group(keypath: tuple) -> str:
         return "interaction"
     if leaf == "spatial":
         return "spatial"
+    if leaf == "plif_w":
+        return "neuron"
     return "other"
 
 
