@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from gsnn import cli
@@ -331,6 +332,9 @@ def test_evolve_kill_and_resume_matches_uninterrupted_run(tmp_path):
     assert "resumed evolution at generation" in resumed.stdout
     r = json.loads(out.read_text())
     assert r["best_fitness"] == ref["best_fitness"]
+    # the selected genome, restored from the checkpoint, as evolution.json stores it
+    assert set(ref["best_genome"]) == {"interaction", "mean", "log_std"} and r["best_genome"] == ref["best_genome"]
+    assert np.asarray(ref["best_genome"]["interaction"]["u"]).shape == (4, 2)
     strip = lambda gs: [{k: v for k, v in g.items() if k not in ("seconds", "individual_steps_per_s")} for g in gs]
     assert strip(r["generations"]) == strip(ref["generations"])
     # the measurement before the kill came back from the checkpoint, the later one was redone

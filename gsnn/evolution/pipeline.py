@@ -13,9 +13,13 @@ from gsnn import data as D
 from gsnn import training as TR
 import gsnn.evolution.genome as GN
 from gsnn.evolution.loop import evolve, genome_init_fn
+from gsnn.runtime.records import to_jsonable
 
 
 FINAL_VARIANTS = ("evolved", "random", "direct")
+#: The best genome is stored in ``evolution.json`` up to this many values (larger ones,
+#: e.g. with ``evolve_encodings``, stay in the checkpoint only).
+GENOME_RECORD_LIMIT = 10_000
 
 
 def variant_config(cfg: C.Config, variant: str) -> C.Config:
@@ -42,7 +46,9 @@ def run_evolution(
     Returns:
       JSON-ready dict (``evolution.json``): ``generations``, ``final`` (variant ->
       record), ``genome_size``, ``best_generation``, ``generations_to_target``,
-      ``signal`` (:func:`gsnn.evolution.signal.signal_summary`), ``config``.
+      ``signal`` (:func:`gsnn.evolution.signal.signal_summary`), ``config``, and
+      ``best_genome`` (the selected genome as nested lists, for reading what evolution
+      chose; ``None`` above :data:`GENOME_RECORD_LIMIT` values).
     """
     cfg = cfg.validate()
     workdir = pathlib.Path(workdir)
@@ -67,6 +73,7 @@ def run_evolution(
         name=cfg.name,
         config=json.loads(cfg.to_json()),
         genome_size=evo["genome_size"],
+        best_genome=to_jsonable(evo["best_genome"]) if evo["genome_size"] <= GENOME_RECORD_LIMIT else None,
         best_fitness=evo["best_fitness"],
         best_generation=evo["best_generation"],
         generations_to_target=evo["generations_to_target"],
