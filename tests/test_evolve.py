@@ -118,6 +118,12 @@ def test_genome_gains_scale_one_layer_each():
         GN.genome_spec(neuron.model.genetic, M.describe(M.build_model(neuron.model))[0], neuron.evolve)
 
 
+def _train_logits(net, params, batch_stats, x):
+    """Logits of ``net`` on ``x`` in training mode (batch statistics of ``x``)."""
+    out, _ = net.apply({"params": params, "batch_stats": batch_stats}, x, train=True, mutable=["batch_stats"])
+    return np.asarray(out)
+
+
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 def test_genome_drive_is_a_per_layer_threshold(encoding, reset):
@@ -146,11 +152,7 @@ def test_genome_drive_is_a_per_layer_threshold(encoding, reset):
     for name in spec.drives:  # a non-zero shift, so that scaling it matters
         base[name]["bn"]["bias"] = jnp.linspace(-0.3, 0.4, base[name]["bn"]["bias"].shape[0])
     x = jax.random.uniform(jax.random.key(6), (8, 32, 32, 3)) * 3.0
-
-    def logits(net, params):
-        out, _ = net.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
-                           mutable=["batch_stats"])
-        return np.asarray(out)
+    logits = lambda net, params: _train_logits(net, params, variables["batch_stats"], x)
 
     d = 0.4
     genome["log_drive"] = {name: jnp.asarray(d) for name in spec.drives}
@@ -191,11 +193,7 @@ def test_genome_tau_sets_each_layers_time_constant():
                     jax.tree_util.tree_leaves(base)):
         np.testing.assert_array_equal(a, b)
     x = jax.random.uniform(jax.random.key(6), (8, 32, 32, 3)) * 3.0
-
-    def logits(net, params):
-        out, _ = net.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
-                           mutable=["batch_stats"])
-        return np.asarray(out)
+    logits = lambda net, params: _train_logits(net, params, variables["batch_stats"], x)
 
     d = 0.7
     genome["log_tau"] = {name: jnp.asarray(d) for name in spec.taus}
