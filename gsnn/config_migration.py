@@ -30,6 +30,10 @@ ADDED_KEYS: dict[str, Any] = {
     "evolve.genome_gains": False,  # no per-layer log-gains in the genome
     "evolve.inject_nan": [],  # no fault injection
     "evolve.preserve_scale": False,  # evolved factors were not rescaled
+    "evolve.race_baseline": True,  # (no race ran: race_top 0)
+    "evolve.race_repeats": 1,
+    "evolve.race_steps": 200,
+    "evolve.race_top": 0,  # no final race: the search's best was the evolved genome
     "evolve.signal_every": 0,  # no signal measurement
     "model.conv_impl": "xla",  # lax.conv_general_dilated
     "model.genetic.init_fan": "fan_in",  # Kaiming 2/fan_in

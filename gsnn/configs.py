@@ -404,6 +404,15 @@ class EvolveConfig:
         and between/within-genome variance ratio of the two evaluations are reported
         per term (``gsnn.evolution.signal``). Costs one more population evaluation per
         measurement; the evolution itself is unchanged.
+      race_top: after the last generation, race the search's ``race_top`` best genomes
+        (over all generations, by the last generation's lambdas) and, with
+        ``race_baseline``, the zero genome (random wiring) at ``race_steps`` inner steps on
+        held-out data (:mod:`gsnn.evolution.race`); the winner is the evolved genome.
+        0: no race, the search's best is.
+      race_steps: the race's inner steps (a longer horizon than ``inner_steps``).
+      race_repeats: independent evaluations per finalist (data and keys), averaged.
+      race_baseline: race the zero genome too, so that a search whose finalists do not
+        beat random wiring at the race's horizon returns random wiring.
       lambda_s, lambda_t: operator weights at generation 0.
       lambda_schedule: ``constant``, ``linear``, ``cosine`` or ``exponential`` decay over
         ``generations``.
@@ -442,6 +451,10 @@ class EvolveConfig:
     temporal_operator: str = "temporal_difference"
     fitness_metric: str = "val_loss"
     signal_every: int = 5
+    race_top: int = 0
+    race_steps: int = 200
+    race_repeats: int = 1
+    race_baseline: bool = True
     lambda_s: float = 0.1
     lambda_t: float = 0.1
     lambda_schedule: str = "cosine"
@@ -480,6 +493,15 @@ class EvolveConfig:
             raise ValueError(f"unknown evolve.fitness_metric {self.fitness_metric!r}; valid: {list(FITNESS_METRICS)}")
         if self.signal_every < 0:
             raise ValueError(f"evolve.signal_every must be >= 0 (0 = no signal measurement), got {self.signal_every}")
+        if self.race_top < 0:
+            raise ValueError(f"evolve.race_top must be >= 0 (0 = no race), got {self.race_top}")
+        if self.race_top:
+            if self.race_steps < 1 or self.race_repeats < 1:
+                raise ValueError(f"evolve.race_steps and evolve.race_repeats must be >= 1, got {self.race_steps} "
+                                 f"and {self.race_repeats}")
+            if self.race_top + self.race_baseline < 2:
+                raise ValueError("a race needs at least 2 finalists: evolve.race_top >= 2, or evolve.race_top=1 "
+                                 "with evolve.race_baseline=true")
         if self.lambda_schedule not in LAMBDA_SCHEDULES:
             raise ValueError(f"unknown evolve.lambda_schedule {self.lambda_schedule!r}; valid: {list(LAMBDA_SCHEDULES)}")
         for v in self.final_variants:

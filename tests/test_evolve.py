@@ -970,3 +970,122 @@ def test_the_signal_measurement_leaves_the_evolution_bitwise_unchanged(activity_
             assert np.isnan(term["variance_ratio"]) or term["variance_ratio"] >= 0
     # the second evaluation really differs from the first (independent data and keys)
     assert s["history"][0]["terms"]["fitness"]["variance_ratio"] != np.inf
+
+
+# --------------------------------------------------------------------------------------
+# The final race: the archive and the longer horizon
+# --------------------------------------------------------------------------------------
+
+
+def test_the_archive_keeps_the_best_genomes_of_all_generations():
+    """Against a plain list of every (score, generation, genome) sorted by hand: ties keep
+    the earlier entry, diverged individuals (-inf) never enter."""
+    from gsnn.evolution import race as RC
+
+    rng = np.random.default_rng(0)
+    mean = {"a": np.zeros(2), "b": {"c": np.zeros(())}}
+    archive = RC.empty_archive(mean, 4)
+    seen = []
+    for gen in range(1, 4):
+        scores = rng.integers(0, 5, 6).astype(np.float64)  # small integers: ties happen
+        scores[gen] = -np.inf
+        pop = {"a": rng.normal(size=(6, 2)), "b": {"c": rng.normal(size=6)}}
+        archive = RC.update_archive(archive, scores, pop, gen)
+        seen += [(scores[i], gen, pop["a"][i], pop["b"]["c"][i]) for i in range(6) if np.isfinite(scores[i])]
+    best = []
+    for entry in seen:  # insertion into a list kept best-first; equal scores go after earlier ones
+        pos = next((j for j, b in enumerate(best) if entry[0] > b[0]), len(best))
+        best.insert(pos, entry)
+    best = best[:4]
+    np.testing.assert_array_equal(archive.fitness, [b[0] for b in best])
+    np.testing.assert_array_equal(archive.generation, [b[1] for b in best])
+    np.testing.assert_array_equal(archive.genomes["a"], np.stack([b[2] for b in best]))
+    np.testing.assert_array_equal(archive.genomes["b"]["c"], [b[3] for b in best])
+    genomes, about = RC.finalists(archive, mean, baseline=True)
+    assert genomes["a"].shape == (5, 2) and about[-1]["source"] == RC.BASELINE
+    np.testing.assert_array_equal(genomes["a"][-1], 0.0)  # the zero genome races last
+    half = RC.empty_archive(mean, 3)._replace(fitness=np.array([1.0, -np.inf, -np.inf]))
+    with pytest.raises(ValueError, match="at least 2 finalists"):
+        RC.finalists(half, mean, baseline=False)
+
+
+def _race_on(monkeypatch, favourite):
+    """The race's evaluation replaced by ``F(genome) = -||genome - favourite(mean)||^2``
+    (the search stays the real one); returns the calls' populations."""
+    from gsnn.evolution import race as RC
+
+    real, calls = RC.make_problem, []
+
+    def known(cfg, dataset):
+        p = real(cfg, dataset)
+        target = favourite(GN.default_genome(p.spec, p.reference_params))
+
+        def evaluate(pop, *args):
+            calls.append(pop)
+            sq = sum(jnp.sum((a - t[None]) ** 2, axis=tuple(range(1, a.ndim)))
+                     for a, t in zip(jax.tree_util.tree_leaves(pop), jax.tree_util.tree_leaves(target)))
+            return dict(fitness=-sq, val_loss=sq, val_accuracy=-sq)
+
+        p.evaluate_population_on = evaluate
+        return p
+
+    monkeypatch.setattr(RC, "make_problem", known)
+    return calls
+
+
+def test_the_race_winner_is_the_finalist_of_the_best_long_horizon_fitness(tiny_data, tmp_path, monkeypatch):
+    from gsnn.evolution import race as RC
+
+    cfg = tiny_config(generations=2, race_top=3, race_steps=2, race_repeats=2)
+    # the race favours a point far from the zero genome: a searched finalist must win
+    calls = _race_on(monkeypatch, lambda m: jax.tree_util.tree_map(lambda a: a + 5.0, m))
+    r = EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False)
+    race = r["race"]
+    assert len(calls) == 2 and race["steps"] == 2 and race["repeats"] == 2  # one evaluation per repeat
+    assert [f["source"] for f in race["finalists"]] == [RC.SEARCH] * 3 + [RC.BASELINE]
+    scores = [f["race_fitness"] for f in race["finalists"]]
+    assert race["winner"] == int(np.argmax(scores)) and race["finalists"][race["winner"]]["source"] == RC.SEARCH
+    winner = jax.tree_util.tree_map(lambda a: a[race["winner"]], calls[0])
+    for a, b in zip(jax.tree.leaves(winner), jax.tree.leaves(r["best_genome"])):
+        np.testing.assert_array_equal(a, b)
+    # the finalists are the search's best, by the search's score
+    search = [f["search_fitness"] for f in race["finalists"][:3]]
+    assert search == sorted(search, reverse=True) and search[0] == r["best_fitness"]
+    # resumed after the race: read back, not raced again
+    again = EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False)
+    assert len(calls) == 2 and again["race"] == json.loads(json.dumps(to_jsonable(race)))
+
+
+def test_a_race_won_by_the_random_wiring_trains_it_once_as_both_finals(tiny_data, tmp_path, monkeypatch):
+    from gsnn.evolution import pipeline as PL
+    from gsnn.evolution import race as RC
+
+    cfg = tiny_config(generations=2, race_top=2, race_steps=2, fixed_base=True, final_variants=("evolved", "random"))
+    _race_on(monkeypatch, lambda m: m)  # the race favours the zero genome itself
+    real, trained = PL.TR.train_and_evaluate, []
+    monkeypatch.setattr(PL.TR, "train_and_evaluate", lambda cfg, *a, **k: trained.append(cfg.name) or real(cfg, *a, **k))
+    r = EV.run_evolution(cfg, tmp_path, dataset=tiny_data, progress=False)
+    assert r["race"]["finalists"][r["race"]["winner"]]["source"] == RC.BASELINE
+    assert np.all(np.asarray(r["best_genome"]["interaction"]["u"]) == 0)  # the zero genome
+    assert trained == ["tiny_evolve_evolved"]
+    assert r["final"]["random"]["test_accuracy"] == r["final"]["evolved"]["test_accuracy"]
+    assert r["final"]["random"]["variant"] == "random"
+
+
+def test_the_race_with_the_real_evaluation_resumes_and_rejects_bad_configs(tiny_data, tmp_path):
+    cfg = tiny_config(generations=2, race_top=2, race_steps=3)
+    r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
+    race = r["race"]
+    assert len(race["finalists"]) == 3 and all(np.isfinite(f["race_fitness"]) for f in race["finalists"])
+    assert race["winner"] == int(np.argmax([f["race_fitness"] for f in race["finalists"]]))
+    # stopped after generation 1, resumed: the archive comes back from the checkpoint
+    assert EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False, stop_after_generations=1)["race"] is None
+    resumed = EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False)
+    assert resumed["race"]["finalists"] == race["finalists"] and resumed["race"]["winner"] == race["winner"]
+    assert EV.evolve(tiny_config(generations=1), None, dataset=tiny_data, progress=False)["race"] is None
+    with pytest.raises(ValueError, match="at least 2 finalists"):
+        tiny_config(race_top=1, race_baseline=False)
+    with pytest.raises(ValueError, match="race_top must be >= 0"):
+        tiny_config(race_top=-1)
+    with pytest.raises(ValueError, match=r"race_top=2 races .* 70 held-out images .* only 50 images"):
+        EV.evolve(tiny_config(generations=1, val_size=70, race_top=2), None, dataset=tiny_data, progress=False)

@@ -22,11 +22,13 @@ from gsnn import training as TR
 import gsnn.evolution.fitness as F
 import gsnn.evolution.genome as GN
 from gsnn.nn import networks as M
+import gsnn.evolution.race as RC
 import gsnn.evolution.signal as SG
 from gsnn.evolution.problem import Problem, check_signal_sizes, generation_batches, make_problem, signal_batches
 from gsnn.evolution.step import EvolutionState, GenerationData, initial_state, make_evolution_step
 from gsnn.evolution.strategies import make_strategy, strategy_init
 from gsnn.runtime.loop import ResumableLoop
+from gsnn.runtime.records import write_json
 from gsnn.runtime.writers import record_scalars, workdir_writer
 
 
@@ -82,7 +84,9 @@ def evolve(
       generations), ``best_fitness`` (that score), ``best_generation``,
       ``genome_size``, ``signal`` (:func:`gsnn.evolution.signal.signal_summary` of the
       generations measured every ``evolve.signal_every``), ``problem`` (the
-      :class:`Problem`, for the final training).
+      :class:`Problem`, for the final training), ``race`` (with ``evolve.race_top``:
+      :func:`gsnn.evolution.race.race`'s record, whose winner is then ``best_genome``;
+      else ``None``).
     """
     cfg = cfg.validate()
     e = cfg.evolve
@@ -99,6 +103,7 @@ def evolve(
     key, k_init = jax.random.split(key)
     es_state = strategy_init(strategy, k_init, mean_genome)
     best = dict(fitness=-np.inf, genome=mean_genome, generation=0)
+    archive = RC.empty_archive(mean_genome, e.race_top) if e.race_top else None
     final_ls = float(F.lambda_schedule(e.lambda_schedule, e.lambda_s, e.generations)(e.generations - 1))
     final_lt = float(F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations)(e.generations - 1))
     history: list[dict] = []
@@ -113,8 +118,7 @@ def evolve(
                          what="an evolution")
     if workdir is not None:
         pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
-    restored = loop.restore(jax.eval_shape(lambda: dict(es_state=es_state, key=jax.random.key_data(key),
-                                                        best_genome=mean_genome)))
+    restored = loop.restore(jax.eval_shape(lambda: _checkpoint_tree(es_state, key, mean_genome, archive)))
     if restored is not None:
         tree, meta = restored
         loop.check_same_config(migrate_stored_config(meta.get("config") or {})[0], json.loads(cfg.to_json()))
@@ -128,31 +132,70 @@ def evolve(
         # signal_every = 0 (migrated), so check_same_config above let it through only then
         signal = meta["signal"] if "signal" in meta else []
         best = dict(fitness=meta["best_fitness"], genome=tree["best_genome"], generation=meta["best_generation"])
+        if archive is not None:
+            archive = RC.Archive(np.asarray([-np.inf if f is None else f for f in meta["archive_fitness"]]),
+                                 np.asarray(meta["archive_generation"], np.int64),
+                                 jax.tree_util.tree_map(np.asarray, tree["archive"]))
         _say(f"resumed evolution at generation {len(history)} from {loop.dir}", flush=True)
 
-    state = GenerationLoopState(initial_state(es_state, key, len(history)), history, best, signal)
+    state = GenerationLoopState(initial_state(es_state, key, len(history)), history, best, signal, archive)
     # the signal measurement's keys: a stream of their own, so the run's key is untouched
     signal_key = jax.random.fold_in(jax.random.key(cfg.seed), 29)
     with loop, workdir_writer(workdir, resume_at=len(history)) as writer:
         run = GenerationRun(cfg, problem, step, final_ls, final_lt, stop_after_generations, _say, writer, signal_key)
-        best = _generations(loop, state, run)
+        best, archive = _generations(loop, state, run)
+    race = None
+    if archive is not None and len(history) == e.generations:
+        race = _race(cfg, ds, archive, mean_genome, workdir, _say)
+        winner = race["finalists"][race["winner"]]
+        genomes, _ = RC.finalists(archive, mean_genome, e.race_baseline)
+        best = dict(best, genome=jax.tree_util.tree_map(lambda a: jnp.asarray(a[race["winner"]]), genomes))
+        _say(f"race winner: {winner['source']}" + (f" (generation {winner['generation']})"
+                                                  if winner["source"] == RC.SEARCH else ""), flush=True)
     target = e.target_val_accuracy
     reached = next((r["generation"] for r in history if target and r["best_val_accuracy"] >= target), None)
     return dict(generations=history, best_genome=best["genome"], best_fitness=best["fitness"],
                 best_generation=best["generation"], generations_to_target=reached,
-                signal=SG.signal_summary(e.signal_every, signal),
+                signal=SG.signal_summary(e.signal_every, signal), race=race,
                 genome_size=GN.genome_size(mean_genome), problem=problem, mean_genome=mean_genome)
+
+
+def _checkpoint_tree(es_state, key, best_genome, archive: RC.Archive | None) -> dict:
+    """The arrays a generation checkpoint holds (the archive's genomes only with a race)."""
+    tree = dict(es_state=es_state, key=jax.random.key_data(key), best_genome=best_genome)
+    if archive is not None:
+        tree["archive"] = archive.genomes
+    return tree
+
+
+def _race(cfg: C.Config, ds, archive: RC.Archive, mean_genome, workdir, say) -> dict:
+    """The race of the finished search (:func:`gsnn.evolution.race.race`), stored in
+    ``workdir/evolution/race.json`` and read back from there when a resumed run has
+    already raced."""
+    path = pathlib.Path(workdir) / "evolution" / "race.json" if workdir is not None else None
+    genomes, about = RC.finalists(archive, mean_genome, cfg.evolve.race_baseline)
+    if path is not None and path.exists():
+        stored = json.loads(path.read_text())
+        if [{k: f[k] for k in about[0]} for f in stored["finalists"]] == about:
+            say(f"race read from {path}", flush=True)
+            return stored
+    result = RC.race(cfg, ds, genomes, about, say=say)
+    if path is not None:
+        write_json(path, result)
+    return result
 
 
 class GenerationLoopState(NamedTuple):
     """Where the generation loop stands: the step's carry, the finished generations'
     records, the best individual so far (``fitness``, ``genome``, ``generation``) and the
-    signal records (:func:`gsnn.evolution.signal.measure`)."""
+    signal records (:func:`gsnn.evolution.signal.measure`), and the archive of the best
+    genomes for the race (:class:`gsnn.evolution.race.Archive`; ``None`` without one)."""
 
     evolution: EvolutionState
     history: list
     best: dict
     signal: list
+    archive: RC.Archive | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,13 +213,14 @@ class GenerationRun:
     signal_key: jax.Array  # folded with the generation for the signal measurement's evaluation
 
 
-def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRun) -> dict:
+def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRun) -> tuple[dict, RC.Archive | None]:
     """The generation loop of :func:`evolve`: batches, the step, the best, records,
     checkpoints. Appends to ``ls.history`` (and each record to ``run.writer``, step =
-    generation) and the signal measurements to ``ls.signal``, returns the best.
+    generation) and the signal measurements to ``ls.signal``, returns the best and the
+    archive.
     SIGINT/SIGTERM finish the running generation, checkpoint and raise."""
     e = run.cfg.evolve
-    state, history, best, signal = ls
+    state, history, best, signal, archive = ls
     ran = 0
     for gen in range(len(history), e.generations):
         if run.stop_after_generations is not None and ran >= run.stop_after_generations:
@@ -200,6 +244,8 @@ def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRu
             best = dict(fitness=float(score[i_best]),
                         genome=jax.tree_util.tree_map(lambda a: jnp.asarray(a[i_best]), metrics["population"]),
                         generation=gen + 1)
+        if archive is not None:
+            archive = RC.update_archive(archive, score, metrics["population"], gen + 1)
         rec["best_so_far"] = best["fitness"]
         history.append(rec)
         run.writer.write_scalars(gen + 1, record_scalars(rec, group="evolve", skip=("generation",)))
@@ -217,13 +263,14 @@ def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRu
                                                              tags={t: f"signal/{t}" for t in srec["terms"]}))
             run.writer.flush()
             run.say(SG.format_record(srec) + f" | {srec['seconds']:.1f}s", flush=True)
-        loop.save(gen + 1,
-                  dict(es_state=state.es_state, key=jax.random.key_data(state.key), best_genome=best["genome"]),
-                  dict(history=history, best_fitness=best["fitness"], best_generation=best["generation"],
-                       signal=signal))
+        meta = dict(history=history, best_fitness=best["fitness"], best_generation=best["generation"], signal=signal)
+        if archive is not None:
+            meta.update(archive_fitness=[float(f) if np.isfinite(f) else None for f in archive.fitness],
+                        archive_generation=archive.generation.tolist())
+        loop.save(gen + 1, _checkpoint_tree(state.es_state, state.key, best["genome"], archive), meta)
         loop.stop_if_requested(f"after generation {gen + 1}/{e.generations}")
     loop.close()
-    return best
+    return best, archive
 
 
 def _measure_signal(run: GenerationRun, gen: int, metrics: dict) -> dict:

@@ -11,7 +11,7 @@ import pathlib
 from gsnn import configs as C
 from gsnn import data as D
 from gsnn import training as TR
-import gsnn.evolution.genome as GN
+import gsnn.evolution.race as RC
 from gsnn.evolution.loop import evolve, genome_init_fn
 from gsnn.runtime.records import to_jsonable
 
@@ -48,20 +48,29 @@ def run_evolution(
       record), ``genome_size``, ``best_generation``, ``generations_to_target``,
       ``signal`` (:func:`gsnn.evolution.signal.signal_summary`), ``config``, and
       ``best_genome`` (the selected genome as nested lists, for reading what evolution
-      chose; ``None`` above :data:`GENOME_RECORD_LIMIT` values).
+      chose; ``None`` above :data:`GENOME_RECORD_LIMIT` values), ``race`` (the final
+      race's record, or ``None``). When the race keeps the random wiring and the run
+      has one base draw, ``evolved`` and ``random`` are the same network, trained once.
     """
     cfg = cfg.validate()
     workdir = pathlib.Path(workdir)
     ds = dataset if dataset is not None else TR.load_data(cfg)
     evo = evolve(cfg, workdir, dataset=ds, progress=progress)
     problem = evo["problem"]
-    final = {}
+    final, twin_record = {}, None
+    race = evo["race"]
+    kept_random = race is not None and race["finalists"][race["winner"]]["source"] == RC.BASELINE
     for variant in cfg.evolve.final_variants:
         vcfg = variant_config(cfg, variant)
+        # with one base draw, the zero genome's network is the random twin: trained once
+        twin = problem.base_key is not None and (variant == "random" or (variant == "evolved" and kept_random))
+        if twin and twin_record is not None:
+            final[variant] = dict(twin_record, variant=variant)
+            continue
         if variant == "evolved":
             init_fn = genome_init_fn(problem, evo["best_genome"])
         elif variant == "random" and problem.base_key is not None:  # the same base draw, zero genome
-            init_fn = genome_init_fn(problem, GN.default_genome(problem.spec, problem.reference_params))
+            init_fn = genome_init_fn(problem, evo["mean_genome"])
         else:
             init_fn = None
         if progress:
@@ -69,6 +78,8 @@ def run_evolution(
         r = TR.train_and_evaluate(vcfg, workdir / f"final_{variant}", dataset=ds, progress=progress, init_fn=init_fn,
                                   resume_hint=f"gsnn evolve --resume {workdir}")
         final[variant] = dict(variant=variant, **TR.result_record(r))
+        if twin:
+            twin_record = final[variant]
     return dict(
         name=cfg.name,
         config=json.loads(cfg.to_json()),
@@ -79,5 +90,6 @@ def run_evolution(
         generations_to_target=evo["generations_to_target"],
         generations=evo["generations"],
         signal=evo["signal"],
+        race=race,
         final=final,
     )

@@ -228,14 +228,16 @@ def check_signal_sizes(problem: Problem) -> None:
                          f"or evolve.inner_batch, or evolve.signal_every=0")
 
 
-def signal_batches(problem: Problem, generation: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def signal_batches(problem: Problem, generation: int, stream: int = SIGNAL_STREAM
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The signal measurement's data of ``generation``: ``K`` inner minibatches and a
-    validation set shaped like the run's, independent of the run's own draws.
+    validation set shaped like the run's, independent of the run's own draws (the race
+    of :mod:`gsnn.evolution.race` draws its own with another ``stream``).
 
     Both come from the training split, disjoint: the individuals of the second evaluation
     train on the minibatches only, so the other training images are held out from them
     (and disjoint from the run's validation split). Drawn with
-    ``np.random.default_rng((seed, generation, SIGNAL_STREAM))``: deterministic, and no
+    ``np.random.default_rng((seed, generation, stream))``: deterministic, and no
     draw of the run's changes.
 
     Returns:
@@ -245,7 +247,7 @@ def signal_batches(problem: Problem, generation: int) -> tuple[np.ndarray, np.nd
     e = problem.cfg.evolve
     ds = problem.train_split
     v, b = problem.val_x.shape[:2]
-    rng = np.random.default_rng((problem.cfg.seed, generation, SIGNAL_STREAM))
+    rng = np.random.default_rng((problem.cfg.seed, generation, stream))
     perm = rng.permutation(len(ds.train_labels))
     val_idx, rest = perm[:v * b], perm[v * b:]
     per_epoch = (len(rest) // e.inner_batch) * e.inner_batch  # whole batches of one pass over `rest`

@@ -1,0 +1,161 @@
+"""The final race: the search's best genomes and the random wiring, scored again at a
+longer horizon before one of them is trained (DESIGN 1.3).
+
+A fitness of ``K`` inner steps ranks genomes reproducibly (``signal``), but what it
+ranks is the start of training: at ``K = 40`` every selected genome had a trait that
+speeds the first steps (stronger drive, shorter time constants) and trained worse
+than its random twin with the full recipe. The race re-scores a few finalists at
+``evolve.race_steps`` inner steps, closer to the final training, and keeps the best:
+
+    finalists = the archive's top evolve.race_top genomes (by the last generation's lambdas)
+              + the zero genome (the random wiring; evolve.race_baseline)
+    for r in range(evolve.race_repeats):          # independent data and keys
+        every finalist: build, train race_steps steps, score F on held-out images
+    winner = argmax of the mean F
+
+The race's minibatches and validation images come from the training split, drawn
+with a stream of their own (:func:`gsnn.evolution.problem.signal_batches`), so the
+images that ranked the search's genomes are not the ones that judge them against
+the random wiring (which no search selected). With ``evolve.fixed_base`` every
+finalist is built on the run's base draw and sees the same data: the race compares
+genomes, paired.
+
+An :class:`Archive` holds the top genomes over all generations; it is plain NumPy,
+updated on the host after every generation and checkpointed with the run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gsnn import configs as C
+from gsnn import data as D
+from gsnn.evolution.problem import Problem, make_problem, signal_batches
+
+#: The race's data stream (:func:`gsnn.evolution.problem.signal_batches`'s ``stream``).
+RACE_STREAM = 1299709
+BASELINE = "random wiring"
+SEARCH = "search"
+
+
+class Archive(NamedTuple):
+    """The best genomes of a search so far, best first.
+
+    Attributes:
+      fitness: ``[n]`` float64, the comparable score (``-inf``: an empty slot).
+      generation: ``[n]`` int, the 1-based generation that proposed each (0: empty).
+      genomes: the genome pytree with leaves ``[n, ...]``.
+    """
+
+    fitness: np.ndarray
+    generation: np.ndarray
+    genomes: Any
+
+
+def empty_archive(mean_genome, size: int) -> Archive:
+    """``size`` empty slots shaped like ``mean_genome`` (which fills them)."""
+    genomes = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], size, axis=0), mean_genome)
+    return Archive(np.full(size, -np.inf), np.zeros(size, np.int64), genomes)
+
+
+def update_archive(archive: Archive, scores, population, generation: int) -> Archive:
+    """The archive after a generation: the ``n`` best of its entries and the
+    population's (``scores [P]``, ``-inf`` for a diverged individual; ``population``
+    leaves ``[P, ...]``; ``generation`` 1-based). Ties keep the earlier entry."""
+    n = len(archive.fitness)
+    fitness = np.concatenate([archive.fitness, np.asarray(scores, np.float64)])
+    gens = np.concatenate([archive.generation, np.full(len(scores), generation, np.int64)])
+    order = np.argsort(-fitness, kind="stable")[:n]
+    genomes = jax.tree_util.tree_map(lambda a, p: np.concatenate([np.asarray(a), np.asarray(p)])[order],
+                                     archive.genomes, population)
+    return Archive(fitness[order], gens[order], genomes)
+
+
+def finalists(archive: Archive, mean_genome, baseline: bool) -> tuple[Any, list[dict]]:
+    """The race's genomes stacked ``[C, ...]`` and one description each (``source``,
+    ``generation``, ``search_fitness``): the archive's filled slots, then the zero
+    genome when ``baseline``."""
+    filled = [i for i in range(len(archive.fitness)) if np.isfinite(archive.fitness[i])]
+    genomes = [jax.tree_util.tree_map(lambda a, i=i: np.asarray(a[i]), archive.genomes) for i in filled]
+    about = [dict(source=SEARCH, generation=int(archive.generation[i]), search_fitness=float(archive.fitness[i]))
+             for i in filled]
+    if baseline:
+        genomes.append(jax.tree_util.tree_map(np.asarray, mean_genome))
+        about.append(dict(source=BASELINE, generation=0, search_fitness=None))
+    if len(genomes) < 2:
+        raise ValueError(f"the race needs at least 2 finalists, got {len(genomes)}; raise evolve.race_top or set "
+                         f"evolve.race_baseline=true")
+    return jax.tree_util.tree_map(lambda *a: np.stack(a), *genomes), about
+
+
+def race_config(cfg: C.Config, n_finalists: int) -> C.Config:
+    """``cfg`` with the evaluation sized for the race: ``race_steps`` inner steps, a
+    population of ``n_finalists``, no signal measurement or fault injection, and one
+    finalist at a time where the run evaluated in chunks that do not divide it."""
+    e = cfg.evolve
+    chunk = e.chunk_size if e.chunk_size <= 0 or n_finalists % e.chunk_size == 0 else 1
+    return dataclasses.replace(cfg, evolve=dataclasses.replace(
+        e, inner_steps=e.race_steps, population=n_finalists, signal_every=0, inject_nan=(), chunk_size=chunk))
+
+
+def check_race_sizes(problem: Problem) -> None:
+    """Raises ``ValueError`` when the training split cannot hold the race's validation
+    images and one minibatch (``problem`` built by :func:`race_config`)."""
+    e = problem.cfg.evolve
+    n_val = problem.val_x.shape[0] * problem.val_x.shape[1]
+    n = len(problem.train_split.train_labels)
+    if n < n_val + e.inner_batch:
+        raise ValueError(f"evolve.race_top={e.race_top} races the finalists on {n_val} held-out images and "
+                         f"minibatches of {e.inner_batch} from the training split, which holds only {n} images; "
+                         f"use more training data, a smaller evolve.val_size, or evolve.race_top=0")
+
+
+def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
+         say: Callable = print) -> dict:
+    """Scores every finalist ``evolve.race_repeats`` times at ``evolve.race_steps``
+    inner steps and names the winner.
+
+    Args:
+      cfg: the run's config (validated).
+      dataset: the run's data (the same split as the run's is drawn from it).
+      genomes: the finalists, leaves ``[C, ...]`` (:func:`finalists`).
+      about: their descriptions (:func:`finalists`).
+      say: progress printer.
+
+    Returns:
+      dict: ``steps``, ``repeats``, ``seconds``, ``winner`` (index), ``finalists`` (each
+      description with ``race_fitness`` (mean over repeats; ``-inf`` if any repeat
+      diverged), ``race_fitness_repeats``, ``race_val_loss``, ``race_val_accuracy``).
+    """
+    e = cfg.evolve
+    t0 = time.perf_counter()
+    problem = make_problem(race_config(cfg, len(about)), dataset)
+    check_race_sizes(problem)
+    say(f"race: {len(about)} finalists x {e.race_repeats} repeat(s) at K={e.race_steps} inner steps", flush=True)
+    last = jnp.asarray(e.generations - 1, jnp.int32)  # the last generation's lambdas
+    key = jax.random.fold_in(jax.random.key(cfg.seed), 37)
+    runs = []
+    for r in range(e.race_repeats):
+        xb, yb, vx, vy = signal_batches(problem, r, stream=RACE_STREAM)
+        out = problem.evaluate_population_on(jax.tree_util.tree_map(jnp.asarray, genomes), jax.random.fold_in(key, r),
+                                             jnp.asarray(xb), jnp.asarray(yb), last, jnp.asarray(vx), jnp.asarray(vy))
+        runs.append({k: np.asarray(v, np.float64) for k, v in jax.device_get(out).items()
+                     if k in ("fitness", "val_loss", "val_accuracy")})
+    fit = np.stack([np.where(np.isfinite(o["fitness"]), o["fitness"], -np.inf) for o in runs])  # [R, C]
+    mean = fit.mean(axis=0)
+    winner = int(np.argmax(mean))
+    rows = []
+    for i, a in enumerate(about):
+        rows.append(dict(a, race_fitness=float(mean[i]), race_fitness_repeats=[float(f) for f in fit[:, i]],
+                         race_val_loss=float(np.mean([o["val_loss"][i] for o in runs])),
+                         race_val_accuracy=float(np.mean([o["val_accuracy"][i] for o in runs]))))
+        gen = f"gen {a['generation']:3d}" if a["source"] == SEARCH else "       "
+        say(f"  {'*' if i == winner else ' '} {a['source']:13s} {gen}  race F {mean[i]:.4f}  "
+            f"val loss {rows[-1]['race_val_loss']:.3f}  val acc {rows[-1]['race_val_accuracy']:.4f}", flush=True)
+    return dict(steps=e.race_steps, repeats=e.race_repeats, seconds=time.perf_counter() - t0, winner=winner,
+                finalists=rows)
