@@ -36,7 +36,9 @@ def arms(spatial: str, temporal: str) -> dict[str, list[str]]:
 
 
 def mean_std(xs):
-    xs = [x for x in xs if x is not None]
+    """Mean and std of the defined values (a run that never reached the target gives
+    ``None``; a signal measured on a population whose ranks were all tied gives NaN)."""
+    xs = [x for x in xs if x is not None and np.isfinite(x)]
     if not xs:
         return None, None
     return float(np.mean(xs)), float(np.std(xs))

@@ -24,7 +24,7 @@ import gsnn.evolution.genome as GN
 from gsnn.nn import networks as M
 import gsnn.evolution.race as RC
 import gsnn.evolution.signal as SG
-from gsnn.evolution.problem import Problem, check_signal_sizes, generation_batches, make_problem, signal_batches
+from gsnn.evolution.problem import Problem, check_held_out_sizes, generation_batches, make_problem, signal_batches
 from gsnn.evolution.step import EvolutionState, GenerationData, initial_state, make_evolution_step
 from gsnn.evolution.strategies import make_strategy, strategy_init
 from gsnn.runtime.loop import ResumableLoop
@@ -95,7 +95,7 @@ def evolve(
         ds = ds.materialise(e.val_size + 4 * e.inner_steps * e.inner_batch, 0, seed=cfg.seed)
     problem = make_problem(cfg, ds)
     if e.signal_every:
-        check_signal_sizes(problem)  # before the first generation, not at the first measurement
+        check_held_out_sizes(problem)  # before the first generation, not at the first measurement
     mean_genome = GN.default_genome(problem.spec, problem.reference_params)
     strategy = make_strategy(e.strategy, e.population, mean_genome, std_init=e.std_init, elite_ratio=e.elite_ratio)
     step = make_evolution_step(strategy, problem.evaluate_population, inject_nan=e.inject_nan, jit_parts=True)

@@ -215,17 +215,19 @@ def generation_batches(problem: Problem, generation: int) -> tuple[np.ndarray, n
 SIGNAL_STREAM = 104729
 
 
-def check_signal_sizes(problem: Problem) -> None:
-    """Raises ``ValueError`` when the training split cannot hold the signal measurement's
-    validation set (as many images as the run's, ``V * E``) and one inner minibatch."""
+def check_held_out_sizes(problem: Problem, what: str | None = None, switch_off: str | None = None) -> None:
+    """Raises ``ValueError`` when the training split cannot hold a validation set as
+    large as the run's (``V * E`` images) and one inner minibatch besides: the data of
+    :func:`signal_batches`. ``what`` and ``switch_off`` name the user of that data in
+    the message (default: the signal measurement)."""
     e = problem.cfg.evolve
     n_val = problem.val_x.shape[0] * problem.val_x.shape[1]
     n = len(problem.train_split.train_labels)
     if n < n_val + e.inner_batch:
-        raise ValueError(f"evolve.signal_every={e.signal_every} evaluates the population a second time on "
-                         f"{n_val} validation images and minibatches of {e.inner_batch} drawn from the training "
-                         f"split, which holds only {n} images; use more training data, a smaller evolve.val_size "
-                         f"or evolve.inner_batch, or evolve.signal_every=0")
+        what = what or f"evolve.signal_every={e.signal_every} evaluates the population a second time"
+        raise ValueError(f"{what} on {n_val} validation images and minibatches of {e.inner_batch} drawn from the "
+                         f"training split, which holds only {n} images; use more training data, a smaller "
+                         f"evolve.val_size or evolve.inner_batch, or {switch_off or 'evolve.signal_every=0'}")
 
 
 def signal_batches(problem: Problem, generation: int, stream: int = SIGNAL_STREAM
@@ -243,7 +245,7 @@ def signal_batches(problem: Problem, generation: int, stream: int = SIGNAL_STREA
     Returns:
       ``(xb [K, B, H, W, C] uint8, yb [K, B], val_x [V, E, H, W, C] uint8, val_y [V, E])``.
     """
-    check_signal_sizes(problem)
+    check_held_out_sizes(problem)
     e = problem.cfg.evolve
     ds = problem.train_split
     v, b = problem.val_x.shape[:2]

@@ -35,7 +35,7 @@ import numpy as np
 
 from gsnn import configs as C
 from gsnn import data as D
-from gsnn.evolution.problem import Problem, make_problem, signal_batches
+from gsnn.evolution.problem import check_held_out_sizes, make_problem, signal_batches
 
 #: The race's data stream (:func:`gsnn.evolution.problem.signal_batches`'s ``stream``).
 RACE_STREAM = 1299709
@@ -103,18 +103,6 @@ def race_config(cfg: C.Config, n_finalists: int) -> C.Config:
         e, inner_steps=e.race_steps, population=n_finalists, signal_every=0, inject_nan=(), chunk_size=chunk))
 
 
-def check_race_sizes(problem: Problem) -> None:
-    """Raises ``ValueError`` when the training split cannot hold the race's validation
-    images and one minibatch (``problem`` built by :func:`race_config`)."""
-    e = problem.cfg.evolve
-    n_val = problem.val_x.shape[0] * problem.val_x.shape[1]
-    n = len(problem.train_split.train_labels)
-    if n < n_val + e.inner_batch:
-        raise ValueError(f"evolve.race_top={e.race_top} races the finalists on {n_val} held-out images and "
-                         f"minibatches of {e.inner_batch} from the training split, which holds only {n} images; "
-                         f"use more training data, a smaller evolve.val_size, or evolve.race_top=0")
-
-
 def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
          say: Callable = print) -> dict:
     """Scores every finalist ``evolve.race_repeats`` times at ``evolve.race_steps``
@@ -135,7 +123,7 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
     e = cfg.evolve
     t0 = time.perf_counter()
     problem = make_problem(race_config(cfg, len(about)), dataset)
-    check_race_sizes(problem)
+    check_held_out_sizes(problem, f"evolve.race_top={e.race_top} races the finalists", "evolve.race_top=0")
     say(f"race: {len(about)} finalists x {e.race_repeats} repeat(s) at K={e.race_steps} inner steps", flush=True)
     last = jnp.asarray(e.generations - 1, jnp.int32)  # the last generation's lambdas
     key = jax.random.fold_in(jax.random.key(cfg.seed), 37)
