@@ -266,7 +266,35 @@ def aggregate(records: list[dict]) -> list[dict]:
     for r in out:
         if full and r["encoding"] == "direct" and r["params"] < full:
             r.update(direct_params=full, compression=1 - r["params"] / full)
+    for r in out:
+        r.update(equal_size_comparison(r, out))
     return out
+
+
+#: A narrowed direct net is "of the same size" as an encoded one within this relative
+#: difference of parameter counts.
+EQUAL_SIZE_TOLERANCE = 0.05
+
+
+def equal_size_comparison(row: dict, rows: list[dict]) -> dict:
+    """An encoded variant against the narrowed direct net (``width < 1``) whose parameter
+    count is closest to its own, within :data:`EQUAL_SIZE_TOLERANCE`: the per-seed paired
+    differences of test accuracy over the seeds both ran. Keys ``equal_size_direct``
+    (its name, or ``None`` when there is none or the row is not encoded),
+    ``equal_size_delta_mean``, ``equal_size_delta_std``, ``equal_size_seeds``."""
+    none = dict(equal_size_direct=None, equal_size_delta_mean=None, equal_size_delta_std=None, equal_size_seeds=[])
+    if row["encoding"] == "direct":
+        return none
+    narrowed = [d for d in rows if d["encoding"] == "direct" and d["width"] < 1
+                and abs(d["params"] / row["params"] - 1) <= EQUAL_SIZE_TOLERANCE]
+    if not narrowed:
+        return none
+    d = min(narrowed, key=lambda d: abs(d["params"] - row["params"]))
+    theirs = dict(zip(d["seeds"], d["test_accuracies"]))
+    seeds = [s for s in row["seeds"] if s in theirs]
+    mean, std = _mean_std([a - theirs[s] for s, a in zip(row["seeds"], row["test_accuracies"]) if s in theirs])
+    return dict(equal_size_direct=d["variant"], equal_size_delta_mean=mean, equal_size_delta_std=std,
+                equal_size_seeds=seeds)
 
 
 def best_on_validation(rows: list[dict], low: float, high: float = 1.0) -> dict | None:
@@ -332,6 +360,18 @@ def markdown_block(rows: list[dict], failed: dict[str, list[dict]] | None = None
             + ("-" if None in reads else f"{reads[0] / 1e3:.0f} / {reads[1] / 1e3:.0f}")
             + f" | {r['epoch_seconds']:.0f} |")
     lines.append("")
+    equal = [r for r in rows if r["equal_size_direct"] is not None and r["equal_size_seeds"]]
+    if equal:
+        size = {r["variant"]: r["params"] for r in rows}
+        lines += ["Against a direct net narrowed to the same size (parameter counts within "
+                  f"{EQUAL_SIZE_TOLERANCE:.0%}), paired by seed:", "",
+                  "| variant | params | direct of the same size | params | Δ test, paired (mean ± std) | seeds |",
+                  "|---|---|---|---|---|---|"]
+        for r in equal:
+            lines.append(f"| {r['variant']} | {r['params']:,} | {r['equal_size_direct']} | "
+                         f"{size[r['equal_size_direct']]:,} | {_pct(r['equal_size_delta_mean'], True)} ± "
+                         f"{_pct(r['equal_size_delta_std'])} | {', '.join(map(str, r['equal_size_seeds']))} |")
+        lines.append("")
     for label, low, high in (("50–80% fewer parameters", 0.5, 0.8), ("≥ 80% fewer parameters", 0.8, 1.0)):
         best = best_on_validation(rows, low, high)
         if best is not None:

@@ -233,3 +233,21 @@ def test_evolved_variant_with_a_twin_writes_both_records_from_one_run():
     del result["final"]["random"]
     with pytest.raises(ValueError, match="final_variants"):
         cifar10_study.evolution_records(result, "position_50_r2_ste")
+
+
+def test_encoded_variants_are_paired_with_the_direct_net_of_their_size():
+    """Against the narrowed direct net whose parameter count is within 5%, seed by seed
+    over the seeds both ran; a narrowed net of another size is not a partner."""
+    enc = [_record("position_50_r2", s, a) for s, a in ((0, 0.61), (1, 0.62), (2, 0.63))]
+    small = [_record("direct_w065", s, a) for s, a in ((0, 0.60), (1, 0.58))]
+    tiny = [_record("direct_w037", 0, 0.50)]
+    for r, params, width in [(r, 53461, 0.65) for r in small] + [(r, 20764, 0.37) for r in tiny]:
+        r.update(encoding="direct", genes=0, rules=1, params=params, width=width)
+    rows = {r["variant"]: r for r in cifar10_study.aggregate(enc + small + tiny)}
+    p = rows["position_50_r2"]
+    assert p["equal_size_direct"] == "direct_w065" and p["equal_size_seeds"] == [0, 1]
+    assert p["equal_size_delta_mean"] == pytest.approx(np.mean([0.01, 0.04]))
+    assert p["equal_size_delta_std"] == pytest.approx(statistics.stdev([0.01, 0.04]))
+    assert rows["direct_w065"]["equal_size_direct"] is None
+    block = cifar10_study.markdown_block(list(rows.values()))
+    assert "| position_50_r2 | 52,550 | direct_w065 | 53,461 | +2.50 ± 2.12 | 0, 1 |" in block
