@@ -146,10 +146,9 @@ def evolve(
         best, archive = _generations(loop, state, run)
     race = None
     if archive is not None and len(history) == e.generations:
-        race = _race(cfg, ds, archive, mean_genome, workdir, _say)
+        race, genome = _race(cfg, ds, archive, mean_genome, workdir, _say)
         winner = race["finalists"][race["winner"]]
-        genomes, _ = RC.finalists(archive, mean_genome, e.race_baseline)
-        best = dict(best, genome=jax.tree_util.tree_map(lambda a: jnp.asarray(a[race["winner"]]), genomes))
+        best = dict(best, genome=genome)
         _say(f"race winner: {winner['source']}" + (f" (generation {winner['generation']})"
                                                   if winner["source"] == RC.SEARCH else ""), flush=True)
     target = e.target_val_accuracy
@@ -168,21 +167,23 @@ def _checkpoint_tree(es_state, key, best_genome, archive: RC.Archive | None) -> 
     return tree
 
 
-def _race(cfg: C.Config, ds, archive: RC.Archive, mean_genome, workdir, say) -> dict:
-    """The race of the finished search (:func:`gsnn.evolution.race.race`), stored in
-    ``workdir/evolution/race.json`` and read back from there when a resumed run has
-    already raced."""
+def _race(cfg: C.Config, ds, archive: RC.Archive, mean_genome, workdir, say) -> tuple[dict, Any]:
+    """The race of the finished search (:func:`gsnn.evolution.race.race`) and the
+    winner's genome. The record is stored in ``workdir/evolution/race.json`` and read
+    back from there when a resumed run has already raced."""
     path = pathlib.Path(workdir) / "evolution" / "race.json" if workdir is not None else None
     genomes, about = RC.finalists(archive, mean_genome, cfg.evolve.race_baseline)
+    result = None
     if path is not None and path.exists():
         stored = json.loads(path.read_text())
         if [{k: f[k] for k in about[0]} for f in stored["finalists"]] == about:
             say(f"race read from {path}", flush=True)
-            return stored
-    result = RC.race(cfg, ds, genomes, about, say=say)
-    if path is not None:
-        write_json(path, result)
-    return result
+            result = stored
+    if result is None:
+        result = RC.race(cfg, ds, genomes, about, say=say)
+        if path is not None:
+            write_json(path, result)
+    return result, jax.tree_util.tree_map(lambda a: jnp.asarray(a[result["winner"]]), genomes)
 
 
 class GenerationLoopState(NamedTuple):
