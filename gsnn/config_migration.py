@@ -31,6 +31,8 @@ ADDED_KEYS: dict[str, Any] = {
     "evolve.inject_nan": [],  # no fault injection
     "evolve.preserve_scale": False,  # evolved factors were not rescaled
     "evolve.race_baseline": True,  # (no race ran: race_top 0)
+    "evolve.race_batch": 0,
+    "evolve.race_data": "held_out",
     "evolve.race_repeats": 1,
     "evolve.race_steps": 200,
     "evolve.race_top": 0,  # no final race: the search's best was the evolved genome

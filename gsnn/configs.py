@@ -48,6 +48,8 @@ STRATEGY_NAMES = ("cma_es", "sep_cma_es", "snes", "open_es", "simple_ga")
 #: :data:`gsnn.fitness.SPATIAL_OPERATORS`, :data:`gsnn.fitness.TEMPORAL_OPERATORS`.
 SPATIAL_OPERATOR_NAMES = ("spatial_entropy", "effective_rank", "activity_entropy", "none")
 TEMPORAL_OPERATOR_NAMES = ("temporal_difference", "learning_curve_area", "activity_difference", "none")
+#: Where the final race's minibatches and judging images come from (EvolveConfig.race_data).
+RACE_DATA = ("held_out", "validation")
 #: :data:`gsnn.fitness.ACCURACY_TERMS`.
 FITNESS_METRICS = ("val_accuracy", "val_loss")
 #: :data:`gsnn.fitness.SCHEDULES`.
@@ -410,6 +412,14 @@ class EvolveConfig:
         held-out data (:mod:`gsnn.evolution.race`); the winner is the evolved genome.
         0: no race, the search's best is.
       race_steps: the race's inner steps (a longer horizon than ``inner_steps``).
+      race_batch: the race's minibatch size (0: ``inner_batch``); with ``race_steps``
+        set to the final training's steps and this to ``train.batch_size``, the race
+        trains every finalist as long as the final recipe does.
+      race_data: ``held_out``: the race judges on images held out of the training split
+        (as many as ``val_size``) and trains on the rest of it, so no image that ranked
+        the search judges the race (but the race trains on fewer images);
+        ``validation``: it trains on the whole training split (its own draws) and judges
+        on the run's validation images, which also scored the search.
       race_repeats: independent evaluations per finalist (data and keys), averaged.
       race_baseline: race the zero genome too, so that a search whose finalists do not
         beat random wiring at the race's horizon returns random wiring.
@@ -453,6 +463,8 @@ class EvolveConfig:
     signal_every: int = 5
     race_top: int = 0
     race_steps: int = 200
+    race_batch: int = 0
+    race_data: str = "held_out"
     race_repeats: int = 1
     race_baseline: bool = True
     lambda_s: float = 0.1
@@ -499,6 +511,10 @@ class EvolveConfig:
             if self.race_steps < 1 or self.race_repeats < 1:
                 raise ValueError(f"evolve.race_steps and evolve.race_repeats must be >= 1, got {self.race_steps} "
                                  f"and {self.race_repeats}")
+            if self.race_batch < 0:
+                raise ValueError(f"evolve.race_batch must be >= 1, or 0 for evolve.inner_batch; got {self.race_batch}")
+            if self.race_data not in RACE_DATA:
+                raise ValueError(f"unknown evolve.race_data {self.race_data!r}; valid: {list(RACE_DATA)}")
             if self.race_top + self.race_baseline < 2:
                 raise ValueError("a race needs at least 2 finalists: evolve.race_top >= 2, or evolve.race_top=1 "
                                  "with evolve.race_baseline=true")

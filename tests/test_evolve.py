@@ -1009,12 +1009,14 @@ def test_the_archive_keeps_the_best_genomes_of_all_generations():
         RC.finalists(half, mean, baseline=False)
 
 
-def _race_on(monkeypatch, favourite):
+def _race_on(monkeypatch, favourite, data=None):
     """The race's evaluation replaced by ``F(genome) = -||genome - favourite(mean)||^2``
-    (the search stays the real one); returns the calls' populations."""
+    (the search stays the real one); returns the calls' populations (and appends each
+    call's other arguments to ``data``)."""
     from gsnn.evolution import race as RC
 
     real, calls = RC.make_problem, []
+    data = [] if data is None else data
 
     def known(cfg, dataset):
         p = real(cfg, dataset)
@@ -1022,6 +1024,7 @@ def _race_on(monkeypatch, favourite):
 
         def evaluate(pop, *args):
             calls.append(pop)
+            data.append(args)
             sq = sum(jnp.sum((a - t[None]) ** 2, axis=tuple(range(1, a.ndim)))
                      for a, t in zip(jax.tree_util.tree_leaves(pop), jax.tree_util.tree_leaves(target)))
             return dict(fitness=-sq, val_loss=sq, val_accuracy=-sq)
@@ -1054,6 +1057,43 @@ def test_the_race_winner_is_the_finalist_of_the_best_long_horizon_fitness(tiny_d
     # resumed after the race: read back, not raced again
     again = EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False)
     assert len(calls) == 2 and again["race"] == json.loads(json.dumps(to_jsonable(race)))
+    # resumed with other race settings: the same search, raced again
+    longer = EV.evolve(tiny_config(generations=2, race_top=3, race_steps=4, race_repeats=2), tmp_path,
+                       dataset=tiny_data, progress=False)
+    assert len(calls) == 4 and longer["race"]["steps"] == 4 and longer["generations"] == r["generations"]
+    with pytest.raises(ValueError, match=r"differs in \['evolve.race_top'\]"):
+        EV.evolve(tiny_config(generations=2, race_top=2, race_steps=4, race_repeats=2), tmp_path,
+                  dataset=tiny_data, progress=False)
+
+
+@pytest.mark.parametrize("where", ["held_out", "validation"])
+def test_the_race_trains_and_judges_on_the_data_race_data_names(where, tiny_data, monkeypatch):
+    """``held_out``: judged on training-split images (none of the run's validation set),
+    trained on the rest; ``validation``: judged on the run's validation set, trained on
+    minibatches of ``race_batch`` from the whole training split."""
+    cfg = tiny_config(generations=1, race_top=2, race_steps=3, race_batch=24, race_data=where)
+    data = []
+    _race_on(monkeypatch, lambda m: m, data)
+    race = EV.evolve(cfg, None, dataset=tiny_data, progress=False)["race"]
+    assert (race["steps"], race["batch"], race["data"]) == (3, 24, where)
+    _, xb, yb, _, vx, vy = data[0]
+    problem = EV.make_problem(cfg, tiny_data)
+    as_bytes = lambda images: [im.tobytes() for im in np.asarray(images).reshape((-1,) + images.shape[-3:])]
+    train, val = set(as_bytes(problem.train_split.train_images)), set(as_bytes(problem.val_x))
+    seen, judged = set(as_bytes(xb)), set(as_bytes(vx))
+    assert xb.shape[:2] == yb.shape == (3, 24) and seen <= train and not seen & judged
+    assert len(train) == 80 and len(val) == 40
+    if where == "validation":
+        np.testing.assert_array_equal(vx, problem.val_x)
+        np.testing.assert_array_equal(vy, problem.val_y)
+        assert len(seen) == 72  # the first pass over all 80 training images: 3 whole batches
+    else:
+        # the 40 training images left: one whole batch per pass, three passes
+        assert judged <= train and not judged & val and len(judged) == 40 and 24 <= len(seen) <= 40
+    with pytest.raises(ValueError, match="unknown evolve.race_data 'test'"):
+        tiny_config(race_top=2, race_data="test")
+    with pytest.raises(ValueError, match="race_batch must be >= 1"):
+        tiny_config(race_top=2, race_batch=-1)
 
 
 def test_a_race_won_by_the_random_wiring_trains_it_once_as_both_finals(tiny_data, tmp_path, monkeypatch):

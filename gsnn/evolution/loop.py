@@ -121,7 +121,8 @@ def evolve(
     restored = loop.restore(jax.eval_shape(lambda: _checkpoint_tree(es_state, key, mean_genome, archive)))
     if restored is not None:
         tree, meta = restored
-        loop.check_same_config(migrate_stored_config(meta.get("config") or {})[0], json.loads(cfg.to_json()))
+        loop.check_same_config(_search_config(migrate_stored_config(meta.get("config") or {})[0]),
+                               _search_config(json.loads(cfg.to_json())))
         # uncommitted arrays, as a fresh run has: restored ones are committed to a device, and
         # jit compiles its own program for committed inputs, so the signal measurement's
         # evaluation (uncommitted inputs) would compile the evaluation a second time
@@ -167,16 +168,32 @@ def _checkpoint_tree(es_state, key, best_genome, archive: RC.Archive | None) -> 
     return tree
 
 
+#: Settings that act only after the last generation: a finished or stopped search may be
+#: resumed with other values (the race runs again; the archive's size, race_top, may not change).
+AFTER_SEARCH_KEYS = ("race_steps", "race_batch", "race_data", "race_repeats", "race_baseline")
+
+
+def _search_config(d: dict) -> dict:
+    """A config dict without :data:`AFTER_SEARCH_KEYS`: what a resumed search must match."""
+    if "evolve" not in d:
+        return d
+    return dict(d, evolve={k: v for k, v in d["evolve"].items() if k not in AFTER_SEARCH_KEYS})
+
+
 def _race(cfg: C.Config, ds, archive: RC.Archive, mean_genome, workdir, say) -> tuple[dict, Any]:
     """The race of the finished search (:func:`gsnn.evolution.race.race`) and the
     winner's genome. The record is stored in ``workdir/evolution/race.json`` and read
-    back from there when a resumed run has already raced."""
+    back from there when a resumed run has already raced the same finalists with the
+    same settings; otherwise (the race's settings changed on resuming) it races again."""
     path = pathlib.Path(workdir) / "evolution" / "race.json" if workdir is not None else None
     genomes, about = RC.finalists(archive, mean_genome, cfg.evolve.race_baseline)
     result = None
     if path is not None and path.exists():
-        stored = json.loads(path.read_text())
-        if [{k: f[k] for k in about[0]} for f in stored["finalists"]] == about:
+        # records written before race_batch / race_data existed raced like their defaults
+        stored = dict(dict(batch=cfg.evolve.inner_batch, data="held_out"), **json.loads(path.read_text()))
+        settings = RC.race_settings(cfg.evolve)
+        if ([{k: f[k] for k in about[0]} for f in stored["finalists"]] == about
+                and {k: stored[k] for k in settings} == settings):
             say(f"race read from {path}", flush=True)
             result = stored
     if result is None:

@@ -246,17 +246,33 @@ def signal_batches(problem: Problem, generation: int, stream: int = SIGNAL_STREA
       ``(xb [K, B, H, W, C] uint8, yb [K, B], val_x [V, E, H, W, C] uint8, val_y [V, E])``.
     """
     check_held_out_sizes(problem)
-    e = problem.cfg.evolve
     ds = problem.train_split
     v, b = problem.val_x.shape[:2]
     rng = np.random.default_rng((problem.cfg.seed, generation, stream))
     perm = rng.permutation(len(ds.train_labels))
     val_idx, rest = perm[:v * b], perm[v * b:]
-    per_epoch = (len(rest) // e.inner_batch) * e.inner_batch  # whole batches of one pass over `rest`
-    epochs = [rng.permutation(rest)[:per_epoch] for _ in range(-(-e.inner_steps * e.inner_batch // per_epoch))]
+    xb, yb = _minibatches(problem, rng, rest)
+    shape = ds.train_images.shape[1:]
+    return (xb, yb, np.asarray(ds.train_images[val_idx]).reshape((v, b) + shape),
+            np.asarray(ds.train_labels[val_idx], problem.val_y.dtype).reshape(v, b))
+
+
+def stream_batches(problem: Problem, generation: int, stream: int) -> tuple[np.ndarray, np.ndarray]:
+    """``K`` inner minibatches ``[K, B, H, W, C]`` (uint8) and labels ``[K, B]`` from the
+    whole training split, drawn with ``np.random.default_rng((seed, generation,
+    stream))``: like :func:`generation_batches`, but independent of the run's draws."""
+    rng = np.random.default_rng((problem.cfg.seed, generation, stream))
+    return _minibatches(problem, rng, np.arange(len(problem.train_split.train_labels)))
+
+
+def _minibatches(problem: Problem, rng: np.random.Generator, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``K`` minibatches of ``B`` from the training split's images ``pool`` (indices):
+    pass after pass over ``pool``, each a new permutation cut to whole batches."""
+    e = problem.cfg.evolve
+    ds = problem.train_split
+    per_epoch = (len(pool) // e.inner_batch) * e.inner_batch
+    epochs = [rng.permutation(pool)[:per_epoch] for _ in range(-(-e.inner_steps * e.inner_batch // per_epoch))]
     idx = np.concatenate(epochs)[:e.inner_steps * e.inner_batch]
     shape = ds.train_images.shape[1:]
     return (np.asarray(ds.train_images[idx]).reshape((e.inner_steps, e.inner_batch) + shape),
-            np.asarray(ds.train_labels[idx], np.int32).reshape(e.inner_steps, e.inner_batch),
-            np.asarray(ds.train_images[val_idx]).reshape((v, b) + shape),
-            np.asarray(ds.train_labels[val_idx], problem.val_y.dtype).reshape(v, b))
+            np.asarray(ds.train_labels[idx], np.int32).reshape(e.inner_steps, e.inner_batch))

@@ -10,15 +10,20 @@ than its random twin with the full recipe. The race re-scores a few finalists at
     finalists = the archive's top evolve.race_top genomes (by the last generation's lambdas)
               + the zero genome (the random wiring; evolve.race_baseline)
     for r in range(evolve.race_repeats):          # independent data and keys
-        every finalist: build, train race_steps steps, score F on held-out images
+        every finalist: build, train race_steps steps of race_batch, score F on held-out images
     winner = argmax of the mean F
 
-The race's minibatches and validation images come from the training split, drawn
-with a stream of their own (:func:`gsnn.evolution.problem.signal_batches`), so the
-images that ranked the search's genomes are not the ones that judge them against
-the random wiring (which no search selected). With ``evolve.fixed_base`` every
-finalist is built on the run's base draw and sees the same data: the race compares
-genomes, paired.
+Where the race's data come from is ``evolve.race_data``. ``held_out``: minibatches and
+judging images are both drawn from the training split, disjoint, with a stream of
+their own (:func:`gsnn.evolution.problem.signal_batches`), so the images that ranked
+the search's genomes are not the ones that judge them against the random wiring
+(which no search selected); the race then trains on what is left of the training
+split. ``validation``: the race trains on draws of its own from the whole training
+split (:func:`gsnn.evolution.problem.stream_batches`) and judges on the run's
+validation images: more training images, closer to the final recipe, but judged by
+the images that also scored the search. With ``evolve.fixed_base`` every finalist is
+built on the run's base draw and sees the same data: the race compares genomes,
+paired.
 
 An :class:`Archive` holds the top genomes over all generations; it is plain NumPy,
 updated on the host after every generation and checkpointed with the run.
@@ -35,7 +40,7 @@ import numpy as np
 
 from gsnn import configs as C
 from gsnn import data as D
-from gsnn.evolution.problem import check_held_out_sizes, make_problem, signal_batches
+from gsnn.evolution.problem import check_held_out_sizes, make_problem, signal_batches, stream_batches
 
 #: The race's data stream (:func:`gsnn.evolution.problem.signal_batches`'s ``stream``).
 RACE_STREAM = 1299709
@@ -94,13 +99,30 @@ def finalists(archive: Archive, mean_genome, baseline: bool) -> tuple[Any, list[
 
 
 def race_config(cfg: C.Config, n_finalists: int) -> C.Config:
-    """``cfg`` with the evaluation sized for the race: ``race_steps`` inner steps, a
-    population of ``n_finalists``, no signal measurement or fault injection, and one
-    finalist at a time where the run evaluated in chunks that do not divide it."""
+    """``cfg`` with the evaluation sized for the race: ``race_steps`` inner steps of
+    ``race_batch`` (0: ``inner_batch``), a population of ``n_finalists``, no signal
+    measurement or fault injection, and one finalist at a time where the run evaluated
+    in chunks that do not divide it."""
     e = cfg.evolve
     chunk = e.chunk_size if e.chunk_size <= 0 or n_finalists % e.chunk_size == 0 else 1
     return dataclasses.replace(cfg, evolve=dataclasses.replace(
-        e, inner_steps=e.race_steps, population=n_finalists, signal_every=0, inject_nan=(), chunk_size=chunk))
+        e, inner_steps=e.race_steps, inner_batch=e.race_batch or e.inner_batch, population=n_finalists,
+        signal_every=0, inject_nan=(), chunk_size=chunk))
+
+
+def race_settings(e: C.EvolveConfig) -> dict:
+    """What a race record was run with (a stored race is reused only when they match)."""
+    return dict(steps=e.race_steps, batch=e.race_batch or e.inner_batch, data=e.race_data, repeats=e.race_repeats)
+
+
+def race_data(problem, repeat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The data of one race repeat, ``(xb [K, B, ...], yb [K, B], val_x [V, E, ...],
+    val_y [V, E])``, as ``evolve.race_data`` says (``problem`` is the race's own,
+    :func:`race_config`)."""
+    if problem.cfg.evolve.race_data == "validation":
+        xb, yb = stream_batches(problem, repeat, RACE_STREAM)
+        return xb, yb, np.asarray(problem.val_x), np.asarray(problem.val_y)
+    return signal_batches(problem, repeat, stream=RACE_STREAM)
 
 
 def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
@@ -116,20 +138,25 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
       say: progress printer.
 
     Returns:
-      dict: ``steps``, ``repeats``, ``seconds``, ``winner`` (index), ``finalists`` (each
+      dict: :func:`race_settings` (``steps``, ``batch``, ``data``, ``repeats``),
+      ``seconds``, ``winner`` (index), ``finalists`` (each
       description with ``race_fitness`` (mean over repeats; ``-inf`` if any repeat
       diverged), ``race_fitness_repeats``, ``race_val_loss``, ``race_val_accuracy``).
     """
     e = cfg.evolve
     t0 = time.perf_counter()
     problem = make_problem(race_config(cfg, len(about)), dataset)
-    check_held_out_sizes(problem, f"evolve.race_top={e.race_top} races the finalists", "evolve.race_top=0")
-    say(f"race: {len(about)} finalists x {e.race_repeats} repeat(s) at K={e.race_steps} inner steps", flush=True)
+    if e.race_data == "held_out":
+        check_held_out_sizes(problem, f"evolve.race_top={e.race_top} races the finalists",
+                             "evolve.race_top=0 or evolve.race_data=validation")
+    settings = race_settings(e)
+    say(f"race: {len(about)} finalists x {e.race_repeats} repeat(s) at K={e.race_steps} inner steps of "
+        f"{settings['batch']}, judged on {e.race_data} images", flush=True)
     last = jnp.asarray(e.generations - 1, jnp.int32)  # the last generation's lambdas
     key = jax.random.fold_in(jax.random.key(cfg.seed), 37)
     runs = []
     for r in range(e.race_repeats):
-        xb, yb, vx, vy = signal_batches(problem, r, stream=RACE_STREAM)
+        xb, yb, vx, vy = race_data(problem, r)
         out = problem.evaluate_population_on(jax.tree_util.tree_map(jnp.asarray, genomes), jax.random.fold_in(key, r),
                                              jnp.asarray(xb), jnp.asarray(yb), last, jnp.asarray(vx), jnp.asarray(vy))
         runs.append({k: np.asarray(v, np.float64) for k, v in jax.device_get(out).items()
@@ -145,5 +172,4 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
         gen = f"gen {a['generation']:3d}" if a["source"] == SEARCH else "       "
         say(f"  {'*' if i == winner else ' '} {a['source']:13s} {gen}  race F {mean[i]:.4f}  "
             f"val loss {rows[-1]['race_val_loss']:.3f}  val acc {rows[-1]['race_val_accuracy']:.4f}", flush=True)
-    return dict(steps=e.race_steps, repeats=e.race_repeats, seconds=time.perf_counter() - t0, winner=winner,
-                finalists=rows)
+    return dict(settings, seconds=time.perf_counter() - t0, winner=winner, finalists=rows)
