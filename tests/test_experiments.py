@@ -251,3 +251,44 @@ def test_encoded_variants_are_paired_with_the_direct_net_of_their_size():
     assert rows["direct_w065"]["equal_size_direct"] is None
     block = cifar10_study.markdown_block(list(rows.values()))
     assert "| position_50_r2 | 52,550 | direct_w065 | 53,461 | +2.50 ± 2.12 | 0, 1 |" in block
+
+
+def _evolution_record(path, seed, evolved, twin, race_winner=None, fixed_base=True):
+    import json
+
+    finals = dict(evolved=dict(test_accuracy=evolved, mean_firing_rate=0.2),
+                  random=dict(test_accuracy=twin, mean_firing_rate=0.1))
+    race = None
+    if race_winner is not None:
+        race = dict(steps=234, batch=64, data="validation", winner=race_winner,
+                    finalists=[dict(source="search", generation=3, race_fitness=-1.8),
+                               dict(source="random wiring", generation=0, race_fitness=-1.9)])
+    path.write_text(json.dumps(dict(config=dict(seed=seed, evolve=dict(fixed_base=fixed_base)), final=finals,
+                                    best_generation=3, race=race)))
+    return str(path)
+
+
+def test_evolved_vs_twin_pairs_runs_by_seed(tmp_path):
+    """The paired differences, their mean and population std, by hand."""
+    import json
+
+    import evolved_vs_twin
+
+    files = [_evolution_record(tmp_path / "a.json", 0, 0.40, 0.38, race_winner=0),
+             _evolution_record(tmp_path / "b.json", 1, 0.35, 0.36, race_winner=1),
+             _evolution_record(tmp_path / "c.json", 2, 0.39, 0.36)]
+    out = tmp_path / "pairs.json"
+    evolved_vs_twin.main(["--group", "race", *files, "--out", str(out)])
+    g = json.loads(out.read_text())["groups"][0]
+    d = [0.02, -0.01, 0.03]
+    assert [r["delta"] for r in g["runs"]] == pytest.approx(d)
+    assert g["delta_mean"] == pytest.approx(sum(d) / 3)
+    assert g["delta_std"] == pytest.approx(statistics.pstdev(d))
+    assert g["positive"] == 2 and g["random_won_race"] == 1 and g["runs"][2]["race"] is None
+    assert g["runs"][0]["race"]["winner_race_fitness"] == -1.8 and g["runs"][0]["race"]["random_race_fitness"] == -1.9
+    assert "+1.33 ± 1.70** (2/3 positive)" in out.with_suffix(".md").read_text()
+    with pytest.raises(ValueError, match="seeds \\[0, 0\\] repeat"):
+        evolved_vs_twin.main(["--group", "x", files[0], files[0], "--out", str(out)])
+    other = _evolution_record(tmp_path / "d.json", 0, 0.4, 0.3, fixed_base=False)
+    with pytest.raises(ValueError, match="not a twin"):
+        evolved_vs_twin.main(["--group", "x", other, "--out", str(out)])
