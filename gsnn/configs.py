@@ -430,7 +430,8 @@ class EvolveConfig:
         after another (0 = all at once; -1 = auto: one individual at a time on a single
         CPU device, where vmap measured slower than a loop, else all at once;
         ``benchmarks/README.md``).
-      shard: shard the population axis over ``jax.devices()``.
+      shard: shard the population axis over ``jax.devices()`` (a population they do not
+        divide is padded with copies of its last individual, whose results are dropped).
       target_val_accuracy: report the first generation whose best reaches it (0 = off).
       inject_nan: fault injection: indices of individuals whose genome is replaced by NaN
         before every evaluation (the strategy still sees the real genome). Checks that a

@@ -443,6 +443,12 @@ SHARD_SCRIPT = textwrap.dedent("""
         if shard:
             out["n_shards"] = len(m["fitness"].sharding.device_set)
         out[str(shard)] = np.asarray(m["fitness"]).tolist()
+    # a population of 5 on 4 devices: padded to 8, the 5 results as unsharded
+    pop5 = jax.tree_util.tree_map(lambda l: jnp.concatenate([l, l[:1] * 0.25]), pop)
+    m5 = p.evaluate_population(pop5, jax.random.key(4), xb, yb, jnp.asarray(0, jnp.int32))
+    out["five"] = np.asarray(m5["fitness"]).tolist()
+    out["five_alone"] = float(EV.make_problem(tiny_config(shard=False), ds).evaluate_population(
+        jax.tree_util.tree_map(lambda l: l[4:], pop5), jax.random.key(4), xb, yb, jnp.asarray(0, jnp.int32))["fitness"][0])
     print(json.dumps(out))
 """)
 
@@ -458,6 +464,7 @@ def test_sharded_over_four_host_devices_equals_unsharded(tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["n_shards"] == 4
     np.testing.assert_allclose(out["True"], out["False"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["five"], out["False"] + [out["five_alone"]], rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------

@@ -160,8 +160,7 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
 
 
 def _sharded(e: C.EvolveConfig) -> bool:
-    n = len(jax.devices())
-    return e.shard and n > 1 and e.population % n == 0
+    return e.shard and len(jax.devices()) > 1
 
 
 def resolve_chunk_size(e: C.EvolveConfig) -> int:
@@ -176,7 +175,9 @@ def resolve_chunk_size(e: C.EvolveConfig) -> int:
 
 def _shard(fn: Callable, e: C.EvolveConfig) -> Callable:
     """jit ``fn`` (``(population, key, xb, yb, generation, val_x, val_y) -> dict``) with
-    the population axis sharded over all devices (when it divides)."""
+    the population axis sharded over all devices. A population that the devices do not
+    divide is padded with copies of its last individual (evaluated, then dropped):
+    individuals are evaluated independently, so the others' results do not change."""
     devices = jax.devices()
     if not _sharded(e):
         return jax.jit(fn)
@@ -186,8 +187,14 @@ def _shard(fn: Callable, e: C.EvolveConfig) -> Callable:
     jitted = jax.jit(fn, in_shardings=(pop_sharding,) + (replicated,) * 6, out_shardings=pop_sharding)
 
     def run(population, key, xb, yb, generation, val_x, val_y):
+        size = jax.tree_util.tree_leaves(population)[0].shape[0]
+        pad = -size % len(devices)
+        if pad:
+            population = jax.tree_util.tree_map(
+                lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), population)
         population = jax.device_put(population, pop_sharding)
-        return jitted(population, key, xb, yb, generation, val_x, val_y)
+        out = jitted(population, key, xb, yb, generation, val_x, val_y)
+        return jax.tree_util.tree_map(lambda a: a[:size], out) if pad else out
 
     return run
 
