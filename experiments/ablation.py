@@ -24,6 +24,7 @@ import numpy as np
 from gsnn import config as C
 from gsnn import evolve as EV
 from gsnn import train as TR
+from gsnn.analysis.plots import plot_ablation, save
 
 
 def arms(spatial: str, temporal: str) -> dict[str, list[str]]:
@@ -135,8 +136,10 @@ def main(argv=None):
                      f"| {s['seconds_per_run']:.0f} |")
     table = "\n".join(lines) + "\n"
     out.with_suffix(".md").write_text(table)
+    ax = plot_ablation(runs, target=target, title=f"{tag} on {args.config}: best validation accuracy per generation")
+    save(ax.figure, out.with_suffix(".png"))
     print("\n" + table)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    print(f"wrote {out}, {out.with_suffix('.md')} and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

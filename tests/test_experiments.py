@@ -179,6 +179,21 @@ def test_ablation_reports_each_arm_with_signal_test_accuracy_and_generations_to_
     both = result["summary"][0]
     assert both["test_accuracy_mean"] == pytest.approx(result["runs"][0]["test_accuracy"])
     assert "test accuracy" in out.with_suffix(".md").read_text()
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_ablation_plot_draws_each_arms_mean_curve_over_seeds():
+    from gsnn.analysis.plots import plot_ablation
+
+    runs = [dict(arm="both", best_val_accuracy_per_generation=[0.1, 0.3, 0.4]),
+            dict(arm="none", best_val_accuracy_per_generation=[0.2, 0.2, 0.2]),
+            dict(arm="both", best_val_accuracy_per_generation=[0.3, 0.5, 0.4])]
+    ax = plot_ablation(runs, target=0.35)
+    both, none, target = ax.lines
+    np.testing.assert_allclose(both.get_ydata(), [0.2, 0.4, 0.4])
+    np.testing.assert_allclose(none.get_ydata(), [0.2, 0.2, 0.2])
+    np.testing.assert_allclose(both.get_xdata(), [1, 2, 3])
+    assert list(target.get_ydata()) == [0.35, 0.35]
 
 
 def test_fitness_horizon_correlates_recorded_terms_with_final_validation_accuracy(tmp_path):

@@ -284,7 +284,30 @@ def plot_evolution(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
     return save(fig, path)
 
 
-__all__ = ["plot_demo", "plot_evolution", "plot_fitness", "plot_operators", "plot_signal", "plot_learning_curves", "plot_accuracy_vs_params", "plot_firing_rates", "save"]
+def plot_ablation(runs: Sequence[Mapping], ax=None, *, target: float | None = None, title: str = "Operator ablation"):
+    """An ablation (``experiments/ablation.py``): per arm, the best validation accuracy
+    (fraction) per generation, mean over its seeds with a ± std band, and the target as
+    a dashed line. ``runs`` are dicts with ``arm`` and ``best_val_accuracy_per_generation``
+    (generation 1 first)."""
+    ax = _axes(ax)
+    arms = list(dict.fromkeys(r["arm"] for r in runs))
+    for i, arm in enumerate(arms):
+        curves = np.asarray([r["best_val_accuracy_per_generation"] for r in runs if r["arm"] == arm], np.float64)
+        g = np.arange(1, curves.shape[1] + 1)
+        mean, std = curves.mean(0), curves.std(0)
+        ax.plot(g, mean, marker="o", ms=3, color=COLORS[i % len(COLORS)], label=f"{arm} ({len(curves)} seeds)")
+        ax.fill_between(g, mean - std, mean + std, color=COLORS[i % len(COLORS)], alpha=0.12)
+    if target:
+        ax.axhline(target, color="0.4", ls="--", lw=1, label=f"target {target:.3f}")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("best validation accuracy (inner loop)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+__all__ = ["plot_ablation", "plot_demo", "plot_evolution", "plot_fitness", "plot_operators", "plot_signal", "plot_learning_curves", "plot_accuracy_vs_params", "plot_firing_rates", "save"]
 
 
 def plot_study(rows: Sequence[Mapping], folder: str | os.PathLike) -> tuple[pathlib.Path, pathlib.Path]:
