@@ -5,7 +5,9 @@ Each run's ``evolution.json`` holds the evolved network's final record and its t
 (``evolve.fixed_base``: the same base draw with the zero genome, trained with the same
 recipe on the same data). Runs are grouped by a label; per group the script reports
 the per-seed differences evolved − twin in test accuracy, their mean and std, how many
-are positive, and, for a run with a final race, who won it and by how much.
+are positive, and, for a run with a final race, who won it and by how much, and the
+genome's effect at the race's horizon: each search finalist's race validation accuracy
+minus the random wiring's (the best of them per run, and their mean over the group).
 
     python experiments/evolved_vs_twin.py \\
         --group race_held_out experiments/results/evolve_demo/evolution_race.json \\
@@ -45,10 +47,13 @@ def run_row(path: str | pathlib.Path) -> dict:
     if race:
         win = race["finalists"][race["winner"]]
         base = next((f for f in race["finalists"] if f["source"] == BASELINE), None)
+        lead = ([f["race_val_accuracy"] - base["race_val_accuracy"] for f in race["finalists"] if f is not base]
+                if base else [])
         row["race"] = dict(steps=race["steps"], batch=race.get("batch"), data=race.get("data", "held_out"),
                            winner=win["source"], winner_generation=win["generation"],
                            winner_race_fitness=win["race_fitness"],
-                           random_race_fitness=base["race_fitness"] if base else None)
+                           random_race_fitness=base["race_fitness"] if base else None,
+                           finalists_minus_random_val_accuracy=lead)
     return row
 
 
@@ -58,15 +63,19 @@ def summarise(label: str, rows: list[dict]) -> dict:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"group {label}: seeds {seeds} repeat; one run per seed")
     d = np.asarray([r["delta"] for r in rows])
+    lead = [x for r in rows if r["race"] for x in r["race"]["finalists_minus_random_val_accuracy"]]
     return dict(label=label, seeds=seeds, delta_mean=float(d.mean()), delta_std=float(d.std()),
+                finalists_minus_random_mean=float(np.mean(lead)) if lead else None,
+                finalists_ahead_of_random=int(np.sum(np.asarray(lead) > 0)), finalists=len(lead),
                 positive=int(np.sum(d > 0)), evolved_mean=float(np.mean([r["evolved"] for r in rows])),
                 twin_mean=float(np.mean([r["twin"] for r in rows])),
                 random_won_race=sum(1 for r in rows if r["race"] and r["race"]["winner"] == BASELINE), runs=rows)
 
 
 def markdown(groups: list[dict]) -> str:
-    lines = ["| group | seed | evolved | twin | evolved − twin | direct | firing evolved (twin) | selected |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| group | seed | evolved | twin | evolved − twin | direct | firing evolved (twin) | selected "
+             "| race: best finalist − random wiring, val acc |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for g in groups:
         for r in g["runs"]:
             race = r["race"]
@@ -74,12 +83,17 @@ def markdown(groups: list[dict]) -> str:
                    else "random wiring (race)" if race["winner"] == BASELINE
                    else f"generation {race['winner_generation']} (race)")
             direct = "–" if r["direct"] is None else f"{100 * r['direct']:.2f}%"
+            lead = race["finalists_minus_random_val_accuracy"] if race else []
+            lead = f"{100 * max(lead):+.2f}" if lead else "–"
             lines.append(f"| {g['label']} | {r['seed']} | {100 * r['evolved']:.2f}% | {100 * r['twin']:.2f}% "
                          f"| {100 * r['delta']:+.2f} | {direct} | {r['evolved_firing']:.3f} ({r['twin_firing']:.3f}) "
-                         f"| {sel} |")
+                         f"| {sel} | {lead} |")
+        mean_lead = ("–" if g["finalists_minus_random_mean"] is None else
+                     f"all finalists: {100 * g['finalists_minus_random_mean']:+.2f} "
+                     f"({g['finalists_ahead_of_random']}/{g['finalists']} ahead)")
         lines.append(f"| **{g['label']}** | mean | {100 * g['evolved_mean']:.2f}% | {100 * g['twin_mean']:.2f}% "
                      f"| **{100 * g['delta_mean']:+.2f} ± {100 * g['delta_std']:.2f}** ({g['positive']}/"
-                     f"{len(g['runs'])} positive) | | | |")
+                     f"{len(g['runs'])} positive) | | | | {mean_lead} |")
     return "\n".join(lines) + "\n"
 
 

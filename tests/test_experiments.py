@@ -276,8 +276,9 @@ def _evolution_record(path, seed, evolved, twin, race_winner=None, fixed_base=Tr
     race = None
     if race_winner is not None:
         race = dict(steps=234, batch=64, data="validation", winner=race_winner,
-                    finalists=[dict(source="search", generation=3, race_fitness=-1.8),
-                               dict(source="random wiring", generation=0, race_fitness=-1.9)])
+                    finalists=[dict(source="search", generation=3, race_fitness=-1.8, race_val_accuracy=0.30),
+                               dict(source="search", generation=5, race_fitness=-2.0, race_val_accuracy=0.24),
+                               dict(source="random wiring", generation=0, race_fitness=-1.9, race_val_accuracy=0.27)])
     path.write_text(json.dumps(dict(config=dict(seed=seed, evolve=dict(fixed_base=fixed_base)), final=finals,
                                     best_generation=3, race=race)))
     return str(path)
@@ -290,7 +291,7 @@ def test_evolved_vs_twin_pairs_runs_by_seed(tmp_path):
     import evolved_vs_twin
 
     files = [_evolution_record(tmp_path / "a.json", 0, 0.40, 0.38, race_winner=0),
-             _evolution_record(tmp_path / "b.json", 1, 0.35, 0.36, race_winner=1),
+             _evolution_record(tmp_path / "b.json", 1, 0.35, 0.36, race_winner=2),
              _evolution_record(tmp_path / "c.json", 2, 0.39, 0.36)]
     out = tmp_path / "pairs.json"
     evolved_vs_twin.main(["--group", "race", *files, "--out", str(out)])
@@ -302,6 +303,9 @@ def test_evolved_vs_twin_pairs_runs_by_seed(tmp_path):
     assert g["positive"] == 2 and g["random_won_race"] == 1 and g["runs"][2]["race"] is None
     assert g["runs"][0]["race"]["winner_race_fitness"] == -1.8 and g["runs"][0]["race"]["random_race_fitness"] == -1.9
     assert "+1.33 ± 1.70** (2/3 positive)" in out.with_suffix(".md").read_text()
+    assert g["runs"][0]["race"]["finalists_minus_random_val_accuracy"] == pytest.approx([0.03, -0.03])
+    assert g["finalists_minus_random_mean"] == pytest.approx(0.0) and g["finalists_ahead_of_random"] == 2
+    assert g["finalists"] == 4 and "| +3.00 |" in out.with_suffix(".md").read_text()
     with pytest.raises(ValueError, match="seeds \\[0, 0\\] repeat"):
         evolved_vs_twin.main(["--group", "x", files[0], files[0], "--out", str(out)])
     other = _evolution_record(tmp_path / "d.json", 0, 0.4, 0.3, fixed_base=False)
