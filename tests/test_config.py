@@ -165,6 +165,24 @@ def test_variant_config_imports_its_base(in_repo):
     assert dataclasses.replace(by_path.model, genetic=base.model.genetic) == base.model
 
 
+def test_evolve_demo_race_races_at_the_final_recipes_steps_and_batch(in_repo):
+    """``evolve_demo:race`` is ``evolve_demo`` plus a race on the validation images whose
+    steps and batch are the final training's (epochs x training images // batch)."""
+    from gsnn.data.embedded import load_demo
+
+    race = C.load_config("evolve_demo:race")
+    plain = C.load_config("evolve_demo")
+    steps_per_epoch = len(load_demo().train_labels) // plain.train.batch_size
+    assert steps_per_epoch == 78
+    expected = C.load_config("evolve_demo", ["evolve.race_top=4", "evolve.race_data=validation",
+                                             f"evolve.race_batch={plain.train.batch_size}",
+                                             f"evolve.race_steps={plain.train.epochs * steps_per_epoch}"])
+    assert race == dataclasses.replace(expected, name="evolve_demo_race")
+    assert plain.evolve.race_top == 0
+    with pytest.raises(ValueError, match="evolve_demo takes no argument or 'race'"):
+        C.load_config("evolve_demo:fast")
+
+
 def test_load_config_applies_overrides_and_smoke(in_repo):
     cfg = C.load_config("convnet_s_cifar10_genetic", ["train.epochs=2", "model.genetic.genes=8"])
     assert cfg.train.epochs == 2 and cfg.model.genetic.genes == 8
