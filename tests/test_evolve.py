@@ -1068,6 +1068,10 @@ def test_the_race_winner_is_the_finalist_of_the_best_long_horizon_fitness(tiny_d
     longer = EV.evolve(tiny_config(generations=2, race_top=3, race_steps=4, race_repeats=2), tmp_path,
                        dataset=tiny_data, progress=False)
     assert len(calls) == 4 and longer["race"]["steps"] == 4 and longer["generations"] == r["generations"]
+    # the final networks are chosen after the search too: no new race, no error
+    EV.evolve(tiny_config(generations=2, race_top=3, race_steps=4, race_repeats=2, final_variants=()), tmp_path,
+              dataset=tiny_data, progress=False)
+    assert len(calls) == 4
     with pytest.raises(ValueError, match=r"differs in \['evolve.race_top'\]"):
         EV.evolve(tiny_config(generations=2, race_top=2, race_steps=4, race_repeats=2), tmp_path,
                   dataset=tiny_data, progress=False)

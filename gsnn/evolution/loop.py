@@ -169,8 +169,9 @@ def _checkpoint_tree(es_state, key, best_genome, archive: RC.Archive | None) -> 
 
 
 #: Settings that act only after the last generation: a finished or stopped search may be
-#: resumed with other values (the race runs again; the archive's size, race_top, may not change).
-AFTER_SEARCH_KEYS = ("race_steps", "race_batch", "race_data", "race_repeats", "race_baseline")
+#: resumed with other values (the race runs again, other final networks are trained; the
+#: archive's size, race_top, may not change).
+AFTER_SEARCH_KEYS = ("race_steps", "race_batch", "race_data", "race_repeats", "race_baseline", "final_variants")
 
 
 def _search_config(d: dict) -> dict:
