@@ -1058,6 +1058,13 @@ def test_the_race_winner_is_the_finalist_of_the_best_long_horizon_fitness(tiny_d
     winner = jax.tree_util.tree_map(lambda a: a[race["winner"]], calls[0])
     for a, b in zip(jax.tree.leaves(winner), jax.tree.leaves(r["best_genome"])):
         np.testing.assert_array_equal(a, b)
+    # each finalist's lead over the random wiring, paired by repeat, by hand
+    base = race["finalists"][3]
+    for f, lead in zip(race["finalists"], race["leads_over_random"]):
+        d = np.subtract(f["race_val_accuracy_repeats"], base["race_val_accuracy_repeats"])
+        assert lead["val_accuracy"]["mean"] == pytest.approx(np.mean(d))
+        assert lead["val_accuracy"]["se"] == pytest.approx(abs(d[0] - d[1]) / 2)  # std (ddof 1) / sqrt(2), 2 repeats
+        assert lead["fitness"]["mean"] == pytest.approx(f["race_fitness"] - base["race_fitness"])
     # the finalists are the search's best, by the search's score
     search = [f["search_fitness"] for f in race["finalists"][:3]]
     assert search == sorted(search, reverse=True) and search[0] == r["best_fitness"]

@@ -141,7 +141,10 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
       dict: :func:`race_settings` (``steps``, ``batch``, ``data``, ``repeats``),
       ``seconds``, ``winner`` (index), ``finalists`` (each
       description with ``race_fitness`` (mean over repeats; ``-inf`` if any repeat
-      diverged), ``race_fitness_repeats``, ``race_val_loss``, ``race_val_accuracy``).
+      diverged), ``race_fitness_repeats``, ``race_val_loss``, ``race_val_accuracy``,
+      ``race_val_accuracy_repeats``), ``leads_over_random`` (per finalist, its
+      :func:`paired_lead` over the random wiring in ``fitness`` and ``val_accuracy``;
+      ``None`` without ``race_baseline``).
     """
     e = cfg.evolve
     t0 = time.perf_counter()
@@ -168,8 +171,29 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
     for i, a in enumerate(about):
         rows.append(dict(a, race_fitness=float(mean[i]), race_fitness_repeats=[float(f) for f in fit[:, i]],
                          race_val_loss=float(np.mean([o["val_loss"][i] for o in runs])),
-                         race_val_accuracy=float(np.mean([o["val_accuracy"][i] for o in runs]))))
+                         race_val_accuracy=float(np.mean([o["val_accuracy"][i] for o in runs])),
+                         race_val_accuracy_repeats=[float(o["val_accuracy"][i]) for o in runs]))
         gen = f"gen {a['generation']:3d}" if a["source"] == SEARCH else "       "
         say(f"  {'*' if i == winner else ' '} {a['source']:13s} {gen}  race F {mean[i]:.4f}  "
             f"val loss {rows[-1]['race_val_loss']:.3f}  val acc {rows[-1]['race_val_accuracy']:.4f}", flush=True)
-    return dict(settings, seconds=time.perf_counter() - t0, winner=winner, finalists=rows)
+    base = next((i for i, a in enumerate(about) if a["source"] == BASELINE), None)
+    leads = None
+    if base is not None:
+        acc = np.asarray([[o["val_accuracy"][i] for i in range(len(about))] for o in runs])  # [R, C]
+        leads = [dict(fitness=paired_lead(fit[:, i], fit[:, base]), val_accuracy=paired_lead(acc[:, i], acc[:, base]))
+                 for i in range(len(about))]
+        lead = leads[winner]["val_accuracy"]
+        if winner != base:
+            se = "" if lead["se"] is None else f" ± {100 * lead['se']:.2f} (standard error over {e.race_repeats} paired repeats)"
+            say(f"race: the winner leads the random wiring by {100 * lead['mean']:+.2f} points of validation accuracy{se}",
+                flush=True)
+    return dict(settings, seconds=time.perf_counter() - t0, winner=winner, finalists=rows, leads_over_random=leads)
+
+
+def paired_lead(x: np.ndarray, base: np.ndarray) -> dict:
+    """A finalist's lead over the random wiring, paired by repeat (the same data and
+    keys): ``mean`` of ``x - base`` over repeats ``[R]`` and its standard error
+    (``ddof = 1``; ``None`` for one repeat; not finite where a repeat diverged)."""
+    d = np.asarray(x, np.float64) - np.asarray(base, np.float64)
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None
+    return dict(mean=float(d.mean()), se=se)
