@@ -85,6 +85,7 @@ def main(argv=None):
                              best_val_accuracy_per_generation=[g["best_val_accuracy"] for g in gens],
                              best_fitness_per_generation=[g["best_fitness"] for g in gens],
                              signal_spearman=r["signal"]["spearman"],
+                             generations=gens,
                              signal=signal,
                              test_accuracy=final["test_accuracy"] if final else None,
                              evolution_seconds=sum(g["seconds"] for g in gens)
@@ -136,7 +137,7 @@ def main(argv=None):
                      f"| {s['seconds_per_run']:.0f} |")
     table = "\n".join(lines) + "\n"
     out.with_suffix(".md").write_text(table)
-    ax = plot_ablation(runs, target=target, title=f"{tag} on {args.config}: best validation accuracy per generation")
+    ax = plot_ablation(runs, target=target, title=f"{args.config}: {tag}")
     save(ax.figure, out.with_suffix(".png"))
     print("\n" + table)
     print(f"wrote {out}, {out.with_suffix('.md')} and {out.with_suffix('.png')}")

@@ -176,6 +176,7 @@ def test_ablation_reports_each_arm_with_signal_test_accuracy_and_generations_to_
         assert r["generations_to_target"] == next(i + 1 for i, a in enumerate(r["best_val_accuracy_per_generation"])
                                                   if a >= 1e-6)
         assert r["evolution_seconds"] > 0 and r["final_seconds"] > 0
+        assert [g["best_val_accuracy"] for g in r["generations"]] == r["best_val_accuracy_per_generation"]
     both = result["summary"][0]
     assert both["test_accuracy_mean"] == pytest.approx(result["runs"][0]["test_accuracy"])
     assert "test accuracy" in out.with_suffix(".md").read_text()

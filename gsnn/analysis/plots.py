@@ -301,7 +301,7 @@ def plot_ablation(runs: Sequence[Mapping], ax=None, *, target: float | None = No
         ax.axhline(target, color="0.4", ls="--", lw=1, label=f"target {target:.3f}")
     ax.set_xlabel("generation")
     ax.set_ylabel("best validation accuracy (inner loop)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
