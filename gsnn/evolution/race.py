@@ -165,21 +165,21 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
         runs.append({k: np.asarray(v, np.float64) for k, v in jax.device_get(out).items()
                      if k in ("fitness", "val_loss", "val_accuracy")})
     fit = np.stack([np.where(np.isfinite(o["fitness"]), o["fitness"], -np.inf) for o in runs])  # [R, C]
+    acc = np.stack([o["val_accuracy"] for o in runs])  # [R, C]
     mean = fit.mean(axis=0)
     winner = int(np.argmax(mean))
     rows = []
     for i, a in enumerate(about):
         rows.append(dict(a, race_fitness=float(mean[i]), race_fitness_repeats=[float(f) for f in fit[:, i]],
                          race_val_loss=float(np.mean([o["val_loss"][i] for o in runs])),
-                         race_val_accuracy=float(np.mean([o["val_accuracy"][i] for o in runs])),
-                         race_val_accuracy_repeats=[float(o["val_accuracy"][i]) for o in runs]))
+                         race_val_accuracy=float(acc[:, i].mean()),
+                         race_val_accuracy_repeats=[float(a) for a in acc[:, i]]))
         gen = f"gen {a['generation']:3d}" if a["source"] == SEARCH else "       "
         say(f"  {'*' if i == winner else ' '} {a['source']:13s} {gen}  race F {mean[i]:.4f}  "
             f"val loss {rows[-1]['race_val_loss']:.3f}  val acc {rows[-1]['race_val_accuracy']:.4f}", flush=True)
     base = next((i for i, a in enumerate(about) if a["source"] == BASELINE), None)
     leads = None
     if base is not None:
-        acc = np.asarray([[o["val_accuracy"][i] for i in range(len(about))] for o in runs])  # [R, C]
         leads = [dict(fitness=paired_lead(fit[:, i], fit[:, base]), val_accuracy=paired_lead(acc[:, i], acc[:, base]))
                  for i in range(len(about))]
         lead = leads[winner]["val_accuracy"]
