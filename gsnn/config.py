@@ -161,6 +161,7 @@ def shrink_for_smoke(cfg: Config) -> Config:
         evolve=dataclasses.replace(e, population=min(e.population, 4), generations=min(e.generations, 2),
                                    inner_steps=min(e.inner_steps, 2), inner_batch=min(e.inner_batch, 8),
                                    val_size=min(e.val_size, 20), chunk_size=-1,
+                                   race_steps=min(e.race_steps, 2), race_batch=min(e.race_batch, 8),
                                    final_variants=e.final_variants[:1]),
         model=dataclasses.replace(m, width=min(m.width, 0.125), T=min(m.T, 2),
                                   hidden=tuple(min(h, 32) for h in m.hidden)),

@@ -181,6 +181,8 @@ def test_evolve_demo_race_races_at_the_final_recipes_steps_and_batch(in_repo):
     assert plain.evolve.race_top == 0
     with pytest.raises(ValueError, match="evolve_demo takes no argument or 'race'"):
         C.load_config("evolve_demo:fast")
+    smoke = C.load_config("evolve_demo:race", ["smoke=true"]).evolve
+    assert (smoke.race_steps, smoke.race_batch, smoke.inner_batch) == (2, 8, 8)
 
 
 def test_load_config_applies_overrides_and_smoke(in_repo):

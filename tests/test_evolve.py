@@ -1085,6 +1085,18 @@ def test_the_race_winner_is_the_finalist_of_the_best_long_horizon_fitness(tiny_d
 
 
 @pytest.mark.parametrize("where", ["held_out", "validation"])
+def test_a_race_the_training_split_cannot_feed_is_refused_before_the_search(where, tiny_data, tmp_path):
+    n = len(tiny_data.train_labels) - 40  # the training split: all but val_size
+    cfg = tiny_config(generations=2, race_top=2, race_data=where, race_batch=n + 1)
+    with pytest.raises(ValueError, match=f"minibatches of {n + 1} \\(evolve.race_batch\\).* holds only {n} images"):
+        EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False)
+    assert not (tmp_path / "evolution" / "checkpoints").exists() or not any((tmp_path / "evolution" / "checkpoints").iterdir())
+    held = 40 if where == "held_out" else 0  # held-out judging images come out of the same split
+    EV.evolve(tiny_config(generations=1, race_top=2, race_data=where, race_batch=n - held, race_steps=1), tmp_path / "ok",
+              dataset=tiny_data, progress=False)
+
+
+@pytest.mark.parametrize("where", ["held_out", "validation"])
 def test_the_race_trains_and_judges_on_the_data_race_data_names(where, tiny_data, monkeypatch):
     """``held_out``: judged on training-split images (none of the run's validation set),
     trained on the rest; ``validation``: judged on the run's validation set, trained on

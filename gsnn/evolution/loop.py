@@ -96,6 +96,8 @@ def evolve(
     problem = make_problem(cfg, ds)
     if e.signal_every:
         check_held_out_sizes(problem)  # before the first generation, not at the first measurement
+    if e.race_top:
+        RC.check_race_sizes(problem)  # before the search, not after it
     mean_genome = GN.default_genome(problem.spec, problem.reference_params)
     strategy = make_strategy(e.strategy, e.population, mean_genome, std_init=e.std_init, elite_ratio=e.elite_ratio)
     step = make_evolution_step(strategy, problem.evaluate_population, inject_nan=e.inject_nan, jit_parts=True)

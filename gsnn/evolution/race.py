@@ -125,6 +125,23 @@ def race_data(problem, repeat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return signal_batches(problem, repeat, stream=RACE_STREAM)
 
 
+def check_race_sizes(problem) -> None:
+    """Raises ``ValueError``, before the search, when the run's training split (of the
+    search's ``problem``) cannot give the race its minibatches of ``race_batch`` and,
+    with ``race_data = held_out``, its judging images besides."""
+    e = problem.cfg.evolve
+    batch = e.race_batch or e.inner_batch
+    n = len(problem.train_split.train_labels)
+    held = problem.val_x.shape[0] * problem.val_x.shape[1] if e.race_data == "held_out" else 0
+    if n < held + batch:
+        judged = f" and {held} held-out judging images" if held else ""
+        smaller = "a smaller evolve.race_batch or evolve.val_size, evolve.race_data=validation" if held else \
+            "a smaller evolve.race_batch"
+        raise ValueError(f"evolve.race_top={e.race_top} races the finalists on minibatches of {batch} "
+                         f"(evolve.race_batch){judged} drawn from the training split, which holds only {n} images; "
+                         f"use more training data, {smaller}, or evolve.race_top=0")
+
+
 def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
          say: Callable = print) -> dict:
     """Scores every finalist ``evolve.race_repeats`` times at ``evolve.race_steps``
