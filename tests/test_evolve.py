@@ -1157,5 +1157,5 @@ def test_the_race_with_the_real_evaluation_resumes_and_rejects_bad_configs(tiny_
         tiny_config(race_top=1, race_baseline=False)
     with pytest.raises(ValueError, match="race_top must be >= 0"):
         tiny_config(race_top=-1)
-    with pytest.raises(ValueError, match=r"race_top=2 races .* 70 validation images .* only 50 images.*race_top=0"):
+    with pytest.raises(ValueError, match=r"race_top=2 races .* 70 held-out judging images .* only 50 images.*race_top=0"):
         EV.evolve(tiny_config(generations=1, val_size=70, race_top=2), None, dataset=tiny_data, progress=False)
