@@ -40,7 +40,7 @@ import numpy as np
 
 from gsnn import configs as C
 from gsnn import data as D
-from gsnn.evolution.problem import check_held_out_sizes, make_problem, signal_batches, stream_batches
+from gsnn.evolution.problem import make_problem, signal_batches, stream_batches
 
 #: The race's data stream (:func:`gsnn.evolution.problem.signal_batches`'s ``stream``).
 RACE_STREAM = 1299709
@@ -166,9 +166,7 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
     e = cfg.evolve
     t0 = time.perf_counter()
     problem = make_problem(race_config(cfg, len(about)), dataset)
-    if e.race_data == "held_out":
-        check_held_out_sizes(problem, f"evolve.race_top={e.race_top} races the finalists",
-                             "evolve.race_top=0 or evolve.race_data=validation")
+    check_race_sizes(problem)
     settings = race_settings(e)
     say(f"race: {len(about)} finalists x {e.race_repeats} repeat(s) at K={e.race_steps} inner steps of "
         f"{settings['batch']}, judged on {e.race_data} images", flush=True)
