@@ -89,6 +89,15 @@ def batch_larger_than_data(tmp):
     TR.train_and_evaluate(C.load_config("demo_direct", ["train.batch_size=64"]), None, dataset=ds, progress=False)
 
 
+def race_batch_larger_than_data(tmp):
+    from gsnn import evolve as EV
+
+    ds = D.load_dataset("demo").subset(train_per_class=4, test_per_class=1, seed=0)  # 40 images
+    cfg = C.load_config("evolve_demo", ["evolve.race_top=2", "evolve.race_data=validation", "evolve.race_batch=64",
+                                        "evolve.val_size=8", "evolve.inner_batch=8"])
+    EV.evolve(cfg, None, dataset=ds, progress=False)
+
+
 def model_images_without_channels(tmp):
     model = M.build_model(M.ModelConfig(arch="mlp", hidden=(8,), T=1))
     model.init(__import__("jax").random.key(0), np.zeros((2, 32, 32), np.float32))
@@ -136,6 +145,9 @@ CASES = [
      ["warmup_epochs", "less than train.epochs"]),
     ("batch larger than the data `train.batch_size=64` on 20 images",
      batch_larger_than_data, ValueError, ["batch_size=64", "larger than the training set"]),
+    ("race batch larger than the training split `evolve.race_batch=64` on 32 images",
+     race_batch_larger_than_data, ValueError, ["minibatches of 64 (evolve.race_batch)", "holds only 32 images",
+                                               "smaller evolve.race_batch"]),
     ("misspelt config key `--set train.epoch=3`",
      lambda tmp: C.load_config("demo_direct", ["train.epoch=3"]), KeyError, ["train.epoch", "train.epochs"]),
     ("malformed value `--set model.T=four`",
