@@ -267,7 +267,7 @@ def aggregate(records: list[dict]) -> list[dict]:
         if full and r["encoding"] == "direct" and r["params"] < full:
             r.update(direct_params=full, compression=1 - r["params"] / full)
     for r in out:
-        r.update(equal_size_comparison(r, out))
+        r.update(equal_size_comparison(r, out), **twin_comparison(r, out))
     return out
 
 
@@ -290,11 +290,35 @@ def equal_size_comparison(row: dict, rows: list[dict]) -> dict:
     if not narrowed:
         return none
     d = min(narrowed, key=lambda d: abs(d["params"] - row["params"]))
-    theirs = dict(zip(d["seeds"], d["test_accuracies"]))
-    seeds = [s for s in row["seeds"] if s in theirs]
-    mean, std = _mean_std([a - theirs[s] for s, a in zip(row["seeds"], row["test_accuracies"]) if s in theirs])
+    deltas = paired_deltas(row, d)
+    mean, std = _mean_std(list(deltas.values()))
     return dict(equal_size_direct=d["variant"], equal_size_delta_mean=mean, equal_size_delta_std=std,
-                equal_size_seeds=seeds)
+                equal_size_seeds=list(deltas))
+
+
+def paired_deltas(row: dict, other: dict, split: str = "test") -> dict[int, float]:
+    """Seed -> ``row``'s accuracy minus ``other``'s on ``split`` (``test`` or ``val``),
+    over the seeds both ran, in ``row``'s seed order."""
+    seeds = "seeds" if split == "test" else "val_seeds"
+    theirs = dict(zip(other[seeds], other[f"{split}_accuracies"]))
+    return {s: a - theirs[s] for s, a in zip(row[seeds], row[f"{split}_accuracies"]) if s in theirs}
+
+
+def twin_comparison(row: dict, rows: list[dict]) -> dict:
+    """An evolved variant against its random-wiring twin (:data:`RANDOM_TWIN`), paired by
+    seed. Keys ``twin_test_delta`` and ``twin_val_delta``, each with ``deltas`` (per seed),
+    ``seeds``, ``mean``, ``std`` (ddof 1; 0 for one seed) and ``positive`` (seeds ahead);
+    ``{}`` for a variant without a twin row."""
+    twin = next((r for r in rows if r["variant"] == RANDOM_TWIN.get(row["variant"])), None)
+    if twin is None:
+        return {}
+    out = {}
+    for split in ("test", "val"):
+        deltas = paired_deltas(row, twin, split)
+        mean, std = _mean_std(list(deltas.values()))
+        out[f"twin_{split}_delta"] = dict(deltas=list(deltas.values()), seeds=list(deltas), mean=mean, std=std,
+                                          positive=sum(d > 0 for d in deltas.values()))
+    return out
 
 
 def best_on_validation(rows: list[dict], low: float, high: float = 1.0) -> dict | None:
@@ -371,6 +395,18 @@ def markdown_block(rows: list[dict], failed: dict[str, list[dict]] | None = None
             lines.append(f"| {r['variant']} | {r['params']:,} | {r['equal_size_direct']} | "
                          f"{size[r['equal_size_direct']]:,} | {_pct(r['equal_size_delta_mean'], True)} ± "
                          f"{_pct(r['equal_size_delta_std'])} | {', '.join(map(str, r['equal_size_seeds']))} |")
+        lines.append("")
+    twins = [r for r in rows if r.get("twin_test_delta", {}).get("seeds")]
+    if twins:
+        lines += ["Evolved against its random-wiring twin (the same base draw with the zero genome), paired by seed:",
+                  "", "| evolved | twin | Δ test per seed | Δ test (mean ± std) | Δ val (mean ± std) | "
+                  "seeds ahead on test |", "|---|---|---|---|---|---|"]
+        for r in twins:
+            t, v = r["twin_test_delta"], r["twin_val_delta"]
+            per_seed = ", ".join(f"s{s}: {_pct(d, True)}" for s, d in zip(t["seeds"], t["deltas"]))
+            lines.append(f"| {r['variant']} | {r['random_twin']} | {per_seed} | {_pct(t['mean'], True)} ± "
+                         f"{_pct(t['std'])} | {_pct(v['mean'], True)} ± {_pct(v['std'])} | "
+                         f"{t['positive']}/{len(t['seeds'])} |")
         lines.append("")
     for label, low, high in (("50–80% fewer parameters", 0.5, 0.8), ("≥ 80% fewer parameters", 0.8, 1.0)):
         best = best_on_validation(rows, low, high)

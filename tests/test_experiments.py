@@ -269,6 +269,25 @@ def test_encoded_variants_are_paired_with_the_direct_net_of_their_size():
     assert "| position_50_r2 | 52,550 | direct_w065 | 53,461 | +2.50 ± 2.12 | 0, 1 |" in block
 
 
+def test_an_evolved_variant_is_paired_with_its_random_twin_by_seed():
+    """Evolved minus twin, per seed over the seeds both ran, on test and on validation;
+    a variant without a twin gets no such keys."""
+    evo = [_record("position_50_r2_ste", s, a, val=v) for s, a, v in ((0, 0.615, 0.605), (1, 0.60, 0.62),
+                                                                        (2, 0.63, 0.61))]
+    twin = [_record("position_50_r2_ste_twin", s, a, val=v) for s, a, v in ((0, 0.62, 0.62), (1, 0.58, 0.61))]
+    for r in evo:
+        r["evolved"] = True
+    rows = {r["variant"]: r for r in cifar10_study.aggregate(evo + twin + [_record("position_50_r2", 0, 0.6)])}
+    t, v = rows["position_50_r2_ste"]["twin_test_delta"], rows["position_50_r2_ste"]["twin_val_delta"]
+    assert t["seeds"] == [0, 1] and t["deltas"] == pytest.approx([-0.005, 0.02]) and t["positive"] == 1
+    assert t["mean"] == pytest.approx(0.0075) and t["std"] == pytest.approx(statistics.stdev([-0.005, 0.02]))
+    assert v["deltas"] == pytest.approx([-0.015, 0.01]) and v["mean"] == pytest.approx(-0.0025)
+    assert "twin_test_delta" not in rows["position_50_r2"] and "twin_test_delta" not in rows["position_50_r2_ste_twin"]
+    block = cifar10_study.markdown_block(list(rows.values()))
+    assert ("| position_50_r2_ste | position_50_r2_ste_twin | s0: -0.50, s1: +2.00 | +0.75 ± 1.77 | -0.25 ± 1.77 "
+            "| 1/2 |") in block
+
+
 def _evolution_record(path, seed, evolved, twin, race_winner=None, fixed_base=True):
     import json
 
