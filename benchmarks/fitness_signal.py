@@ -7,7 +7,9 @@ twice, with independent inner minibatches and validation subsets
 Spearman rank correlation of the two evaluations and the between/within-genome
 variance ratio, next to the seconds one population evaluation takes (the second
 evaluation, whose program is already compiled). A term with signal separates genomes
-by more than its own noise: Spearman near 1, variance ratio well above 0.5.
+by more than its own noise: Spearman near 1, variance ratio well above 0.5. Signal per
+second of compute is ``ρ F per 100 s`` (:func:`signal_per_100s`), which tells apart
+two definitions of equal ρ and unequal cost.
 
     python benchmarks/fitness_signal.py --json benchmarks/results/fitness_signal.json
 
@@ -46,14 +48,22 @@ def measure_definition(config: str, seed: int, metric: str, inner_steps: int, va
     with tempfile.TemporaryDirectory() as wd:
         r = EL.evolve(cfg, wd, progress=False)
     rec = r["signal"]["history"][0]
-    return dict(config=config, seed=seed, fitness_metric=metric, inner_steps=inner_steps, val_size=val_size,
+    row = dict(config=config, seed=seed, fitness_metric=metric, inner_steps=inner_steps, val_size=val_size,
                 operators=operators, population=cfg.evolve.population, members=rec["members"],
                 evaluation_seconds=rec["seconds"], wall_s=time.perf_counter() - t0,
                 terms={t: rec["terms"][t] for t in SIGNAL_TERMS if t in rec["terms"]})
+    return dict(row, fitness_spearman_per_100s=signal_per_100s(row))
+
+
+def signal_per_100s(row: dict) -> float | None:
+    """The fitness's rank correlation between the two evaluations per 100 seconds of
+    one population evaluation (``None`` when ρ is undefined)."""
+    rho = row["terms"]["fitness"]["spearman"]
+    return None if rho is None else 100 * rho / row["evaluation_seconds"]
 
 
 def _table(rows: list[dict]) -> str:
-    head = ["seed", "metric", "K", "val", "operators", "eval s", "ρ fitness", "ρ acc", "ρ loss", "ρ H_S", "ρ D_T",
+    head = ["seed", "metric", "K", "val", "operators", "eval s", "ρ fitness", "ρ F per 100 s", "ρ acc", "ρ loss", "ρ H_S", "ρ D_T",
             "vr fitness", "vr loss"]
     fmt = lambda x: "nan" if x is None else f"{x:.2f}"
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
@@ -63,6 +73,7 @@ def _table(rows: list[dict]) -> str:
         vr = lambda k: fmt(t[k]["variance_ratio"]) if k in t else "-"
         lines.append(" | ".join([str(r["seed"]), r["fitness_metric"], str(r["inner_steps"]), str(r["val_size"]),
                                  r["operators"], f"{r['evaluation_seconds']:.1f}", rho("fitness"),
+                                 fmt(signal_per_100s(r)),
                                  rho("val_accuracy"), rho("val_loss"), rho("spatial"), rho("temporal"),
                                  vr("fitness"), vr("val_loss")]))
     return "\n".join(lines)
