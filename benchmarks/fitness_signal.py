@@ -49,9 +49,9 @@ def measure_definition(config: str, seed: int, metric: str, inner_steps: int, va
         r = EL.evolve(cfg, wd, progress=False)
     rec = r["signal"]["history"][0]
     row = dict(config=config, seed=seed, fitness_metric=metric, inner_steps=inner_steps, val_size=val_size,
-                operators=operators, population=cfg.evolve.population, members=rec["members"],
-                evaluation_seconds=rec["seconds"], wall_s=time.perf_counter() - t0,
-                terms={t: rec["terms"][t] for t in SIGNAL_TERMS if t in rec["terms"]})
+               operators=operators, population=cfg.evolve.population, members=rec["members"],
+               evaluation_seconds=rec["seconds"], wall_s=time.perf_counter() - t0,
+               terms={t: rec["terms"][t] for t in SIGNAL_TERMS if t in rec["terms"]})
     return dict(row, fitness_spearman_per_100s=signal_per_100s(row))
 
 
@@ -63,8 +63,8 @@ def signal_per_100s(row: dict) -> float | None:
 
 
 def _table(rows: list[dict]) -> str:
-    head = ["seed", "metric", "K", "val", "operators", "eval s", "ρ fitness", "ρ F per 100 s", "ρ acc", "ρ loss", "ρ H_S", "ρ D_T",
-            "vr fitness", "vr loss"]
+    head = ["seed", "metric", "K", "val", "operators", "eval s", "ρ fitness", "ρ F per 100 s", "ρ acc", "ρ loss",
+            "ρ H_S", "ρ D_T", "vr fitness", "vr loss"]
     fmt = lambda x: "nan" if x is None else f"{x:.2f}"
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
