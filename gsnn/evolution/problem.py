@@ -222,19 +222,19 @@ def generation_batches(problem: Problem, generation: int) -> tuple[np.ndarray, n
 SIGNAL_STREAM = 104729
 
 
-def check_held_out_sizes(problem: Problem, what: str | None = None, switch_off: str | None = None) -> None:
+def check_held_out_sizes(problem: Problem) -> None:
     """Raises ``ValueError`` when the training split cannot hold a validation set as
     large as the run's (``V * E`` images) and one inner minibatch besides: the data of
-    :func:`signal_batches`. ``what`` and ``switch_off`` name the user of that data in
-    the message (default: the signal measurement)."""
+    :func:`signal_batches` for the signal measurement (the race checks its own sizes,
+    :func:`gsnn.evolution.race.check_race_sizes`)."""
     e = problem.cfg.evolve
     n_val = problem.val_x.shape[0] * problem.val_x.shape[1]
     n = len(problem.train_split.train_labels)
     if n < n_val + e.inner_batch:
-        what = what or f"evolve.signal_every={e.signal_every} evaluates the population a second time"
-        raise ValueError(f"{what} on {n_val} validation images and minibatches of {e.inner_batch} drawn from the "
-                         f"training split, which holds only {n} images; use more training data, a smaller "
-                         f"evolve.val_size or evolve.inner_batch, or {switch_off or 'evolve.signal_every=0'}")
+        raise ValueError(f"evolve.signal_every={e.signal_every} evaluates the population a second time on {n_val} "
+                         f"validation images and minibatches of {e.inner_batch} drawn from the training split, "
+                         f"which holds only {n} images; use more training data, a smaller evolve.val_size or "
+                         f"evolve.inner_batch, or evolve.signal_every=0")
 
 
 def signal_batches(problem: Problem, generation: int, stream: int = SIGNAL_STREAM

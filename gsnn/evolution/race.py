@@ -181,12 +181,13 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
                      if k in ("fitness", "val_loss", "val_accuracy")})
     fit = np.stack([np.where(np.isfinite(o["fitness"]), o["fitness"], -np.inf) for o in runs])  # [R, C]
     acc = np.stack([o["val_accuracy"] for o in runs])  # [R, C]
+    loss = np.stack([o["val_loss"] for o in runs])  # [R, C]
     mean = fit.mean(axis=0)
     winner = int(np.argmax(mean))
     rows = []
     for i, a in enumerate(about):
         rows.append(dict(a, race_fitness=float(mean[i]), race_fitness_repeats=[float(f) for f in fit[:, i]],
-                         race_val_loss=float(np.mean([o["val_loss"][i] for o in runs])),
+                         race_val_loss=float(loss[:, i].mean()),
                          race_val_accuracy=float(acc[:, i].mean()),
                          race_val_accuracy_repeats=[float(a) for a in acc[:, i]]))
         gen = f"gen {a['generation']:3d}" if a["source"] == SEARCH else "       "
