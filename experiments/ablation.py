@@ -37,12 +37,12 @@ def arms(spatial: str, temporal: str) -> dict[str, list[str]]:
 
 
 def mean_std(xs):
-    """Mean and std of the defined values (a run that never reached the target gives
+    """Mean and std (``ddof = 1``: the seeds are a sample; 0 for one value) of the defined values (a run that never reached the target gives
     ``None``; a signal measured on a population whose ranks were all tied gives NaN)."""
     xs = [x for x in xs if x is not None and np.isfinite(x)]
     if not xs:
         return None, None
-    return float(np.mean(xs)), float(np.std(xs))
+    return float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
 
 
 def main(argv=None):

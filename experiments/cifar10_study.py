@@ -70,6 +70,14 @@ VARIANTS: dict[str, list[str]] = {
     # direct nets narrowed (model.width) to the encoded nets' parameter counts
     "direct_w065": ["model.width=0.65"],
     "direct_w037": ["model.width=0.37"],
+    # wider encoded nets (issue 25, regime "wide"): width 1.5, two rules, g chosen so the
+    # net is within 50% (<= 56,981) or 20% (<= 22,792) of direct width 1's 113,962
+    # parameters and within 5% of the narrowed direct net it is paired with (direct_w065
+    # 53,461; direct_w037 20,764); the 50% candidates' mode is chosen on validation
+    "wide_neuron_50_r2": _NEU + ["model.width=1.5", "model.genetic.genes=59", "model.genetic.rules=2"],
+    "wide_position_50_r2": _POS + ["model.width=1.5", "model.genetic.genes=7", "model.genetic.rules=2",
+                                   "model.genetic.last_direct=true"],
+    "wide_neuron_80_r2": _NEU + ["model.width=1.5", "model.genetic.genes=24", "model.genetic.rules=2"],
     # STE-evolved initial wiring (issue 13); its random-wiring twin is position_50
     "position_50_ste": _POS + ["model.genetic.genes=28", "model.genetic.last_direct=true"],
     # STE on the best 50% encoding with one base draw: the twin is the same draw with the
@@ -182,7 +190,7 @@ def cmd_run(args) -> int:
     from gsnn import train as TR
 
     results, runs = pathlib.Path(args.results), pathlib.Path(args.runs)
-    budget = BUDGET + list(args.overrides)
+    budget = (BUDGET if args.budget is None else list(args.budget)) + list(args.overrides)
     for seed in args.seeds:
         dataset = None  # this seed's own training subset and validation split
         for name in args.variants or VARIANTS:
@@ -471,6 +479,8 @@ def main(argv=None) -> int:
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     r.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=None)
     r.add_argument("--set", dest="overrides", nargs="*", default=[], help="budget overrides for every variant")
+    r.add_argument("--budget", nargs="*", default=None,
+                   help="replaces the default budget (BUDGET) of every variant, e.g. another regime's")
     r.add_argument("--results", default=str(RESULTS))
     r.add_argument("--runs", default=str(RUNS))
     r.set_defaults(func=cmd_run)

@@ -25,6 +25,7 @@ import sys
 
 import numpy as np
 
+from gsnn.analysis.stats import paired_difference, verdict
 from gsnn.evolution.race import BASELINE
 
 
@@ -58,13 +59,16 @@ def run_row(path: str | pathlib.Path) -> dict:
 
 
 def summarise(label: str, rows: list[dict]) -> dict:
-    """Mean and std (population, ``ddof = 0``) of the paired differences of one group."""
+    """The paired differences of one group (:func:`gsnn.analysis.stats.paired_difference`:
+    n, mean, std with ``ddof = 1``, 95% t-interval, paired t-test p) and their verdict."""
     seeds = [r["seed"] for r in rows]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"group {label}: seeds {seeds} repeat; one run per seed")
     d = np.asarray([r["delta"] for r in rows])
+    pd = paired_difference(d)
     lead = [x for r in rows if r["race"] for x in r["race"]["finalists_minus_random_val_accuracy"]]
-    return dict(label=label, seeds=seeds, delta_mean=float(d.mean()), delta_std=float(d.std()),
+    return dict(label=label, seeds=seeds, n=pd.n, delta_mean=pd.mean, delta_std=pd.std or 0.0,
+                delta_ci95=None if pd.ci95 is None else list(pd.ci95), delta_p=pd.p, verdict=verdict(pd),
                 finalists_minus_random_mean=float(np.mean(lead)) if lead else None,
                 finalists_ahead_of_random=int(np.sum(np.asarray(lead) > 0)), finalists=len(lead),
                 positive=int(np.sum(d > 0)), evolved_mean=float(np.mean([r["evolved"] for r in rows])),
@@ -93,7 +97,7 @@ def markdown(groups: list[dict]) -> str:
                      f"({g['finalists_ahead_of_random']}/{g['finalists']} ahead)")
         lines.append(f"| **{g['label']}** | mean | {100 * g['evolved_mean']:.2f}% | {100 * g['twin_mean']:.2f}% "
                      f"| **{100 * g['delta_mean']:+.2f} ± {100 * g['delta_std']:.2f}** ({g['positive']}/"
-                     f"{len(g['runs'])} positive) | | | | {mean_lead} |")
+                     f"{len(g['runs'])} positive; {g['verdict']}) | | | | {mean_lead} |")
     return "\n".join(lines) + "\n"
 
 

@@ -41,6 +41,8 @@ ADDED_KEYS: dict[str, Any] = {
     "model.genetic.init_fan": "fan_in",  # Kaiming 2/fan_in
     "model.genetic.rules": 1,  # one interaction matrix G
     "train.weight_decay_on": "factors",  # decay on the stored factors
+    "train.eval_every": 1,  # evaluated after every epoch
+    "train.final_train_eval": False,  # no evaluation of the training subset
 }
 
 

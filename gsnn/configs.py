@@ -326,6 +326,11 @@ class TrainConfig:
       nan_policy: ``"stop"`` (raise, naming epoch and step) or ``"skip"`` (drop the
         step's update and halve the learning rate).
       log_every: progress line every this many steps (0 = once per epoch).
+      eval_every: evaluate on the validation split (or the test split, without one)
+        every this many epochs, and always after the last epoch.
+      final_train_eval: after the last epoch, also evaluate the training subset without
+        augmentation; the result gets ``train_eval_accuracy`` and ``train_val_gap``
+        (that minus the validation accuracy: how much the net overfits).
 
     """
 
@@ -345,6 +350,8 @@ class TrainConfig:
     lr_scale: tuple[tuple[str, float], ...] = ()
     nan_policy: str = "stop"
     log_every: int = 50
+    eval_every: int = 1
+    final_train_eval: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -550,7 +557,7 @@ class Config:
         if t.weight_decay_on not in DECAY_TARGETS:
             raise ValueError(f"unknown train.weight_decay_on {t.weight_decay_on!r}; valid: {list(DECAY_TARGETS)}")
 
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
             if getattr(t, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(t, name)}")
         if t.learning_rate <= 0:

@@ -645,3 +645,29 @@ def test_training_streams_from_tfds(tfds_dir: Path) -> None:
     assert r["history"][0]["epoch"] == 1 and 0.0 <= r["test_accuracy"] <= 1.0
     with pytest.raises(ValueError, match="data.stream"):
         C.load_config("demo_direct", ["data.stream=true"])
+
+
+def test_a_subset_keeps_its_source_positions_and_its_fingerprint_hashes_train_and_val() -> None:
+    import hashlib
+
+    ds = _indexed_dataset()  # every image's pixel (0, 0, 0) is its index in the source split
+    sub = ds.subset(train_per_class=5, test_per_class=1, seed=3, val_per_class=4)
+    for split, images in (("train", sub.train_images), ("val", sub.val_images)):
+        np.testing.assert_array_equal(sub.indices[split], images[:, 0, 0, 0])
+    np.testing.assert_array_equal(ds.test_labels[sub.indices["test"]], sub.test_labels)
+    # a subset of a subset still points into the source
+    inner = sub.subset(train_per_class=2, seed=1)
+    np.testing.assert_array_equal(inner.indices["train"], inner.train_images[:, 0, 0, 0])
+    np.testing.assert_array_equal(inner.indices["val"], sub.indices["val"])
+    # the hash, by hand: name and counts, then each split's positions as little-endian int64
+    h = hashlib.sha256(f"{ds.name}|train=15|val=12|".encode())
+    for split, images in (("train", sub.train_images), ("val", sub.val_images)):
+        h.update(split.encode() + images[:, 0, 0, 0].astype("<i8").tobytes())
+    assert sub.fingerprint() == h.hexdigest()
+    assert ds.subset(train_per_class=5, test_per_class=1, seed=3, val_per_class=4).fingerprint() == sub.fingerprint()
+    assert ds.subset(train_per_class=5, test_per_class=1, seed=4, val_per_class=4).fingerprint() != sub.fingerprint()
+    # the test split does not enter it (it steers nothing)
+    assert ds.subset(train_per_class=5, test_per_class=2, seed=3, val_per_class=4).fingerprint() == sub.fingerprint()
+    train, val = ds.split_validation(6, seed=0)
+    np.testing.assert_array_equal(train.indices["train"], train.train_images[:, 0, 0, 0])
+    np.testing.assert_array_equal(val.indices["val"], val.test_images[:, 0, 0, 0])

@@ -305,7 +305,7 @@ def _evolution_record(path, seed, evolved, twin, race_winner=None, fixed_base=Tr
 
 
 def test_evolved_vs_twin_pairs_runs_by_seed(tmp_path):
-    """The paired differences, their mean and population std, by hand."""
+    """The paired differences, their mean and sample std (ddof 1), by hand."""
     import json
 
     import evolved_vs_twin
@@ -319,10 +319,10 @@ def test_evolved_vs_twin_pairs_runs_by_seed(tmp_path):
     d = [0.02, -0.01, 0.03]
     assert [r["delta"] for r in g["runs"]] == pytest.approx(d)
     assert g["delta_mean"] == pytest.approx(sum(d) / 3)
-    assert g["delta_std"] == pytest.approx(statistics.pstdev(d))
+    assert g["delta_std"] == pytest.approx(statistics.stdev(d)) and g["n"] == 3
     assert g["positive"] == 2 and g["random_won_race"] == 1 and g["runs"][2]["race"] is None
     assert g["runs"][0]["race"]["winner_race_fitness"] == -1.8 and g["runs"][0]["race"]["random_race_fitness"] == -1.9
-    assert "+1.33 ± 1.70** (2/3 positive)" in out.with_suffix(".md").read_text()
+    assert "+1.33 ± 2.08** (2/3 positive; not detected" in out.with_suffix(".md").read_text()
     assert g["runs"][0]["race"]["finalists_minus_random_val_accuracy"] == pytest.approx([0.03, -0.03])
     assert g["finalists_minus_random_mean"] == pytest.approx(0.0) and g["finalists_ahead_of_random"] == 2
     assert g["finalists"] == 4 and "| +3.00 |" in out.with_suffix(".md").read_text()

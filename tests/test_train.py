@@ -270,3 +270,38 @@ def test_an_epoch_whose_steps_were_all_skipped_reports_nan_not_zero(demo_subset,
     rec = r["history"][0]
     assert rec["skipped_steps"] == len(demo_subset.train_labels) // 100
     assert np.isnan(rec["train_loss"]) and np.isnan(rec["train_accuracy"]) and np.isnan(rec["grad_norm"])
+
+
+def test_eval_every_evaluates_every_nth_and_the_last_epoch_and_the_training_subset_at_the_end():
+    base = D.load_dataset("demo")
+    ds = base.subset(train_per_class=40, test_per_class=10, seed=2, val_per_class=10)
+    every = training.train_and_evaluate(mlp_config(epochs=3, batch_size=100), None, dataset=ds, progress=False)
+    cfg = mlp_config(epochs=3, batch_size=100, eval_every=2, final_train_eval=True)
+    r = training.train_and_evaluate(cfg, None, dataset=ds, progress=False)
+    assert ["val_accuracy" in h for h in r["history"]] == [False, True, True]
+    # evaluation changes no training: the same losses and the same last evaluation
+    assert [h["train_loss"] for h in r["history"]] == [h["train_loss"] for h in every["history"]]
+    assert r["val_accuracy"] == every["val_accuracy"] and r["test_accuracy"] == every["test_accuracy"]
+    # the training subset evaluated with the trained state, by hand
+    state = r["state"]
+    logits = r_model_logits(cfg, state, ds.train_images)
+    acc = float(np.mean(np.argmax(logits, -1) == ds.train_labels))
+    assert r["train_eval_accuracy"] == pytest.approx(acc, abs=1e-6)
+    assert r["train_val_gap"] == pytest.approx(acc - r["val_accuracy"], abs=1e-6)
+    rec = training.result_record(r)
+    assert rec["train_val_gap"] == r["train_val_gap"] and len(rec["data_fingerprint"]) == 64
+    assert set(rec["provenance"]) == {"commit", "dirty", "versions", "machine"}
+    assert "train_val_gap" not in training.result_record(every)
+    with pytest.raises(ValueError, match="eval_every"):
+        mlp_config(eval_every=0)
+
+
+def r_model_logits(cfg, state, images):
+    """Logits of the trained net on ``images``, through the model's own apply in
+    evaluation mode (normalised like the eval step, no augmentation)."""
+    model = M.build_model(cfg.model)
+    mean, std = D.stats_for("demo")
+    x = D.normalize(jnp.asarray(images), mean, std)
+    logits, _ = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x, train=False,
+                            mutable=["stats"], rngs={"coding": jax.random.key(0)})
+    return np.asarray(logits)

@@ -169,8 +169,9 @@ def plot_demo(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
 
     evolution = result.get("evolution")
     fig, axes = plt.subplots(1, 4 if evolution else 3, figsize=(21 if evolution else 16, 4.6))
-    plot_learning_curves({label(v): [h["test_accuracy"] for h in v["history"]] for v in variants}, axes[0],
-                         epochs={label(v): [h["epoch"] for h in v["history"]] for v in variants},
+    evaluated = {label(v): [h for h in v["history"] if "test_accuracy" in h] for v in variants}  # train.eval_every
+    plot_learning_curves({k: [h["test_accuracy"] for h in hs] for k, hs in evaluated.items()}, axes[0],
+                         epochs={k: [h["epoch"] for h in hs] for k, hs in evaluated.items()},
                          chance=0.1, title="(a) Test accuracy per epoch")
     plot_accuracy_vs_params([dict(label=label(v), params=v["params"], accuracy=v["test_accuracy"],
                                   compression=v.get("compression")) for v in variants], axes[1],
@@ -286,7 +287,7 @@ def plot_evolution(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
 
 def plot_ablation(runs: Sequence[Mapping], ax=None, *, target: float | None = None, title: str = "Operator ablation"):
     """An ablation (``experiments/ablation.py``): per arm, the best validation accuracy
-    (fraction) per generation, mean over its seeds with a ± std band, and the target as
+    (fraction) per generation, mean over its seeds with a ± std band (``ddof = 1``), and the target as
     a dashed line. ``runs`` are dicts with ``arm`` and ``best_val_accuracy_per_generation``
     (generation 1 first)."""
     ax = _axes(ax)
@@ -294,7 +295,8 @@ def plot_ablation(runs: Sequence[Mapping], ax=None, *, target: float | None = No
     for i, arm in enumerate(arms):
         curves = np.asarray([r["best_val_accuracy_per_generation"] for r in runs if r["arm"] == arm], np.float64)
         g = np.arange(1, curves.shape[1] + 1)
-        mean, std = curves.mean(0), curves.std(0)
+        mean = curves.mean(0)
+        std = curves.std(0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)  # over seeds: a sample
         ax.plot(g, mean, marker="o", ms=3, color=COLORS[i % len(COLORS)], label=f"{arm} ({len(curves)} seeds)")
         ax.fill_between(g, mean - std, mean + std, color=COLORS[i % len(COLORS)], alpha=0.12)
     if target:

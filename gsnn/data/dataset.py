@@ -6,6 +6,7 @@ source raises, and the type aliases the loaders share.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Iterator
 from typing import Union
@@ -48,6 +49,10 @@ class ArrayDataset:
         val_images: ``uint8 [V, H, W, C]`` validation images held out of the training
             data (see :meth:`subset`), or ``None``.
         val_labels: ``int32 [V]`` or ``None``.
+        indices: where this dataset's examples sit in the source it was cut from by
+            :meth:`subset`: ``{"train": int64 [N], "val": int64 [V], "test": int64 [M]}``,
+            positions in the source's training split (``train`` and ``val``) and test
+            split; ``None``: the source's splits, whole. :meth:`fingerprint` hashes them.
     """
 
     name: str
@@ -58,6 +63,7 @@ class ArrayDataset:
     class_names: tuple[str, ...]
     val_images: np.ndarray | None = None
     val_labels: np.ndarray | None = None
+    indices: dict | None = None
 
     def __post_init__(self) -> None:
         names = tuple(str(c) for c in self.class_names)
@@ -202,13 +208,17 @@ class ArrayDataset:
         rest = np.flatnonzero(mask)
 
         rest_images, rest_labels = self.train_images[rest], labels[rest]
-        train = dataclasses.replace(self, train_images=rest_images, train_labels=rest_labels)
+        base = self.source_indices()
+        kept = self._compose_indices({"train": rest, "test": np.arange(len(self.test_labels))})
+        train = dataclasses.replace(self, train_images=rest_images, train_labels=rest_labels, indices=kept)
         val = dataclasses.replace(
             self,
             train_images=rest_images,
             train_labels=rest_labels,
             test_images=self.train_images[held],
             test_labels=labels[held],
+            # its test arrays are held out of the source's training split: a validation split
+            indices={"train": base["train"][rest], "val": base["train"][held]},
         )
         return train, val
 
@@ -260,7 +270,12 @@ class ArrayDataset:
             if train_per_class is None:
                 keep = np.ones(len(train_labels), dtype=bool)
                 keep[chosen] = False
-                parts["train"] = (self.train_images[keep], train_labels[keep], None)
+                parts["train"] = (self.train_images[keep], train_labels[keep], np.flatnonzero(keep))
+        else:
+            chosen = None
+        own = {"train": parts["train"][2], "test": parts["test"][2]}
+        if chosen is not None:
+            own["val"] = chosen
         return dataclasses.replace(
             self,
             train_images=parts["train"][0],
@@ -269,7 +284,37 @@ class ArrayDataset:
             test_labels=parts["test"][1],
             val_images=val[0],
             val_labels=val[1],
+            indices=self._compose_indices(own),
         )
+
+    def _compose_indices(self, own: dict) -> dict:
+        """This dataset's source positions of the examples that ``own`` picks (positions
+        in this dataset's splits; ``val`` indexes its training split)."""
+        base = self.source_indices()
+        out = {split: base[split][np.asarray(idx, np.int64)] for split, idx in own.items() if split != "val"}
+        out["val"] = base["train"][np.asarray(own["val"], np.int64)] if "val" in own else base.get("val")
+        return {k: v for k, v in out.items() if v is not None}
+
+    def source_indices(self) -> dict:
+        """:attr:`indices`, or the whole splits' positions when this dataset is not a subset."""
+        if self.indices is not None:
+            return self.indices
+        out = {"train": np.arange(self.num_train, dtype=np.int64),
+               "test": np.arange(len(self.test_labels), dtype=np.int64)}
+        return out
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the dataset's name and the source positions of its training
+        and validation examples (:attr:`indices`): two runs with equal fingerprints train
+        and select on the same images, whatever machine computed their numbers. Without
+        a validation split only the training positions count."""
+        idx = self.source_indices()
+        h = hashlib.sha256(f"{self.name}|train={self.num_train}|val={self.num_val}|".encode())
+        for split in ("train", "val"):
+            if split in idx:
+                h.update(split.encode())
+                h.update(np.ascontiguousarray(idx[split], dtype="<i8").tobytes())
+        return h.hexdigest()
 
     def _choose(self, labels: np.ndarray, k: int, rng: np.random.Generator, what: str) -> np.ndarray:
         """Sorted indices of ``k`` random examples per class of ``labels``."""

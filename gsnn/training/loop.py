@@ -22,6 +22,7 @@ from gsnn.analysis import energy as E
 from gsnn.nn import networks as M
 from gsnn.runtime.checkpoint import Checkpointer
 from gsnn.runtime.loop import ResumableLoop, Snapshot
+from gsnn.runtime.provenance import provenance
 from gsnn.runtime.records import write_json
 from gsnn.runtime.writers import record_scalars, workdir_writer
 from gsnn.training.steps import NonFiniteError, Steps, TrainState, evaluate_batches, make_steps
@@ -231,18 +232,20 @@ def _train_epochs(loop: ResumableLoop, ls: EpochLoopState, run: EpochRun) -> dic
                 print(f"  epoch {epoch + 1} step {i + 1}/{steps_per_epoch} loss {sums['loss'] / count:.4f} "
                       f"acc {sums['accuracy'] / count:.3f} ({rate:.0f} img/s)", flush=True)
         train_time = elapsed_before + time.perf_counter() - t0
-        ev = evaluate_batches(steps, state.params, state.batch_stats, eval_batches(tc.eval_batch_size))
         record = {
             "epoch": epoch + 1,
             "train_loss": _mean(sums["loss"], count),
             "train_accuracy": _mean(sums["accuracy"], count),
             "grad_norm": _mean(sums["grad_norm"], count),
-            f"{split}_loss": ev["loss"],
-            f"{split}_accuracy": ev["accuracy"],
-            f"{split}_top5": ev["top5"],
         }
+        evaluated = (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs
+        if evaluated:
+            ev = evaluate_batches(steps, state.params, state.batch_stats, eval_batches(tc.eval_batch_size))
+            record.update({f"{split}_loss": ev["loss"], f"{split}_accuracy": ev["accuracy"],
+                           f"{split}_top5": ev["top5"], "firing_rates": E.firing_rates(ev["stats"])})
+        else:
+            ev = None  # not evaluated this epoch: the state moved on since the last evaluation
         record.update(
-            firing_rates=E.firing_rates(ev["stats"]),
             train_firing_rates=E.firing_rates(rates or {}),
             skipped_steps=skipped,
             epoch_seconds=train_time,
@@ -253,16 +256,17 @@ def _train_epochs(loop: ResumableLoop, ls: EpochLoopState, run: EpochRun) -> dic
                                                            tags={"firing_rates": f"{split}/firing_rates"}))
         run.writer.flush()
         epochs_run += 1
+        scores = (f"{split} loss {record[split + '_loss']:.4f} acc {record[split + '_accuracy']:.4f} | "
+                  f"rate {np.mean(list(record['firing_rates'].values()) or [0]):.3f} | ") if evaluated else ""
         _log(f"epoch {epoch + 1}/{tc.epochs}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.3f} | "
-             f"{split} loss {record[split + '_loss']:.4f} acc {record[split + '_accuracy']:.4f} | "
-             f"rate {np.mean(list(record['firing_rates'].values()) or [0]):.3f} | "
-             f"{train_time:.1f}s ({record['train_images_per_s']:.0f} img/s)", progress)
+             f"{scores}{train_time:.1f}s ({record['train_images_per_s']:.0f} img/s)", progress)
         loop.save((epoch + 1) * steps_per_epoch, state, {"history": history})
         loop.stop_if_requested(f"after epoch {epoch + 1}")
 
     final = ev if (ev is not None and split == "test") else evaluate_batches(
         steps, state.params, state.batch_stats, ds.test_batches(tc.eval_batch_size))
     energy = E.energy_report(run.param_report, run.model_specs[0], final["stats"], cfg.model.T, batch=1)
+    last = history[-1] if history else {}
     result = dict(
         name=cfg.name,
         config=cfg.to_dict(),
@@ -271,16 +275,36 @@ def _train_epochs(loop: ResumableLoop, ls: EpochLoopState, run: EpochRun) -> dic
         test_accuracy=final["accuracy"],
         test_top5=final["top5"],
         test_loss=final["loss"],
-        val_accuracy=history[-1]["val_accuracy"] if split == "val" and history else None,
-        val_loss=history[-1]["val_loss"] if split == "val" and history else None,
+        val_accuracy=last.get("val_accuracy") if split == "val" else None,
+        val_loss=last.get("val_loss") if split == "val" else None,
         params=run.param_report.as_dict(),
         energy=energy,
+        data_fingerprint=ds.fingerprint() if hasattr(ds, "fingerprint") else "streamed: whole TFDS splits",
+        provenance=provenance(),
     )
+    if tc.final_train_eval:
+        result.update(train_evaluation(steps, state, ds, tc.eval_batch_size, result["val_accuracy"]))
     if loop.checkpointing:
         loop.close()
         write_json(pathlib.Path(run.workdir) / "metrics.json", result)
     result["state"] = state
     return result
+
+
+def train_evaluation(steps: Steps, state: TrainState, ds, batch_size: int, val_accuracy: float | None) -> dict:
+    """The training subset evaluated like the validation split (no augmentation, the
+    trained state): ``train_eval_accuracy``, ``train_eval_loss`` and ``train_val_gap``
+    (training minus validation accuracy, fractions; ``None`` without a validation split).
+    The history's ``train_accuracy`` is a running mean over augmented batches while the
+    weights move, so it does not measure overfitting."""
+    if not hasattr(ds, "train_images"):
+        raise ValueError("train.final_train_eval needs an in-memory dataset; a streamed one (data.stream) has "
+                         "no training subset to evaluate: set train.final_train_eval=false")
+    batches = D.batches(ds.train_images, ds.train_labels, batch_size, seed=0, epoch=0, shuffle=False,
+                        drop_remainder=False)
+    ev = evaluate_batches(steps, state.params, state.batch_stats, batches)
+    gap = None if val_accuracy is None else ev["accuracy"] - val_accuracy
+    return dict(train_eval_accuracy=ev["accuracy"], train_eval_loss=ev["loss"], train_val_gap=gap)
 
 
 def load_trained(workdir: str | os.PathLike, dataset: D.ArrayDataset | None = None):

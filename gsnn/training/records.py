@@ -2,6 +2,8 @@
 """
 from __future__ import annotations
 
+from gsnn.runtime.provenance import UNRECORDED
+
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
                 "epoch_seconds")
@@ -9,7 +11,10 @@ HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accura
 
 def result_record(result: dict) -> dict:
     """The summary of one :func:`train_and_evaluate` result for tables and JSON:
-    accuracy, parameters, compression, firing rates, energy, epochs and a slim history."""
+    accuracy, parameters, compression, firing rates, energy, epochs, a slim history, the
+    training subset's accuracy and gap when evaluated (``train.final_train_eval``), and
+    where it came from (``data_fingerprint``, ``provenance``: DESIGN 1.6; "unrecorded"
+    for results written before they were kept)."""
     energy, params = result["energy"], result["params"]
     return dict(
         test_accuracy=result["test_accuracy"],
@@ -29,4 +34,7 @@ def result_record(result: dict) -> dict:
         val_accuracy=result["val_accuracy"],
         val_loss=result["val_loss"],
         history=[{k: h[k] for k in HISTORY_KEYS if k in h} for h in result["history"]],
+        **{k: result[k] for k in ("train_eval_accuracy", "train_val_gap") if k in result},
+        data_fingerprint=result.get("data_fingerprint", UNRECORDED),
+        provenance=result.get("provenance", UNRECORDED),
     )

@@ -1,0 +1,242 @@
+"""Where the genetic encoding wins (issue 25, DESIGN 1.7): convnet_s on CIFAR-10 in three
+regimes, each variant paired by seed with direct width 1 of the same regime and with
+the direct net narrowed to its size.
+
+    python experiments/regimes.py epochs                       # scarce_250: pick the epoch budget (direct, seed 0)
+    python experiments/regimes.py run --regime scarce_250 --seeds 0 1 2
+    python experiments/regimes.py run --regime wide --seeds 0 --variants wide_neuron_50_r2 wide_position_50_r2
+    python experiments/regimes.py run --regime underfit_10k --seeds 3 4 5
+    python experiments/regimes.py report                       # experiments/results/regimes.json (+ .md)
+
+Regimes (every one trains with the study recipe of ``experiments/cifar10_study.py``;
+runs resume from their checkpoints and are skipped once their record exists):
+
+* ``underfit_10k``: the issue 11 study (10,000 training images, 8 epochs). Its records
+  are the study's own (``experiments/results/cifar10_convnet_s``); new seeds also
+  evaluate the training subset at the end (``train.final_train_eval``).
+* ``wide``: the same budget, encoded nets at width 1.5 with as many parameters as the
+  narrowed direct nets (``wide_*`` variants); paired with the study's direct width 1.
+* ``scarce_250``: 250 training images per class, a 5,000-image validation split from
+  the images outside them, evaluated every 5 epochs, trained for the epoch budget that
+  ``epochs`` chose on validation (separate direct runs of seed 0: with a cosine schedule,
+  epoch e of a long run is not the end of an e-epoch run).
+
+Choices (the epoch budget, the wide 50% mode) are made on validation; the test split is
+read once per run, at its end (DESIGN 1.6).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+import cifar10_study as S  # noqa: E402
+
+from gsnn.analysis.stats import paired, verdict  # noqa: E402
+from gsnn.runtime.provenance import UNRECORDED, mixed  # noqa: E402
+
+OUT = pathlib.Path("experiments/results/regimes")
+RUNS = pathlib.Path("runs/regimes")
+SCARCE_EPOCHS = OUT / "scarce_250_epochs.json"
+EPOCH_CANDIDATES = (50, 100, 150)
+SCARCE = ["data.train_per_class=250", "data.val_per_class=500", "data.test_per_class=0", "train.log_every=0",
+          "train.eval_every=5", "train.final_train_eval=true"]
+TABLE_VARIANTS = ["direct", "direct_w065", "direct_w037", "position_50_r2", "neuron_50_r2", "neuron_80_r2"]
+REGIMES = {
+    "underfit_10k": dict(results=S.RESULTS, variants=TABLE_VARIANTS),
+    "wide": dict(results=OUT / "wide", variants=["wide_neuron_50_r2", "wide_position_50_r2", "wide_neuron_80_r2"],
+                 baselines=S.RESULTS),  # direct width 1 and the narrowed nets: the study's records
+    "scarce_250": dict(results=OUT / "scarce_250", variants=TABLE_VARIANTS),
+}
+
+
+def scarce_budget(epochs: int) -> list[str]:
+    return SCARCE + [f"train.epochs={epochs}"]
+
+
+def budget(regime: str, seeds: list[int]) -> list[str]:
+    """The ``--set`` budget every variant of ``regime`` trains with."""
+    if regime == "wide":
+        return list(S.BUDGET)
+    if regime == "underfit_10k":
+        # the study's budget; its seeds 0-2 ran before the training subset was evaluated
+        return list(S.BUDGET) + (["train.final_train_eval=true"] if min(seeds) >= 3 else [])
+    if not SCARCE_EPOCHS.is_file():
+        raise SystemExit(f"{SCARCE_EPOCHS} is missing: run `python experiments/regimes.py epochs` first, which "
+                         "chooses the scarce regime's epoch budget on validation")
+    return scarce_budget(json.loads(SCARCE_EPOCHS.read_text())["chosen_epochs"])
+
+
+def cmd_epochs(args) -> int:
+    """Direct, seed 0, one run per candidate budget; the budget of the best final
+    validation accuracy is chosen (DESIGN 1.6: never the test split)."""
+    rows = []
+    for e in args.candidates:
+        res = OUT / "scarce_250_epochs" / f"e{e}"
+        S.main(["run", "--seeds", "0", "--variants", "direct", "--budget", *scarce_budget(e), "--results", str(res),
+                "--runs", str(RUNS / f"scarce_250_epochs_e{e}")])
+        r = json.loads((res / "direct_s0.json").read_text())
+        rows.append(dict(epochs=e, val_accuracy=r["val_accuracy"], train_val_gap=r.get("train_val_gap"),
+                         command=r["command"], wall_s=r["wall_s"]))
+        print(f"== scarce_250 direct, {e} epochs: val {r['val_accuracy']:.4f}, gap {r.get('train_val_gap')}",
+              flush=True)
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    SCARCE_EPOCHS.parent.mkdir(parents=True, exist_ok=True)
+    SCARCE_EPOCHS.write_text(json.dumps(dict(chosen_epochs=best["epochs"], selected_on="validation (direct, seed 0)",
+                                             candidates=rows), indent=1))
+    print(f"chose {best['epochs']} epochs (val {best['val_accuracy']:.4f}); wrote {SCARCE_EPOCHS}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    reg = REGIMES[args.regime]
+    variants = args.variants or reg["variants"]
+    return S.main(["run", "--seeds", *map(str, args.seeds), "--variants", *variants,
+                   "--budget", *budget(args.regime, args.seeds), "--results", str(reg["results"]),
+                   "--runs", str(RUNS / args.regime)])
+
+
+def _records(folder: pathlib.Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*_s*.json"))]
+
+
+def _by_seed(records: list[dict], variant: str, key: str = "test_accuracy") -> dict[int, float]:
+    return {r["seed"]: r[key] for r in records if r["variant"] == variant and not r.get("diverged")
+            and r.get(key) is not None}
+
+
+def regime_rows(regime: str) -> list[dict]:
+    """One row per variant of ``regime`` with at least one finished run: accuracy per
+    seed, paired differences (n, mean, std ddof 1, 95% interval, p) against direct width
+    1 of the regime and against the narrowed direct net of its size, and its costs."""
+    reg = REGIMES[regime]
+    own = _records(reg["results"])
+    base = _records(reg.get("baselines", reg["results"]))
+    direct = _by_seed(base, "direct")
+    rows = []
+    for name in reg["variants"]:
+        runs = sorted((r for r in own if r["variant"] == name and not r.get("diverged")), key=lambda r: r["seed"])
+        if not runs:
+            continue
+        first = runs[0]
+        acc = {r["seed"]: r["test_accuracy"] for r in runs}
+        narrowed = None
+        if first["encoding"] != "direct":
+            sizes = {v: next(r["params"] for r in base if r["variant"] == v) for v in ("direct_w065", "direct_w037")
+                     if any(r["variant"] == v for r in base)}
+            close = [v for v, n in sizes.items() if abs(n / first["params"] - 1) <= S.EQUAL_SIZE_TOLERANCE]
+            narrowed = min(close, key=lambda v: abs(sizes[v] - first["params"])) if close else None
+        vs_direct = paired(acc, direct) if name != "direct" else None
+        vs_narrowed = paired(acc, _by_seed(base, narrowed)) if narrowed else None
+        gaps = [r["train_val_gap"] for r in runs if r.get("train_val_gap") is not None]
+        direct_params = next((r["params"] for r in base if r["variant"] == "direct"), None)
+        prov = mixed(runs)
+        mean = lambda key: statistics.mean(r[key] for r in runs) if all(r.get(key) is not None for r in runs) else None
+        rows.append(dict(
+            regime=regime, variant=name, encoding=first["encoding"], rules=first.get("rules", 1),
+            genes=first["genes"], width=first.get("width", 1.0), params=first["params"], direct_params=direct_params,
+            compression=None if not direct_params else 1 - first["params"] / direct_params,
+            seeds=list(acc), test_accuracies=list(acc.values()),
+            test_accuracy_mean=statistics.mean(acc.values()),
+            test_accuracy_std=statistics.stdev(acc.values()) if len(acc) > 1 else None,
+            val_accuracy_mean=mean("val_accuracy"), epochs=first["epochs"],
+            paired_delta_n=vs_direct.n if vs_direct else None,
+            paired_delta_mean=vs_direct.mean if vs_direct else None,
+            paired_delta_std=vs_direct.std if vs_direct else None,
+            paired_delta_ci95=list(vs_direct.ci95) if vs_direct and vs_direct.ci95 else None,
+            paired_delta_p=vs_direct.p if vs_direct else None,
+            paired_delta_verdict=verdict(vs_direct) if vs_direct else None,
+            narrowed_direct=narrowed,
+            paired_delta_vs_narrowed_n=vs_narrowed.n if vs_narrowed else None,
+            paired_delta_vs_narrowed_mean=vs_narrowed.mean if vs_narrowed else None,
+            paired_delta_vs_narrowed_std=vs_narrowed.std if vs_narrowed else None,
+            paired_delta_vs_narrowed_ci95=list(vs_narrowed.ci95) if vs_narrowed and vs_narrowed.ci95 else None,
+            paired_delta_vs_narrowed_p=vs_narrowed.p if vs_narrowed else None,
+            paired_delta_vs_narrowed_verdict=verdict(vs_narrowed) if vs_narrowed else None,
+            train_val_gap=statistics.mean(gaps) if gaps else None, train_val_gap_seeds=len(gaps),
+            macs=mean("macs"), acs=mean("acs"), energy_uj=mean("energy_uj"),
+            energy_uj_generated_once=mean("energy_uj_generated_once"),
+            weight_read_bytes_generated_once=mean("weight_read_bytes_generated_once"),
+            epoch_seconds=mean("epoch_seconds"),
+            data_fingerprints=[r.get("data_fingerprint", UNRECORDED) for r in runs],
+            commands=[r["command"] for r in runs], commits=prov["commits"], machines=prov["machines"],
+        ))
+    return rows
+
+
+def _pct(x, sign=False):
+    return "–" if x is None else f"{100 * x:{'+' if sign else ''}.2f}"
+
+
+def _ci(ci):
+    return "–" if ci is None else f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
+
+
+def markdown(rows: list[dict]) -> str:
+    """One table per regime; a note where a table mixes commits or machines."""
+    out = []
+    for regime in REGIMES:
+        rs = [r for r in rows if r["regime"] == regime]
+        if not rs:
+            continue
+        out += [f"### {regime}", "",
+                "| variant | width | g × R | params | fewer than direct | n | test % (mean ± std) | Δ vs direct "
+                "[95% CI], p | narrowed direct | Δ vs narrowed [95% CI], p | train − val gap |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rs:
+            gr = "–" if r["encoding"] == "direct" else f"{r['genes']} × {r['rules']}"
+            d = ("–" if r["paired_delta_mean"] is None else
+                 f"{_pct(r['paired_delta_mean'], True)} {_ci(r['paired_delta_ci95'])}"
+                 + ("" if r["paired_delta_p"] is None else f", p {r['paired_delta_p']:.3f}"))
+            dn = ("–" if r["paired_delta_vs_narrowed_mean"] is None else
+                  f"{_pct(r['paired_delta_vs_narrowed_mean'], True)} {_ci(r['paired_delta_vs_narrowed_ci95'])}"
+                  + ("" if r["paired_delta_vs_narrowed_p"] is None else f", p {r['paired_delta_vs_narrowed_p']:.3f}"))
+            fewer = "–" if r["compression"] is None else f"{r['compression']:.1%}"
+            out.append(f"| {r['variant']} | {r['width']} | {gr} | {r['params']:,} | {fewer} | "
+                       f"{len(r['seeds'])} | {_pct(r['test_accuracy_mean'])} ± {_pct(r['test_accuracy_std'])} | {d} | "
+                       f"{r['narrowed_direct'] or '–'} | {dn} | {_pct(r['train_val_gap'], True)} |")
+        commits = sorted({c for r in rs for c in r["commits"]})
+        machines = sorted({m for r in rs for m in r["machines"]})
+        out.append("")
+        if len(commits) > 1 or len(machines) > 1:
+            out.append(f"This table mixes {len(commits)} commits ({', '.join(c[:10] for c in commits)}) and "
+                       f"{len(machines)} machines ({'; '.join(machines)}).")
+            out.append("")
+    return "\n".join(out)
+
+
+def cmd_report(args) -> int:
+    rows = [r for regime in REGIMES for r in regime_rows(regime)]
+    out = pathlib.Path(args.out)
+    out.write_text(json.dumps(rows, indent=1))
+    md = markdown(rows)
+    out.with_suffix(".md").write_text(md + "\n")
+    print(md)
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("epochs", help="choose the scarce regime's epoch budget on validation")
+    e.add_argument("--candidates", type=int, nargs="+", default=list(EPOCH_CANDIDATES))
+    e.set_defaults(func=cmd_epochs)
+    r = sub.add_parser("run")
+    r.add_argument("--regime", choices=list(REGIMES), required=True)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--variants", nargs="*", default=None)
+    r.set_defaults(func=cmd_run)
+    p = sub.add_parser("report")
+    p.add_argument("--out", default="experiments/results/regimes.json")
+    p.set_defaults(func=cmd_report)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
