@@ -32,6 +32,9 @@ import statistics
 import sys
 import time
 
+from gsnn.analysis.stats import paired_difference, verdict
+from gsnn.runtime.provenance import UNRECORDED, mixed
+
 RESULTS = pathlib.Path("experiments/results/cifar10_convnet_s")
 RUNS = pathlib.Path("runs/cifar10_study")
 BASE = "convnet_s_cifar10_direct"
@@ -238,7 +241,8 @@ def aggregate(records: list[dict]) -> list[dict]:
         accs = [r["test_accuracy"] for r in runs]
         vals = [r["val_accuracy"] for r in runs if r.get("val_accuracy") is not None]
         paired = [r for r in runs if r["seed"] in base]
-        delta_mean, delta_std = _mean_std([r["test_accuracy"] - base[r["seed"]] for r in paired])
+        pd = paired_difference([r["test_accuracy"] - base[r["seed"]] for r in paired])
+        prov = mixed(all_runs)
         val_mean, val_std = _mean_std(vals)
         first = runs[0]
         layers = sorted(first["firing_rates"])
@@ -254,8 +258,14 @@ def aggregate(records: list[dict]) -> list[dict]:
             test_accuracies=accs, seeds=[r["seed"] for r in runs], epochs=first["epochs"],
             val_accuracy_mean=val_mean, val_accuracy_std=val_std, val_accuracies=vals,
             val_seeds=[r["seed"] for r in runs if r.get("val_accuracy") is not None],
-            selected_on="validation",
-            paired_delta_mean=delta_mean, paired_delta_std=delta_std, paired_seeds=[r["seed"] for r in paired],
+            selected_on=None,  # set by select_bands: what the selection compared this row on
+            n=pd.n, paired_delta_mean=pd.mean, paired_delta_std=pd.std if pd.n != 1 else 0.0,
+            paired_delta_ci95=None if pd.ci95 is None else list(pd.ci95), paired_delta_p=pd.p,
+            paired_delta_verdict=verdict(pd) if name != BASELINE and pd.n else None,
+            paired_seeds=[r["seed"] for r in paired],
+            commit=prov["commits"][0] if len(prov["commits"]) == 1 else prov["commits"],
+            machine=prov["machines"][0] if len(prov["machines"]) == 1 else prov["machines"],
+            data_fingerprints=[r.get("data_fingerprint", UNRECORDED) for r in runs],
             test_top5_mean=statistics.mean(r["test_top5"] for r in runs),
             firing_rates={k: statistics.mean(r["firing_rates"][k] for r in runs) for k in layers},
             mean_firing_rate=statistics.mean(r["mean_firing_rate"] for r in runs),
@@ -276,7 +286,27 @@ def aggregate(records: list[dict]) -> list[dict]:
             r.update(direct_params=full, compression=1 - r["params"] / full)
     for r in out:
         r.update(equal_size_comparison(r, out), **twin_comparison(r, out))
+    select_bands(out)
     return out
+
+
+#: The compression bands in which the best encoded variant is chosen on validation.
+BANDS = (("50–80% fewer parameters", 0.5, 0.8), ("≥ 80% fewer parameters", 0.8, 1.0))
+
+
+def select_bands(rows: list[dict]) -> None:
+    """Sets ``selected_on`` of every candidate of a band (:data:`BANDS`) to what the
+    selection compared: ``{"band", "split": "validation", "seeds", "chosen"}`` (the seeds
+    every candidate of the band shares, or its own when they share none)."""
+    for label, low, high in BANDS:
+        best = best_on_validation(rows, low, high)
+        if best is None:
+            continue
+        for r in rows:
+            if r["encoding"] != "direct" and not r["evolved"] and low <= r["compression"] < high and r["val_accuracies"]:
+                r["selected_on"] = dict(band=label, split="validation",
+                                        seeds=best["selection_seeds"] or r["val_seeds"],
+                                        chosen=r["variant"] == best["variant"])
 
 
 #: A narrowed direct net is "of the same size" as an encoded one within this relative
@@ -290,7 +320,8 @@ def equal_size_comparison(row: dict, rows: list[dict]) -> dict:
     differences of test accuracy over the seeds both ran. Keys ``equal_size_direct``
     (its name, or ``None`` when there is none or the row is not encoded),
     ``equal_size_delta_mean``, ``equal_size_delta_std``, ``equal_size_seeds``."""
-    none = dict(equal_size_direct=None, equal_size_delta_mean=None, equal_size_delta_std=None, equal_size_seeds=[])
+    none = dict(equal_size_direct=None, equal_size_delta_mean=None, equal_size_delta_std=None,
+                equal_size_delta_ci95=None, equal_size_delta_p=None, equal_size_verdict=None, equal_size_seeds=[])
     if row["encoding"] == "direct":
         return none
     narrowed = [d for d in rows if d["encoding"] == "direct" and d["width"] < 1
@@ -299,9 +330,11 @@ def equal_size_comparison(row: dict, rows: list[dict]) -> dict:
         return none
     d = min(narrowed, key=lambda d: abs(d["params"] - row["params"]))
     deltas = paired_deltas(row, d)
-    mean, std = _mean_std(list(deltas.values()))
-    return dict(equal_size_direct=d["variant"], equal_size_delta_mean=mean, equal_size_delta_std=std,
-                equal_size_seeds=list(deltas))
+    pd = paired_difference(list(deltas.values()))
+    return dict(equal_size_direct=d["variant"], equal_size_delta_mean=pd.mean,
+                equal_size_delta_std=pd.std if pd.n != 1 else 0.0,
+                equal_size_delta_ci95=None if pd.ci95 is None else list(pd.ci95), equal_size_delta_p=pd.p,
+                equal_size_verdict=verdict(pd), equal_size_seeds=list(deltas))
 
 
 def paired_deltas(row: dict, other: dict, split: str = "test") -> dict[int, float]:
@@ -324,7 +357,9 @@ def twin_comparison(row: dict, rows: list[dict]) -> dict:
     for split in ("test", "val"):
         deltas = paired_deltas(row, twin, split)
         mean, std = _mean_std(list(deltas.values()))
+        pd = paired_difference(list(deltas.values()))
         out[f"twin_{split}_delta"] = dict(deltas=list(deltas.values()), seeds=list(deltas), mean=mean, std=std,
+                                          ci95=None if pd.ci95 is None else list(pd.ci95), p=pd.p,
                                           positive=sum(d > 0 for d in deltas.values()))
     return out
 
@@ -359,6 +394,14 @@ def _pct(x: float | None, sign: bool = False) -> str:
     return "-" if x is None else f"{100 * x:{'+' if sign else ''}.2f}"
 
 
+def _delta(mean: float, std: float, ci: list | None, p: float | None) -> str:
+    """``mean ± std [lo, hi], p x`` of a paired difference, in points; ``mean (one seed)``
+    without an interval."""
+    if ci is None:
+        return f"{_pct(mean, True)} (one seed)"
+    return f"{_pct(mean, True)} ± {_pct(std)} [{_pct(ci[0], True)}, {_pct(ci[1], True)}], p {p:.3f}"
+
+
 def all_diverged(records: list[dict]) -> dict[str, list[dict]]:
     """Variant -> its records, for the variants every run of which diverged (they have no
     row in :func:`aggregate`, but are a result: the shared recipe failed for them)."""
@@ -374,14 +417,15 @@ def markdown_block(rows: list[dict], failed: dict[str, list[dict]] | None = None
     """The results table, the variants chosen on validation, the variants whose every run
     diverged, and the command of every run, as Markdown."""
     lines = ["| variant | encoding | g × R | params | compression | val acc % | test acc % (mean ± std) | "
-             "Δ vs direct, paired (mean ± std) | seeds | firing rate | energy µJ (W per inference / once) | "
+             "Δ vs direct, paired (mean ± std [95% CI], p) | seeds | firing rate | energy µJ (W per inference / once) | "
              "weights read kB (once / per inference) | epoch s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         diverged = f" (diverged: {', '.join(map(str, r['diverged_seeds']))})" if r["diverged_seeds"] else ""
         genes = "-" if r["encoding"] == "direct" else f"{r['genes']} × {r['rules']}"
         delta = ("-" if r["variant"] == BASELINE or r["paired_delta_mean"] is None
-                 else f"{_pct(r['paired_delta_mean'], True)} ± {_pct(r['paired_delta_std'])}")
+                 else _delta(r["paired_delta_mean"], r["paired_delta_std"], r["paired_delta_ci95"],
+                             r["paired_delta_p"]))
         once = r["energy_uj_generated_once"]
         reads = r["weight_read_bytes_generated_once"], r["weight_read_bytes_per_inference"]
         lines.append(
@@ -397,26 +441,29 @@ def markdown_block(rows: list[dict], failed: dict[str, list[dict]] | None = None
         size = {r["variant"]: r["params"] for r in rows}
         lines += ["Against a direct net narrowed to the same size (parameter counts within "
                   f"{EQUAL_SIZE_TOLERANCE:.0%}), paired by seed:", "",
-                  "| variant | params | direct of the same size | params | Δ test, paired (mean ± std) | seeds |",
+                  "| variant | params | direct of the same size | params | Δ test, paired (mean ± std [95% CI], p) "
+                  "| seeds |",
                   "|---|---|---|---|---|---|"]
         for r in equal:
             lines.append(f"| {r['variant']} | {r['params']:,} | {r['equal_size_direct']} | "
-                         f"{size[r['equal_size_direct']]:,} | {_pct(r['equal_size_delta_mean'], True)} ± "
-                         f"{_pct(r['equal_size_delta_std'])} | {', '.join(map(str, r['equal_size_seeds']))} |")
+                         f"{size[r['equal_size_direct']]:,} | "
+                         f"{_delta(r['equal_size_delta_mean'], r['equal_size_delta_std'], r['equal_size_delta_ci95'], r['equal_size_delta_p'])} | "
+                         f"{', '.join(map(str, r['equal_size_seeds']))} |")
         lines.append("")
     twins = [r for r in rows if r.get("twin_test_delta", {}).get("seeds")]
     if twins:
         lines += ["Evolved against its random-wiring twin (the same base draw with the zero genome), paired by seed:",
-                  "", "| evolved | twin | Δ test per seed | Δ test (mean ± std) | Δ val (mean ± std) | "
+                  "", "| evolved | twin | Δ test per seed | Δ test (mean ± std [95% CI], p) | Δ val (mean ± std [95% CI], p) | "
                   "seeds ahead on test |", "|---|---|---|---|---|---|"]
         for r in twins:
             t, v = r["twin_test_delta"], r["twin_val_delta"]
             per_seed = ", ".join(f"s{s}: {_pct(d, True)}" for s, d in zip(t["seeds"], t["deltas"]))
-            lines.append(f"| {r['variant']} | {r['random_twin']} | {per_seed} | {_pct(t['mean'], True)} ± "
-                         f"{_pct(t['std'])} | {_pct(v['mean'], True)} ± {_pct(v['std'])} | "
+            lines.append(f"| {r['variant']} | {r['random_twin']} | {per_seed} | "
+                         f"{_delta(t['mean'], t['std'], t.get('ci95'), t.get('p'))} | "
+                         f"{_delta(v['mean'], v['std'], v.get('ci95'), v.get('p'))} | "
                          f"{t['positive']}/{len(t['seeds'])} |")
         lines.append("")
-    for label, low, high in (("50–80% fewer parameters", 0.5, 0.8), ("≥ 80% fewer parameters", 0.8, 1.0)):
+    for label, low, high in BANDS:
         best = best_on_validation(rows, low, high)
         if best is not None:
             on = (f"seeds {', '.join(map(str, best['selection_seeds']))}, shared by every candidate"
@@ -472,6 +519,27 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_fingerprint(args) -> int:
+    """Adds ``data_fingerprint`` to run records written before runs recorded it: the
+    subset a record's command selects is a pure function of its data settings and seed,
+    so it is recomputed from them (``data_fingerprint_source`` says so)."""
+    from gsnn import train as TR
+
+    cache: dict[tuple, str] = {}
+    for path in sorted(pathlib.Path(args.results).glob("*_s*.json")):
+        rec = json.loads(path.read_text())
+        if "data_fingerprint" in rec:
+            continue
+        cfg = _config(rec["variant"], rec["seed"], rec["budget"])
+        key = (cfg.seed, json.dumps(cfg.data.__dict__, sort_keys=True, default=str))
+        if key not in cache:
+            cache[key] = TR.load_data(cfg).fingerprint()
+        rec.update(data_fingerprint=cache[key], data_fingerprint_source="recomputed from the record's command")
+        path.write_text(json.dumps(rec, indent=1))
+        print(f"{path.name}: {cache[key][:16]}", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -490,6 +558,9 @@ def main(argv=None) -> int:
     p.add_argument("--plots", default="experiments/results")
     p.add_argument("--doc", default="experiments/RESULTS.md", help="Markdown file whose study table block is rewritten")
     p.set_defaults(func=cmd_report)
+    f = sub.add_parser("fingerprint", help="add data_fingerprint to records written before runs recorded it")
+    f.add_argument("--results", default=str(RESULTS))
+    f.set_defaults(func=cmd_fingerprint)
     args = ap.parse_args(argv)
     return args.func(args)
 

@@ -39,7 +39,11 @@ def test_study_aggregates_mean_std_over_finite_seeds_and_lists_diverged_ones():
     assert p["seeds"] == [0, 1] and p["diverged_seeds"] == [2]
     assert p["test_accuracy_mean"] == pytest.approx(0.59)
     assert p["test_accuracy_std"] == pytest.approx(statistics.stdev([0.58, 0.60]))
-    assert p["val_accuracy_mean"] == pytest.approx(0.58) and p["selected_on"] == "validation"
+    assert p["val_accuracy_mean"] == pytest.approx(0.58)
+    # what the selection compared, not a constant: the band's shared validation seeds
+    assert p["selected_on"] == dict(band="50–80% fewer parameters", split="validation", seeds=p["val_seeds"],
+                                    chosen=True)
+    assert rows["direct"]["selected_on"] is None
     # paired by seed against direct: 0.58 - 0.62, 0.60 - 0.61
     assert p["paired_delta_mean"] == pytest.approx(-0.025) and p["paired_seeds"] == [0, 1]
     assert p["paired_delta_std"] == pytest.approx(statistics.stdev([-0.04, -0.01]))
@@ -52,13 +56,20 @@ def test_study_aggregates_mean_std_over_finite_seeds_and_lists_diverged_ones():
     block = cifar10_study.markdown_block(list(rows.values()), failed)
     assert "- Diverged in every run under the shared recipe: `position_80_r2` (seeds 0): non-finite" in block
     assert "# position_80_r2: diverged seeds [0]\ncmd position_80_r2 0" in block
-    assert ("| position_50 | position | 14 × 2 | 52,550 | 53.9% | 58.00 | 59.00 ± 1.41 | -2.50 ± 2.12 | "
+    # two seeds: t(0.975, 1 dof) = tan(0.975 pi - pi/2) = 12.706, p = 1 - 2 atan(|t|) / pi
+    import math
+    half = math.tan(0.475 * math.pi) * statistics.stdev([-0.04, -0.01]) / math.sqrt(2)
+    assert p["paired_delta_ci95"] == pytest.approx([-0.025 - half, -0.025 + half])
+    assert p["paired_delta_p"] == pytest.approx(1 - 2 * math.atan(0.025 / 0.015) / math.pi) and p["n"] == 2
+    assert ("| position_50 | position | 14 × 2 | 52,550 | 53.9% | 58.00 | 59.00 ± 1.41 | -2.50 ± 2.12 "
+            f"[{100 * (-0.025 - half):+.2f}, {100 * (-0.025 + half):+.2f}], p {p['paired_delta_p']:.3f} | "
             "0, 1 (diverged: 2) |") in block
     assert "# position_50: 58.00, 60.00; diverged seeds [2]" in block and "cmd position_50 2" in block
     for key in ("variant", "encoding", "genes", "evolved", "params", "compression", "test_accuracy_mean",
                 "test_accuracy_std", "seeds", "epochs",  # issue 5's record keys
                 "rules", "first_direct", "last_direct", "width", "weight_decay_on", "selected_on",
-                "paired_delta_mean", "paired_delta_std"):  # issue 11's
+                "paired_delta_mean", "paired_delta_std",  # issue 11's
+                "n", "paired_delta_ci95", "paired_delta_p", "commit", "machine", "data_fingerprints"):  # issue 25's
         assert key in p
 
 
@@ -266,7 +277,8 @@ def test_encoded_variants_are_paired_with_the_direct_net_of_their_size():
     assert p["equal_size_delta_std"] == pytest.approx(statistics.stdev([0.01, 0.04]))
     assert rows["direct_w065"]["equal_size_direct"] is None
     block = cifar10_study.markdown_block(list(rows.values()))
-    assert "| position_50_r2 | 52,550 | direct_w065 | 53,461 | +2.50 ± 2.12 | 0, 1 |" in block
+    assert "| position_50_r2 | 52,550 | direct_w065 | 53,461 | +2.50 ± 2.12 [" in block
+    assert p["equal_size_delta_ci95"][0] < 0 < p["equal_size_delta_ci95"][1] and "not detected" in p["equal_size_verdict"]
 
 
 def test_an_evolved_variant_is_paired_with_its_random_twin_by_seed():
