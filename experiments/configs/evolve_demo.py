@@ -9,10 +9,12 @@ Run:  gsnn evolve --config evolve_demo --workdir runs/evolve_demo
 4 best genomes and the random wiring are trained again for the final training's number
 of steps and batch (3 epochs x 78 steps of 64) on the training split and judged on the
 run's validation images; the best becomes the evolved genome (the random wiring
-included, which then makes the evolved network its twin). Measured on seeds 0-2
+included, which then makes the evolved network its twin). Its settings are the final
+recipe's (steps, batch, validation images), derived from the recipe and chosen on no
+result. What it gave afterwards, on the test split of seeds 0-2
 (experiments/results/evolve_demo/evolved_vs_twin.md): evolved - twin -0.10 +- 0.14
-points, against -0.40 +- 0.29 with a K = 200 race of the inner batch and -4.3 (seed 0)
-without a race. The race costs about 115 s, a quarter of the search.
+points, no effect detected (95% CI -0.53 to +0.33). The race costs about 115 s, a
+quarter of the search.
 
 The fitness settings are the ones with measured signal (experiments/RESULTS.md,
 "Issue 13"): the validation loss on 2,000 held-out images after K = 40 inner steps of
