@@ -625,6 +625,42 @@ def test_a_flipped_sign_moves_away_from_the_optimum(tiny_data, monkeypatch):
     assert _distance(r["best_genome"], box["target"]) > _distance(r["mean_genome"], box["target"])
 
 
+def test_a_generations_statistics_leave_the_diverged_individuals_out():
+    """One convention: means, std and maxima over the individuals of finite fitness,
+    NaN when none; the best is the highest finite fitness. Individual 1 diverged (its
+    fitness NaN) but has finite terms, which must not enter the means."""
+    m = dict(fitness=[0.2, np.nan, 0.6, -np.inf], val_accuracy=[0.1, 0.9, 0.3, 0.8], val_loss=[2.0, 0.1, 1.0, 0.2],
+             accuracy_term=[0.1, 0.9, 0.3, 0.8], spatial=[0.5, 0.0, 0.7, 0.0], temporal=[0.2, 0.9, 0.4, np.nan],
+             lambda_s=[0.1] * 4, lambda_t=[0.2] * 4)
+    rec = evolution_loop._summarise(4, {k: np.asarray(v) for k, v in m.items()}, 2.0, 3)
+    assert rec["generation"] == 5 and rec["diverged"] == 2
+    assert (rec["best_fitness"], rec["best_individual_val_accuracy"], rec["spatial"]) == (0.6, 0.3, 0.7)
+    assert rec["mean_fitness"] == pytest.approx(0.4) and rec["std_fitness"] == pytest.approx(0.2)
+    assert rec["mean_val_accuracy"] == pytest.approx(0.2) and rec["best_val_accuracy"] == pytest.approx(0.3)
+    assert rec["mean_val_loss"] == pytest.approx(1.5) and rec["mean_spatial"] == pytest.approx(0.6)
+    assert rec["mean_temporal"] == pytest.approx(0.3)
+    assert rec["individual_steps_per_s"] == pytest.approx(4 * 3 / 2.0)
+    none = evolution_loop._summarise(0, {k: np.asarray(v) for k, v in dict(m, fitness=[np.nan] * 4).items()}, 1.0, 3)
+    assert none["diverged"] == 4
+    assert all(np.isnan(none[k]) for k in ("best_fitness", "mean_fitness", "std_fitness", "best_val_accuracy",
+                                            "mean_val_loss", "mean_spatial", "spatial", "accuracy_term"))
+
+
+def test_a_search_in_which_every_individual_diverged_is_an_error_and_trains_nothing(tiny_data, tmp_path, monkeypatch):
+    """Not the zero genome (the random wiring) handed on as "evolved": the pipeline stops
+    before its final trainings, naming the cause; resuming the finished search says the same."""
+    from gsnn.evolution import pipeline as PL
+
+    trained = []
+    monkeypatch.setattr(PL.TR, "train_and_evaluate", lambda *a, **k: trained.append(a))
+    cfg = tiny_config(generations=2, inject_nan=(0, 1, 2, 3), race_top=2, final_variants=("evolved", "random"))
+    for _ in range(2):
+        with pytest.raises(evolution_loop.SearchDivergedError,
+                           match=r"every individual of the search's 2 generation\(s\) diverged .*4 per generation"):
+            EV.run_evolution(cfg, tmp_path, dataset=tiny_data, progress=False)
+    assert trained == [] and not (tmp_path / "evolution" / "race.json").exists()
+
+
 def test_diverging_individual_gets_worst_fitness_and_run_continues(tiny_data, monkeypatch):
     real = EV.make_problem
 
