@@ -494,6 +494,17 @@ class EvolveConfig:
         for name in ("generations", "inner_steps", "inner_batch", "val_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"evolve.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.std_init > 0:
+            raise ValueError(f"evolve.std_init (the search's initial std, in genome units) must be > 0, got "
+                             f"{self.std_init}; a std <= 0 turns the strategy's state NaN within a few generations "
+                             f"(0.3 is the default)")
+        if not 0 < self.elite_ratio <= 1:
+            raise ValueError(f"evolve.elite_ratio (the fraction of the population kept as elite) must be in (0, 1], "
+                             f"got {self.elite_ratio}")
+        for name in ("lambda_s", "lambda_t"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"evolve.{name} (an operator's weight at generation 0) must be >= 0, got "
+                                 f"{getattr(self, name)}; 0 switches the operator off (or set its operator to 'none')")
         if self.inner_learning_rate is not None and not self.inner_learning_rate > 0:
             raise ValueError(f"evolve.inner_learning_rate must be > 0, or None for train.learning_rate; got "
                              f"{self.inner_learning_rate}")
@@ -560,8 +571,17 @@ class Config:
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
             if getattr(t, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(t, name)}")
-        if t.learning_rate <= 0:
+        if not t.learning_rate > 0:
             raise ValueError(f"train.learning_rate must be > 0, got {t.learning_rate}")
+        if not t.grad_clip >= 0:
+            raise ValueError(f"train.grad_clip (the global gradient norm to clip to) must be >= 0, got {t.grad_clip}; "
+                             f"0 turns clipping off")
+        if not t.weight_decay >= 0:
+            raise ValueError(f"train.weight_decay must be >= 0, got {t.weight_decay}; a negative decay grows the "
+                             f"weights (0 turns it off)")
+        if not 0 <= t.label_smoothing < 1:
+            raise ValueError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}; 1 would make "
+                             f"every target uniform (0 turns it off)")
         if not 0 <= t.warmup_epochs < t.epochs:
             raise ValueError(f"train.warmup_epochs ({t.warmup_epochs}) must be >= 0 and less than train.epochs "
                              f"({t.epochs})")

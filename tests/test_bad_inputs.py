@@ -1,7 +1,7 @@
 """Every bad input gets an error of a known type whose message names the problem (and,
-where there is a closed set, the valid choices). The README's bad-input table lists
-these same cases; ``python tests/test_bad_inputs.py`` prints the table from the messages
-the code gives now.
+where there is a closed set, the valid choices). The bad-input table of
+docs/BAD_INPUTS.md lists these same cases; ``python tests/test_bad_inputs.py`` prints the
+table from the messages the code gives now.
 """
 import pathlib
 import sys
@@ -98,6 +98,32 @@ def race_batch_larger_than_data(tmp):
     EV.evolve(cfg, None, dataset=ds, progress=False)
 
 
+def search_all_diverged(tmp):
+    from gsnn.evolution import loop as EVL
+
+    ds = D.load_dataset("demo").subset(train_per_class=4, test_per_class=1, seed=0)
+    cfg = C.Config(name="diverged", model=M.ModelConfig(arch="mlp", hidden=(8,), T=1,
+                                                         genetic=GeneticConfig(encoding="position", genes=2)),
+                   evolve=C.EvolveConfig(population=2, generations=1, inner_steps=1, inner_batch=8, val_size=8,
+                                         signal_every=0, shard=False, chunk_size=0, inject_nan=(0, 1)))
+    EVL.evolve(cfg, tmp / "run", dataset=ds, progress=False)
+
+
+def race_all_diverged(tmp):
+    from gsnn.evolution import race as RC
+
+    about = [dict(source=RC.SEARCH, generation=3, search_fitness=0.5), dict(source=RC.BASELINE, generation=0,
+                                                                            search_fitness=None)]
+    RC.pick_winner(np.array([-np.inf, -np.inf]), about, repeats=2)
+
+
+def energy_without_a_density(tmp):
+    from gsnn import energy
+
+    synapses, _, _ = M.describe(M.build_model(M.ModelConfig(arch="mlp", hidden=(8,), T=2)), (4, 4, 3))
+    energy.synaptic_operations(synapses, {}, T=2)
+
+
 def model_images_without_channels(tmp):
     model = M.build_model(M.ModelConfig(arch="mlp", hidden=(8,), T=1))
     model.init(__import__("jax").random.key(0), np.zeros((2, 32, 32), np.float32))
@@ -148,6 +174,28 @@ CASES = [
     ("race batch larger than the training split `evolve.race_batch=64` on 32 images",
      race_batch_larger_than_data, ValueError, ["minibatches of 64 (evolve.race_batch)", "holds only 32 images",
                                                "smaller evolve.race_batch"]),
+    ("search std <= 0 `evolve.std_init=-0.1`",
+     lambda tmp: C.EvolveConfig(std_init=-0.1).validate(), ValueError, ["evolve.std_init", "must be > 0", "-0.1"]),
+    ("elite fraction outside (0, 1] `evolve.elite_ratio=1.5`",
+     lambda tmp: C.EvolveConfig(elite_ratio=1.5).validate(), ValueError, ["evolve.elite_ratio", "(0, 1]", "1.5"]),
+    ("negative operator weight `evolve.lambda_t=-0.1`",
+     lambda tmp: C.EvolveConfig(lambda_t=-0.1).validate(), ValueError, ["evolve.lambda_t", ">= 0", "'none'"]),
+    ("negative gradient clip `train.grad_clip=-1`",
+     lambda tmp: C.load_config("demo_direct", ["train.grad_clip=-1"]), ValueError, ["train.grad_clip", ">= 0",
+                                                                                   "0 turns clipping off"]),
+    ("negative weight decay `train.weight_decay=-0.0005`",
+     lambda tmp: C.load_config("demo_direct", ["train.weight_decay=-0.0005"]), ValueError,
+     ["train.weight_decay", ">= 0", "-0.0005"]),
+    ("label smoothing outside [0, 1) `train.label_smoothing=1.0`",
+     lambda tmp: C.load_config("demo_direct", ["train.label_smoothing=1.0"]), ValueError,
+     ["train.label_smoothing", "[0, 1)", "uniform"]),
+    ("a search in which every individual diverged (here `evolve.inject_nan` = the whole population)",
+     search_all_diverged, FloatingPointError, ["every individual of the search's 1 generation(s) diverged",
+                                              "would be the random wiring", "evolve.std_init", "inject_nan"]),
+    ("a race in which every finalist diverged",
+     race_all_diverged, ValueError, ["every race finalist diverged", "2 repeat(s)", "evolve.race_steps"]),
+    ("energy of a synapse without a measured input density",
+     energy_without_a_density, ValueError, ["no measured input density", "'readout'", "'stats' collection"]),
     ("misspelt config key `--set train.epoch=3`",
      lambda tmp: C.load_config("demo_direct", ["train.epoch=3"]), KeyError, ["train.epoch", "train.epochs"]),
     ("malformed value `--set model.T=four`",
@@ -180,14 +228,21 @@ def test_bad_input_gets_a_clear_error(description, fn, exc_type, fragments, tmp_
         assert fragment in message, (fragment, message)
 
 
-def test_readme_lists_every_case():
-    readme = (REPO / "README.md").read_text()
-    missing = [c[0] for c in CASES if f"| {c[0]} |" not in readme]
-    assert not missing, f"README's bad-input table lacks: {missing} (python tests/test_bad_inputs.py prints it)"
+TABLE = REPO / "docs" / "BAD_INPUTS.md"
+
+
+def test_the_bad_input_table_lists_every_case_and_the_readme_links_it():
+    rows = [line for line in TABLE.read_text().splitlines() if line.startswith("| ")]
+    described = [line.split(" | ")[0].removeprefix("| ") for line in rows[1:]]  # after the header
+    missing = [c[0] for c in CASES if c[0] not in described]
+    assert not missing, f"{TABLE.name}'s table lacks: {missing} (python tests/test_bad_inputs.py prints it)"
+    stale = [d for d in described if d not in {c[0] for c in CASES}]
+    assert not stale, f"{TABLE.name}'s table lists inputs no case tests: {stale}"
     assert len(CASES) >= 20
+    assert "docs/BAD_INPUTS.md" in (REPO / "README.md").read_text()
 
 
-if __name__ == "__main__":  # print the README table from the current messages
+if __name__ == "__main__":  # print docs/BAD_INPUTS.md's table from the current messages
     import tempfile
 
     print("| input | what the user sees |\n|---|---|")
@@ -198,6 +253,7 @@ if __name__ == "__main__":  # print the README table from the current messages
                 fn(pathlib.Path(d))
             except exc_type as e:
                 kind, message = type(e).__name__, (e.args[0] if isinstance(e, KeyError) else str(e))
-        message = message.replace(str(pathlib.Path(d)), "…").replace("|", "\\|").replace("\n", " ")
+        message = message.replace(str(pathlib.Path(d)), "…").replace(str(pathlib.Path.cwd()), "…")
+        message = message.replace(str(REPO), "…").replace("|", "\\|").replace("\n", " ")
         print(f"| {description} | `{kind}`: {message} |")
     sys.exit(0)

@@ -8,10 +8,13 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
 from gsnn import cli
+from gsnn.configs import GeneticConfig, ModelConfig
+from gsnn.nn import networks
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PARAM_KEYS = {"direct_params", "stored_params", "compression", "per_layer", "arch", "encoding", "genes"}
@@ -25,8 +28,24 @@ def _params(tmp_path, *extra):
     return json.loads(path.read_text())
 
 
-def _check_consistent(d):
+def _tree_count(d, first_direct: bool, last_direct: bool) -> tuple[int, int]:
+    """Independent counts for a params report ``d``: the scalars of the network's
+    initialised parameter tree (what it stores and trains), and of the same network with
+    every layer direct (what ``direct_params`` counts)."""
+
+    def count(genetic):
+        model = networks.build_model(ModelConfig(arch=d["arch"], num_classes=10, genetic=genetic))
+        tree = jax.eval_shape(lambda: networks.init_variables(model, jax.random.key(0), (32, 32, 3)))["params"]
+        return sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(tree))
+
+    encoded = GeneticConfig(encoding=d["encoding"], genes=d["genes"] if d["encoding"] != "direct" else 0,
+                            first_direct=first_direct, last_direct=last_direct)
+    return count(encoded), count(GeneticConfig())
+
+
+def _check_consistent(d, first_direct=False, last_direct=False):
     assert PARAM_KEYS <= set(d)
+    assert (d["stored_params"], d["direct_params"]) == _tree_count(d, first_direct, last_direct)
     layers = d["per_layer"]
     assert d["direct_params"] == sum(r["direct_params"] for r in layers) + d["unencoded_params"]
     assert d["stored_params"] == (sum(r["stored_params"] for r in layers) + d["interaction_params"]
@@ -51,7 +70,7 @@ def test_params_resnet19_neuron_first_last_direct(tmp_path):
     _check_consistent(d)
     assert d["compression"] > 0.9
     e = _params(tmp_path, "--encoding", "neuron", "--genes", "64", "--first-direct", "--last-direct")
-    _check_consistent(e)
+    _check_consistent(e, first_direct=True, last_direct=True)
     assert [r["encoding"] for r in e["per_layer"]][0] == "direct"
     assert [r["encoding"] for r in e["per_layer"]][-1] == "direct"
     assert e["direct_params"] == d["direct_params"] and e["stored_params"] > d["stored_params"]

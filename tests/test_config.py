@@ -205,6 +205,29 @@ def test_load_missing_file_and_validation(in_repo, tmp_path):
         C.load_config("convnet_s_cifar10_direct", ["train.lr_scale=[['kernels', 2.0]]"])
 
 
+@pytest.mark.parametrize("section,field,bad,good", [
+    ("evolve", "std_init", [0.0, -0.1, float("nan")], [1e-6, 2.0]),
+    ("evolve", "elite_ratio", [0.0, -0.5, 1.01, float("nan")], [0.01, 1.0]),
+    ("evolve", "lambda_s", [-1e-6, float("nan")], [0.0, 3.0]),
+    ("evolve", "lambda_t", [-1e-6], [0.0, 3.0]),
+    ("train", "grad_clip", [-1e-6, float("nan")], [0.0, 1.0]),
+    ("train", "weight_decay", [-1e-6, float("nan")], [0.0, 5e-4]),
+    ("train", "label_smoothing", [-0.1, 1.0, 1.5, float("nan")], [0.0, 0.999]),
+])
+def test_numeric_ranges_are_validated_at_their_bounds(section, field, bad, good):
+    """The edges of each range: the bad values (NaN among them) are refused naming the
+    key, the good ones (the bounds included where the range is closed) pass."""
+    def cfg(value):
+        return dataclasses.replace(configs.Config(), **{section: dataclasses.replace(
+            getattr(configs.Config(), section), **{field: value})})
+
+    for value in bad:
+        with pytest.raises(ValueError, match=f"{section}.{field}"):
+            cfg(value).validate()
+    for value in good:
+        cfg(value).validate()
+
+
 def test_override_one_element_tuple_with_trailing_comma():
     cfg = C.apply_overrides(C.Config(), ["train.lr_scale=(('encoding', 2.0),)"])
     assert cfg.train.lr_scale == (("encoding", 2.0),)

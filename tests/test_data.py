@@ -428,6 +428,13 @@ def test_split_validation() -> None:
     assert not np.array_equal(other.test_images, val.test_images)
     _, counted = ds.split_validation(7, seed=0)
     assert len(counted.test_labels) == 7 and counted.class_counts("test").sum() == 7
+    # largest remainders by hand: classes of 30, 20, 10; 7 of 60 -> quotas 3.5, 2.33, 1.17,
+    # floors 3, 2, 1, and the one left goes to the largest remainder (0.5, class 0)
+    np.testing.assert_array_equal(counted.class_counts("test"), [4, 2, 1])
+    # 3 of 60 -> quotas 1.5, 1, 0.5: remainders 0.5, 0, 0.5 tie; the lower class index wins
+    np.testing.assert_array_equal(ds.split_validation(3, seed=0)[1].class_counts("test"), [2, 1, 0])
+    # 11 of 60 -> quotas 5.5, 3.67, 1.83: floors 5, 3, 1, two left: classes 2 (0.83) and 1 (0.67)
+    np.testing.assert_array_equal(ds.split_validation(11, seed=0)[1].class_counts("test"), [5, 4, 2])
     with pytest.raises(ValueError):
         ds.split_validation(1.5, seed=0)
     with pytest.raises(ValueError):

@@ -34,14 +34,14 @@ SPECS = [
     # Factorised neuron-mode conv 3x3 stride 2, 16 -> 32, 4x4 -> 2x2, g = 8, density 0.5.
     _spec("fact_neuron", encoding="neuron", c_in=16, c_out=32, in_pos=16, out_pos=4, genes=8,
           execution="factorised", pre_rows=16, spatial_rows=9),
-    # Factorised position-mode conv 3x3, 16 -> 8 on 2x2, g = 8, no measured density (1.0).
+    # Factorised position-mode conv 3x3, 16 -> 8 on 2x2, g = 8, density 1.0.
     _spec("fact_position", encoding="position", c_in=16, c_out=8, in_pos=4, out_pos=4, genes=8,
           execution="factorised", pre_rows=144),
     # Materialised position-mode read-out (dense 32 -> 10, bias), static time-averaged input.
     _spec("readout", kind="dense", encoding="position", c_in=32, c_out=10, P=1, genes=8,
           pre_rows=32, bias=True, runs=0),
 ]
-DENSITIES = {"direct_spiking": 0.2, "fact_neuron": 0.5, "readout": 0.3, "first": 0.9}
+DENSITIES = {"direct_spiking": 0.2, "fact_neuron": 0.5, "fact_position": 1.0, "readout": 0.3, "first": 0.9}
 
 # Hand computation, one example over T = 4 steps:
 EXPECTED = {
@@ -69,7 +69,11 @@ def test_synaptic_operations_hand_computed():
             assert r[k] == pytest.approx(v), (r["name"], k, r[k], v)
     by = {r["name"]: r for r in rows}
     assert by["first"]["input_density"] == 1.0  # real input: density not used
-    assert by["fact_position"]["input_density"] == 1.0  # missing: assume dense
+    # a spiking-input layer without a measured density is an error, not counted as dense
+    with pytest.raises(ValueError, match=r"no measured input density for the synapse\(s\) \['fact_position'\]"):
+        energy.synaptic_operations(SPECS, {k: v for k, v in DENSITIES.items() if k != "fact_position"}, T=T)
+    assert energy.synaptic_operations(SPECS, {k: v for k, v in DENSITIES.items() if k != "first"}, T=T) == \
+        energy.synaptic_operations(SPECS, dict(DENSITIES, first=0.1), T=T)  # the real input's is never read
 
 
 def test_energy_report_hand_computed():
@@ -171,7 +175,7 @@ def test_poisson_first_layer_counts_accumulates():
         cfg = M.ModelConfig(arch="mlp", T=4, hidden=(16,), input_coding=coding)
         syn, _, _ = M.describe(M.build_model(cfg), shape)
         assert syn[0].real_input == want_real
-        row = energy.synaptic_operations(syn, {syn[0].name: 0.25}, T=4)[0]
+        row = energy.synaptic_operations(syn, {s.name: 0.25 for s in syn}, T=4)[0]
         if want_real:  # once, 192 * 16 MACs
             assert row["macs"] == 192 * 16 and row["acs"] == 0
         else:  # 0.25 * 192 * 16 per step, 4 steps

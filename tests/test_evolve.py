@@ -1,6 +1,7 @@
 """Tests of the genome, the fitness operators and the STE loop (gsnn.genome/fitness/evolve)."""
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import subprocess
@@ -343,6 +344,58 @@ def test_spatial_entropy_orthogonal_is_one_and_rank_one_is_near_zero():
     assert float(F.effective_rank(_trace(Q, [1.0]))) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_effective_rank_is_the_exponential_entropy_of_the_energy_spectrum_by_hand():
+    """``exp(H(p)) / g`` with ``p = sigma^2 / sum sigma^2`` (not ``sigma``), for a ``G``
+    with singular values (2, 1) behind two rotations, and the mean over rules."""
+    def by_hand(p):
+        return math.exp(-sum(q * math.log(q) for q in p)) / len(p)
+
+    rot = lambda a: np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    G = rot(0.7) @ np.diag([2.0, 1.0]) @ rot(-1.9)  # singular values 2, 1
+    want = by_hand([4 / 5, 1 / 5])  # sigma^2 = 4, 1: 0.8246 (sigma itself would give 0.9449)
+    assert float(F.effective_rank(_trace(jnp.asarray(G, jnp.float32), [1.0]))) == pytest.approx(want, rel=1e-5)
+    both = jnp.asarray(np.stack([G, np.diag([3.0, 3.0])]), jnp.float32)  # the second: equal values, 1
+    assert float(F.effective_rank(_trace(both, [1.0]))) == pytest.approx((want + 1.0) / 2, rel=1e-5)
+
+
+def test_learning_curve_area_uses_the_mean_loss_by_hand():
+    """``1 - mean(losses) / L_start``, ``L_start`` the mean of the first ``max(1, K // 8)``."""
+    losses = [2.0, 1.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]  # K = 8: L_start = 2; mean 9.5 / 8
+    assert float(F.learning_curve_area(_trace(jnp.eye(2), losses))) == pytest.approx(1 - 9.5 / 16, rel=1e-6)
+    losses = [2.0, 3.0] + [1.0] * 14  # K = 16: L_start = 2.5; mean 19 / 16
+    assert float(F.learning_curve_area(_trace(jnp.eye(2), losses))) == pytest.approx(1 - 19 / 16 / 2.5, rel=1e-6)
+
+
+def test_every_generation_draws_its_own_minibatches_from_the_training_split(tiny_problem):
+    """Generation ``t``'s ``K`` minibatches: from the training split, labels with their
+    images, deterministic in (seed, t), and another draw for every generation."""
+    p = tiny_problem
+    label_of = {im.tobytes(): int(y) for im, y in zip(p.train_split.train_images, p.train_split.train_labels)}
+    draws = [EV.generation_batches(p, g) for g in range(3)]
+    for xb, yb in draws:
+        assert xb.shape[:2] == yb.shape == (3, 16)
+        assert [label_of[im.tobytes()] for im in xb.reshape((-1,) + xb.shape[2:])] == yb.ravel().tolist()
+    order = [[im.tobytes() for im in xb.reshape((-1,) + xb.shape[2:])] for xb, _ in draws]
+    assert order[0] != order[1] and order[1] != order[2] and order[0] != order[2]
+    again = EV.generation_batches(p, 1)
+    np.testing.assert_array_equal(again[0], draws[1][0])
+    np.testing.assert_array_equal(again[1], draws[1][1])
+
+
+def test_compact_interaction_is_the_documented_formula_in_numpy():
+    """``G0 = exp(log_scale) (Q + identity I + u v^T / sqrt(g))`` (gsnn.evolution.genome)."""
+    cfg = tiny_config("position", "compact")  # g = 4, rank 2
+    spec = GN.genome_spec(cfg.model.genetic, M.describe(M.build_model(cfg.model))[0], cfg.evolve)
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.normal(size=(4, 4)))[0]
+    u, v = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
+    genome = {"interaction": {"log_scale": jnp.asarray(0.3), "identity": jnp.asarray(-0.2),
+                              "u": jnp.asarray(u, jnp.float32), "v": jnp.asarray(v, jnp.float32)}}
+    got = np.asarray(evolution_genome.interaction_matrix(spec, genome, jnp.asarray(Q, jnp.float32)))
+    want = math.exp(0.3) * (Q - 0.2 * np.eye(4) + u @ v.T / 2.0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_temporal_difference_definition():
     G = jnp.eye(4)
     assert float(F.temporal_difference(_trace(G, [2.0] * 16))) == 0.0
@@ -371,8 +424,11 @@ def test_fitness_combines_terms_with_schedules_and_flags_divergence():
     tr = _trace(G, np.linspace(2.0, 1.0, 8), acc=0.3)
     out = F.fitness(tr, jnp.asarray(0), lambda_s=optax.constant_schedule(0.2),
                     lambda_t=optax.constant_schedule(0.5))
-    expected = 0.3 + 0.2 * float(out["spatial"]) + 0.5 * float(out["temporal"])
-    assert float(out["fitness"]) == pytest.approx(expected, rel=1e-6)
+    # by hand: G = I has equal singular values, H_S = 1; K = 8 steps, window 1:
+    # D_T = (2 - 1) / 2 = 0.5; F = 0.3 + 0.2 * 1 + 0.5 * 0.5
+    assert float(out["spatial"]) == pytest.approx(1.0, rel=1e-6)
+    assert float(out["temporal"]) == pytest.approx(0.5, rel=1e-6)
+    assert float(out["fitness"]) == pytest.approx(0.75, rel=1e-6)
     off = F.fitness(tr, jnp.asarray(0), spatial="none", temporal="none",
                     lambda_s=optax.constant_schedule(0.2), lambda_t=optax.constant_schedule(0.5))
     assert float(off["fitness"]) == pytest.approx(0.3, rel=1e-6)
@@ -504,6 +560,53 @@ def _distance(genome, target):
                              for a, t in zip(jax.tree_util.tree_leaves(genome), jax.tree_util.tree_leaves(target)))))
 
 
+#: Hand-written (accuracy term, H_S, D_T) of every individual of a 2-generation search of
+#: 4. With ``lambda_s = 0.5`` and ``lambda_t = 0.1`` decaying linearly to 0 at generation
+#: 2, the last generation's lambdas are 0.25 and 0.05 (by hand), and the comparable score
+#: A + 0.25 H_S + 0.05 D_T ranks X (0.5) > Y (0.475) > W (0.41) > Z (0.325) > the rest
+#: (0.1). Generation 0's lambdas (0.5, 0.1) would rank Y (0.55) first, the last
+#: generation's swapped (0.05, 0.25) W (0.65), each generation's own lambdas Y (0.55).
+_TERMS = [[(0.40, 0.3, 0.0), (0.35, 0.0, 1.2), (0.1, 0.0, 0.0), (0.1, 0.0, 0.0)],   # Y, W, -, -
+          [(0.1, 0.0, 0.0), (0.50, 0.0, 0.0), (0.1, 0.0, 0.0), (0.30, 0.0, 0.5)]]   # -, X, -, Z
+
+
+def test_the_best_genome_and_the_archive_are_ranked_with_the_last_generations_lambdas(tiny_data, monkeypatch):
+    real, pops, raced = EV.make_problem, [], {}
+
+    def crafted(cfg, dataset):
+        p = real(cfg, dataset)
+
+        def evaluate(pop, key, xb, yb, generation):
+            pops.append(jax.tree_util.tree_map(np.asarray, pop))
+            a, hs, dt = (jnp.asarray(v, jnp.float32) for v in zip(*_TERMS[int(generation)]))
+            return dict(fitness=a, accuracy_term=a, val_accuracy=a, val_loss=-a, spatial=hs, temporal=dt,
+                        lambda_s=jnp.zeros(4), lambda_t=jnp.zeros(4))
+
+        p.evaluate_population = evaluate
+        return p
+
+    def race(cfg, ds, archive, mean_genome, workdir, say):  # the archive the race would get
+        raced["archive"] = archive
+        return (dict(finalists=[dict(source="search", generation=int(archive.generation[0]))], winner=0),
+                jax.tree_util.tree_map(lambda a: jnp.asarray(a[0]), archive.genomes))
+
+    monkeypatch.setattr(evolution_loop, "make_problem", crafted)
+    monkeypatch.setattr(evolution_loop, "_race", race)
+    cfg = tiny_config(generations=2, lambda_s=0.5, lambda_t=0.1, lambda_schedule="linear", race_top=3)
+    r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
+    assert len(pops) == 2
+    assert r["best_fitness"] == pytest.approx(0.5) and r["best_generation"] == 2
+    for got, want in zip(jax.tree.leaves(r["best_genome"]), jax.tree.leaves(pops[1])):
+        np.testing.assert_array_equal(got, want[1])  # X
+    archive = raced["archive"]
+    assert archive.fitness == pytest.approx([0.5, 0.4 + 0.25 * 0.3, 0.35 + 0.05 * 1.2])
+    assert archive.generation.tolist() == [2, 1, 1]  # X, Y, W
+    for got, want in zip(jax.tree.leaves(archive.genomes), jax.tree.leaves(pops[1])):
+        np.testing.assert_array_equal(got[0], want[1])
+    for got, want in zip(jax.tree.leaves(archive.genomes), jax.tree.leaves(pops[0])):
+        np.testing.assert_array_equal(got[1:], want[:2])
+
+
 def test_evolution_moves_the_best_genome_toward_a_known_optimum(tiny_data, monkeypatch):
     box = _known_optimum(monkeypatch)
     cfg = tiny_config(population=8, generations=12, std_init=0.3, inject_nan=(3,))
@@ -520,6 +623,42 @@ def test_a_flipped_sign_moves_away_from_the_optimum(tiny_data, monkeypatch):
     box = _known_optimum(monkeypatch, sign=-1.0)
     r = EV.evolve(tiny_config(population=8, generations=12, std_init=0.3), None, dataset=tiny_data, progress=False)
     assert _distance(r["best_genome"], box["target"]) > _distance(r["mean_genome"], box["target"])
+
+
+def test_a_generations_statistics_leave_the_diverged_individuals_out():
+    """One convention: means, std and maxima over the individuals of finite fitness,
+    NaN when none; the best is the highest finite fitness. Individual 1 diverged (its
+    fitness NaN) but has finite terms, which must not enter the means."""
+    m = dict(fitness=[0.2, np.nan, 0.6, -np.inf], val_accuracy=[0.1, 0.9, 0.3, 0.8], val_loss=[2.0, 0.1, 1.0, 0.2],
+             accuracy_term=[0.1, 0.9, 0.3, 0.8], spatial=[0.5, 0.0, 0.7, 0.0], temporal=[0.2, 0.9, 0.4, np.nan],
+             lambda_s=[0.1] * 4, lambda_t=[0.2] * 4)
+    rec = evolution_loop._summarise(4, {k: np.asarray(v) for k, v in m.items()}, 2.0, 3)
+    assert rec["generation"] == 5 and rec["diverged"] == 2
+    assert (rec["best_fitness"], rec["best_individual_val_accuracy"], rec["spatial"]) == (0.6, 0.3, 0.7)
+    assert rec["mean_fitness"] == pytest.approx(0.4) and rec["std_fitness"] == pytest.approx(0.2)
+    assert rec["mean_val_accuracy"] == pytest.approx(0.2) and rec["best_val_accuracy"] == pytest.approx(0.3)
+    assert rec["mean_val_loss"] == pytest.approx(1.5) and rec["mean_spatial"] == pytest.approx(0.6)
+    assert rec["mean_temporal"] == pytest.approx(0.3)
+    assert rec["individual_steps_per_s"] == pytest.approx(4 * 3 / 2.0)
+    none = evolution_loop._summarise(0, {k: np.asarray(v) for k, v in dict(m, fitness=[np.nan] * 4).items()}, 1.0, 3)
+    assert none["diverged"] == 4
+    assert all(np.isnan(none[k]) for k in ("best_fitness", "mean_fitness", "std_fitness", "best_val_accuracy",
+                                            "mean_val_loss", "mean_spatial", "spatial", "accuracy_term"))
+
+
+def test_a_search_in_which_every_individual_diverged_is_an_error_and_trains_nothing(tiny_data, tmp_path, monkeypatch):
+    """Not the zero genome (the random wiring) handed on as "evolved": the pipeline stops
+    before its final trainings, naming the cause; resuming the finished search says the same."""
+    from gsnn.evolution import pipeline as PL
+
+    trained = []
+    monkeypatch.setattr(PL.TR, "train_and_evaluate", lambda *a, **k: trained.append(a))
+    cfg = tiny_config(generations=2, inject_nan=(0, 1, 2, 3), race_top=2, final_variants=("evolved", "random"))
+    for _ in range(2):
+        with pytest.raises(evolution_loop.SearchDivergedError,
+                           match=r"every individual of the search's 2 generation\(s\) diverged .*4 per generation"):
+            EV.run_evolution(cfg, tmp_path, dataset=tiny_data, progress=False)
+    assert trained == [] and not (tmp_path / "evolution" / "race.json").exists()
 
 
 def test_diverging_individual_gets_worst_fitness_and_run_continues(tiny_data, monkeypatch):
@@ -1016,8 +1155,8 @@ def test_the_archive_keeps_the_best_genomes_of_all_generations():
         RC.finalists(half, mean, baseline=False)
 
 
-def _race_on(monkeypatch, favourite, data=None):
-    """The race's evaluation replaced by ``F(genome) = -||genome - favourite(mean)||^2``
+def _race_on(monkeypatch, favourite, data=None, sign=-1.0):
+    """The race's evaluation replaced by ``F(genome) = sign * ||genome - favourite(mean)||^2``
     (the search stays the real one); returns the calls' populations (and appends each
     call's other arguments to ``data``)."""
     from gsnn.evolution import race as RC
@@ -1034,7 +1173,7 @@ def _race_on(monkeypatch, favourite, data=None):
             data.append(args)
             sq = sum(jnp.sum((a - t[None]) ** 2, axis=tuple(range(1, a.ndim)))
                      for a, t in zip(jax.tree_util.tree_leaves(pop), jax.tree_util.tree_leaves(target)))
-            return dict(fitness=-sq, val_loss=sq, val_accuracy=-sq)
+            return dict(fitness=sign * sq, val_loss=-sign * sq, val_accuracy=sign * sq)
 
         p.evaluate_population_on = evaluate
         return p
@@ -1043,12 +1182,16 @@ def _race_on(monkeypatch, favourite, data=None):
     return calls
 
 
-def test_the_race_winner_is_the_finalist_of_the_best_long_horizon_fitness(tiny_data, tmp_path, monkeypatch):
+def test_the_race_after_a_search_hands_its_winner_on_and_is_stored(tiny_data, tmp_path, monkeypatch):
+    """The race wired into ``evolve``: finalists from the search's archive, the winner's
+    genome handed on, the record stored and read back. Which finalist wins on a
+    hand-built archive is tests/test_race.py's; here the race scores
+    ``F = +||genome - zero genome||^2``, which every searched genome (a random draw off
+    the zero genome) beats the random wiring (F = 0) at, wherever the search went."""
     from gsnn.evolution import race as RC
 
     cfg = tiny_config(generations=2, race_top=3, race_steps=2, race_repeats=2)
-    # the race favours a point far from the zero genome: a searched finalist must win
-    calls = _race_on(monkeypatch, lambda m: jax.tree_util.tree_map(lambda a: a + 5.0, m))
+    calls = _race_on(monkeypatch, lambda m: m, sign=1.0)
     r = EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False)
     race = r["race"]
     assert len(calls) == 2 and race["steps"] == 2 and race["repeats"] == 2  # one evaluation per repeat

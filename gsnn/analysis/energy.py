@@ -134,14 +134,26 @@ def synaptic_operations(
 
     Args:
       synapses: specs from :func:`gsnn.nn.networks.describe`.
-      densities: synapse name -> measured fraction of non-zero inputs.
+      densities: synapse name -> measured fraction of non-zero inputs, for every
+        synapse whose input is not the real-valued image (:func:`input_densities` of
+        one forward pass of the same model holds all of them).
       T: time steps.
       batch: examples per forward pass, over which weight synthesis is amortised.
+
+    Raises:
+      ValueError: a synapse with spiking input has no measured density (a stats
+        collection of another model, or of a pass that did not sow them); counting it
+        as dense would overstate its operations silently.
     """
+    missing = [s.name for s in synapses if not s.real_input and s.name not in densities]
+    if missing:
+        raise ValueError(f"no measured input density for the synapse(s) {missing} (their input is spikes); measured: "
+                         f"{sorted(densities)}. Pass the 'stats' collection of a forward pass of the same model "
+                         f"(every synapse with spiking input sows 'input_density'), or a density for each")
     rows = []
     for s in synapses:
         runs = T if s.runs_per_step else 1
-        d = 1.0 if s.real_input else float(densities.get(s.name, 1.0))
+        d = 1.0 if s.real_input else float(densities[s.name])
         spiking = not s.real_input and s.runs_per_step
         acs = macs = gen = 0.0
         if s.encoding == "direct" or s.execution == "materialise":

@@ -20,7 +20,8 @@ by the whole generation, so individuals differ only by their genome::
     rows = std0 * mean + exp(log_std) * base_rows          # base_rows ~ N(0, std0^2)
 
 (``std0``: the matrix's nominal init std). The compact ``G0`` is
-``exp(log_scale) * (Q + identity * I + u v^T)`` around the run's random orthogonal ``Q``.
+``exp(log_scale) * (Q + identity * I + u v^T / sqrt(g))`` around the run's random
+orthogonal ``Q`` (the ``1/sqrt(g)`` keeps the low-rank term on the scale of ``Q``'s entries).
 The all-zero genome (full mode: ``G = Q``) reproduces the random initialisation exactly;
 it is the strategy's starting mean and the "random wiring" baseline.
 

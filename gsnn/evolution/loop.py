@@ -33,31 +33,71 @@ from gsnn.runtime.writers import record_scalars, workdir_writer
 
 
 def _summarise(gen: int, metrics: dict, seconds: float, n_inner: int) -> dict:
+    """The record of generation ``gen`` (0-based) from its metrics (``[P]`` arrays).
+
+    The one convention for statistics over a population: the individuals that diverged
+    (a non-finite fitness, which any non-finite inner loss or term makes) are left out
+    of every mean, std and maximum, and a generation in which all diverged records NaN
+    for them; ``best_*`` is the individual of the highest finite fitness; ``diverged``
+    counts the rest. (The signal measurement keeps the members finite in both of its
+    evaluations, :func:`gsnn.evolution.signal.measure`; a race finalist's mean over
+    repeats is ``-inf`` when a repeat diverged, :func:`gsnn.evolution.race.race`.)
+    """
     fit = np.asarray(metrics["fitness"], np.float64)
     finite = np.isfinite(fit)
-    best = int(np.argmax(np.where(finite, fit, -np.inf)))
-    fit_ok = fit[finite] if finite.any() else np.asarray([np.nan])
+    nan = float("nan")
+    best = int(np.argmax(np.where(finite, fit, -np.inf))) if finite.any() else None
+
+    def of_best(name):
+        return float(np.asarray(metrics[name])[best]) if best is not None else nan
+
+    def over_finite(name, fn=np.mean):
+        return float(fn(np.asarray(metrics[name], np.float64)[finite])) if finite.any() else nan
+
     return dict(
         generation=gen + 1,
-        best_fitness=float(fit[best]) if finite.any() else float("nan"),
-        mean_fitness=float(fit_ok.mean()),
-        std_fitness=float(fit_ok.std()),
-        best_val_accuracy=float(np.max(np.asarray(metrics["val_accuracy"])[finite])) if finite.any() else float("nan"),
-        best_individual_val_accuracy=float(np.asarray(metrics["val_accuracy"])[best]),
-        mean_val_accuracy=float(np.asarray(metrics["val_accuracy"])[finite].mean()) if finite.any() else float("nan"),
-        best_individual_val_loss=float(np.asarray(metrics["val_loss"])[best]),
-        mean_val_loss=float(np.nanmean(np.asarray(metrics["val_loss"])[finite])) if finite.any() else float("nan"),
-        accuracy_term=float(np.asarray(metrics["accuracy_term"])[best]),
-        spatial=float(np.asarray(metrics["spatial"])[best]),
-        temporal=float(np.asarray(metrics["temporal"])[best]),
-        mean_spatial=float(np.asarray(metrics["spatial"]).mean()),
-        mean_temporal=float(np.nanmean(np.asarray(metrics["temporal"]))),
+        best_fitness=of_best("fitness"),
+        mean_fitness=over_finite("fitness"),
+        std_fitness=over_finite("fitness", np.std),
+        best_val_accuracy=over_finite("val_accuracy", np.max),
+        best_individual_val_accuracy=of_best("val_accuracy"),
+        mean_val_accuracy=over_finite("val_accuracy"),
+        best_individual_val_loss=of_best("val_loss"),
+        mean_val_loss=over_finite("val_loss"),
+        accuracy_term=of_best("accuracy_term"),
+        spatial=of_best("spatial"),
+        temporal=of_best("temporal"),
+        mean_spatial=over_finite("spatial"),
+        mean_temporal=over_finite("temporal"),
         lambda_s=float(np.asarray(metrics["lambda_s"])[0]),
         lambda_t=float(np.asarray(metrics["lambda_t"])[0]),
         diverged=int(np.sum(~finite)),
         seconds=seconds,
         individual_steps_per_s=len(fit) * n_inner / seconds,
     )
+
+
+class SearchDivergedError(FloatingPointError):
+    """Every individual of every generation of a finished search diverged: the search
+    chose no genome, and its "evolved" network would be the random wiring."""
+
+
+def check_search_chose(cfg: C.Config, best: dict, history: list[dict], workdir) -> None:
+    """Raises :class:`SearchDivergedError` when the finished search (``history`` holds
+    all ``evolve.generations`` records) found no individual with a finite fitness
+    (``best['generation'] == 0``), instead of handing the zero genome (the random
+    wiring) on as the evolved one."""
+    e = cfg.evolve
+    if best["generation"] != 0 or len(history) < e.generations:
+        return
+    injected = (f"; evolve.inject_nan replaces {len(e.inject_nan)} of the {e.population} individuals of every "
+                f"generation by NaN" if e.inject_nan else "")
+    where = f" (per generation in {pathlib.Path(workdir) / 'evolution'})" if workdir is not None else ""
+    raise SearchDivergedError(
+        f"every individual of the search's {len(history)} generation(s) diverged (a non-finite inner-training loss or fitness, "
+        f"{e.population} per generation{injected}), so the search chose no genome and its 'evolved' network would be "
+        f"the random wiring; lower evolve.std_init, the inner learning rate (evolve.inner_learning_rate, else "
+        f"train.learning_rate) or evolve.inner_steps, and check the 'diverged' counts{where}")
 
 
 def evolve(
@@ -81,12 +121,17 @@ def evolve(
     Returns:
       dict: ``generations`` (per-generation records), ``best_genome`` (the individual
       with the highest fitness under the last generation's lambdas, over all
-      generations), ``best_fitness`` (that score), ``best_generation``,
+      generations), ``best_fitness`` (that score), ``best_generation`` (0 only while a
+      stopped search has no finite individual yet),
       ``genome_size``, ``signal`` (:func:`gsnn.evolution.signal.signal_summary` of the
       generations measured every ``evolve.signal_every``), ``problem`` (the
       :class:`Problem`, for the final training), ``race`` (with ``evolve.race_top``:
       :func:`gsnn.evolution.race.race`'s record, whose winner is then ``best_genome``;
       else ``None``).
+
+    Raises:
+      SearchDivergedError: the search finished and every individual diverged
+        (:func:`check_search_chose`).
     """
     cfg = cfg.validate()
     e = cfg.evolve
@@ -147,6 +192,7 @@ def evolve(
     with loop, workdir_writer(workdir, resume_at=len(history)) as writer:
         run = GenerationRun(cfg, problem, step, final_ls, final_lt, stop_after_generations, _say, writer, signal_key)
         best, archive = _generations(loop, state, run)
+    check_search_chose(cfg, best, history, workdir)
     race = None
     if archive is not None and len(history) == e.generations:
         race, genome = _race(cfg, ds, archive, mean_genome, workdir, _say)
@@ -259,7 +305,7 @@ def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRu
         # across generations.
         score = F.combine(np.asarray(metrics["accuracy_term"], np.float64), np.asarray(metrics["spatial"]),
                           np.asarray(metrics["temporal"]), run.final_lambda_s, run.final_lambda_t)
-        score = np.where(np.isfinite(fit), score, -np.inf)
+        score = np.where(np.isfinite(fit) & np.isfinite(score), score, -np.inf)  # never a NaN best
         i_best = int(np.argmax(score))
         if score[i_best] > best["fitness"]:
             best = dict(fitness=float(score[i_best]),

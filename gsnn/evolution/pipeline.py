@@ -51,6 +51,10 @@ def run_evolution(
       chose; ``None`` above :data:`GENOME_RECORD_LIMIT` values), ``race`` (the final
       race's record, or ``None``). When the race keeps the random wiring and the run
       has one base draw, ``evolved`` and ``random`` are the same network, trained once.
+
+    Raises:
+      gsnn.evolution.loop.SearchDivergedError: every individual of the search diverged;
+        nothing is trained (the zero genome is never passed on as ``evolved``).
     """
     cfg = cfg.validate()
     workdir = pathlib.Path(workdir)

@@ -11,7 +11,7 @@ than its random twin with the full recipe. The race re-scores a few finalists at
               + the zero genome (the random wiring; evolve.race_baseline)
     for r in range(evolve.race_repeats):          # independent data and keys
         every finalist: build, train race_steps steps of race_batch, score F on held-out images
-    winner = argmax of the mean F
+    winner = argmax of the mean F                 # ties: the random wiring, else the search's order
 
 Where the race's data come from is ``evolve.race_data``. ``held_out``: minibatches and
 judging images are both drawn from the training split, disjoint, with a stream of
@@ -156,7 +156,8 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
 
     Returns:
       dict: :func:`race_settings` (``steps``, ``batch``, ``data``, ``repeats``),
-      ``seconds``, ``winner`` (index), ``finalists`` (each
+      ``seconds``, ``winner`` (index, :func:`pick_winner`), ``tied`` (the finalists
+      whose mean equals the winner's, ``[]`` without a tie), ``finalists`` (each
       description with ``race_fitness`` (mean over repeats; ``-inf`` if any repeat
       diverged), ``race_fitness_repeats``, ``race_val_loss``, ``race_val_accuracy``,
       ``race_val_accuracy_repeats``), ``leads_over_random`` (per finalist, its
@@ -183,7 +184,7 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
     acc = np.stack([o["val_accuracy"] for o in runs])  # [R, C]
     loss = np.stack([o["val_loss"] for o in runs])  # [R, C]
     mean = fit.mean(axis=0)
-    winner = int(np.argmax(mean))
+    winner, tied = pick_winner(mean, about, e.race_repeats)
     rows = []
     for i, a in enumerate(about):
         rows.append(dict(a, race_fitness=float(mean[i]), race_fitness_repeats=[float(f) for f in fit[:, i]],
@@ -203,7 +204,32 @@ def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
             se = "" if lead["se"] is None else f" ± {100 * lead['se']:.2f} (standard error over {e.race_repeats} paired repeats)"
             say(f"race: the winner leads the random wiring by {100 * lead['mean']:+.2f} points of validation accuracy{se}",
                 flush=True)
-    return dict(settings, seconds=time.perf_counter() - t0, winner=winner, finalists=rows, leads_over_random=leads)
+    return dict(settings, seconds=time.perf_counter() - t0, winner=winner, tied=tied, finalists=rows,
+                leads_over_random=leads)
+
+
+def pick_winner(mean: np.ndarray, about: list[dict], repeats: int = 1) -> tuple[int, list[int]]:
+    """The race's winner from the finalists' mean race fitness ``mean [C]`` (``-inf``:
+    diverged in some repeat) and the indices that tie with it (``[]`` without a tie).
+
+    Ties are decided explicitly: a tie with the random wiring goes to the random wiring
+    (a searched genome must beat it to be kept, ``evolve.race_baseline``); a tie among
+    searched genomes goes to the one the search ranked first (``about``'s order).
+
+    Raises:
+      ValueError: every finalist diverged (no finite mean): there is no winner, and the
+        random wiring is not handed on as evolved.
+    """
+    mean = np.asarray(mean, np.float64)
+    if not np.isfinite(mean).any():
+        raise ValueError(f"every race finalist diverged in at least one of its {repeats} repeat(s) (race fitness "
+                         f"-inf for all {len(mean)}), so none can be chosen; the search's checkpoint is kept: resume "
+                         f"it with gsnn evolve --resume and a race that can train them (a smaller evolve.race_steps or "
+                         f"evolve.race_batch), or inspect the finalists' genomes")
+    best = np.flatnonzero(mean == mean.max())
+    base = [i for i in best if about[i]["source"] == BASELINE]
+    winner = int(base[0] if base else best[0])
+    return winner, [int(i) for i in best] if len(best) > 1 else []
 
 
 def paired_lead(x: np.ndarray, base: np.ndarray) -> dict:
@@ -211,5 +237,8 @@ def paired_lead(x: np.ndarray, base: np.ndarray) -> dict:
     keys): ``mean`` of ``x - base`` over repeats ``[R]`` and its standard error
     (``ddof = 1``; ``None`` for one repeat; not finite where a repeat diverged)."""
     d = np.asarray(x, np.float64) - np.asarray(base, np.float64)
+    if not np.isfinite(d).all():  # a diverged repeat (-inf) on either side: no lead to measure
+        return dict(mean=float(np.sum(d)) if not np.isnan(d).any() else float("nan"),
+                    se=None if len(d) == 1 else float("nan"))
     se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None
     return dict(mean=float(d.mean()), se=se)
