@@ -3,8 +3,9 @@
 Two processes with 2 CPU devices each run ``gsnn evolve`` as one job (coordinator on
 127.0.0.1, gloo collectives) against one process with 4 CPU devices. Every device runs
 the same compiled evaluation of its quarter of the population in both, and the host
-loop's arithmetic is the same, so the records are compared bitwise. The two-process run
-is stopped by SIGTERM after its first generation and resumed; the resumed result must
+loop's arithmetic is the same, so the records are compared bitwise (two setups of one
+machine and build, not stored numbers). The two-process run is stopped by a SIGTERM to
+one of its processes after the first generation and resumed; the resumed result must
 equal the uninterrupted one-process run. The commands are the README's ("Evolving
 populations on several devices or hosts").
 """
@@ -86,14 +87,14 @@ def test_two_processes_equal_one_with_four_devices_and_resume_after_sigterm(tmp_
     job = _job(two, logs, "stopped")
     first = [logs / "stopped0.log", logs / "stopped1.log"]
     deadline = time.monotonic() + 240
-    while "gen   1/2" not in first[0].read_text():  # SIGTERM once the first generation is reported
+    while "gen   1/2" not in first[0].read_text():  # once the first generation is reported,
         assert time.monotonic() < deadline and all(p.poll() is None for p in job), first[0].read_text()[-3000:]
         time.sleep(0.02)
-    for p in job:
-        p.send_signal(signal.SIGTERM)
+    job[1].send_signal(signal.SIGTERM)  # SIGTERM to process 1 only: both stop after that generation
     assert _wait(job, first) == [143, 143], first[0].read_text()[-3000:] + first[1].read_text()[-3000:]
     text = [f.read_text() for f in first]
     assert all("stopped after generation 1/2" in t for t in text), text[0][-3000:]
+    assert "another process of this job received SIGTERM" in text[0]
     assert sorted(p.name for p in (two / "evolution" / "checkpoints").iterdir() if p.name.isdigit()) == ["1"]
     assert not (two / "evolution.json").exists()
     # every line of gsnn's says which process speaks (gloo's own lines say their rank)
@@ -116,6 +117,38 @@ def test_two_processes_equal_one_with_four_devices_and_resume_after_sigterm(tmp_
     # process 0 alone wrote the records: one TensorBoard file per launch
     assert len(list((two / "tensorboard").glob("events.*"))) == 2
     assert "wrote" not in "".join(f.read_text() for f in (logs / "resumed1.log",))
+
+
+CHECK_SCRIPT = """
+import sys
+import jax
+import numpy as np
+from gsnn.runtime import distributed as DI
+
+assert DI.join() and DI.multiprocess() and DI.is_primary() == (jax.process_index() == 0)
+print("max", DI.max_over_processes(jax.process_index() + 5), flush=True)
+i = jax.process_index() if sys.argv[1] == "differ" else 0
+DI.check_same(dict(a=np.arange(3), b=dict(c=np.arange(4.0) + i)), "test values")
+print("same", flush=True)
+DI.leave()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["same", "differ"])
+def test_check_same_across_two_processes_names_what_differs(tmp_path, case):
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, "-c", CHECK_SCRIPT, case], cwd=REPO, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT,
+                              env=_env(1, JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i),
+                                       JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}")) for i in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all("max 6" in o for o in outs), outs
+    if case == "same":
+        assert [p.returncode for p in procs] == [0, 0] and all("same" in o for o in outs), outs
+    else:
+        assert all(p.returncode != 0 for p in procs), outs
+        assert all("hold different test values (b): every process must run the same config" in o for o in outs), outs
 
 
 def test_join_reads_the_environment_and_says_what_is_missing():

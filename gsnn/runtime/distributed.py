@@ -165,7 +165,7 @@ def gather(tree: Any) -> Any:
 
 def max_over_processes(value: int) -> int:
     """The largest of every process's ``value`` (every process must call it)."""
-    return int(np.max(gather(np.asarray([value], np.int64))))
+    return int(np.max(gather(np.asarray([value], np.int32))))
 
 
 def fingerprint(value) -> int:
@@ -183,7 +183,7 @@ def check_same(values: Mapping[str, Any], what: str) -> None:
     files, another config or a numerically different ``ask`` before they mix."""
     names = list(values)
     prints = np.asarray([zlib.crc32(np.asarray([fingerprint(leaf) for leaf in jax.tree_util.tree_leaves(values[k])],
-                                               np.int64).tobytes()) for k in names], np.int64)
+                                               np.uint32).tobytes()) for k in names], np.uint32)
     every = np.asarray(gather(prints[None]))  # [processes, len(names)]
     differ = [names[j] for j in range(len(names)) if len(set(every[:, j].tolist())) > 1]
     if differ:
