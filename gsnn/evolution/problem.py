@@ -185,9 +185,9 @@ def _shard(fn: Callable, e: C.EvolveConfig) -> Callable:
     mesh = Mesh(np.asarray(devices), ("pop",))
     pop_sharding = NamedSharding(mesh, P("pop"))
     replicated = NamedSharding(mesh, P())
-    jitted = jax.jit(fn, in_shardings=(pop_sharding,) + (replicated,) * 6, out_shardings=pop_sharding)
-    if DI.multiprocess():
+    if DI.multiprocess():  # jax.devices() spans several processes
         return _across_processes(fn, pop_sharding, replicated)
+    jitted = jax.jit(fn, in_shardings=(pop_sharding,) + (replicated,) * 6, out_shardings=pop_sharding)
 
     def run(population, key, xb, yb, generation, val_x, val_y):
         size = jax.tree_util.tree_leaves(population)[0].shape[0]
