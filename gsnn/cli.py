@@ -7,6 +7,9 @@
     gsnn eval --workdir runs/a runs/b [--robustness] [--json PATH]
     gsnn bench --workload w1|w2|convnet_s [--mode direct|genetic] [--genes G] [--json PATH]
 
+``train`` and ``evolve`` join a multi-process job when ``JAX_NUM_PROCESSES`` > 1 (or a
+SLURM/MPI/TPU-pod launcher) describes one (:func:`gsnn.runtime.distributed.join`).
+
 Every subcommand prints an aligned table and, with ``--json PATH``, writes its result as
 JSON. Bad input (an unknown name, a missing file, a malformed value) prints
 ``error: <message>`` and exits with status 2.
@@ -32,6 +35,7 @@ from gsnn.core.conv import CONV_IMPLS
 from gsnn.core.genetic import EXECUTIONS
 from gsnn.data import DataError
 from gsnn.nn import networks as M
+from gsnn.runtime import distributed
 from gsnn.runtime.checkpoint import CheckpointError
 from gsnn.runtime.interrupt import RunInterrupted
 from gsnn.runtime.records import write_json
@@ -168,6 +172,11 @@ def cmd_train(args) -> int:
         _check_resumable(pathlib.Path(args.resume))
         if args.workdir is not None and pathlib.Path(args.workdir).resolve() != pathlib.Path(args.resume).resolve():
             raise ValueError(f"--workdir {args.workdir} and --resume {args.resume} differ; --resume sets the workdir")
+    if distributed.multiprocess():
+        raise ValueError(f"gsnn train runs in one process, but this job has {distributed.process_count()} "
+                         f"(JAX_NUM_PROCESSES or a cluster launcher): training is not data-parallel across "
+                         f"processes. Start it as one process per host (each uses its own devices), or use "
+                         f"gsnn evolve, whose final variants every process of a job trains (docs/MULTIHOST.md)")
     cfg = train_config(args.config, args.overrides, args.resume)
     workdir = args.resume or args.workdir or str(pathlib.Path("runs") / cfg.name)
     result = training.train_and_evaluate(cfg, workdir, progress=not args.quiet)
@@ -225,10 +234,11 @@ def cmd_evolve(args) -> int:
     cfg = C.load_config(args.config, args.overrides)
     workdir = pathlib.Path(args.resume or args.workdir or pathlib.Path("runs") / cfg.name)
     result = EV.run_evolution(cfg, workdir, progress=not args.quiet)
-    png = plots.plot_evolution(result, workdir / "evolution.png")
+    # JSON and plots: process 0 of a job (write_json checks it itself)
+    png = plots.plot_evolution(result, workdir / "evolution.png") if distributed.is_primary() else None
     print()
     print(evolution_table(result))
-    print(f"workdir {workdir}; plot {png}")
+    print(f"workdir {workdir}" + (f"; plot {png}" if png else ""))
     _write_json(args.json, result)
     _write_json(str(workdir / "evolution.json"), result)
     return 0
@@ -381,7 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse: usage errors exit 2, --help 0
         return int(e.code or 0)
     args.argv = list(argv if argv is not None else sys.argv[1:])
+    joined = False
     try:
+        if args.command in ("train", "evolve"):  # a multi-process job, when the environment describes one
+            joined = distributed.join()
+            distributed.label_output()
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError, DataError, CheckpointError) as e:  # DataError is a ValueError
         print(f"error: {_message(e)}", file=sys.stderr)
@@ -392,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunInterrupted as e:  # SIGINT/SIGTERM: checkpoint written
         print(f"interrupted: {e}", file=sys.stderr)
         return e.exit_code
+    finally:
+        if joined:
+            distributed.leave()
 
 
 if __name__ == "__main__":

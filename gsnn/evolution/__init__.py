@@ -29,9 +29,11 @@ The run checkpoints (orbax) the strategy state, key and history after every
 generation; ``evolve(cfg, workdir)`` resumes from the newest checkpoint by itself and
 reaches the same result as an uninterrupted run.
 
-Multi-host: call ``jax.distributed.initialize()`` on every host before ``evolve``; the
-population axis is then sharded over all hosts' devices (``jax.devices()`` is global)
-and every host runs the same program on the same seed (see the README).
+Multi-host: :func:`gsnn.runtime.distributed.join` (``gsnn evolve`` calls it) on every
+process before ``evolve``; the population axis is then sharded over all processes'
+devices (``jax.devices()`` is global), every process runs the same program on the same
+seed and data, and the evaluation's outputs are gathered to every process
+(docs/MULTIHOST.md).
 """
 from gsnn.evolution.loop import evolve, genome_init_fn
 from gsnn.evolution.pipeline import FINAL_VARIANTS, run_evolution, variant_config

@@ -158,7 +158,8 @@ def evolve(
     _say = print if progress else (lambda *a, **k: None)
     _say(f"{cfg.name}: {e.strategy} population {e.population}, {e.generations} generations, "
          f"K={e.inner_steps} inner steps of batch {e.inner_batch}, val {len(problem.val_labels)} images; "
-         f"{GN.genome_summary(problem.spec, mean_genome)}; devices {len(jax.devices())}", flush=True)
+         f"{GN.genome_summary(problem.spec, mean_genome)}; devices {len(jax.devices())}"
+         + (f" over {jax.process_count()} processes" if jax.process_count() > 1 else ""), flush=True)
 
     loop = ResumableLoop(pathlib.Path(workdir) / "evolution" if workdir is not None else None,
                          config=cfg.to_dict(), resume_hint=f"gsnn evolve --resume {workdir}",

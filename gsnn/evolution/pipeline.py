@@ -13,6 +13,7 @@ from gsnn import data as D
 from gsnn import training as TR
 import gsnn.evolution.race as RC
 from gsnn.evolution.loop import evolve, genome_init_fn
+from gsnn.runtime import distributed as DI
 from gsnn.runtime.records import to_jsonable
 
 
@@ -41,7 +42,10 @@ def run_evolution(
     """``gsnn evolve``: evolve, then train each of ``cfg.evolve.final_variants`` with
     ``cfg.train`` (the direct baseline's recipe) and evaluate on the test split.
 
-    Every stage checkpoints under ``workdir`` and resumes by itself.
+    Every stage checkpoints under ``workdir`` and resumes by itself. In a job of several
+    processes the search is sharded over every process's devices, and every process
+    trains the same final variants on its own devices (replicated, same seed, same
+    result); process 0 writes the records (docs/MULTIHOST.md).
 
     Returns:
       JSON-ready dict (``evolution.json``): ``generations``, ``final`` (variant ->
@@ -49,7 +53,8 @@ def run_evolution(
       ``signal`` (:func:`gsnn.evolution.signal.signal_summary`), ``config``, and
       ``best_genome`` (the selected genome as nested lists, for reading what evolution
       chose; ``None`` above :data:`GENOME_RECORD_LIMIT` values), ``race`` (the final
-      race's record, or ``None``). When the race keeps the random wiring and the run
+      race's record, or ``None``), ``processes`` and ``devices`` (the job's process
+      count and global device count). When the race keeps the random wiring and the run
       has one base draw, ``evolved`` and ``random`` are the same network, trained once.
 
     Raises:
@@ -96,4 +101,5 @@ def run_evolution(
         signal=evo["signal"],
         race=race,
         final=final,
+        **DI.job_record(),
     )

@@ -14,6 +14,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from gsnn import configs as C
 from gsnn import data as D
 from gsnn import training as TR
+from gsnn.runtime import distributed as DI
 import gsnn.evolution.fitness as F
 import gsnn.evolution.genome as GN
 from gsnn.nn import networks as M
@@ -184,6 +185,8 @@ def _shard(fn: Callable, e: C.EvolveConfig) -> Callable:
     mesh = Mesh(np.asarray(devices), ("pop",))
     pop_sharding = NamedSharding(mesh, P("pop"))
     replicated = NamedSharding(mesh, P())
+    if DI.multiprocess():  # jax.devices() spans several processes
+        return _across_processes(fn, pop_sharding, replicated)
     jitted = jax.jit(fn, in_shardings=(pop_sharding,) + (replicated,) * 6, out_shardings=pop_sharding)
 
     def run(population, key, xb, yb, generation, val_x, val_y):
@@ -195,6 +198,36 @@ def _shard(fn: Callable, e: C.EvolveConfig) -> Callable:
         population = jax.device_put(population, pop_sharding)
         out = jitted(population, key, xb, yb, generation, val_x, val_y)
         return jax.tree_util.tree_map(lambda a: a[:size], out) if pad else out
+
+    return run
+
+
+def _across_processes(fn: Callable, pop_sharding: NamedSharding, replicated: NamedSharding) -> Callable:
+    """:func:`_shard`'s ``run`` in a job of several processes (``jax.devices()`` spans
+    them all). Every process passes the same population and data, computed itself
+    (checked: :func:`gsnn.runtime.distributed.check_same`); they become global arrays
+    (population sharded, the rest replicated), the same jitted program as one process
+    with that many devices runs, and the outputs are gathered: every process gets the
+    whole ``[P]`` results as process-local arrays (the host loop reads them)."""
+    n_devices = len(pop_sharding.mesh.devices.flat)
+    jitted: dict = {}  # the key's PRNG implementation -> the jitted program
+
+    def run(population, key, xb, yb, generation, val_x, val_y):
+        impl = jax.random.key_impl(key)
+        if impl not in jitted:  # typed keys cannot be assembled from slices: pass the key data
+            jitted[impl] = jax.jit(lambda pop, kd, *rest: fn(pop, jax.random.wrap_key_data(kd, impl=impl), *rest),
+                                   in_shardings=(pop_sharding,) + (replicated,) * 6, out_shardings=pop_sharding)
+        host = jax.tree_util.tree_map(np.asarray, population)
+        size = jax.tree_util.tree_leaves(host)[0].shape[0]
+        pad = -size % n_devices
+        if pad:
+            host = jax.tree_util.tree_map(lambda a: np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]), host)
+        rest = [np.asarray(a) for a in (jax.random.key_data(key), xb, yb, generation, val_x, val_y)]
+        DI.check_same(dict(population=host, key=rest[0], images=rest[1], labels=rest[2], generation=rest[3],
+                           val_images=rest[4], val_labels=rest[5]), "inputs of the population's evaluation")
+        out = jitted[impl](jax.tree_util.tree_map(lambda a: DI.global_array(a, pop_sharding), host),
+                           *(DI.global_array(a, replicated) for a in rest))
+        return jax.tree_util.tree_map(lambda a: jnp.asarray(a[:size]), DI.gather(out))
 
     return run
 

@@ -5,6 +5,12 @@ import os
 import pathlib
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gsnn.runtime import distributed as DI
+
 
 class CheckpointError(RuntimeError):
     """The newest checkpoint of a run exists but cannot be read; nothing was restored.
@@ -16,6 +22,9 @@ class CheckpointError(RuntimeError):
 
 class Checkpointer:
     """orbax checkpoints of (TrainState, metadata) under ``workdir/checkpoints``.
+
+    In a job of several processes every process calls :meth:`save` and
+    :meth:`restore_latest`; the folder must be one every host sees (a shared filesystem).
 
     Writes are atomic (orbax writes to a temporary folder and renames it); the two
     newest are kept, so when the newest is damaged the previous one is still there to
@@ -32,7 +41,13 @@ class Checkpointer:
         )
 
     def save(self, step: int, state, meta: dict) -> None:
+        """Writes ``state`` and ``meta`` as checkpoint ``step`` (every process of a job
+        calls it; the state's values are process-local copies, the same on every process:
+        :mod:`gsnn.runtime.distributed`). Across processes they are saved as NumPy
+        arrays, which orbax writes from process 0 only; one process saves them as they are."""
         ocp = self._ocp
+        if DI.multiprocess():
+            state = jax.device_get(state)
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                          meta=ocp.args.JsonSave(meta)))
         self.manager.wait_until_finished()
@@ -60,13 +75,17 @@ class Checkpointer:
         step = steps[-1]
         if step not in listed:
             raise self._unreadable(step, steps, "orbax does not recognise it as a finished checkpoint")
+        across = DI.multiprocess()
+        if across:  # every process reads the whole arrays, as NumPy (no sharding to name)
+            abstract_state = jax.tree_util.tree_map(lambda s: np.empty(s.shape, s.dtype), abstract_state)
         try:
             out = self.manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
         except Exception as e:  # noqa: BLE001 - whatever orbax raises, the checkpoint is unreadable
             first = (str(e).strip().splitlines() or [""])[0][:300]
             raise self._unreadable(step, steps, f"{type(e).__name__}: {first}") from e
-        return out["state"], out["meta"]
+        state = jax.tree_util.tree_map(jnp.asarray, out["state"]) if across else out["state"]
+        return state, out["meta"]
 
     def _unreadable(self, step: int, steps: list[int], why: str) -> CheckpointError:
         path = self.dir / str(step)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 from typing import Any, NamedTuple
 
+from gsnn.runtime import distributed as DI
 from gsnn.runtime.checkpoint import Checkpointer
 from gsnn.runtime.interrupt import GracefulInterrupt
 
@@ -90,7 +92,15 @@ class ResumableLoop:
 
     @property
     def requested(self) -> bool:
-        """Whether SIGINT/SIGTERM arrived (inside ``with loop``)."""
+        """Whether SIGINT/SIGTERM arrived (inside ``with loop``). In a job of several
+        processes, whether it arrived at any of them: every process reads it at the same
+        point of the loop (a gather), so all stop after the same step."""
+        if DI.multiprocess():
+            signum = DI.max_over_processes(self._interrupt.signum or 0)
+            if signum and not self._interrupt.requested:
+                self._interrupt.signum = signum
+                print(f"another process of this job received {signal.Signals(signum).name}: stopping with it",
+                      flush=True)
         return self._interrupt.requested
 
     def __enter__(self) -> "ResumableLoop":

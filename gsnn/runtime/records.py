@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 from typing import Any
 
 import numpy as np
+
+from gsnn.runtime import distributed as DI
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -37,13 +40,27 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def write_json(path: str | pathlib.Path | None, obj: Any, *, announce: bool = False) -> pathlib.Path | None:
-    """Writes :func:`to_jsonable` of ``obj`` to ``path`` (parent folders created); does
-    nothing without a path. ``announce`` prints ``wrote <path>``."""
+    """Writes :func:`to_jsonable` of ``obj`` to ``path`` (parent folders created) with
+    :func:`write_text`; does nothing without a path, nor on a process other than 0 of
+    a job (returns ``None`` there). ``announce`` prints ``wrote <path>``."""
     if not path:
+        return None
+    p = write_text(path, json.dumps(to_jsonable(obj), indent=1))
+    if announce and p is not None:
+        print(f"wrote {p}")
+    return p
+
+
+def write_text(path: str | pathlib.Path, text: str) -> pathlib.Path | None:
+    """Writes ``text`` to ``path`` atomically (a temporary file renamed over it, so a
+    reader sees the old or the new file, never a part), parent folders created. In a job
+    of several processes only process 0 writes (:mod:`gsnn.runtime.distributed`); the
+    others return ``None``."""
+    if not DI.is_primary():
         return None
     p = pathlib.Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(to_jsonable(obj), indent=1))
-    if announce:
-        print(f"wrote {p}")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, p)
     return p

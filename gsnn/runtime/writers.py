@@ -21,6 +21,8 @@ from typing import Iterable, Mapping, Protocol
 import tensorboardX
 from tensorboardX.proto.summary_pb2 import Summary
 
+from gsnn.runtime import distributed as DI
+
 SPLITS = ("train", "val", "test")  # record keys ``<split>_<name>`` become tags ``<split>/<name>``
 
 
@@ -118,9 +120,10 @@ class MultiWriter(_Writer):
 
 def workdir_writer(workdir: str | os.PathLike | None, *, resume_at: int = 0) -> MetricWriter:
     """The writer of a loop's run: :class:`TensorBoardWriter` at ``<workdir>/tensorboard``,
-    or a :class:`NullWriter` without a workdir. ``resume_at``: the number of epochs or
-    generations already recorded (the next step written is ``resume_at + 1``)."""
-    if workdir is None:
+    or a :class:`NullWriter` without a workdir and on every process but process 0 of a
+    job. ``resume_at``: the number of epochs or generations already recorded (the next
+    step written is ``resume_at + 1``)."""
+    if workdir is None or not DI.is_primary():  # a job of several processes: process 0 writes
         return NullWriter()
     return TensorBoardWriter(pathlib.Path(workdir) / "tensorboard", purge_step=resume_at + 1 if resume_at else None)
 

@@ -23,7 +23,7 @@ from gsnn.nn import networks as M
 from gsnn.runtime.checkpoint import Checkpointer
 from gsnn.runtime.loop import ResumableLoop, Snapshot
 from gsnn.runtime.provenance import provenance
-from gsnn.runtime.records import write_json
+from gsnn.runtime.records import write_json, write_text
 from gsnn.runtime.writers import record_scalars, workdir_writer
 from gsnn.training.steps import NonFiniteError, Steps, TrainState, evaluate_batches, make_steps
 
@@ -118,7 +118,7 @@ def train_and_evaluate(
             old = json.loads(read_config_file(cfg_file).to_json())
             loop.check_same_config(old, json.loads(cfg.to_json()), where=f"workdir {wd}")
         else:
-            cfg_file.write_text(cfg.to_json())
+            write_text(cfg_file, cfg.to_json())  # process 0 of a job; atomic
         restored = loop.restore(jax.eval_shape(lambda: state))
         if restored is not None:
             state, meta = restored
