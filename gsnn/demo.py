@@ -5,11 +5,14 @@ CIFAR-10 subset (5000 training / 1000 test images, see ``gsnn/assets/README.md``
 runs on a fresh machine with no network:
 
 * ``direct``: ordinary weights;
-* ``position_r2``: genetic encoding with two interaction rules and a direct read-out
-  (DESIGN 1.1), about half the parameters: the issue 11 study's best form
-  (``position_50_r2``, about 1 point below direct at 54% fewer parameters);
+* ``neuron_r2``: genetic encoding with two interaction rules (DESIGN 1.1), one encoding
+  per neuron population, about half the parameters: the issue 11 study's best forms
+  (``neuron_50_r2``, ``position_50_r2``) were about 1 point below direct at 54% fewer
+  parameters;
 * ``direct_w033``: a direct net narrowed to the two-rule net's parameter count, the
   comparison the study found in the encoding's favour (experiments/RESULTS.md);
+* ``position_r2``: the other two-rule form, private per-layer encodings and a direct
+  read-out, at the same size;
 * ``position``: the one-rule encoding at the same size;
 * with ``evolve=True`` (``gsnn demo --evolve``), ``evolved``: the ``position`` network
   with STE-evolved initial wiring. Its evolution runs first and builds every individual
@@ -30,7 +33,7 @@ accuracies are far below CIFAR-10 results at full width and budget, and one seed
 1,000 test images has a standard error of about 1.5 points.
 
 The variants are configs shipped with gsnn (``gsnn/assets/configs/demo_*.py``), so
-``gsnn train --config demo_position_r2`` trains one of them alone. What the demo trains
+``gsnn train --config demo_neuron_r2`` trains one of them alone. What the demo trains
 (variants, sizes, the recipe) is :mod:`gsnn.demo_configs`, the one place to change it.
 """
 from __future__ import annotations
