@@ -287,7 +287,7 @@ def _equal_size(variants: list[dict], tolerance: float = 0.05) -> str:
             continue
         d = lambda other: f"{100 * (enc['test_accuracy'] - other['test_accuracy']):+.1f}"
         lines.append(f"\n{_label(enc)}: {d(full)} points against direct at {100 * enc['compression']:.0f}% fewer "
-                     f"parameters, {d(same[0])} against the direct net of its size ({_label(same[0])}, "
+                     f"parameters, {d(same[0])} against the direct net of its size ({same[0]['variant']}, "
                      f"{same[0]['params']:,} vs {enc['params']:,} parameters)")
     return "".join(lines)
 

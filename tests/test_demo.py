@@ -92,3 +92,33 @@ def test_the_table_compares_the_two_rule_row_at_equal_size():
     far = [rows[0], rows[1], _row("direct_w020", 0.3, 8000, "direct")]
     assert demo._equal_size(far) == ""  # more than 5% apart: not the same size
     assert demo._fewer_than_direct(rows) == pytest.approx([0, 1 - 17398 / 33946, 1 - 17192 / 33946, 1 - 16384 / 33946])
+
+
+def test_the_demo_rows_are_the_ones_the_validation_selection_picked():
+    """experiments/results/demo/selection.json (written by experiments/demo_selection.py,
+    on validation only) names the two-rule row and the width the demo trains."""
+    import json
+    import pathlib
+    import sys
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo / "experiments"))
+    import demo_selection
+
+    sel = json.loads((repo / "experiments/results/demo/selection.json").read_text())
+    assert sel["quick"] is False
+    assert all("test_accuracy" not in r for r in sel["candidates"].values())  # chosen without the test images
+    assert all("data.val_per_class=100" in r["command"] for r in sel["candidates"].values())
+    pick = sel["pick"]
+    finite = {n: r["val_accuracy"] for n, r in sel["candidates"].items()
+              if r["val_accuracy"] is not None and "model.genetic.rules=2" in r["command"]}
+    assert pick["two_rule"] == max(finite, key=finite.get)
+    cfg = C.load_config("demo_direct", pick["two_rule_overrides"])
+    two_rule = [v for v in DC.VARIANTS if v.name in DC.DEFAULT_VARIANTS and v.rules > 1]
+    g = cfg.model.genetic
+    assert (g.encoding, g.genes, g.rules, g.last_direct) in {(v.encoding, v.genes, v.rules, v.last_direct)
+                                                              for v in two_rule}
+    assert DC.get_variant(pick["narrowed_direct"]).width == pick["width"]
+    assert pick["narrowed_direct"] in DC.DEFAULT_VARIANTS
+    assert demo_selection.matched_width(sel["candidates"][pick["two_rule"]]["params"]) == (pick["width"],
+                                                                                          pick["width_params"])
