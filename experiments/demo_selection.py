@@ -84,7 +84,9 @@ def _val(record: dict) -> str:
     return "diverged" if record["val_accuracy"] is None else f"{100 * record['val_accuracy']:.2f}%"
 
 
-def run(name: str, overrides: list[str], records: dict, out: pathlib.Path, quick: bool) -> dict:
+def run(name: str, overrides: list[str], records: dict, quick: bool) -> dict:
+    """Trains one candidate on the validation split (or keeps its record from an earlier run
+    of the same command) and returns its record."""
     cmd = command(overrides)
     if name in records and records[name]["command"] == cmd:
         print(f"{name}: done ({_val(records[name])} val)", flush=True)
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(out, summary)
 
     for name, ov in ENCODED.items():
-        run(name, ov + VAL_OVERRIDES, records, out, args.quick)
+        run(name, ov + VAL_OVERRIDES, records, args.quick)
         save()
     two_rule = [n for n, ov in ENCODED.items() if "model.genetic.rules=2" in ov]
     finite = [n for n in two_rule if records[n]["val_accuracy"] is not None]
@@ -136,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     best = max(finite, key=lambda n: records[n]["val_accuracy"])
     width, width_params = matched_width(records[best]["params"], strict=not args.quick)
     direct_w = f"direct_w{width:g}".replace(".", "")
-    run("direct", list(VAL_OVERRIDES), records, out, args.quick)
-    run(direct_w, [f"model.width={width}"] + VAL_OVERRIDES, records, out, args.quick)
+    run("direct", list(VAL_OVERRIDES), records, args.quick)
+    run(direct_w, [f"model.width={width}"] + VAL_OVERRIDES, records, args.quick)
     summary["pick"] = dict(
         two_rule=best, two_rule_overrides=ENCODED[best], rule="the two-rule candidate with the best validation accuracy",
         narrowed_direct=direct_w, width=width, width_params=width_params,

@@ -45,8 +45,8 @@ import time
 
 from gsnn import evolution, training
 from gsnn.analysis import plots
-from gsnn.configs import Config
 from gsnn.analysis.energy import PJ_PER_AC, PJ_PER_MAC, synaptic_operations
+from gsnn.configs import Config
 from gsnn.demo_configs import (DEFAULT_VARIANTS, DEMO_BATCH, DEMO_EPOCHS, DEMO_T, DEMO_WIDTH, EVOLVE_VARIANTS,
                                VARIANTS, Variant, demo_config, demo_evolution, demo_recipe, get_variant)
 from gsnn.models import build_model, describe
