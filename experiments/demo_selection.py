@@ -21,7 +21,7 @@ script drops it so that no choice can lean on it.
     python experiments/demo_selection.py --quick --out /tmp/sel.json   # seconds-long smoke run
 
 writes ``experiments/results/demo/selection.json`` (each candidate's command, parameters
-and validation accuracy, and the pick). About 10 minutes on a quiet 2-core CPU.
+and validation accuracy, and the pick). A few minutes on a quiet 2-core CPU (13 min on a shared one).
 """
 from __future__ import annotations
 
