@@ -1,9 +1,9 @@
 """The ``gsnn`` command. It only parses arguments and dispatches to the library.
 
     gsnn params --arch resnet19 --num-classes 10 --encoding position --genes 96
-    gsnn train --config demo_position [--set train.epochs=5 ...] [--workdir DIR | --resume DIR]
+    gsnn train --config demo_neuron_r2 [--set train.epochs=5 ...] [--workdir DIR | --resume DIR]
     gsnn evolve --config evolve_demo [--set evolve.population=32 ...] [--workdir DIR | --resume DIR]
-    gsnn demo [--out gsnn-demo] [--epochs N] [--quick]
+    gsnn demo [--out gsnn-demo] [--epochs N] [--quick] [--evolve]
     gsnn eval --workdir runs/a runs/b [--robustness] [--json PATH]
     gsnn bench --workload w1|w2|convnet_s [--mode direct|genetic] [--genes G] [--json PATH]
 
@@ -196,7 +196,8 @@ def cmd_train(args) -> int:
 def cmd_demo(args) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-    result = demo_lib.run_demo(args.out, epochs=args.epochs, quick=args.quick, progress=not args.quiet)
+    result = demo_lib.run_demo(args.out, epochs=args.epochs, quick=args.quick, progress=not args.quiet,
+                               evolve=args.evolve)
     print()
     print(demo_lib.demo_table(result))
     print(f"wrote {result['json']} and {result['png']}")
@@ -343,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="gsnn-demo", help="folder for demo.json and demo.png")
     d.add_argument("--epochs", type=int, default=None, help=f"epochs per variant (default {demo_lib.DEMO_EPOCHS})")
     d.add_argument("--quick", action="store_true", help="a ~30 s smoke run")
+    d.add_argument("--evolve", action="store_true",
+                   help="also evolve the one-rule net's initial wiring (STE) and train it beside its random-wiring twin "
+                        "(a few minutes more)")
     d.add_argument("--json", default=None, metavar="PATH", help="also write the result here")
     d.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     d.set_defaults(func=cmd_demo)

@@ -149,18 +149,25 @@ def test_train_smoke_writes_json(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_quick(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
+    assert cli.main(["demo", "--quick", "--evolve", "--out", str(out)]) == 0
     r = json.loads((out / "demo.json").read_text())
-    assert [v["variant"] for v in r["variants"]] == ["direct", "position", "evolved", "neuron"]
+    assert [v["variant"] for v in r["variants"]] == ["direct", "neuron_r2", "direct_w033", "position_r2", "position",
+                                                     "evolved"]
     gens = r["evolution"]["generations"]
     assert len(gens) == 2 and all(g["generation"] == i + 1 for i, g in enumerate(gens))
     for v in r["variants"]:
         assert 0 <= v["test_accuracy"] <= 1 and v["params"] > 0 and v["energy_uj"] > 0
+        assert 0 < v["deployed_energy_uj"] <= v["energy_uj"] + 1e-12  # generating W once never costs more
         assert v["firing_rates"] and len(v["history"]) == 1
+    rows = {v["variant"]: v for v in r["variants"]}
+    assert rows["direct"]["deployed_energy_uj"] == pytest.approx(rows["direct"]["energy_uj"])
+    assert rows["neuron_r2"]["rules"] == 2 and rows["neuron_r2"]["synthesis_macs"] > 0
+    assert rows["direct_w033"]["width"] < rows["direct"]["width"]
     assert r["settings"]["quick"] is True
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = capsys.readouterr().out
-    assert "compression" in text and "neuron (g=" in text and "evolved (g=" in text
+    assert "uJ/inf (W once)" in text and "neuron_r2 (g=40x2)" in text and "evolved (g=" in text
+    assert "One seed on 100 test images" in text and "experiments/RESULTS.md" in text
     assert r["evolution"]["paired"] and "on the same base draw (a paired twin)" in text
     assert r["evolution"]["signal"]["every"] == r["evolution"]["settings"]["signal_every"]
 

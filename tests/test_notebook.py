@@ -21,3 +21,7 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     assert len(images) >= 6, f"expected the notebook's figures, got {len(images)}"
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "fewer parameters" in text and "best fitness" in text
+    # section 4 trains the demo's rows: full direct, two rules, the direct net of equal size
+    for row in ("direct", "neuron_r2 (g=40x2)", "direct_w033", "position_r2 (g=6x2)", "position (g=10)"):
+        assert row in text, row
+    assert "uJ/inf (W once)" in text and "One seed on" in text and "uJ (W per inference)" in text

@@ -1,4 +1,4 @@
-"""The demo's ``evolved`` variant (genetic, position encoding with STE-evolved initial wiring); ``demo_evolved:quick`` is its smoke version.
+"""The demo's ``evolved`` variant (genetic, position encoding with STE-evolved initial wiring; a row of ``gsnn demo --evolve``); ``demo_evolved:quick`` is its smoke version.
 
 What the demo trains is set in :mod:`gsnn.demo_configs`.
 """

@@ -1,4 +1,4 @@
-"""The demo's ``neuron`` variant (genetic, neuron encoding); ``demo_neuron:quick`` is its smoke version.
+"""The older demo's most compressed variant, ``neuron`` g=12 (genetic, neuron encoding, 93% fewer parameters; not in ``gsnn demo``'s default rows); ``demo_neuron:quick`` is its smoke version.
 
 What the demo trains is set in :mod:`gsnn.demo_configs`.
 """
