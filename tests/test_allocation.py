@@ -35,19 +35,21 @@ def _cfg(arch, encoding, rules, genes=GENES, **genetic):
 
 @functools.lru_cache(maxsize=None)
 def _setup(arch, encoding, rules):
-    model = M.build_model(_cfg(arch, encoding, rules))
+    model = M.build_model(_cfg(arch, encoding, rules, execution="factorised" if rules == 1 else "auto"))
     layout = A.make_layout(model.cfg.genetic, *M.describe(model, SHAPES[arch]))
     variables = _jit(lambda k: M.init_variables(model, k, SHAPES[arch]))(jax.random.key(0))
     return model, layout, variables
 
 
-def _allocation(layout, seed):
-    """A fixed, uneven allocation: genes 1..g per rule, rules 1..R, one layer at the maximum."""
+def _allocation(layout, seed, at_max=True):
+    """A fixed, uneven allocation: genes 1..g per rule, rules 1..R; with ``at_max`` the
+    first layer at the maximum, else every layer below it (``G_r`` smaller than built)."""
     rng = np.random.default_rng(seed)
     n = len(layout.layers)
-    genes = rng.integers(1, layout.genes + 1, (n, layout.rules))
+    genes = rng.integers(1, layout.genes + (1 if at_max else 0), (n, layout.rules))
     rules = rng.integers(1, layout.rules + 1, (n,))
-    genes[0], rules[0] = layout.genes, layout.rules
+    if at_max:
+        genes[0], rules[0] = layout.genes, layout.rules
     return A.Allocation(jnp.asarray(genes, jnp.int32), jnp.asarray(rules, jnp.int32))
 
 
@@ -89,7 +91,11 @@ def _sq(tree):
     return float(sum(jnp.sum(jnp.square(v)) for v in jax.tree_util.tree_leaves(tree)))
 
 
-CASES = [(arch, enc, rules) for arch in SHAPES for enc in ("position", "neuron") for rules in (1, 2)]
+# every (architecture, encoding) with two rules (stacked arrays, a rule mask); one rule
+# (unstacked arrays) once per encoding, on the factorised path (rules = 1 is the only
+# one it has; the directly built network materialises W)
+CASES = [(arch, enc, 2) for arch in SHAPES for enc in ("position", "neuron")] + [
+    ("convnet_s", "neuron", 1), ("mlp", "position", 1)]
 
 
 @pytest.mark.parametrize("arch,encoding,rules", CASES)
@@ -129,8 +135,8 @@ def _masked_equals_direct(arch, model, small, layout, variables, alloc):
 @pytest.mark.parametrize("arch,encoding,rules", CASES)
 def test_param_count_equals_the_directly_built_pytree(arch, encoding, rules):
     model, layout, _ = _setup(arch, encoding, rules)
-    for seed in (3, 4):
-        alloc = _allocation(layout, seed)
+    for seed, at_max in ((3, True), (4, False)):
+        alloc = _allocation(layout, seed, at_max)
         small = M.build_model(dataclasses.replace(
             model.cfg, genetic=dataclasses.replace(model.cfg.genetic, layer_genes=A.layer_genes(alloc, layout))))
         shapes = jax.eval_shape(lambda k: M.init_variables(small, k, SHAPES[arch]), jax.random.key(0))["params"]
@@ -144,7 +150,7 @@ def test_param_count_equals_the_directly_built_pytree(arch, encoding, rules):
 
 
 def test_shared_arrays_count_once_at_their_largest_active_block():
-    """Hand count: neuron-mode MLP 32 -> 12 -> 10 -> 5 (a 4x4x2 image), g = 4, R = 2."""
+    """By hand: neuron-mode MLP 32 -> 12 -> 10 -> 5 (a 4x4x2 image), g = 4, R = 2."""
     _, layout, _ = _setup("mlp", "neuron", 2)
     assert [lay.name for lay in layout.layers] == ["fc1_dense", "fc2_dense", "readout"]
     alloc = A.Allocation(jnp.asarray([[3, 2], [1, 4], [2, 4]], jnp.int32), jnp.asarray([2, 1, 2], jnp.int32))
@@ -157,9 +163,8 @@ def test_shared_arrays_count_once_at_their_largest_active_block():
     assert int(A.param_count(alloc, layout)) == g + pops + fixed
 
 
-@pytest.mark.parametrize("encoding", ["position", "neuron"])
-def test_vmapped_population_equals_the_loop(encoding):
-    setup = _setup("convnet_s", encoding, 2)
+def test_vmapped_population_equals_the_loop():
+    setup = _setup("convnet_s", "neuron", 2)  # shared populations: the widest case
     with jax.enable_x64(True):
         _vmap_equals_loop(*setup)
 
