@@ -228,3 +228,27 @@ def test_genome_maps_to_counts_in_range_and_back():
     assert extreme.rules.tolist() == [1, 2, 1, 2]
     back = A.from_genome(A.to_genome(alloc, layout), layout)
     assert back.genes.tolist() == alloc.genes.tolist() and back.rules.tolist() == alloc.rules.tolist()
+
+
+def test_over_budget_allocation_is_projected_onto_the_budget():
+    _, layout, _ = _setup("convnet_s", "neuron", 2)
+    full = int(A.param_count(A.uniform(layout, layout.genes, layout.rules), layout))
+    floor = int(A.param_count(A.uniform(layout, 1, layout.rules), layout))
+    project = _jit(lambda a, b: A.project(a, layout, b))
+    for seed in range(4):
+        alloc = _allocation(layout, seed)
+        count = int(A.param_count(alloc, layout))
+        # within budget: unchanged
+        same = project(alloc, count)
+        assert same.genes.tolist() == alloc.genes.tolist() and same.rules.tolist() == alloc.rules.tolist()
+        for budget in (count - 1, (count + floor) // 2):
+            p = project(alloc, budget)
+            assert int(A.param_count(p, layout)) <= budget
+            assert p.rules.tolist() == alloc.rules.tolist()
+            g, h = np.asarray(alloc.genes).ravel(), np.asarray(p.genes).ravel()
+            assert np.all(h <= g) and np.all(h >= 1)
+            assert np.all((g[:, None] >= g[None, :]) <= (h[:, None] >= h[None, :]))  # order kept
+            # the largest scale: one gene more wherever it can grow would break the budget
+            grown = alloc._replace(genes=jnp.asarray(np.minimum(np.asarray(p.genes) + 1, np.asarray(alloc.genes))))
+            assert int(A.param_count(grown, layout)) > budget or grown.genes.tolist() == alloc.genes.tolist()
+    assert full > floor

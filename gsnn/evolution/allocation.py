@@ -31,6 +31,9 @@ encoded (norms, biases, direct layers, PLIF). Inactive rules count nothing.
 of each rule, then the number of rules) maps to ``n = min(n_max, 1 + floor(n_max *
 sigmoid(z)))``: equal-width bins of ``sigmoid(z)``, so CMA-ES can search it;
 :func:`to_genome` gives each count's bin centre.
+
+**Budget** (:func:`project`): an individual over a parameter budget is projected onto it
+(its genes scaled down by a common factor), not penalised.
 """
 from __future__ import annotations
 
@@ -248,6 +251,33 @@ def param_count(alloc: Allocation, layout: Layout) -> Array:
         sizes = jnp.asarray([n for _, n in layout.populations], jnp.int32)
         count = count + jnp.sum(sizes[:, None] * population_widths(alloc, layout))
     return count
+
+
+def project(alloc: Allocation, layout: Layout, budget: int | Array, steps: int = 24) -> Allocation:
+    """The allocation scaled down onto a parameter budget (pure, traceable).
+
+    Genes become ``max(1, floor(a * g_{l,r}))`` with the largest ``a`` in ``[0, 1]`` whose
+    count is within ``budget`` (bisection, ``steps`` halvings; the count is monotone in
+    ``a``, since ``m_r`` and ``w_{k,r}`` are maxima); rules are kept. Within budget it is
+    the identity (``a = 1``); it keeps the layers' proportions and order. An allocation
+    whose every gene at 1 is still over ``budget`` comes back at that floor (over
+    budget: callers check :func:`param_count`).
+
+    Why projection, not a penalty: every evaluation trains a network, so an infeasible
+    individual's evaluation would be spent, and a search on a soft penalty can return an
+    allocation over the budget, which the comparison at equal parameters forbids.
+    """
+    scaled = lambda a: alloc._replace(genes=jnp.maximum(1, jnp.floor(a * alloc.genes)).astype(jnp.int32))
+
+    def halve(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        fits = param_count(scaled(mid), layout) <= budget
+        return jnp.where(fits, mid, lo), jnp.where(fits, hi, mid)
+
+    lo, _ = jax.lax.fori_loop(0, steps, halve, (jnp.float32(0.0), jnp.float32(1.0)))
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(param_count(alloc, layout) <= budget, a, b),
+                                  alloc, scaled(lo))
 
 
 # --------------------------------------------------------------------------------------
