@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import energy
+from gsnn import cli, energy
 from gsnn import models as M
 from gsnn.configs import GeneticConfig, LIFConfig, NeuronConfig
 from gsnn.core.tree import count_scalars
@@ -252,3 +252,16 @@ def test_over_budget_allocation_is_projected_onto_the_budget():
             grown = alloc._replace(genes=jnp.asarray(np.minimum(np.asarray(p.genes) + 1, np.asarray(alloc.genes))))
             assert int(A.param_count(grown, layout)) > budget or grown.genes.tolist() == alloc.genes.tolist()
     assert full > floor
+
+
+def test_gsnn_params_reports_an_allocation():
+    counts = ((4, 3), (2,), (1, 4), (3,))
+    rep = cli.params_report("convnet_s", 5, "position", 4, width=0.125, input_shape=SHAPES["convnet_s"],
+                            rules=2, allocation=counts)
+    model = M.build_model(M.ModelConfig(arch="convnet_s", num_classes=5, width=0.125,
+                                        genetic=GeneticConfig(encoding="position", genes=4, rules=2)).validate())
+    layout = A.make_layout(model.cfg.genetic, *M.describe(model, SHAPES["convnet_s"]))
+    assert rep["stored_params"] == int(A.param_count(A.from_counts(counts, layout), layout))
+    assert rep["allocation"] == {"conv1_conv": [4, 3], "conv2_conv": [2], "conv3_conv": [1, 4], "readout": [3]}
+    with pytest.raises(ValueError, match="needs 1..2 rules of 1..4 genes"):
+        A.from_counts(((5,), (2,), (1,), (3,)), layout)

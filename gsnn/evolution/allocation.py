@@ -142,6 +142,20 @@ def to_genome(alloc: Allocation, layout: Layout) -> Array:
                             logit(jnp.asarray(alloc.rules, jnp.float32), layout.rules)[:, None]], axis=1)
 
 
+def from_counts(per_layer: Sequence[Sequence[int]], layout: Layout) -> Allocation:
+    """An allocation written by hand: per encoded layer (call order) the genes of each of
+    its active rules, e.g. ``((14, 14), (20,), ...)``."""
+    if len(per_layer) != len(layout.layers):
+        raise ValueError(f"the allocation lists {len(per_layer)} layers; the network has {len(layout.layers)} "
+                         f"encoded ones: {[layer.name for layer in layout.layers]}")
+    for layer, genes in zip(layout.layers, per_layer):
+        if not 1 <= len(genes) <= layout.rules or not all(1 <= int(g) <= layout.genes for g in genes):
+            raise ValueError(f"layer {layer.name}: {tuple(genes)} needs 1..{layout.rules} rules of "
+                             f"1..{layout.genes} genes each")
+    genes = [list(g) + [1] * (layout.rules - len(g)) for g in per_layer]
+    return Allocation(jnp.asarray(genes, jnp.int32), jnp.asarray([len(g) for g in per_layer], jnp.int32))
+
+
 def uniform(layout: Layout, genes: int, rules: int) -> Allocation:
     """Every layer with ``genes`` genes in each of ``rules`` rules."""
     n = len(layout.layers)
