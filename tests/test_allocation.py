@@ -17,6 +17,7 @@ from gsnn import models as M
 from gsnn.configs import GeneticConfig, LIFConfig, NeuronConfig
 from gsnn.core.tree import count_scalars
 from gsnn.evolution import allocation as A
+from gsnn.nn.groups import group_labels
 
 _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0,
                                                     "xla_llvm_disable_expensive_passes": True})
@@ -265,3 +266,9 @@ def test_gsnn_params_reports_an_allocation():
     assert rep["allocation"] == {"conv1_conv": [4, 3], "conv2_conv": [2], "conv3_conv": [1, 4], "readout": [3]}
     with pytest.raises(ValueError, match="needs 1..2 rules of 1..4 genes"):
         A.from_counts(((5,), (2,), (1,), (3,)), layout)
+
+
+def test_per_rule_arrays_keep_their_parameter_group():
+    _, layout, variables = _setup("mlp", "neuron", 2)
+    labels = group_labels(A.slice_params(variables["params"], _allocation(layout, 3), layout))
+    assert set(labels["G"]) == {"interaction"} and set(labels["pop_fc1"]) == {"encoding"}
