@@ -17,6 +17,8 @@ JSON. Bad input (an unknown name, a missing file, a malformed value) prints
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
 import math
 import pathlib
 import sys
@@ -80,16 +82,26 @@ def _layer_shape(row: dict) -> str:
 
 def params_report(arch: str, num_classes: int, encoding: str = "direct", genes: int | None = None,
                   first_direct: bool = False, last_direct: bool = False, width: float = 1.0,
-                  input_shape: tuple[int, int, int] | None = None, rules: int = 1) -> dict:
-    """Parameter counts of an architecture, direct and encoded (no computation)."""
+                  input_shape: tuple[int, int, int] | None = None, rules: int = 1,
+                  allocation: tuple[tuple[int, ...], ...] | None = None) -> dict:
+    """Parameter counts of an architecture, direct and encoded (no computation); with
+    ``allocation`` (per encoded layer, the genes of each active rule; ``genes`` and
+    ``rules`` the maxima), of the network that allocation masks (DESIGN 1.3)."""
     if encoding != "direct" and genes is None:
         raise ValueError(f"--genes is required for encoding {encoding!r}")
     genetic = GeneticConfig(encoding=encoding, genes=int(genes or 0), rules=rules, first_direct=first_direct,
                             last_direct=last_direct)
     cfg = ModelConfig(arch=arch, num_classes=num_classes, width=width, genetic=genetic).validate()
     shape = tuple(input_shape or M.default_input_shape(arch))
+    if allocation is not None:
+        layout = EV.allocation.make_layout(genetic, *M.describe(M.build_model(cfg), shape))
+        layer_genes = EV.allocation.layer_genes(EV.allocation.from_counts(allocation, layout), layout)
+        cfg = ModelConfig(arch=arch, num_classes=num_classes, width=width,
+                          genetic=dataclasses.replace(genetic, layer_genes=layer_genes)).validate()
     rep = E.parameter_report(*M.describe(M.build_model(cfg), shape))
     out = rep.as_dict()
+    if allocation is not None:
+        out["allocation"] = {name: list(g) for name, g in cfg.genetic.layer_genes if not name.startswith("pop_")}
     out.update(arch=arch, encoding=encoding, genes=genetic.genes if encoding != "direct" else 0,
                num_classes=num_classes, width=width, input_shape=list(shape),
                first_direct=first_direct, last_direct=last_direct)
@@ -113,6 +125,8 @@ def _params_table(rep: dict) -> str:
     shape = "x".join(map(str, rep["input_shape"]))
     width = "" if rep["width"] == 1 else f", width {rep['width']:g}"
     genes = "" if rep["encoding"] == "direct" else f", g={g}" + (f", {R} interaction rules" if R > 1 else "")
+    if rep.get("allocation"):
+        genes = f", allocation (genes per rule) {rep['allocation']}"
     head = f"{rep['arch']} ({rep['num_classes']} classes, input {shape}{width}), encoding {rep['encoding']}{genes}"
     table = demo_lib.format_table(rows, header, align="llllrrrl")
     foot = (f"direct {rep['direct_params']:,} | stored {rep['stored_params']:,} | "
@@ -122,7 +136,8 @@ def _params_table(rep: dict) -> str:
 
 def cmd_params(args) -> int:
     rep = params_report(args.arch, args.num_classes, args.encoding, args.genes, args.first_direct,
-                        args.last_direct, args.width, _parse_shape(args.input_shape), args.rules)
+                        args.last_direct, args.width, _parse_shape(args.input_shape), args.rules,
+                        ast.literal_eval(args.allocation) if args.allocation else None)
     print(_params_table(rep))
     _write_json(args.json, rep)
     return 0
@@ -329,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last-direct", action="store_true", help="keep the read-out direct")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     p.add_argument("--input-shape", default=None, help="H,W,C (default: the architecture's)")
+    p.add_argument("--allocation", default=None, metavar="TUPLE",
+                   help="per encoded layer the genes of each active rule, e.g. '((14,14),(20,),(14,14),(28,))' "
+                        "(--genes and --rules are the maxima; DESIGN 1.3)")
     p.add_argument("--json", default=None, metavar="PATH")
     p.set_defaults(func=cmd_params)
 

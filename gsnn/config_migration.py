@@ -39,6 +39,7 @@ ADDED_KEYS: dict[str, Any] = {
     "evolve.signal_every": 0,  # no signal measurement
     "model.conv_impl": "xla",  # lax.conv_general_dilated
     "model.genetic.init_fan": "fan_in",  # Kaiming 2/fan_in
+    "model.genetic.layer_genes": [],  # every layer had the global genes and rules
     "model.genetic.rules": 1,  # one interaction matrix G
     "train.weight_decay_on": "factors",  # decay on the stored factors
     "train.eval_every": 1,  # evaluated after every epoch

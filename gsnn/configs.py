@@ -133,6 +133,14 @@ class GeneticConfig:
       spatial_std: std of spatial-code entries at init (``neuron`` mode).
       first_direct: keep the first synaptic layer direct.
       last_direct: keep the read-out layer direct.
+      layer_genes: per-layer genes (DESIGN 1.3, allocation genome): ``((name, (g_1, ...,
+        g_R)), ...)``, the genes of each rule of every encoded synapse (its module name)
+        and, in ``neuron`` mode, of every population (``"pop_<name>"``, at least the
+        widest layer that reads it). Empty (default): every layer has ``genes`` and
+        ``rules``. When set, each encoded array is a tuple of per-rule arrays, ``G_r`` is
+        ``[m_r, m_r]`` with ``m_r`` the largest ``g_r`` of any listed synapse, and layers
+        materialise ``W``. :func:`gsnn.evolution.allocation.layer_genes` writes it for
+        an allocation.
     """
 
     encoding: str = "direct"
@@ -147,8 +155,13 @@ class GeneticConfig:
     spatial_std: float = 1.0
     first_direct: bool = False
     last_direct: bool = False
+    layer_genes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def validate(self) -> "GeneticConfig":
+        for entry in self.layer_genes:
+            if not (len(entry) == 2 and isinstance(entry[0], str) and len(entry[1]) >= 1
+                    and all(isinstance(g, int) and g >= 1 for g in entry[1])):
+                raise ValueError(f"layer_genes entries are (name, (genes of each rule, each >= 1)), got {entry!r}")
         if self.encoding not in ENCODING_NAMES:
             raise ValueError(f"unknown encoding {self.encoding!r}; valid: {list(ENCODING_NAMES)}")
         if self.execution not in EXECUTIONS:

@@ -21,7 +21,10 @@ literature: 0.9 pJ per 32-bit float accumulate (AC, an input spike adds a weight
 Parameter counts are computed from the layer specs by formula (DESIGN 1.1):
 ``R * (g^2 + sum(encoding rows) * g + spatial codes) + unencoded`` with ``R``
 interaction rules; tests check them against the number of scalars in the parameter
-pytree.
+pytree. With per-layer genes (DESIGN 1.3: ``g_{l,r}`` genes of rule ``r`` in layer ``l``)
+each rule counts its own: ``G_r`` once at ``m_r = max_l g_{l,r}``, a ``neuron``-mode
+population ``k`` at ``N_k * w_{k,r}`` with ``w_{k,r}`` the largest ``g_{l,r}`` of the
+layers that read it, and each layer's rows times its own ``g_{l,r}``.
 """
 from __future__ import annotations
 
@@ -65,6 +68,27 @@ class ParamReport:
         return d
 
 
+def _rule_genes(s: LayerSpec) -> tuple[int, ...]:
+    return s.rule_genes or (s.genes,) * s.rules
+
+
+def ragged_shared_params(synapses: list[LayerSpec]) -> tuple[int, int]:
+    """``(interaction, population)`` scalars of a network with per-layer genes: ``sum_r
+    m_r^2`` and ``sum_{k,r} N_k w_{k,r}`` (the module docstring's rule)."""
+    enc = [s for s in synapses if s.encoding != "direct"]
+    m: dict[int, int] = {}
+    widths: dict[tuple[str, int], int] = {}
+    sizes: dict[str, int] = {}
+    for s in enc:
+        for r, g in enumerate(_rule_genes(s)):
+            m[r] = max(m.get(r, 0), g)
+            if s.encoding == "neuron":
+                for pop, n in ((s.pre_population, s.pre_rows), (s.post_population, s.c_out)):
+                    widths[pop, r] = max(widths.get((pop, r), 0), g)
+                    sizes[pop] = n
+    return sum(v * v for v in m.values()), sum(sizes[pop] * w for (pop, _), w in widths.items())
+
+
 def populations(synapses: list[LayerSpec]) -> dict[str, int]:
     """Population name -> size for every population a ``neuron``-mode layer uses."""
     pops: dict[str, int] = {}
@@ -86,6 +110,8 @@ def parameter_report(
     pops = populations(synapses)
     population_params = sum(pops.values()) * genes * rules
     unencoded = sum(2 * n.channels for n in norms) + sum(1 for n in neurons if n.learnable_tau)
+    if any(s.rule_genes for s in synapses):
+        interaction, population_params = ragged_shared_params(synapses)
     layer_params = sum(s.private_params for s in synapses)
     direct = sum(s.direct_params for s in synapses) + unencoded
     per_layer = [

@@ -23,6 +23,14 @@ plain shape (``x_pre [N, g]``, ``G [g, g]``); with ``R > 1`` every encoding arra
 ``G`` carry a leading rule axis (``x_pre [R, N, g]``, ``G [R, g, g]``). Only the
 materialised path applies when ``R > 1``.
 
+**Per-layer genes** (DESIGN 1.3, allocation genome). A layer may have its own genes
+``g_r`` per rule and its own number of rules; its arrays are then *ragged*: tuples of
+per-rule arrays (``x_pre = (X^1 [N, g_1], X^2 [N, g_2], ...)``, ``G = (G_1 [g_1, g_1],
+...)``), and :func:`rule_scale` gives ``s`` from each rule's genes and init rms. A
+network built at the maximum reaches the same weights by **masks**: an inactive gene is
+a zero row and column of its ``G_r`` block (:func:`mask_interaction`), an inactive rule
+a factor of one in the product (``rule_mask`` of :func:`rule_product`).
+
 All functions are pure and jittable; sizes are Python ints.
 """
 from __future__ import annotations
@@ -132,8 +140,9 @@ class SharedGenes(NamedTuple):
 
 class Factors(NamedTuple):
     """``W = scale * prod_r pre[r] @ G[r] @ post[r].T``: ``pre [(R,) N_pre, g]``,
-    ``interaction [(R,) g, g]``, ``post [(R,) N_post, g]``, and the rms of the entries of
-    ``pre`` and ``post`` at initialisation (for the fixed scale)."""
+    ``interaction [(R,) g, g]``, ``post [(R,) N_post, g]`` (or, ragged, tuples of
+    per-rule ``[N_pre, g_r]``, ``[g_r, g_r]``, ``[N_post, g_r]``), and the rms of the
+    entries of ``pre`` and ``post`` at initialisation (for the fixed scale)."""
 
     pre: Array
     interaction: Array
@@ -234,8 +243,11 @@ def _neuron_factors(params, shared: SharedGenes, geom: Geometry, stds: InitStds)
     if not geom.spatial_rows:
         return Factors(shared.pre, shared.interaction, shared.post, stds.population, stds.population)
     S = params["spatial"]
-    pre = (genetic.spatial_pre_rows(shared.pre, S) if S.ndim == 2
-           else jax.vmap(genetic.spatial_pre_rows)(shared.pre, S))
+    if isinstance(S, tuple):  # ragged: one (population, spatial code) pair per rule
+        pre = tuple(genetic.spatial_pre_rows(x, s) for x, s in zip(shared.pre, S))
+    else:
+        pre = (genetic.spatial_pre_rows(shared.pre, S) if S.ndim == 2
+               else jax.vmap(genetic.spatial_pre_rows)(shared.pre, S))
     return Factors(pre, shared.interaction, shared.post, stds.population * stds.spatial, stds.population)
 
 
@@ -267,15 +279,70 @@ def get(name: str) -> Encoding:
 # --------------------------------------------------------------------------------------
 
 
-def rule_product(f: Factors, scale: float | Array) -> Array:
+def rule_product(f: Factors, scale: float | Array, rule_mask: Array | None = None) -> Array:
     """``W [N_pre, N_post] = scale * prod_r pre[r] @ G[r] @ post[r].T``.
 
-    ``R = 1`` (unstacked factors) is :func:`gsnn.core.genetic.generate_weight` itself.
+    ``R = 1`` (unstacked factors) is :func:`gsnn.core.genetic.generate_weight` itself;
+    ragged factors (tuples) multiply their rules' products in rule order.
+
+    Args:
+      f: the factors (stacked, unstacked or ragged).
+      scale: ``s`` (a float, or a traced ``[]`` array for an allocation).
+      rule_mask: ``[R]`` 0/1 (stacked factors only): a rule with 0 contributes a factor
+        of one to the product (and no gradient to its arrays). ``None``: all active.
     """
+    if isinstance(f.interaction, tuple):
+        w = f.pre[0] @ (f.interaction[0] @ f.post[0].T)
+        for pre, G, post in zip(f.pre[1:], f.interaction[1:], f.post[1:]):
+            w = w * (pre @ (G @ post.T))
+        return scale * w
     if f.interaction.ndim == 2:
         return genetic.generate_weight(f.pre, f.interaction, f.post, scale)
     per_rule = jnp.matmul(f.pre, jnp.matmul(f.interaction, jnp.swapaxes(f.post, -1, -2)))
+    if rule_mask is not None:
+        per_rule = jnp.where(rule_mask[:, None, None] > 0, per_rule, 1.0)
     return scale * jnp.prod(per_rule, axis=0)
+
+
+def mask_interaction(interaction: Array, gene_mask: Array) -> Array:
+    """``G_r * (m_r m_r^T)``: inactive genes as zero rows and columns of each ``G_r``.
+
+    Args:
+      interaction: ``[g, g]`` or ``[R, g, g]``.
+      gene_mask: ``[g]`` or ``[R, g]``, 0/1 (1: active gene of that rule).
+
+    Returns:
+      The masked ``G``, same shape. With prefix masks (genes ``0..g_r-1`` active), ``X_pre
+      G_m X_post^T = X_pre[:, :g_r] G[:g_r, :g_r] X_post[:, :g_r]^T``, and the gradients
+      of the inactive columns of ``X_pre``, ``X_post`` and entries of ``G`` are zero.
+    """
+    return interaction * gene_mask[..., :, None] * gene_mask[..., None, :]
+
+
+def rule_scale(target: float | Array, genes, pre_rms, interaction_rms, post_rms, rule_mask=None):
+    """The fixed scale ``s`` of a layer whose rules have their own genes and init rms.
+
+    Rule ``r``'s product has entries of variance ``v_r = (g_r rms_pre,r rms_G,r
+    rms_post,r)^2`` (:func:`fixed_scale`); the Hadamard product of the active rules has
+    variance ``prod_r v_r``, so ``s = target / prod_{r active} sqrt(v_r)``. Uniform
+    ``g_r`` and rms give :func:`fixed_scale`.
+
+    Args:
+      target: the target std of ``W`` (:func:`target_std`).
+      genes, pre_rms, interaction_rms, post_rms: per rule, sequences of Python floats
+        (then ``s`` is a Python float) or ``[R]`` arrays (traced allocations).
+      rule_mask: ``[R]`` 0/1, rules with 0 left out; ``None``: all rules.
+    """
+    if rule_mask is None and not any(isinstance(v, jax.Array) for v in (genes, pre_rms, interaction_rms, post_rms)):
+        out = float(target)
+        for g, a, b, c in zip(genes, pre_rms, interaction_rms, post_rms):
+            out /= g * a * b * c
+        return out
+    per_rule = (jnp.asarray(genes, jnp.float32) * jnp.asarray(pre_rms) * jnp.asarray(interaction_rms)
+                * jnp.asarray(post_rms))
+    if rule_mask is not None:
+        per_rule = jnp.where(rule_mask > 0, per_rule, 1.0)
+    return target / jnp.prod(per_rule)
 
 
 def generate(enc: Encoding, params, shared: SharedGenes | None, geom: Geometry, scale: float | Array,
@@ -311,8 +378,11 @@ def fixed_scale(geom: Geometry, genes: int, rules: int, pre_rms: float, interact
     return target_std(geom, fan) / (genes * pre_rms * interaction_rms * post_rms) ** rules
 
 
-def param_count(enc: Encoding, geom: Geometry, genes: int, rules: int) -> int:
-    """Scalars a layer owns in encoding ``enc`` (without bias; shared arrays excluded)."""
+def param_count(enc: Encoding, geom: Geometry, genes: int, rules: int, rule_genes: tuple[int, ...] = ()) -> int:
+    """Scalars a layer owns in encoding ``enc`` (without bias; shared arrays excluded);
+    with ``rule_genes`` (ragged, per-layer genes), the sum of its rules' counts."""
+    if rule_genes:
+        return sum(param_count(enc, geom, g, 1) for g in rule_genes)
     specs = enc.param_specs(geom, genes, rules, UNIT_STDS)
     return sum(math.prod(s.shape) for s in specs.values())
 
@@ -330,7 +400,7 @@ def frobenius_sq(f: Factors, scale: float | Array) -> Array:
     ``R = 1``: ``s^2 * sum((X_pre^T X_pre) * (G X_post^T X_post G^T))`` from ``[g, g]``
     Gram matrices, without materialising ``W``. ``R > 1``: from ``W`` itself.
     """
-    if f.interaction.ndim == 2:
+    if not isinstance(f.interaction, tuple) and f.interaction.ndim == 2:
         right = f.interaction @ (f.post.T @ f.post) @ f.interaction.T
         return scale * scale * jnp.sum((f.pre.T @ f.pre) * right)
     w = rule_product(f, scale)

@@ -5,7 +5,9 @@ Modules: :mod:`~gsnn.evolution.genome`, :mod:`~gsnn.evolution.fitness`,
 :mod:`~gsnn.evolution.problem` (evaluating a population), :mod:`~gsnn.evolution.step`
 (one generation, pure: jit/scan), :mod:`~gsnn.evolution.loop` (the host generation loop),
 :mod:`~gsnn.evolution.pipeline` (evolution, then the final trainings),
-:mod:`~gsnn.evolution.signal` (the fitness's signal: two evaluations of a population).
+:mod:`~gsnn.evolution.signal` (the fitness's signal: two evaluations of a population),
+:mod:`~gsnn.evolution.allocation` (the allocation genome: masks over a network built at
+the maximum, its parameter count and budget).
 
 One generation is ``ask -> vmap(evaluate) -> tell`` with keys split explicitly:
 
@@ -35,6 +37,7 @@ devices (``jax.devices()`` is global), every process runs the same program on th
 seed and data, and the evaluation's outputs are gathered to every process
 (docs/MULTIHOST.md).
 """
+from gsnn.evolution import allocation
 from gsnn.evolution.loop import evolve, genome_init_fn
 from gsnn.evolution.pipeline import FINAL_VARIANTS, run_evolution, variant_config
 from gsnn.evolution.problem import Problem, generation_batches, make_problem, resolve_chunk_size, signal_batches
@@ -42,5 +45,5 @@ from gsnn.evolution.signal import average_ranks, measure, spearman, variance_rat
 from gsnn.evolution.step import WORST_FITNESS, EvolutionState, GenerationData, initial_state, make_evolution_step
 from gsnn.evolution.strategies import STRATEGIES, Strategy, make_strategy, strategy_init
 
-__all__ = ["evolve", "genome_init_fn", "FINAL_VARIANTS", "run_evolution", "variant_config", "Problem", "generation_batches", "make_problem", "resolve_chunk_size", "signal_batches", "average_ranks", "measure", "spearman", "variance_ratio", "STRATEGIES", "Strategy", "make_strategy", "strategy_init", "WORST_FITNESS", "EvolutionState", "GenerationData", "initial_state",
+__all__ = ["allocation", "evolve", "genome_init_fn", "FINAL_VARIANTS", "run_evolution", "variant_config", "Problem", "generation_batches", "make_problem", "resolve_chunk_size", "signal_batches", "average_ranks", "measure", "spearman", "variance_ratio", "STRATEGIES", "Strategy", "make_strategy", "strategy_init", "WORST_FITNESS", "EvolutionState", "GenerationData", "initial_state",
            "make_evolution_step"]

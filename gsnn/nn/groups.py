@@ -14,7 +14,9 @@ import jax
 
 def param_group(keypath: tuple) -> str:
     """The parameter group of a leaf, from its key path (``jax.tree_util`` keys)."""
-    names = [getattr(k, "key", getattr(k, "name", str(k))) for k in keypath]
+    # a per-layer-genes array is a tuple of per-rule arrays: its group is the tuple's name
+    names = [getattr(k, "key", getattr(k, "name", str(k))) for k in keypath
+             if not isinstance(k, jax.tree_util.SequenceKey)]
     leaf = str(names[-1])
     if leaf == "kernel":
         return "weight"

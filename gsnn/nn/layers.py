@@ -39,19 +39,67 @@ def init_stds(cfg: GeneticConfig, fan_in: int) -> encodings.InitStds:
                               cfg.spatial_std, encodings.interaction_rms(cfg.interaction_gain, cfg.genes))
 
 
+def _one_interaction_init(cfg: GeneticConfig, genes: int):
+    """Initializer of one ``G_r [genes, genes]`` (entries of rms ``gain / sqrt(genes)``)."""
+    if cfg.interaction_init == "normal":
+        return nn.initializers.normal(encodings.interaction_rms(cfg.interaction_gain, genes))
+    if cfg.interaction_init == "orthogonal":
+        return nn.initializers.orthogonal(scale=cfg.interaction_gain)
+    return lambda key, shape, dtype=jnp.float32: jnp.eye(shape[0], dtype=dtype) * cfg.interaction_gain
+
+
 def interaction_initializer(cfg: GeneticConfig):
     """Flax initializer for ``G [g, g]`` whose entries have rms ``gain / sqrt(g)``; with
     ``R > 1`` rules, for ``[R, g, g]``, each rule's ``G_r`` drawn independently."""
-    if cfg.interaction_init == "normal":
-        return nn.initializers.normal(encodings.interaction_rms(cfg.interaction_gain, cfg.genes))
-    if cfg.interaction_init == "orthogonal":
-        one = nn.initializers.orthogonal(scale=cfg.interaction_gain)
-    else:
-        one = lambda key, shape, dtype=jnp.float32: jnp.eye(shape[0], dtype=dtype) * cfg.interaction_gain
-    if cfg.rules == 1:
+    one = _one_interaction_init(cfg, cfg.genes)
+    if cfg.rules == 1 or cfg.interaction_init == "normal":
         return one
     return lambda key, shape, dtype=jnp.float32: jax.vmap(lambda k: one(k, shape[1:], dtype))(
         jax.random.split(key, shape[0]))
+
+
+def _ragged_init(specs: list[encodings.ParamSpec]):
+    """Initializer of a ragged parameter: a tuple of per-rule normal draws."""
+    def init(key):
+        keys = jax.random.split(key, len(specs))
+        return tuple(nn.initializers.normal(sp.std)(k, sp.shape) for k, sp in zip(keys, specs))
+    return init
+
+
+# --------------------------------------------------------------------------------------
+# Per-layer genes (GeneticConfig.layer_genes; DESIGN 1.3, allocation genome)
+# --------------------------------------------------------------------------------------
+
+
+def rule_genes(cfg: GeneticConfig, name: str) -> tuple[int, ...]:
+    """Genes of each rule of the synapse or population (``"pop_<k>"``) ``name``."""
+    table = dict(cfg.layer_genes)
+    if name not in table:
+        raise ValueError(f"model.genetic.layer_genes has no entry for {name!r} (it lists {sorted(table)}); "
+                         f"gsnn.evolution.allocation.layer_genes writes a complete one")
+    return tuple(table[name])
+
+
+def interaction_sizes(cfg: GeneticConfig) -> tuple[int, ...]:
+    """``m_r``: the size of each shared ``G_r`` with per-layer genes, the largest ``g_r``
+    of any listed synapse (``G_r`` counts once, at the largest block a layer uses)."""
+    table = [g for n, g in cfg.layer_genes if not n.startswith("pop_")]
+    return tuple(max(g[r] for g in table if len(g) > r) for r in range(max(len(g) for g in table)))
+
+
+def ragged_rms(cfg: GeneticConfig, enc: encodings.Encoding, geom: encodings.Geometry, genes: tuple[int, ...],
+               pre: str, post: str) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """Per rule, the init rms of ``(pre rows, G_r, post rows)`` of a layer with per-layer
+    genes: ``G_r``'s at its size ``m_r``; ``neuron`` populations' at their own width."""
+    m = interaction_sizes(cfg)
+    g_rms = tuple(encodings.interaction_rms(cfg.interaction_gain, m[r]) for r in range(len(genes)))
+    if not enc.populations:
+        x = encodings.position_std(cfg.init_scheme, cfg.encoding_gain, geom.fan_in)
+        return (x,) * len(genes), g_rms, (x,) * len(genes)
+    pop = lambda name, r: encodings.population_std(cfg.init_scheme, cfg.encoding_gain, rule_genes(cfg, name)[r])
+    spatial = cfg.spatial_std if geom.spatial_rows else 1.0
+    return (tuple(pop("pop_" + pre, r) * spatial for r in range(len(genes))), g_rms,
+            tuple(pop("pop_" + post, r) for r in range(len(genes))))
 
 
 # --------------------------------------------------------------------------------------
@@ -64,7 +112,10 @@ class GeneBank:
 
     Parameters are named ``G`` (``[g, g]``; ``[R, g, g]`` with ``R > 1`` rules) and
     ``pop_<name>`` (``[N, g]``; ``[R, N, g]``); each is created on first use, so
-    populations that no encoded layer touches cost nothing.
+    populations that no encoded layer touches cost nothing. With per-layer genes
+    (``cfg.layer_genes``) they are tuples of per-rule arrays (``G_r [m_r, m_r]``,
+    ``pop_<name>`` ``[N, w_r]`` with the widths listed for it), and a layer receives the
+    slices it uses: its first ``R_l`` rules and first ``g_r`` genes of each.
     """
 
     def __init__(self, module: nn.Module, cfg: GeneticConfig):
@@ -79,23 +130,53 @@ class GeneBank:
     def _shape(self, *shape: int) -> tuple[int, ...]:
         return shape if self.cfg.rules == 1 else (self.cfg.rules,) + shape
 
-    def interaction(self) -> Array:
+    def interaction(self) -> Array | tuple[Array, ...]:
         g = self.cfg.genes
+        if self.cfg.layer_genes:
+            sizes = interaction_sizes(self.cfg)
+
+            def init(key):
+                return tuple(_one_interaction_init(self.cfg, m)(k, (m, m))
+                             for k, m in zip(jax.random.split(key, len(sizes)), sizes))
+            if "G" not in self._cache:
+                self._cache["G"] = self.module.param("G", init)
+            return self._cache["G"]
         return self._get("G", interaction_initializer(self.cfg), self._shape(g, g))
 
-    def population(self, name: str, size: int) -> Array:
-        init = nn.initializers.normal(encodings.population_std(self.cfg.init_scheme, self.cfg.encoding_gain,
-                                                                self.cfg.genes))
-        return self._get(f"pop_{name}", init, self._shape(size, self.cfg.genes))
+    def population(self, name: str, size: int) -> Array | tuple[Array, ...]:
+        cfg = self.cfg
+        std = lambda g: encodings.population_std(cfg.init_scheme, cfg.encoding_gain, g)
+        if cfg.layer_genes:
+            widths = rule_genes(cfg, f"pop_{name}")
+            if f"pop_{name}" not in self._cache:
+                self._cache[f"pop_{name}"] = self.module.param(
+                    f"pop_{name}", _ragged_init([encodings.ParamSpec((size, w), std(w)) for w in widths]))
+            return self._cache[f"pop_{name}"]
+        return self._get(f"pop_{name}", nn.initializers.normal(std(cfg.genes)), self._shape(size, cfg.genes))
 
-    def inputs(self, encoding: str, pre: str, n_pre: int, post: str, n_post: int) -> encodings.SharedGenes | None:
-        """What a layer with the given encoding needs (``None`` for a direct layer)."""
+    def inputs(self, encoding: str, pre: str, n_pre: int, post: str, n_post: int,
+               layer: str = "") -> encodings.SharedGenes | None:
+        """What a layer with the given encoding needs (``None`` for a direct layer);
+        with per-layer genes, the slices the synapse ``layer`` uses."""
         enc = encodings.get(encoding)
         if not enc.encoded:
             return None
+        G = self.interaction()
+        pops = (self.population(pre, n_pre), self.population(post, n_post)) if enc.populations else (None, None)
+        if not self.cfg.layer_genes:
+            return encodings.SharedGenes(G, *pops)
+        genes = rule_genes(self.cfg, layer)
+        if len(genes) > len(G):
+            raise ValueError(f"layer {layer!r} has {len(genes)} rules, G has {len(G)}")
+        G = tuple(G[r][:g, :g] for r, g in enumerate(genes))
         if not enc.populations:
-            return encodings.SharedGenes(self.interaction(), None, None)
-        return encodings.SharedGenes(self.interaction(), self.population(pre, n_pre), self.population(post, n_post))
+            return encodings.SharedGenes(G, None, None)
+        for name, pop in zip((pre, post), pops):
+            if len(pop) < len(genes) or any(pop[r].shape[1] < g for r, g in enumerate(genes)):
+                raise ValueError(f"population {name!r} (widths {[p.shape[1] for p in pop]}) is narrower than "
+                                 f"layer {layer!r} (genes {genes}); list its widest reader's genes for it")
+        pre_x, post_x = (tuple(p[r][:, :g] for r, g in enumerate(genes)) for p in pops)
+        return encodings.SharedGenes(G, pre_x, post_x)
 
 
 # --------------------------------------------------------------------------------------
@@ -116,6 +197,15 @@ class Synapse(nn.Module):
 
     With the ``weight_sq`` collection mutable, an encoded layer sows ``||W||_F^2`` of its
     generated weight (``frobenius_sq``; for weight decay on ``W``).
+
+    Per-layer genes (``genetic_cfg.layer_genes``): the layer's parameters are tuples of
+    per-rule arrays and ``s`` comes from its own genes (:func:`ragged_rms`). An
+    **allocation** (DESIGN 1.3): when the apply's variables hold a collection
+    ``allocation`` with this layer's ``gene_mask`` (``[g]``, or ``[R, g]``), ``rule_mask``
+    (``[R]``, ``R > 1``) and ``scale`` (``[]``), written by
+    :func:`gsnn.evolution.allocation.allocation_variables`, ``G`` is masked
+    (:func:`gsnn.core.encodings.mask_interaction`), inactive rules contribute a factor of
+    one, and ``scale`` replaces the fixed scale.
 
     Attributes:
       features: output units/channels.
@@ -175,7 +265,9 @@ class Synapse(nn.Module):
             spatial_rows = in_positions if neuron_flat else (0 if dense else kh * kw)
         geom = encodings.Geometry((kh, kw), c_in, c_out, dense=dense, spatial_rows=spatial_rows,
                                   population_in=map_channels)
-        g, rules = (cfg.genes, cfg.rules) if enc.encoded else (0, 1)
+        ragged = enc.encoded and bool(cfg.layer_genes)
+        rg = rule_genes(cfg, _module_name(self)) if ragged else ()
+        g, rules = (max(rg), len(rg)) if ragged else (cfg.genes, cfg.rules) if enc.encoded else (0, 1)
         execution = self._execution(enc, geom, in_positions, out_positions, x.shape[0])
         _record(
             LayerSpec(
@@ -185,7 +277,7 @@ class Synapse(nn.Module):
                 post_population=self.post_population,
                 pre_rows=(geom.fan_in if self.encoding == "position" else map_channels if enc.populations else 0),
                 spatial_rows=spatial_rows, bias=self.use_bias, real_input=self.real_input,
-                runs_per_step=0 if self.static_input else 1, rules=rules,
+                runs_per_step=0 if self.static_input else 1, rules=rules, rule_genes=rg,
             )
         )
         if not self.real_input:
@@ -197,20 +289,35 @@ class Synapse(nn.Module):
                                impl=self.conv_impl if groups == 1 else "auto")
 
         stds = init_stds(cfg, geom.fan_in) if enc.encoded else encodings.UNIT_STDS
-        params = {name: self.param(name, nn.initializers.normal(spec.std), spec.shape)
-                  for name, spec in enc.param_specs(geom, g, rules, stds).items()}
+        if ragged:
+            rms = ragged_rms(cfg, enc, geom, rg, self.pre_population, self.post_population)
+            per_rule = [enc.param_specs(geom, g_r, 1, stds) for g_r in rg]
+            params = {name: self.param(name, _ragged_init([sp[name] for sp in per_rule])) for name in per_rule[0]}
+        else:
+            params = {name: self.param(name, nn.initializers.normal(spec.std), spec.shape)
+                      for name, spec in enc.param_specs(geom, g, rules, stds).items()}
         if not enc.encoded:
             w = params["kernel"]
             y = x @ w if dense else conv_fn(x, w)
         else:
             if shared is None:
                 raise ValueError(f"{_module_name(self)}: a genetic layer needs the shared genetic inputs")
+            rule_mask = None
+            if self.has_variable("allocation", "scale"):  # a network built at the maximum, masked
+                shared = shared._replace(interaction=encodings.mask_interaction(
+                    shared.interaction, self.get_variable("allocation", "gene_mask")))
+                rule_mask = self.get_variable("allocation", "rule_mask") if rules > 1 else None
             factors = enc.factors(params, shared, geom, stds)
-            scale = encodings.fixed_scale(geom, g, rules, factors.pre_rms, stds.interaction_rms,
-                                          factors.post_rms, cfg.init_fan)
+            if self.has_variable("allocation", "scale"):
+                scale = self.get_variable("allocation", "scale")
+            elif ragged:
+                scale = encodings.rule_scale(encodings.target_std(geom, cfg.init_fan), rg, *rms)
+            else:
+                scale = encodings.fixed_scale(geom, g, rules, factors.pre_rms, stds.interaction_rms,
+                                              factors.post_rms, cfg.init_fan)
             w = None
             if execution == "materialise":
-                w = encodings.rule_product(factors, scale)
+                w = encodings.rule_product(factors, scale, rule_mask)
                 y = x @ w if dense else conv_fn(x, w.reshape(kh, kw, c_in, c_out))
             else:
                 y = enc.factorised(x, params, shared, geom, scale, conv_fn)
@@ -229,8 +336,8 @@ class Synapse(nn.Module):
         if not enc.encoded:
             return "materialise"
         if cfg.execution != "auto":
-            return cfg.execution
-        if cfg.rules > 1 or enc.factorised is None:
+            return "materialise" if cfg.layer_genes else cfg.execution
+        if cfg.rules > 1 or enc.factorised is None or cfg.layer_genes:
             return "materialise"
         return genetic.choose_execution(enc.cost_kind(geom.dense), geom.kernel_positions, geom.c_in, geom.c_out,
                                    cfg.genes, in_positions, out_positions, examples)

@@ -43,7 +43,7 @@ class _Builder:
     def synapse(self, x, name, features, *, pre, post, kernel=None, stride=1, padding=None,
                 role="hidden", bias=False, static=False):
         enc = self._encoding(role)
-        shared = self.bank.inputs(enc, pre, x.shape[-1], post, features)
+        shared = self.bank.inputs(enc, pre, x.shape[-1], post, features, layer=name)
         layer = L.Synapse(
             features, kernel_size=(kernel, kernel) if kernel else None, strides=stride,
             padding=padding, encoding=enc, genetic_cfg=self.cfg.genetic, use_bias=bias,

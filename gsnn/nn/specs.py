@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import math
 from typing import Iterator
 
 import flax.linen as nn
@@ -43,6 +44,7 @@ class LayerSpec:
     real_input: bool  # the input is real-valued (the image), not spikes
     runs_per_step: int  # 1 when the layer runs once per time step; 0 when static (once in all)
     rules: int = 1  # interaction rules R of an encoded layer
+    rule_genes: tuple[int, ...] = ()  # per-layer genes of each rule (GeneticConfig.layer_genes), else ()
 
     @property
     def geometry(self) -> encodings.Geometry:
@@ -59,12 +61,14 @@ class LayerSpec:
     def private_params(self) -> int:
         """Scalars this layer stores itself in its actual encoding."""
         b = self.c_out if self.bias else 0
-        return encodings.param_count(encodings.get(self.encoding), self.geometry, self.genes, self.rules) + b
+        return encodings.param_count(encodings.get(self.encoding), self.geometry, self.genes, self.rules,
+                                     self.rule_genes) + b
 
     @property
     def max_rank(self) -> int:
         """Upper bound of the rank of the layer's ``W [h*w*C_in, C_out]``."""
-        return encodings.max_rank(encodings.get(self.encoding), self.geometry, self.genes, self.rules)
+        bound = encodings.max_rank(encodings.get(self.encoding), self.geometry, self.genes, self.rules)
+        return min(bound, math.prod(self.rule_genes)) if self.rule_genes else bound
 
     @property
     def macs(self) -> int:
