@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import math
 import pathlib
 import sys
 
@@ -32,6 +31,7 @@ from gsnn import training
 from gsnn.analysis import energy as E
 from gsnn.analysis import plots
 from gsnn.analysis import robustness as R
+from gsnn.analysis import tables as T
 from gsnn.configs import GeneticConfig, ModelConfig
 from gsnn.core.conv import CONV_IMPLS
 from gsnn.core.genetic import EXECUTIONS
@@ -64,15 +64,6 @@ def _parse_shape(text: str | None) -> tuple[int, int, int] | None:
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"--input-shape must be H,W,C with positive integers (e.g. 32,32,3), got {text!r}")
     return shape
-
-
-def _layer_shape(row: dict) -> str:
-    if row["kind"] == "dense":
-        return f"{row['c_in']}->{row['c_out']}"
-    k = row["kernel_positions"]
-    side = math.isqrt(k)
-    kernel = f"{side}x{side}" if side * side == k else f"{k}pos"
-    return f"{kernel}x{row['c_in']}->{row['c_out']}"
 
 
 # --------------------------------------------------------------------------------------
@@ -108,37 +99,11 @@ def params_report(arch: str, num_classes: int, encoding: str = "direct", genes: 
     return out
 
 
-def _params_table(rep: dict) -> str:
-    header = ["layer", "kind", "encoding", "shape", "direct params", "stored params", "max rank", "execution"]
-    rows = [[r["name"], r["kind"], r["encoding"], _layer_shape(r), f"{r['direct_params']:,}",
-             f"{r['stored_params']:,}", f"{r['max_rank']:,}", r["execution"]] for r in rep["per_layer"]]
-    g, R = rep["genes"], rep["rules"]
-    per_rule = f"{R} x " if R > 1 else ""
-    if rep["interaction_params"]:
-        rows.append([f"G (shared, {per_rule}{g}x{g})", "-", "genetic", f"{per_rule}{g}x{g}", "0",
-                     f"{rep['interaction_params']:,}", "-", "-"])
-    if rep["population_params"]:
-        rows.append(["population encodings", "-", "neuron", f"{per_rule}rows x {g}", "0",
-                     f"{rep['population_params']:,}", "-", "-"])
-    rows.append(["norm / PLIF", "-", "-", "-", f"{rep['unencoded_params']:,}", f"{rep['unencoded_params']:,}", "-", "-"])
-    rows.append(["total", "", "", "", f"{rep['direct_params']:,}", f"{rep['stored_params']:,}", "", ""])
-    shape = "x".join(map(str, rep["input_shape"]))
-    width = "" if rep["width"] == 1 else f", width {rep['width']:g}"
-    genes = "" if rep["encoding"] == "direct" else f", g={g}" + (f", {R} interaction rules" if R > 1 else "")
-    if rep.get("allocation"):
-        genes = f", allocation (genes per rule) {rep['allocation']}"
-    head = f"{rep['arch']} ({rep['num_classes']} classes, input {shape}{width}), encoding {rep['encoding']}{genes}"
-    table = demo_lib.format_table(rows, header, align="llllrrrl")
-    foot = (f"direct {rep['direct_params']:,} | stored {rep['stored_params']:,} | "
-            f"compression {100 * rep['compression']:.1f}%")
-    return f"{head}\n\n{table}\n\n{foot}"
-
-
 def cmd_params(args) -> int:
     rep = params_report(args.arch, args.num_classes, args.encoding, args.genes, args.first_direct,
                         args.last_direct, args.width, _parse_shape(args.input_shape), args.rules,
                         ast.literal_eval(args.allocation) if args.allocation else None)
-    print(_params_table(rep))
+    print(T.params_table(rep))
     _write_json(args.json, rep)
     return 0
 
@@ -172,16 +137,6 @@ def train_config(config: str | None, overrides: list[str], resume: str | None) -
     return C.apply_overrides(cfg, overrides).validate()
 
 
-def _train_table(r: dict) -> str:
-    e, p = r["energy"], r["params"]
-    header = ["test acc", "top-5", "params", "direct params", "compression", "firing rate",
-              "energy uJ/inf", "ACs", "MACs"]
-    row = [f"{100 * r['test_accuracy']:.2f}%", f"{100 * r['test_top5']:.2f}%", f"{p['stored_params']:,}",
-           f"{p['direct_params']:,}", f"{100 * p['compression']:.1f}%", f"{e['mean_firing_rate']:.3f}",
-           f"{e['energy_uj']:.3f}", demo_lib.format_count(e["acs"]), demo_lib.format_count(e["macs"])]
-    return f"{r['name']}: {r['epochs_completed']} epochs\n\n" + demo_lib.format_table([row], header, align="r" * 9)
-
-
 def cmd_train(args) -> int:
     if args.resume is not None:
         _check_resumable(pathlib.Path(args.resume))
@@ -197,7 +152,7 @@ def cmd_train(args) -> int:
     result = training.train_and_evaluate(cfg, workdir, progress=not args.quiet)
     result = {k: v for k, v in result.items() if k != "state"}
     print()
-    print(_train_table(result))
+    print(T.train_table(result))
     print(f"workdir {workdir}")
     _write_json(args.json, result)
     return 0
@@ -225,20 +180,6 @@ def cmd_demo(args) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def evolution_table(result: dict) -> str:
-    """The comparison table of ``gsnn evolve``'s final variants."""
-    header = ["variant", "test acc", "params", "compression", "firing rate", "energy uJ/inf", "epochs"]
-    rows = [[name, f"{100 * v['test_accuracy']:.2f}%", f"{v['params']:,}", f"{100 * v['compression']:.1f}%",
-             f"{v['mean_firing_rate']:.3f}", f"{v['energy_uj']:.3f}", str(v["epochs"])]
-            for name, v in result["final"].items()]
-    g = result["generations"]
-    head = (f"{result['name']}: {len(g)} generations, genome {result['genome_size']:,} values, "
-            f"best fitness {result['best_fitness']:.4f} (generation {result['best_generation']})")
-    if result.get("generations_to_target"):
-        head += f", target val accuracy reached at generation {result['generations_to_target']}"
-    return head + ("\n\n" + demo_lib.format_table(rows, header) if rows else "")
-
-
 def cmd_evolve(args) -> int:
     if args.resume is not None:
         if not pathlib.Path(args.resume).is_dir():
@@ -253,7 +194,7 @@ def cmd_evolve(args) -> int:
     # JSON and plots: process 0 of a job (write_json checks it itself)
     png = plots.plot_evolution(result, workdir / "evolution.png") if distributed.is_primary() else None
     print()
-    print(evolution_table(result))
+    print(T.evolution_table(result))
     print(f"workdir {workdir}" + (f"; plot {png}" if png else ""))
     _write_json(args.json, result)
     _write_json(str(workdir / "evolution.json"), result)

@@ -44,12 +44,13 @@ import pathlib
 import time
 
 from gsnn import evolution, training
+from gsnn.analysis.tables import format_count, format_table
 from gsnn.analysis import plots
 from gsnn.analysis.energy import PJ_PER_AC, PJ_PER_MAC, synaptic_operations
 from gsnn.configs import Config
 from gsnn.demo_configs import (DEFAULT_VARIANTS, DEMO_BATCH, DEMO_EPOCHS, DEMO_T, DEMO_WIDTH, EVOLVE_VARIANTS,
                                VARIANTS, Variant, demo_config, demo_evolution, demo_recipe, get_variant)
-from gsnn.models import build_model, describe
+from gsnn.nn.networks import build_model, describe
 from gsnn.runtime.records import to_jsonable, write_json
 
 # --------------------------------------------------------------------------------------
@@ -193,28 +194,6 @@ def run_demo(out_dir: str | pathlib.Path = "gsnn-demo", epochs: int | None = Non
 # --------------------------------------------------------------------------------------
 # The table
 # --------------------------------------------------------------------------------------
-
-
-def format_table(rows: list[list[str]], header: list[str], align: str | None = None) -> str:
-    """An aligned plain-text table; ``align`` has one ``l``/``r`` per column."""
-    align = align or "l" + "r" * (len(header) - 1)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-
-    def line(cells):
-        return "  ".join(str(c).ljust(w) if a == "l" else str(c).rjust(w)
-                         for c, w, a in zip(cells, widths, align)).rstrip()
-
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), sep] + [line(r) for r in rows])
-
-
-def format_count(n: float) -> str:
-    """``12345678`` -> ``12.3M``; ``2394`` -> ``2,394``."""
-    n = float(n)
-    for unit, div in (("G", 1e9), ("M", 1e6)):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{unit}"
-    return f"{n:,.0f}"
 
 
 def demo_table(result: dict) -> str:
