@@ -177,7 +177,7 @@ def make_eval_step(model: M.SpikingNetwork, *, mean, std, activity: bool = False
                                          mutable=cols, rngs={"coding": key})
         if valid is None:
             logits, updates = apply(collections)
-            mask = jnp.ones((b,), bool)
+            mask = None
             scale = lambda x: x * b
             stats = jax.tree_util.tree_map(scale, updates["stats"])
             act = jax.tree_util.tree_map(scale, updates["activity"]) if activity else None
@@ -189,10 +189,10 @@ def make_eval_step(model: M.SpikingNetwork, *, mean, std, activity: bool = False
             act = _same_tree(updates["masked_activity"], updates["activity"], "activity") if activity else None
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         top5 = jnp.any(jax.lax.top_k(logits, min(5, logits.shape[-1]))[1] == labels[:, None], -1)
-        count = lambda v: jnp.sum(mask & v)
+        count = lambda v: jnp.sum(v if mask is None else mask & v)
         return dict(
             **({"activity": act} if activity else {}),
-            loss_sum=jnp.sum(jnp.where(mask, losses, 0.0)),
+            loss_sum=jnp.sum(losses if mask is None else jnp.where(mask, losses, 0.0)),
             correct=count(jnp.argmax(logits, -1) == labels),
             correct_top5=count(top5),
             count=b if valid is None else jnp.asarray(valid, jnp.int32),
