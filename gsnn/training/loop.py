@@ -235,11 +235,12 @@ def _train_epochs(loop: ResumableLoop, ls: EpochLoopState, run: EpochRun) -> dic
             state, m = steps.train_step(state, xb, yb, step_key)
             sums.add(m)
             log_now = bool(tc.log_every) and (i + 1) % tc.log_every == 0
+            stop = loop.requested  # read once: a signal may land between two reads
             totals = None
-            if log_now or loop.requested or i + 1 == steps_per_epoch:
+            if log_now or stop or i + 1 == steps_per_epoch:
                 totals = sums.fetch()
                 _check_finite(totals, epoch, steps_per_epoch, tc.nan_policy)
-            if loop.requested:
+            if stop:
                 part = dict(epoch=epoch, step=i + 1, seconds=elapsed_before + time.perf_counter() - t0,
                             **totals.as_partial())
                 loop.stop_if_requested(f"at epoch {epoch + 1}, step {i + 1}/{steps_per_epoch}",
