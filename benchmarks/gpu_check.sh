@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# GPU check: the measurements only an accelerator can make, in one script under 8 minutes.
+# GPU check: the measurements only an accelerator can make, in one script under 10 minutes.
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]        (default benchmarks/results/gpu)
 #
 # Needs no network: a GPU machine with jax (CUDA), flax, optax, numpy and pillow. gsnn runs
 # from this checkout (PYTHONPATH); nothing else is imported on these paths (evosax, orbax
-# and tensorflow-datasets are imported lazily and are not needed here). Wheels placed in
+# and tensorflow-datasets are imported lazily and are not needed here; step 4 runs
+# train_and_evaluate, which also imports tensorboardX, pure Python: put its wheel in
+# benchmarks/wheels/ where the machine lacks it). Wheels placed in
 # benchmarks/wheels/ are installed first without network, for a machine that lacks one.
 #
 # Measures, each step under its own time limit so a slow step cannot eat the others:
@@ -14,6 +16,8 @@
 #   2. vmapped population of convnet_s (evolve_demo's STE individual at full width):
 #      P = 16 and 64, against a loop of single evaluations at P = 16.
 #   3. The W2 workload (direct and genetic g=32) for the CPU-vs-GPU picture.
+#   4. The epoch loop against the bare jitted step (convnet_s, batch 128, T=4): images/s
+#      of train_and_evaluate's epochs over a loop of the same step, the ratio (goal >= 0.95).
 # Writes one JSON per step into OUT_DIR plus env.json (GPU name, driver, versions).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -45,4 +49,8 @@ echo "elapsed $(( $(date +%s) - start )) s"
 
 timeout 60 $PY -m gsnn.cli bench --workload w2 --mode direct genetic --genes 32 --steps 20 \
   --json "$OUT_DIR/w2.json" || echo "step 3 failed or timed out"
+echo "elapsed $(( $(date +%s) - start )) s"
+
+timeout 120 $PY benchmarks/loop_vs_step.py --arch convnet_s --width 1.0 --batch 128 --T 4 --steps 50 --epochs 4 \
+  --json "$OUT_DIR/loop_vs_step.json" || echo "step 4 failed or timed out"
 echo "total $(( $(date +%s) - start )) s; results in $OUT_DIR"

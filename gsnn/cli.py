@@ -235,7 +235,8 @@ def cmd_eval(args) -> int:
         cfg, state, ds = training.load_trained(wd)
         mean, std = gsnn_data.stats_for(ds.name)
         steps = training.make_steps(cfg, 1, mean, std, ds.image_shape)
-        ev = training.evaluate_batches(steps, state.params, state.batch_stats, ds.test_batches(cfg.train.eval_batch_size))
+        ev = training.evaluate_batches(steps, state.params, state.batch_stats, ds.test_batches(cfg.train.eval_batch_size),
+                                       key=training.eval_key(cfg.seed), batch_size=cfg.train.eval_batch_size)
         plain[label] = dict(workdir=wd, test_accuracy=ev["accuracy"], test_top5=ev["top5"])
         print(f"{label}: test accuracy {100 * ev['accuracy']:.2f}% (top-5 {100 * ev['top5']:.2f}%) [{wd}]", flush=True)
         if args.robustness:

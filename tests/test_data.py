@@ -641,6 +641,17 @@ def test_streaming_dataset_matches_the_in_memory_one(tfds_dir: Path) -> None:
     assert set(sample.train_images[:, 0, 0, 0].tolist()) <= set(range(FAKE_TRAIN))
 
 
+def test_a_stream_resumed_at_start_batch_yields_the_rest_of_the_epoch(tfds_dir: Path) -> None:
+    """A mid-epoch resume reads from its batch on: the same batches as the whole epoch's tail."""
+    stream = data.open_tfds_stream("cifar10", data_dir=tfds_dir)
+    whole = list(stream.train_batches(8, seed=2, epoch=1))
+    tail = list(stream.train_batches(8, seed=2, epoch=1, start_batch=2))
+    assert len(tail) == len(whole) - 2 >= 1
+    for (x, y), (xw, yw) in zip(tail, whole[2:]):
+        np.testing.assert_array_equal(x, xw)
+        np.testing.assert_array_equal(y, yw)
+
+
 def test_training_streams_from_tfds(tfds_dir: Path) -> None:
     from gsnn import config as C
     from gsnn import training

@@ -336,9 +336,12 @@ class ArrayDataset:
         """Training examples."""
         return len(self.train_labels)
 
-    def train_batches(self, batch_size: int, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """One epoch of shuffled training batches (the last partial one dropped)."""
-        return batches(self.train_images, self.train_labels, batch_size, seed=seed, epoch=epoch)
+    def train_batches(self, batch_size: int, seed: int, epoch: int,
+                      start_batch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One epoch of shuffled training batches (the last partial one dropped), from
+        batch ``start_batch`` on (a mid-epoch resume reads only the batches it runs)."""
+        return batches(self.train_images, self.train_labels, batch_size, seed=seed, epoch=epoch,
+                       start_batch=start_batch)
 
     @property
     def num_val(self) -> int:

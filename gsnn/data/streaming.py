@@ -37,9 +37,13 @@ class StreamingDataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def train_batches(self, batch_size: int, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def train_batches(self, batch_size: int, seed: int, epoch: int,
+                      start_batch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One epoch of shuffled training batches (the last partial one dropped), from
+        batch ``start_batch`` on: the skipped examples are dropped inside ``tf.data``,
+        before they are resized, batched or copied to NumPy."""
         return tfds_batches(self.name, "train", batch_size, data_dir=self.data_dir, image_size=self.image_size,
-                            shuffle=True, seed=seed, epoch=epoch, drop_remainder=True)
+                            shuffle=True, seed=seed, epoch=epoch, drop_remainder=True, start_batch=start_batch)
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return tfds_batches(self.name, "test", batch_size, data_dir=self.data_dir, image_size=self.image_size,

@@ -152,8 +152,10 @@ def _tfds_pipeline(
     shuffle: bool = False,
     seed: int = 0,
     drop_remainder: bool = False,
+    start_batch: int = 0,
 ) -> Any:
-    """``tf.data`` pipeline of (uint8 images, labels) batches."""
+    """``tf.data`` pipeline of (uint8 images, labels) batches, from batch ``start_batch``
+    on (its examples skipped before conversion)."""
     import tensorflow_datasets as tfds
 
     read_config = tfds.ReadConfig(shuffle_seed=seed) if shuffle else None
@@ -162,6 +164,8 @@ def _tfds_pipeline(
     )
     if shuffle:
         ds = ds.shuffle(min(16 * batch_size, 20_000), seed=seed, reshuffle_each_iteration=False)
+    if start_batch:
+        ds = ds.skip(start_batch * batch_size)
 
     def convert(image: Any, label: Any) -> tuple[Any, Any]:
         if size is not None:
@@ -269,6 +273,7 @@ def tfds_batches(
     epoch: int = 0,
     drop_remainder: bool = False,
     download: bool = False,
+    start_batch: int = 0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream a TFDS split as uint8 NumPy batches (for data too big for memory).
 
@@ -285,6 +290,8 @@ def tfds_batches(
         epoch: epoch index, mixed into the shuffle seed.
         drop_remainder: drop the last, smaller batch.
         download: allow ``download_and_prepare`` when the data is not prepared.
+        start_batch: skip this many batches (a mid-epoch resume); the rest are the
+            batches an iteration from 0 yields after them.
 
     Returns:
         An iterator of ``(images uint8 [B, H, W, C], labels int32 [B])``. The source is
@@ -292,6 +299,8 @@ def tfds_batches(
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if start_batch < 0:
+        raise ValueError(f"start_batch must be >= 0, got {start_batch}")
     tf, tfds, builder = _tfds_builder(name, data_dir, download)
     image_key, _ = _tfds_keys(builder, name)
     size = _tfds_target_size(builder, name, image_key, image_size)
@@ -299,7 +308,7 @@ def tfds_batches(
     mixed_seed = int(np.random.SeedSequence((seed, epoch)).generate_state(1)[0] >> 1)
     ds = _tfds_pipeline(
         tf, builder, name, real_split, size, batch_size,
-        shuffle=shuffle, seed=mixed_seed, drop_remainder=drop_remainder,
+        shuffle=shuffle, seed=mixed_seed, drop_remainder=drop_remainder, start_batch=start_batch,
     )
 
     def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -25,6 +25,7 @@ from gsnn.runtime.loop import ResumableLoop, Snapshot
 from gsnn.runtime.provenance import provenance
 from gsnn.runtime.records import write_json, write_text
 from gsnn.runtime.writers import record_scalars, workdir_writer
+from gsnn.training.metrics import EpochSums, Totals, prefetch_to_device
 from gsnn.training.steps import NonFiniteError, Steps, TrainState, evaluate_batches, make_steps
 
 
@@ -52,6 +53,18 @@ def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     ``steps.init(init_key)`` rebuilds the run's initial state."""
     k_init, k_train = jax.random.split(jax.random.key(seed))
     return k_init, k_train
+
+
+def eval_key(seed: int) -> jax.Array:
+    """The key every evaluation of a :func:`train_and_evaluate` run with ``seed`` draws
+    its input coding from (batch ``i`` from ``fold_in(eval_key(seed), i)``, see
+    :func:`gsnn.training.steps.evaluate_batches`): each epoch's evaluation and the final
+    test see the same Poisson draws, so they differ only by the weights, and a rerun or
+    a resumed run evaluates identically."""
+    return jax.random.fold_in(jax.random.key(seed), _EVAL_STREAM)
+
+
+_EVAL_STREAM = 0x6576616C  # "eval": a stream of the run's seed apart from run_keys' split
 
 
 def train_and_evaluate(
@@ -86,7 +99,11 @@ def train_and_evaluate(
       resume_hint: the command printed on interruption (default ``gsnn train --resume``).
 
     Returns:
-      dict with ``history`` (per-epoch records), ``test_accuracy``, ``val_accuracy``
+      dict with ``history`` (per-epoch records: ``train_loss``, ``train_accuracy``,
+      ``grad_norm`` and ``train_firing_rates`` (per LIF layer, spikes per neuron per time
+      step) are means over the epoch's finite training steps, summed on the device;
+      ``skipped_steps``; the evaluated split's ``*_loss``, ``*_accuracy``, ``*_top5``,
+      ``firing_rates``; ``epoch_seconds``, ``train_images_per_s``), ``test_accuracy``, ``val_accuracy``
       (the last epoch's, or ``None``), ``params`` (:class:`gsnn.energy.ParamReport` as
       dict), ``energy``, ``config``.
     """
@@ -139,7 +156,7 @@ def train_and_evaluate(
          f"{steps_per_epoch} steps/epoch", progress)
 
     with loop, workdir_writer(workdir, resume_at=len(history)) as writer:
-        run = EpochRun(cfg, workdir, ds, steps, k_train, steps_per_epoch, param_report, model_specs, progress,
+        run = EpochRun(cfg, workdir, ds, steps, k_train, eval_key(cfg.seed), steps_per_epoch, param_report, model_specs, progress,
                        stop_after_epochs, writer)
         return _train_epochs(loop, EpochLoopState(state, history, partial), run)
 
@@ -162,6 +179,7 @@ class EpochRun:
     ds: Any
     steps: Steps
     k_train: jax.Array
+    k_eval: jax.Array
     steps_per_epoch: int
     param_report: Any
     model_specs: Any
@@ -170,14 +188,29 @@ class EpochRun:
     writer: Any
 
 
-def _mean(total: float, count: int) -> float:
-    """An epoch's mean over its finite steps; NaN when every step was skipped."""
-    return total / count if count else float("nan")
+#: ``jax.random.fold_in`` as one dispatch (the same bits; eager it is several small ops per step)
+_fold_in = jax.jit(jax.random.fold_in)
+
+
+def _check_finite(totals: Totals, epoch: int, steps_per_epoch: int, nan_policy: str) -> None:
+    """Raises :class:`NonFiniteError` naming the epoch's first non-finite step, under
+    ``nan_policy=stop``."""
+    if nan_policy == "stop" and totals.first_bad >= 0:
+        step = totals.first_bad + 1
+        raise NonFiniteError(
+            f"non-finite loss ({totals.bad_loss}) or gradient at epoch {epoch + 1}, step {step} "
+            f"(global step {epoch * steps_per_epoch + step}); lower train.learning_rate, enable train.grad_clip, "
+            f"or set train.nan_policy=skip")
 
 
 def _train_epochs(loop: ResumableLoop, ls: EpochLoopState, run: EpochRun) -> dict:
     """The epoch loop of :func:`train_and_evaluate`; every epoch's record also goes to
-    ``run.writer`` (TensorBoard scalars, step = epoch)."""
+    ``run.writer`` (TensorBoard scalars, step = epoch).
+
+    The host does not wait on the device inside an epoch: the step metrics are summed on
+    the device (:class:`gsnn.training.metrics.EpochSums`) and fetched every
+    ``train.log_every`` steps (once per epoch where it is 0), at the epoch's end and on an
+    interruption; the next batch goes to the device while a step runs."""
     cfg, ds, steps, steps_per_epoch, progress = run.cfg, run.ds, run.steps, run.steps_per_epoch, run.progress
     tc = cfg.train
     state, history, partial = ls
@@ -187,67 +220,60 @@ def _train_epochs(loop: ResumableLoop, ls: EpochLoopState, run: EpochRun) -> dic
     # once, at the end (DESIGN 1.6); without one, every epoch on the test split
     split = "val" if getattr(ds, "num_val", 0) else "test"
     eval_batches = ds.val_batches if split == "val" else ds.test_batches
+    evaluate = lambda st, batches: evaluate_batches(steps, st.params, st.batch_stats, batches, key=run.k_eval,
+                                                    batch_size=tc.eval_batch_size)
     ev = None  # the newest evaluation of the current state on `split`, if any
     for epoch in range(start_epoch, tc.epochs):
         if run.stop_after_epochs is not None and epochs_run >= run.stop_after_epochs:
             break
         t0 = time.perf_counter()
-        sums = dict(loss=0.0, accuracy=0.0, grad_norm=0.0)
-        count = 0
-        skipped = 0
-        rates = None
-        first_step, elapsed_before = 0, 0.0
+        first_step, elapsed_before, resumed = 0, 0.0, None
         if partial is not None and partial["epoch"] == epoch:
-            sums, count, skipped, rates = partial["sums"], partial["count"], partial["skipped"], partial["rates"]
-            first_step, elapsed_before = partial["step"], partial["seconds"]
+            first_step, elapsed_before, resumed = partial["step"], partial["seconds"], partial
         partial = None
-        for i, (xb, yb) in enumerate(ds.train_batches(tc.batch_size, cfg.seed, epoch)):
-            if i < first_step:
-                continue
-            step_key = jax.random.fold_in(run.k_train, int(epoch * steps_per_epoch + i))
-            state, m = steps.train_step(state, jnp.asarray(xb), jnp.asarray(yb), step_key)
-            m = jax.device_get(m)
-            if not m["finite"]:
-                if tc.nan_policy == "stop":
-                    raise NonFiniteError(
-                        f"non-finite loss ({m['loss']}) or gradient at epoch {epoch + 1}, step {i + 1} "
-                        f"(global step {int(state.step)}); lower train.learning_rate, enable train.grad_clip, "
-                        f"or set train.nan_policy=skip")
-                skipped += 1
-            else:
-                for k in sums:
-                    sums[k] += float(m[k])
-                count += 1
-                rates = jax.tree_util.tree_map(float, m["firing_rates"])
-            if loop.requested:
-                part = dict(epoch=epoch, step=i + 1, sums=sums, count=count, skipped=skipped, rates=rates,
-                            seconds=elapsed_before + time.perf_counter() - t0)
+        sums = EpochSums(first_step, resumed)
+        totals = None  # the newest fetch of `sums`
+        batches = prefetch_to_device(ds.train_batches(tc.batch_size, cfg.seed, epoch, start_batch=first_step))
+        for i, (xb, yb) in enumerate(batches, start=first_step):
+            step_key = _fold_in(run.k_train, epoch * steps_per_epoch + i)
+            state, m = steps.train_step(state, xb, yb, step_key)
+            sums.add(m)
+            log_now = bool(tc.log_every) and (i + 1) % tc.log_every == 0
+            stop = loop.requested  # read once: a signal may land between two reads
+            totals = None
+            if log_now or stop or i + 1 == steps_per_epoch:
+                totals = sums.fetch()
+                _check_finite(totals, epoch, steps_per_epoch, tc.nan_policy)
+            if stop:
+                part = dict(epoch=epoch, step=i + 1, seconds=elapsed_before + time.perf_counter() - t0,
+                            **totals.as_partial())
                 loop.stop_if_requested(f"at epoch {epoch + 1}, step {i + 1}/{steps_per_epoch}",
                                        Snapshot(epoch * steps_per_epoch + i + 1, state,
                                                 {"history": history, "partial": part}))
-            if not m["finite"]:
-                continue
-            if progress and tc.log_every and (i + 1) % tc.log_every == 0:
+            if progress and log_now and totals.count:
                 rate = (i + 1 - first_step) * tc.batch_size / (time.perf_counter() - t0)
-                print(f"  epoch {epoch + 1} step {i + 1}/{steps_per_epoch} loss {sums['loss'] / count:.4f} "
-                      f"acc {sums['accuracy'] / count:.3f} ({rate:.0f} img/s)", flush=True)
+                print(f"  epoch {epoch + 1} step {i + 1}/{steps_per_epoch} loss {totals.mean('loss'):.4f} "
+                      f"acc {totals.mean('accuracy'):.3f} ({rate:.0f} img/s)", flush=True)
+        if totals is None:  # the data gave fewer batches than steps_per_epoch, or none were left
+            totals = sums.fetch()
+            _check_finite(totals, epoch, steps_per_epoch, tc.nan_policy)
         train_time = elapsed_before + time.perf_counter() - t0
         record = {
             "epoch": epoch + 1,
-            "train_loss": _mean(sums["loss"], count),
-            "train_accuracy": _mean(sums["accuracy"], count),
-            "grad_norm": _mean(sums["grad_norm"], count),
+            "train_loss": totals.mean("loss"),
+            "train_accuracy": totals.mean("accuracy"),
+            "grad_norm": totals.mean("grad_norm"),
         }
         evaluated = (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs
         if evaluated:
-            ev = evaluate_batches(steps, state.params, state.batch_stats, eval_batches(tc.eval_batch_size))
+            ev = evaluate(state, eval_batches(tc.eval_batch_size))
             record.update({f"{split}_loss": ev["loss"], f"{split}_accuracy": ev["accuracy"],
                            f"{split}_top5": ev["top5"], "firing_rates": E.firing_rates(ev["stats"])})
         else:
             ev = None  # not evaluated this epoch: the state moved on since the last evaluation
         record.update(
-            train_firing_rates=E.firing_rates(rates or {}),
-            skipped_steps=skipped,
+            train_firing_rates=E.firing_rates(totals.mean_rates()),
+            skipped_steps=totals.skipped,
             epoch_seconds=train_time,
             train_images_per_s=steps_per_epoch * tc.batch_size / train_time,
         )
@@ -263,8 +289,7 @@ def _train_epochs(loop: ResumableLoop, ls: EpochLoopState, run: EpochRun) -> dic
         loop.save((epoch + 1) * steps_per_epoch, state, {"history": history})
         loop.stop_if_requested(f"after epoch {epoch + 1}")
 
-    final = ev if (ev is not None and split == "test") else evaluate_batches(
-        steps, state.params, state.batch_stats, ds.test_batches(tc.eval_batch_size))
+    final = ev if (ev is not None and split == "test") else evaluate(state, ds.test_batches(tc.eval_batch_size))
     energy = E.energy_report(run.param_report, run.model_specs[0], final["stats"], cfg.model.T, batch=1)
     last = history[-1] if history else {}
     result = dict(
@@ -283,7 +308,7 @@ def _train_epochs(loop: ResumableLoop, ls: EpochLoopState, run: EpochRun) -> dic
         provenance=provenance(),
     )
     if tc.final_train_eval:
-        result.update(train_evaluation(steps, state, ds, tc.eval_batch_size, result["val_accuracy"]))
+        result.update(train_evaluation(steps, state, ds, tc.eval_batch_size, result["val_accuracy"], run.k_eval))
     if loop.checkpointing:
         loop.close()
         write_json(pathlib.Path(run.workdir) / "metrics.json", result)
@@ -291,10 +316,12 @@ def _train_epochs(loop: ResumableLoop, ls: EpochLoopState, run: EpochRun) -> dic
     return result
 
 
-def train_evaluation(steps: Steps, state: TrainState, ds, batch_size: int, val_accuracy: float | None) -> dict:
+def train_evaluation(steps: Steps, state: TrainState, ds, batch_size: int, val_accuracy: float | None,
+                     key: jax.Array | None = None) -> dict:
     """The training subset evaluated like the validation split (no augmentation, the
     trained state): ``train_eval_accuracy``, ``train_eval_loss`` and ``train_val_gap``
     (training minus validation accuracy, fractions; ``None`` without a validation split).
+    ``key``: the evaluation's input-coding key (:func:`eval_key`).
     The history's ``train_accuracy`` is a running mean over augmented batches while the
     weights move, so it does not measure overfitting."""
     if not hasattr(ds, "train_images"):
@@ -302,7 +329,7 @@ def train_evaluation(steps: Steps, state: TrainState, ds, batch_size: int, val_a
                          "no training subset to evaluate: set train.final_train_eval=false")
     batches = D.batches(ds.train_images, ds.train_labels, batch_size, seed=0, epoch=0, shuffle=False,
                         drop_remainder=False)
-    ev = evaluate_batches(steps, state.params, state.batch_stats, batches)
+    ev = evaluate_batches(steps, state.params, state.batch_stats, batches, key=key, batch_size=batch_size)
     gap = None if val_accuracy is None else ev["accuracy"] - val_accuracy
     return dict(train_eval_accuracy=ev["accuracy"], train_eval_loss=ev["loss"], train_val_gap=gap)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,9 @@ import optax
 
 from gsnn import configs as C
 from gsnn import data as D
+from gsnn.nn import layers as L
 from gsnn.nn import networks as M
+from gsnn.training.metrics import prefetch_to_device
 from gsnn.training.optim import make_optimizer
 
 
@@ -147,38 +150,113 @@ def make_train_step(model: M.SpikingNetwork, tx: optax.GradientTransformation, *
 
 
 def make_eval_step(model: M.SpikingNetwork, *, mean, std, activity: bool = False) -> Callable:
-    """The pure evaluation step ``(params, batch_stats, images_u8, labels) -> sums``:
-    ``loss_sum``, ``correct``, ``correct_top5``, ``count`` (examples), ``nonfinite``
-    (examples whose logits hold a NaN or Inf) and the firing-rate ``stats`` times
-    ``count``. ``mean``, ``std``: per-channel normalisation of uint8 images.
-    ``activity``: also return the ``activity`` collection times ``count`` (every LIF
-    layer's per-neuron ``firing_prob`` and its ``spike_change``, see
-    :class:`gsnn.nn.layers.SpikingNeuron`), so that sums over equal batches divided by
-    the examples are the statistics of the whole set."""
+    """The pure evaluation step ``(params, batch_stats, images_u8, labels, key=None,
+    valid=None) -> sums``: ``loss_sum``, ``correct``, ``correct_top5``, ``count``
+    (examples), ``nonfinite`` (examples whose logits hold a NaN or Inf) and the
+    firing-rate ``stats`` times ``count``. ``mean``, ``std``: per-channel normalisation of
+    uint8 images. ``activity``: also return the ``activity`` collection times ``count``
+    (every LIF layer's per-neuron ``firing_prob`` and its ``spike_change``, see
+    :class:`gsnn.nn.layers.SpikingNeuron`), so that sums over batches divided by the
+    examples are the statistics of the whole set.
+
+    ``images_u8 [B, H, W, C]``, ``labels int [B]``. ``key``: the input coding's PRNG key
+    for this batch (Poisson coding; default ``jax.random.key(0)``). ``valid``: ``int32 []``,
+    only the first ``valid`` examples count (a padded last batch, see
+    :func:`evaluate_batches`); the others are left out of every sum: counts, loss and the
+    statistics (computed per example from the layers' outputs, :func:`_masked_statistics`).
+    ``None``: all ``B`` count (the layers' own batch statistics)."""
     mean = jnp.asarray(mean, jnp.float32)
     std = jnp.asarray(std, jnp.float32)
     collections = ["stats", "activity"] if activity else ["stats"]
 
-    def eval_step(params, batch_stats, images_u8, labels):
+    def eval_step(params, batch_stats, images_u8, labels, key=None, valid=None):
         images = D.normalize(images_u8, mean, std)
-        logits, updates = model.apply(
-            {"params": params, "batch_stats": batch_stats}, images, train=False,
-            mutable=collections, rngs={"coding": jax.random.key(0)},
-        )
-        n = labels.shape[0]
+        b = labels.shape[0]
+        key = jax.random.key(0) if key is None else key
+        apply = lambda cols: model.apply({"params": params, "batch_stats": batch_stats}, images, train=False,
+                                         mutable=cols, rngs={"coding": key})
+        if valid is None:
+            logits, updates = apply(collections)
+            mask = None
+            scale = lambda x: x * b
+            stats = jax.tree_util.tree_map(scale, updates["stats"])
+            act = jax.tree_util.tree_map(scale, updates["activity"]) if activity else None
+        else:
+            mask = jnp.arange(b) < valid
+            with nn.intercept_methods(_masked_statistics(mask, activity)):
+                logits, updates = apply(collections + ["masked_stats"] + (["masked_activity"] if activity else []))
+            stats = _same_tree(updates["masked_stats"], updates["stats"], "stats")
+            act = _same_tree(updates["masked_activity"], updates["activity"], "activity") if activity else None
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-        extra = {"activity": jax.tree_util.tree_map(lambda x: x * n, updates["activity"])} if activity else {}
+        top5 = jnp.any(jax.lax.top_k(logits, min(5, logits.shape[-1]))[1] == labels[:, None], -1)
+        count = lambda v: jnp.sum(v if mask is None else mask & v)
         return dict(
-            **extra,
-            loss_sum=jnp.sum(losses),
-            correct=jnp.sum(jnp.argmax(logits, -1) == labels),
-            correct_top5=jnp.sum(jnp.any(jax.lax.top_k(logits, min(5, logits.shape[-1]))[1] == labels[:, None], -1)),
-            count=n,
-            nonfinite=jnp.sum(~jnp.all(jnp.isfinite(logits), axis=-1)),
-            stats=jax.tree_util.tree_map(lambda x: x * n, updates["stats"]),
+            **({"activity": act} if activity else {}),
+            loss_sum=jnp.sum(losses if mask is None else jnp.where(mask, losses, 0.0)),
+            correct=count(jnp.argmax(logits, -1) == labels),
+            correct_top5=count(top5),
+            count=b if valid is None else jnp.asarray(valid, jnp.int32),
+            nonfinite=count(~jnp.all(jnp.isfinite(logits), axis=-1)),
+            stats=stats,
         )
 
     return eval_step
+
+
+def _per_example(x: jax.Array, b: int) -> jax.Array:
+    """``[B, ...]`` or time-folded ``[T*B, ...]`` (time major) -> ``[R, B, ...]``."""
+    return x.reshape((x.shape[0] // b, b) + x.shape[1:])
+
+
+def _masked_statistics(mask: jax.Array, activity: bool) -> Callable:
+    """A Flax method interceptor that sows, next to each statistic the layers sow over the
+    whole batch, its sum over the examples where ``mask [B]`` is true, into
+    ``masked_stats`` (``firing_rate`` of every :class:`~gsnn.nn.layers.SpikingNeuron`,
+    ``input_density`` of every spiking-input :class:`~gsnn.nn.layers.Synapse`) and, with
+    ``activity``, ``masked_activity`` (``firing_prob``, ``spike_change``). The layers'
+    statistics are means over the batch of per-example means, so the masked sum over a
+    full mask is ``B`` times the layer's value (up to float32 reassociation)."""
+    b = mask.shape[0]
+    w = mask.astype(jnp.float32)
+
+    def wsum(per_example):  # [B, ...] -> [...], the masked sum over examples
+        return jnp.tensordot(w, per_example, axes=(0, 0))
+
+    def sow(module, col, name, value):
+        module.sow(col, name, value, reduce_fn=lambda _, new: new, init_fn=lambda: 0.0)
+
+    def interceptor(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        module = context.module
+        if context.method_name != "__call__":
+            return out
+        if isinstance(module, L.SpikingNeuron):
+            s = _per_example(out, b).astype(jnp.float32)  # [T, B, ...]
+            per = jnp.moveaxis(s, 1, 0).reshape(b, s.shape[0], -1)  # [B, T, neurons]
+            sow(module, "masked_stats", "firing_rate", wsum(per.mean(axis=(1, 2))))
+            if activity:
+                sow(module, "masked_activity", "firing_prob", wsum(s.mean(axis=0)))
+                if s.shape[0] >= 2:
+                    change = jnp.abs(per[:, 1:] - per[:, :-1]).mean(axis=(1, 2))
+                    sow(module, "masked_activity", "spike_change", wsum(change))
+        elif isinstance(module, L.Synapse) and not module.real_input:
+            x = _per_example(args[0], b)
+            per = jnp.moveaxis(x != 0, 1, 0).reshape(b, -1).astype(jnp.float32)
+            sow(module, "masked_stats", "input_density", wsum(per.mean(axis=1)))
+        return out
+
+    return interceptor
+
+
+def _same_tree(masked, reference, what: str):
+    """``masked``, after checking it holds every statistic of ``reference`` (trace time)."""
+    paths = lambda t: {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(t)[0]}
+    got, want = paths(masked), paths(reference)
+    if got != want:
+        raise NotImplementedError(
+            f"the masked evaluation step has no per-example version of the layers' {what} "
+            f"{sorted(want - got)} (extra: {sorted(got - want)}); add it to gsnn.training.steps._masked_statistics")
+    return masked
 
 
 def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
@@ -220,27 +298,69 @@ def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
 
 
 def evaluate(steps: Steps, params, batch_stats, images: np.ndarray, labels: np.ndarray,
-             batch_size: int) -> dict:
-    """Accuracy, top-5, loss and mean ``stats`` over a whole split (no example dropped).
+             batch_size: int, key: jax.Array | None = None) -> dict:
+    """Accuracy, top-5, loss and mean ``stats`` over a whole split (no example dropped);
+    ``key``: as in :func:`evaluate_batches`.
 
     Raises:
       NonFiniteError: some example's logits hold a NaN or Inf (an argmax of NaN would
         count as class 0 and the loss would be NaN).
     """
     return evaluate_batches(steps, params, batch_stats,
-                            D.batches(images, labels, batch_size, seed=0, epoch=0, shuffle=False, drop_remainder=False))
+                            D.batches(images, labels, batch_size, seed=0, epoch=0, shuffle=False, drop_remainder=False),
+                            key=key, batch_size=batch_size)
 
 
-def evaluate_batches(steps: Steps, params, batch_stats, batches) -> dict:
-    """:func:`evaluate` over an iterator of ``(uint8 images, labels)`` batches.
+def eval_batch_key(key: jax.Array, batch: int) -> jax.Array:
+    """The input-coding key of evaluation batch ``batch`` (0-based) of an evaluation
+    drawn from ``key``: ``fold_in(key, batch)``."""
+    return jax.random.fold_in(key, batch)
 
+
+def pad_batch(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``images [n, ...]``, ``labels [n]`` padded with zeros to ``batch_size`` rows
+    (``n <= batch_size``), for :func:`make_eval_step`'s ``valid = n``."""
+    n = len(labels)
+    if n > batch_size:
+        raise ValueError(f"a batch of {n} examples is larger than the evaluation batch size {batch_size}")
+    if n == batch_size:
+        return images, labels
+    pad = lambda a: np.concatenate([a, np.zeros((batch_size - n,) + a.shape[1:], a.dtype)])
+    return pad(np.asarray(images)), pad(np.asarray(labels))
+
+
+def evaluate_batches(steps: Steps, params, batch_stats, batches, *, key: jax.Array | None = None,
+                     batch_size: int | None = None) -> dict:
+    """:func:`evaluate` over an iterator of ``(uint8 images [b, H, W, C], labels [b])``
+    batches.
+
+    Every batch is padded to ``batch_size`` rows (default: the first batch's size) and
+    masked (``valid`` of :func:`make_eval_step`), so one compiled program serves every
+    batch, a smaller last one included. Batch ``i``'s input coding draws from
+    ``fold_in(key, i)`` (:func:`eval_batch_key`; ``key`` default ``jax.random.key(0)``):
+    the same key gives the same evaluation. The sums stay on the device; one fetch at
+    the end.
+
+    Returns:
+      ``accuracy``, ``top5`` (fractions), ``loss`` (mean cross-entropy, nats) and
+      ``stats`` (the layers' statistics, means over the examples).
     Raises:
       NonFiniteError: ``evaluation: k of n examples gave non-finite logits ...``.
     """
+    key = jax.random.key(0) if key is None else key
     totals = None
-    for xb, yb in batches:
-        m = steps.eval_step(params, batch_stats, jnp.asarray(xb), jnp.asarray(yb))
+
+    def padded():
+        size = batch_size
+        for xb, yb in batches:
+            size = size or len(yb)
+            yield (*pad_batch(xb, yb, size), np.int32(len(yb)))
+
+    for i, (xb, yb, n) in enumerate(prefetch_to_device(padded())):
+        m = steps.eval_step(params, batch_stats, xb, yb, eval_batch_key(key, i), n)
         totals = m if totals is None else jax.tree_util.tree_map(jnp.add, totals, m)
+    if totals is None:
+        raise ValueError("evaluate_batches: no batches to evaluate (an empty split)")
     totals = jax.device_get(totals)
     n = float(totals["count"])
     bad = int(totals["nonfinite"])
