@@ -192,7 +192,7 @@ def _strip_timing(history):
 
 
 TINY_TRAIN = ["train", "--config", "demo_direct", "--set", "model.width=0.125", "model.T=2", "train.epochs=3",
-              "train.batch_size=16", "train.eval_batch_size=40", "data.train_per_class=32",
+              "train.batch_size=16", "train.eval_batch_size=40", "data.train_per_class=128",
               "data.test_per_class=4", "train.log_every=0"]
 
 
@@ -273,7 +273,9 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path, train_reference, se
     history and accuracy as the uninterrupted run."""
     wd, out = tmp_path / "run", tmp_path / "run.json"
     proc, log = _start_and_wait_for_checkpoint(tmp_path, wd, out)
-    time.sleep(random.Random(seed).uniform(0.0, 0.5))
+    # within the first of the two epochs left (80 steps each: long enough that a loop
+    # which no longer waits on the host each step still has work left to lose)
+    time.sleep(random.Random(seed).uniform(0.0, 0.2))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     log.close()

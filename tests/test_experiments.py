@@ -296,8 +296,14 @@ def test_an_evolved_variant_is_paired_with_its_random_twin_by_seed():
     assert v["deltas"] == pytest.approx([-0.015, 0.01]) and v["mean"] == pytest.approx(-0.0025)
     assert "twin_test_delta" not in rows["position_50_r2"] and "twin_test_delta" not in rows["position_50_r2_ste_twin"]
     block = cifar10_study.markdown_block(list(rows.values()))
-    assert ("| position_50_r2_ste | position_50_r2_ste_twin | s0: -0.50, s1: +2.00 | +0.75 ± 1.77 | -0.25 ± 1.77 "
-            "| 1/2 |") in block
+    # two seeds: 95% interval mean ± tan(0.475 pi) std / sqrt(2); p = 1 - 2 atan(|t|) / pi
+    import math
+    half = math.tan(0.475 * math.pi) * statistics.stdev([-0.005, 0.02]) / math.sqrt(2)
+    assert t["ci95"] == pytest.approx([0.0075 - half, 0.0075 + half])
+    assert t["p"] == pytest.approx(1 - 2 * math.atan(0.0075 / (statistics.stdev([-0.005, 0.02]) / math.sqrt(2))) / math.pi)
+    assert (f"| position_50_r2_ste | position_50_r2_ste_twin | s0: -0.50, s1: +2.00 | +0.75 ± 1.77 "
+            f"[{100 * (0.0075 - half):+.2f}, {100 * (0.0075 + half):+.2f}], p {t['p']:.3f} | -0.25 ± 1.77 [") in block
+    assert "| 1/2 |" in block
 
 
 def _evolution_record(path, seed, evolved, twin, race_winner=None, fixed_base=True):
