@@ -14,6 +14,7 @@ from gsnn import training as TR
 import gsnn.evolution.race as RC
 from gsnn.evolution.loop import evolve, genome_init_fn
 from gsnn.runtime import distributed as DI
+from gsnn.runtime.provenance import provenance
 from gsnn.runtime.records import to_jsonable
 
 
@@ -54,7 +55,8 @@ def run_evolution(
       ``best_genome`` (the selected genome as nested lists, for reading what evolution
       chose; ``None`` above :data:`GENOME_RECORD_LIMIT` values), ``race`` (the final
       race's record, or ``None``), ``processes`` and ``devices`` (the job's process
-      count and global device count). When the race keeps the random wiring and the run
+      count and global device count), ``data_fingerprint`` and ``provenance`` (DESIGN
+      1.6). When the race keeps the random wiring and the run
       has one base draw, ``evolved`` and ``random`` are the same network, trained once.
 
     Raises:
@@ -102,4 +104,6 @@ def run_evolution(
         race=race,
         final=final,
         **DI.job_record(),
+        data_fingerprint=ds.fingerprint() if hasattr(ds, "fingerprint") else "streamed: whole TFDS splits",
+        provenance=provenance(),
     )
