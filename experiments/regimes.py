@@ -185,8 +185,8 @@ def markdown(rows: list[dict]) -> str:
             continue
         out += [f"### {regime}", "",
                 "| variant | width | g × R | params | fewer than direct | n | test % (mean ± std) | Δ vs direct "
-                "[95% CI], p | narrowed direct | Δ vs narrowed [95% CI], p | train − val gap |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+                "[95% CI], p | narrowed direct | Δ vs narrowed [95% CI], p | train − val gap | step ms |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rs:
             gr = "–" if r["encoding"] == "direct" else f"{r['genes']} × {r['rules']}"
             d = ("–" if r["paired_delta_mean"] is None else
@@ -198,7 +198,8 @@ def markdown(rows: list[dict]) -> str:
             fewer = "–" if r["compression"] is None else f"{r['compression']:.1%}"
             out.append(f"| {r['variant']} | {r['width']} | {gr} | {r['params']:,} | {fewer} | "
                        f"{len(r['seeds'])} | {_pct(r['test_accuracy_mean'])} ± {_pct(r['test_accuracy_std'])} | {d} | "
-                       f"{r['narrowed_direct'] or '–'} | {dn} | {_pct(r['train_val_gap'], True)} |")
+                       f"{r['narrowed_direct'] or '–'} | {dn} | {_pct(r['train_val_gap'], True)} | "
+                       f"{'–' if r.get('step_ms') is None else f'{r["step_ms"]:.0f}'} |")
         commits = sorted({c for r in rs for c in r["commits"]})
         machines = sorted({m for r in rs for m in r["machines"]})
         out.append("")
@@ -209,8 +210,49 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+STEP_TIMES = OUT / "step_times.json"
+
+
+def _bench_settings(variant: str) -> dict:
+    """``gsnn bench`` settings of a study variant (mode, encoding, genes, rules, width,
+    read-out), read from its overrides."""
+    kv = dict(o.split("=", 1) for o in S.VARIANTS[variant])
+    enc = kv.get("model.genetic.encoding", "direct")
+    return dict(mode="direct" if enc == "direct" else "genetic", encoding=enc if enc != "direct" else "position",
+                genes=int(kv["model.genetic.genes"]) if "model.genetic.genes" in kv else None,
+                rules=int(kv.get("model.genetic.rules", 1)), width=float(kv.get("model.width", 1.0)),
+                last_direct=kv.get("model.genetic.last_direct", "false") == "true")
+
+
+def cmd_bench(args) -> int:
+    """The training step time of each variant (``gsnn bench``'s timer: median of
+    ``--steps`` steps after warm-up, batch 128, T = 4), beside accuracy in the report.
+    Measure with nothing else running; compare within one sitting."""
+    from gsnn import bench as B
+    from gsnn.runtime.provenance import provenance
+
+    rows = {}
+    for v in args.variants:
+        st = _bench_settings(v)
+        r = B.run_workload("convnet_s", st["mode"], st["genes"], encoding=st["encoding"], rules=st["rules"],
+                           width=st["width"], last_direct=st["last_direct"], n_timed=args.steps, batch=128, T=4)
+        rows[v] = dict(step_ms=r.ms_median, samples_per_s=r.samples_per_s, settings=st,
+                       command=f"gsnn bench --workload convnet_s --mode {st['mode']}"
+                               + (f" --encoding {st['encoding']} --genes {st['genes']} --rules {st['rules']}"
+                                  if st["mode"] == "genetic" else "")
+                               + f" --width {st['width']}" + (" --last-direct" if st["last_direct"] else ""))
+        print(f"{v}: {r.ms_median:.0f} ms/step", flush=True)
+    STEP_TIMES.parent.mkdir(parents=True, exist_ok=True)
+    STEP_TIMES.write_text(json.dumps(dict(rows=rows, provenance=provenance()), indent=1))
+    print(f"wrote {STEP_TIMES}")
+    return 0
+
+
 def cmd_report(args) -> int:
     rows = [r for regime in REGIMES for r in regime_rows(regime)]
+    steps = json.loads(STEP_TIMES.read_text())["rows"] if STEP_TIMES.is_file() else {}
+    for r in rows:
+        r["step_ms"] = steps.get(r["variant"], {}).get("step_ms")
     out = pathlib.Path(args.out)
     out.write_text(json.dumps(rows, indent=1))
     md = markdown(rows)
@@ -231,6 +273,11 @@ def main(argv=None) -> int:
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     r.add_argument("--variants", nargs="*", default=None)
     r.set_defaults(func=cmd_run)
+    b = sub.add_parser("bench", help="training step time of each variant (gsnn bench), for the report")
+    b.add_argument("--variants", nargs="+", default=["direct", "direct_w065", "direct_w037", "position_50_r2",
+                                                     "neuron_50_r2", "neuron_80_r2", *REGIMES["wide"]["variants"]])
+    b.add_argument("--steps", type=int, default=5)
+    b.set_defaults(func=cmd_bench)
     p = sub.add_parser("report")
     p.add_argument("--out", default="experiments/results/regimes.json")
     p.set_defaults(func=cmd_report)

@@ -166,14 +166,16 @@ def _time(step: Callable[[], Any], n_warm: int, n_timed: int) -> tuple[float, li
     return compile_s, times
 
 
-def _genetic_config(mode: str, genes: int | None, encoding: str, execution: str, rules: int = 1) -> C.GeneticConfig:
+def _genetic_config(mode: str, genes: int | None, encoding: str, execution: str, rules: int = 1,
+                    last_direct: bool = False) -> C.GeneticConfig:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {list(MODES)}")
     if mode == "direct":
         return C.GeneticConfig()
     if genes is None or genes < 1:
         raise ValueError(f"--mode genetic needs --genes >= 1, got {genes!r}")
-    return C.GeneticConfig(encoding=encoding, genes=genes, rules=rules, execution=execution).validate()
+    return C.GeneticConfig(encoding=encoding, genes=genes, rules=rules, execution=execution,
+                           last_direct=last_direct).validate()
 
 
 def _peer_step(workload, genetic, input_mode, remat, conv_impl):
@@ -237,7 +239,7 @@ def _model_step(arch, genetic, remat, conv_impl, batch, T, width):
 def run_workload(workload: str, mode: str = "direct", genes: int | None = None, *, encoding: str = "position",
                  execution: str = "auto", input_mode: str = "static", n_timed: int = 10, n_warm: int = 2,
                  remat: str = "none", conv_impl: str = "auto", batch: int = 128, T: int = 4,
-                 width: float = 1.0, rules: int = 1) -> BenchResult:
+                 width: float = 1.0, rules: int = 1, last_direct: bool = False) -> BenchResult:
     """Times one workload's training step (see the module doc). ``workload`` is ``w1``,
     ``w2`` or any architecture of :data:`gsnn.models.ARCHITECTURES` (gsnn's real step;
     ``batch``, ``T`` and ``width`` apply to these only). Raises ``ValueError`` on unknown
@@ -252,7 +254,7 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
         raise ValueError(f"n_timed must be >= 1, got {n_timed}")
     if remat not in REMATS:
         raise ValueError(f"unknown remat {remat!r}; valid: {list(REMATS)}")
-    genetic = _genetic_config(mode, genes, encoding, execution, rules)
+    genetic = _genetic_config(mode, genes, encoding, execution, rules, last_direct)
     if workload not in ("w1", "w2"):
         step, (jitted, args), params, T, B, final = _model_step(workload, genetic, remat, conv_impl, batch, T, width)
         gflop = None
@@ -269,7 +271,8 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
         params=count_scalars(params), compile_s=compile_s,
         step_memory_mb=memory, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         final_loss=final(), times_ms=[round(t * 1e3, 2) for t in times],
-        settings=dict(encoding=encoding if mode == "genetic" else "direct", rules=rules, execution=execution, remat=remat,
+        settings=dict(encoding=encoding if mode == "genetic" else "direct", rules=rules, last_direct=last_direct,
+                      execution=execution, remat=remat,
                       conv_impl=conv_impl, width=width, backend=jax.default_backend(), jax=jax.__version__,
                       machine=platform.processor() or platform.machine()),
     )

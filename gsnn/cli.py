@@ -264,7 +264,8 @@ def cmd_bench(args) -> int:
         for mode in args.mode:
             r = B.run_workload(workload, mode, args.genes, encoding=args.encoding, execution=args.execution,
                                input_mode=args.input, n_timed=args.steps, n_warm=args.warmup,
-                               remat=args.remat, conv_impl=args.conv_impl)
+                               remat=args.remat, conv_impl=args.conv_impl, width=args.width, rules=args.rules,
+                               last_direct=args.last_direct)
             rows.append(r.asdict())
             print(B.format_row(r), flush=True)
     out = rows[0] if len(rows) == 1 else dict(results=rows)
@@ -332,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--input", choices=B.INPUTS, default="static",
                    help="static: the first synapse runs once (gsnn's default); per_step: T times, as the peers")
     b.add_argument("--conv-impl", choices=CONV_IMPLS, default="auto")
+    b.add_argument("--width", type=float, default=1.0, help="channel multiplier (architectures, not w1/w2)")
+    b.add_argument("--rules", type=int, default=1, help="interaction rules R for --mode genetic")
+    b.add_argument("--last-direct", action="store_true", help="keep the read-out direct (--mode genetic)")
     b.add_argument("--remat", choices=B.REMATS, default="none",
                    help="lif: jax.checkpoint around every LIF time step (memory/speed trade-off)")
     b.add_argument("--steps", type=int, default=10, help="timed steps (after warm-up)")

@@ -349,3 +349,35 @@ def test_evolved_vs_twin_pairs_runs_by_seed(tmp_path):
     other = _evolution_record(tmp_path / "d.json", 0, 0.4, 0.3, fixed_base=False)
     with pytest.raises(ValueError, match="not a twin"):
         evolved_vs_twin.main(["--group", "x", other, "--out", str(out)])
+
+
+def test_a_regime_row_pairs_with_direct_and_the_narrowed_net_and_reports_the_gap(tmp_path, monkeypatch):
+    """regimes.py: a wide variant is paired by seed with direct width 1 and with the
+    narrowed direct net of its size from the baseline records; intervals and the gap by hand."""
+    import json
+    import math
+
+    import regimes
+
+    base, wide = tmp_path / "base", tmp_path / "wide"
+    for folder, recs in ((base, [("direct", 0, 0.60), ("direct", 1, 0.62), ("direct", 2, 0.61),
+                                 ("direct_w065", 0, 0.55), ("direct_w065", 1, 0.56), ("direct_w065", 2, 0.57)]),
+                         (wide, [("wide_neuron_50_r2", 0, 0.61), ("wide_neuron_50_r2", 1, 0.64),
+                                 ("wide_neuron_50_r2", 2, 0.62)])):
+        folder.mkdir()
+        for v, s, a in recs:
+            r = _record(v, s, a)
+            r.update(params={"direct": 113962, "direct_w065": 53461}.get(v, 53900),
+                     encoding="direct" if v.startswith("direct") else "neuron", train_val_gap=0.1 + s / 100,
+                     provenance=dict(commit="abc", dirty=False, machine=dict(cpu="x", cores=2, device_kind="cpu")))
+            (folder / f"{v}_s{s}.json").write_text(json.dumps(r))
+    monkeypatch.setitem(regimes.REGIMES, "wide", dict(results=wide, variants=["wide_neuron_50_r2"], baselines=base))
+    (row,) = regimes.regime_rows("wide")
+    d = [0.01, 0.02, 0.01]  # vs direct, by seed
+    half = math.sqrt(2 * 0.95**2 / (1 - 0.95**2)) * statistics.stdev(d) / math.sqrt(3)  # t quantile, 2 dof
+    assert row["paired_delta_mean"] == pytest.approx(statistics.mean(d))
+    assert row["paired_delta_ci95"] == pytest.approx([statistics.mean(d) - half, statistics.mean(d) + half])
+    assert row["narrowed_direct"] == "direct_w065" and row["paired_delta_vs_narrowed_mean"] == pytest.approx(0.0633333)
+    assert row["compression"] == pytest.approx(1 - 53900 / 113962) and row["train_val_gap"] == pytest.approx(0.11)
+    assert row["commits"] == ["abc"] and row["machines"] == ["x, 2 cores, cpu"] and row["seeds"] == [0, 1, 2]
+    assert "| wide_neuron_50_r2 |" in regimes.markdown([row])
