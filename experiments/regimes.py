@@ -196,10 +196,11 @@ def markdown(rows: list[dict]) -> str:
                   f"{_pct(r['paired_delta_vs_narrowed_mean'], True)} {_ci(r['paired_delta_vs_narrowed_ci95'])}"
                   + ("" if r["paired_delta_vs_narrowed_p"] is None else f", p {r['paired_delta_vs_narrowed_p']:.3f}"))
             fewer = "–" if r["compression"] is None else f"{r['compression']:.1%}"
+            step = "–" if r.get("step_ms") is None else f"{r['step_ms']:.0f}"
             out.append(f"| {r['variant']} | {r['width']} | {gr} | {r['params']:,} | {fewer} | "
                        f"{len(r['seeds'])} | {_pct(r['test_accuracy_mean'])} ± {_pct(r['test_accuracy_std'])} | {d} | "
                        f"{r['narrowed_direct'] or '–'} | {dn} | {_pct(r['train_val_gap'], True)} | "
-                       f"{'–' if r.get('step_ms') is None else f'{r["step_ms"]:.0f}'} |")
+                       f"{step} |")
         commits = sorted({c for r in rs for c in r["commits"]})
         machines = sorted({m for r in rs for m in r["machines"]})
         out.append("")
