@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from gsnn import bench as B
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as D
 from gsnn import evolve as EV
 from gsnn import genome as GN
@@ -72,7 +72,7 @@ def main(argv=None):
     ds = D.load_dataset("demo")
     rows = []
     def problem_for(P, chunk, shard=False):
-        return EV.make_problem(C.load_config(args.config, sets + [f"evolve.population={max(P, 2)}",
+        return EV.make_problem(cfgs.load_config(args.config, sets + [f"evolve.population={max(P, 2)}",
                                                                f"evolve.chunk_size={chunk}", f"evolve.shard={shard}"]), ds)
 
     for P in args.sizes:

@@ -120,9 +120,9 @@ def _overrides(name: str, seed: int, budget: list[str]) -> list[str]:
 
 
 def _config(name: str, seed: int, budget: list[str]):
-    from gsnn import config as C
+    from gsnn import config as cfgs
 
-    return C.load_config(BASE, _overrides(name, seed, budget))
+    return cfgs.load_config(BASE, _overrides(name, seed, budget))
 
 
 def command_for(name: str, seed: int, budget: list[str]) -> str:

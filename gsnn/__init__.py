@@ -7,10 +7,10 @@ DESIGN.md and the README for which parts are this project's own definitions.
 
 Layout: time first (``[T, B, ...]``) for sequences; images ``[B, H, W, C]`` (NHWC).
 """
-from gsnn import config, configs, data, energy, evolve, fitness, genome, layers, models, neurons, train
+from gsnn import config, data, energy, evolve, fitness, genome, layers, models, neurons, train
 from gsnn.core import conv, encodings, genetic
 from gsnn.config import load_config
-from gsnn.configs import Config, DataConfig, EvolveConfig, TrainConfig
+from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig
 from gsnn.data import ArrayDataset, DataError, load_dataset
 from gsnn.energy import energy_report, parameter_report
 from gsnn.core.genetic import generate_kernel, generate_weight, spatial_pre_rows, spectral_entropy

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gsnn.configs import Config, DataConfig, EvolveConfig, GeneticConfig, ModelConfig, TrainConfig
+from gsnn.config import Config, DataConfig, EvolveConfig, GeneticConfig, ModelConfig, TrainConfig
 
 # --------------------------------------------------------------------------------------
 # What the demo trains

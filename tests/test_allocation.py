@@ -14,7 +14,7 @@ import pytest
 
 from gsnn import cli, energy
 from gsnn import models as M
-from gsnn.configs import GeneticConfig, LIFConfig, NeuronConfig
+from gsnn.config import GeneticConfig, LIFConfig, NeuronConfig
 from gsnn.core.tree import count_scalars
 from gsnn.evolution import allocation as A
 from gsnn.nn.groups import group_labels

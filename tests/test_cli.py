@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gsnn import cli
-from gsnn.configs import GeneticConfig, ModelConfig
+from gsnn.config import GeneticConfig, ModelConfig
 from gsnn.nn import networks
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -111,9 +111,9 @@ def test_resume_requires_a_run(tmp_path, capsys):
 def test_resume_reads_the_stored_config_strictly(tmp_path, capsys):
     """``gsnn train --resume DIR`` takes DIR/config.json as it is: a key the schema does
     not know (or lacks) is reported with the file, not dropped or defaulted."""
-    from gsnn import config as C
+    from gsnn import config as cfgs
 
-    stored = json.loads(C.load_config("demo_direct").to_json())
+    stored = json.loads(cfgs.load_config("demo_direct").to_json())
     stored["model"]["foo"] = 1
     del stored["train"]["epochs"]
     (tmp_path / "config.json").write_text(json.dumps(stored))

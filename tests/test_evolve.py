@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as D
 from gsnn import evolve as EV
 from gsnn import evolution as EVO
@@ -34,12 +34,12 @@ def tiny_config(encoding="position", interaction="compact", **evolve):
              genome_interaction=interaction, lambda_s=0.1, lambda_t=0.1, shard=False, preserve_scale=False,
              chunk_size=0, signal_every=0)
     e.update(evolve)
-    return C.Config(
+    return cfgs.Config(
         name="tiny_evolve",
         model=M.ModelConfig(arch="mlp", hidden=(16,), T=2,
-                            genetic=C.GeneticConfig(encoding=encoding, genes=4)),
-        train=C.TrainConfig(learning_rate=0.05, epochs=1, batch_size=16, log_every=0),
-        evolve=C.EvolveConfig(**e),
+                            genetic=cfgs.GeneticConfig(encoding=encoding, genes=4)),
+        train=cfgs.TrainConfig(learning_rate=0.05, epochs=1, batch_size=16, log_every=0),
+        evolve=cfgs.EvolveConfig(**e),
     ).validate()
 
 
@@ -303,7 +303,7 @@ def test_one_gene_with_the_spectral_entropy_is_refused_at_build(tiny_data):
     """H_S divides by log g: with g = 1 every individual would score non-finite and count
     as diverged; the run is refused before any generation instead."""
     one = lambda op: dataclasses.replace(tiny_config(spatial_operator=op), model=M.ModelConfig(
-        arch="mlp", hidden=(16,), T=2, genetic=C.GeneticConfig(encoding="position", genes=1))).validate()
+        arch="mlp", hidden=(16,), T=2, genetic=cfgs.GeneticConfig(encoding="position", genes=1))).validate()
     cfg = one("spatial_entropy")  # a valid config: training with g = 1 is fine
     with pytest.raises(ValueError, match=r"evolve.spatial_operator='spatial_entropy' needs model.genetic.genes "
                                          r">= 2 .*got genes=1"):
@@ -463,9 +463,9 @@ def test_vmapped_population_equals_individual_evaluations(tiny_problem):
 
 
 def test_auto_chunk_size_is_one_at_a_time_on_a_single_cpu():
-    assert EV.resolve_chunk_size(C.EvolveConfig()) == (1 if jax.default_backend() == "cpu" else 0)
-    assert EV.resolve_chunk_size(C.EvolveConfig(chunk_size=4, population=16)) == 4
-    assert EV.resolve_chunk_size(C.EvolveConfig(chunk_size=0)) == 0
+    assert EV.resolve_chunk_size(cfgs.EvolveConfig()) == (1 if jax.default_backend() == "cpu" else 0)
+    assert EV.resolve_chunk_size(cfgs.EvolveConfig(chunk_size=4, population=16)) == 4
+    assert EV.resolve_chunk_size(cfgs.EvolveConfig(chunk_size=0)) == 0
 
 
 @pytest.mark.parametrize("chunk_size", [2, -1])
@@ -1063,7 +1063,7 @@ def test_evolution_runs_with_the_activity_operators(activity_run, tiny_data):
         assert 0 <= g["temporal"] <= 1 and 0 <= g["mean_temporal"] <= 1
     one_step = dataclasses.replace(tiny_config(temporal_operator="activity_difference"),
                                    model=M.ModelConfig(arch="mlp", hidden=(16,), T=1,
-                                                       genetic=C.GeneticConfig(encoding="position", genes=4)))
+                                                       genetic=cfgs.GeneticConfig(encoding="position", genes=4)))
     with pytest.raises(ValueError, match=r"evolve.temporal_operator='activity_difference' needs model.T >= 2"):
         EV.make_problem(one_step.validate(), tiny_data)
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import configs
+from gsnn import config as cfgs
 from gsnn.core import encodings, genetic
 from gsnn import layers as L
 
@@ -225,7 +225,7 @@ def _init_and_matrix(module, kernel, c_in, hw=None):
     return params, np.asarray(w, np.float64)
 
 
-@pytest.mark.parametrize("scheme", configs.INIT_SCHEMES)
+@pytest.mark.parametrize("scheme", cfgs.INIT_SCHEMES)
 @pytest.mark.parametrize("kind", ["conv3", "dense", "dense_flatmap"])
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
 def test_generated_weight_equals_hand_formula(encoding, kind, scheme):
@@ -287,8 +287,8 @@ class _Kernel(nn.Module):
         return layer(x, shared).reshape(n, self.c_out)
 
 
-@pytest.mark.parametrize("interaction_init", configs.INTERACTION_INITS)
-@pytest.mark.parametrize("scheme", configs.INIT_SCHEMES)
+@pytest.mark.parametrize("interaction_init", cfgs.INTERACTION_INITS)
+@pytest.mark.parametrize("scheme", cfgs.INIT_SCHEMES)
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
 def test_variance_matching_at_init(encoding, scheme, interaction_init):
     c_in, c_out, g = 64, 128, 16
