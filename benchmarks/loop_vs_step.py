@@ -30,7 +30,7 @@ import numpy as np
 
 from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import models as M
+from gsnn.nn import networks as M
 from gsnn import training
 from gsnn.runtime.provenance import provenance
 

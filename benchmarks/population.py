@@ -1,7 +1,7 @@
 """Population evaluation throughput: vmapped population vs a loop of single evaluations.
 
 One evaluation = build the network from a genome, train K inner steps, validate (the
-whole STE individual, ``gsnn.evolve``). For each population size P it times
+whole STE individual, ``gsnn.evolution``). For each population size P it times
 
 * ``vmap``: ``Problem.evaluate_population`` on P genomes at once (one jitted call);
 * ``loop``: ``Problem.evaluate_one`` called P times from Python (jitted once, reused);
@@ -34,8 +34,8 @@ import jax.numpy as jnp
 from gsnn import bench as B
 from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import evolve as EV
-from gsnn import genome as GN
+from gsnn import evolution as EV
+from gsnn.evolution import genome as GN
 
 
 def population_of(problem, P, key):

@@ -22,8 +22,8 @@ import sys
 import numpy as np
 
 from gsnn import config as cfgs
-from gsnn import evolve as EV
-from gsnn import train as TR
+from gsnn import evolution as EV
+from gsnn import training as TR
 from gsnn.analysis.plots import plot_ablation, save
 
 

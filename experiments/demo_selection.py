@@ -35,7 +35,7 @@ import time
 from gsnn import config as cfgs
 from gsnn import training
 from gsnn.analysis.energy import parameter_report
-from gsnn.models import build_model, describe
+from gsnn.nn.networks import build_model, describe
 from gsnn.runtime.records import to_jsonable, write_json
 from gsnn.training.steps import NonFiniteError
 

@@ -37,9 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gsnn import config as cfgs
-from gsnn import evolve as EV
-from gsnn import genome as GN
-from gsnn import train as TR
+from gsnn import evolution as EV
+from gsnn.evolution import genome as GN
+from gsnn import training as TR
 from gsnn.evolution.signal import spearman
 from gsnn.runtime.records import write_json
 

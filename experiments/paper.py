@@ -18,8 +18,8 @@ import pathlib
 import sys
 
 from gsnn import config as cfgs
-from gsnn import energy as E
-from gsnn import models as M
+from gsnn.analysis import energy as E
+from gsnn.nn import networks as M
 
 BENCHMARKS = ("resnet19_cifar10", "resnet19_cifar100", "vgg16_cifar10", "resnet34_imagenet")
 
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         return 0
     workdir = pathlib.Path(args.workdir or pathlib.Path("runs") / cfg.name)
     if variant == "ste":
-        from gsnn import evolve as EV
+        from gsnn import evolution as EV
 
         result = EV.run_evolution(cfg, workdir)
     else:

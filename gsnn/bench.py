@@ -16,7 +16,7 @@ W1 and W2 are the workloads of the peer benchmarks (snnTorch, SpikingJelly, spyx
 the same function with the same gradients. ``input="per_step"`` feeds a materialised
 ``[T, B, ...]`` input through the first synapse ``T`` times, as the peer scripts do.
 
-``convnet_s`` is gsnn's real training step (:func:`gsnn.train.make_steps`: normalisation,
+``convnet_s`` is gsnn's real training step (:func:`gsnn.training.make_steps`: normalisation,
 crop and flip, BN, SGD) at batch 128, T=4.
 
 Reported per run: median/min/max ms per step over the timed steps (warm-up and
@@ -239,7 +239,7 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
                  remat: str = "none", conv_impl: str = "auto", batch: int = 128, T: int = 4,
                  width: float = 1.0, rules: int = 1) -> BenchResult:
     """Times one workload's training step (see the module doc). ``workload`` is ``w1``,
-    ``w2`` or any architecture of :data:`gsnn.models.ARCHITECTURES` (gsnn's real step;
+    ``w2`` or any architecture of :data:`gsnn.nn.networks.ARCHITECTURES` (gsnn's real step;
     ``batch``, ``T`` and ``width`` apply to these only). Raises ``ValueError`` on unknown
     names or impossible settings."""
 

@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import cli, energy
-from gsnn import models as M
+from gsnn import cli
+from gsnn.analysis import energy
+from gsnn.nn import networks as M
 from gsnn.config import GeneticConfig, LIFConfig, NeuronConfig
 from gsnn.core.tree import count_scalars
 from gsnn.evolution import allocation as A

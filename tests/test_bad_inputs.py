@@ -13,10 +13,10 @@ from PIL import Image
 from gsnn import bench as B
 from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import models as M
-from gsnn import neurons
-from gsnn import train as TR
-from gsnn.layers import GeneticConfig
+from gsnn.nn import networks as M
+from gsnn.core import lif as neurons
+from gsnn import training as TR
+from gsnn.config import GeneticConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -90,7 +90,7 @@ def batch_larger_than_data(tmp):
 
 
 def race_batch_larger_than_data(tmp):
-    from gsnn import evolve as EV
+    from gsnn import evolution as EV
 
     ds = D.load_dataset("demo").subset(train_per_class=4, test_per_class=1, seed=0)  # 40 images
     cfg = cfgs.load_config("evolve_demo", ["evolve.race_top=2", "evolve.race_data=validation", "evolve.race_batch=64",
@@ -118,7 +118,7 @@ def race_all_diverged(tmp):
 
 
 def energy_without_a_density(tmp):
-    from gsnn import energy
+    from gsnn.analysis import energy
 
     synapses, _, _ = M.describe(M.build_model(M.ModelConfig(arch="mlp", hidden=(8,), T=2)), (4, 4, 3))
     energy.synaptic_operations(synapses, {}, T=2)

@@ -306,9 +306,7 @@ def test_sigterm_and_sigint_checkpoint_then_resume_matches_uninterrupted_run(tmp
 
 
 EVOLVE_CONFIG = '''
-from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig
-from gsnn.layers import GeneticConfig
-from gsnn.models import ModelConfig
+from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig, GeneticConfig, ModelConfig
 
 
 def get_config(arg=None):

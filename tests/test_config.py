@@ -11,10 +11,10 @@ import jax
 import pytest
 
 from gsnn import config as cfgs
-from gsnn import energy
-from gsnn import models as M
-from gsnn.layers import GeneticConfig
-from gsnn.neurons import LIFConfig
+from gsnn.analysis import energy
+from gsnn.nn import networks as M
+from gsnn.config import GeneticConfig, LIFConfig
+from gsnn.core.tree import count_scalars
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "experiments" / "configs"
@@ -409,7 +409,7 @@ def test_shrink_for_smoke_is_valid_and_tiny(in_repo, name):
     model = M.build_model(smoke.model)
     report = energy.parameter_report(*M.describe(model))
     shapes = jax.eval_shape(lambda k: M.init_variables(model, k), jax.random.key(0))["params"]
-    assert report.stored_params == M.count_scalars(shapes) < 20_000
+    assert report.stored_params == count_scalars(shapes) < 20_000
 
 
 def test_shrink_for_smoke_keeps_small_values():
@@ -427,7 +427,8 @@ def test_schema_names_equal_the_registries():
     """The schema validates names without importing the code behind them (the schema
     modules of gsnn.config import nothing from gsnn's math); each name tuple must equal
     its registry's keys."""
-    from gsnn import fitness, neurons
+    from gsnn.evolution import fitness
+    from gsnn.core import lif as neurons
     from gsnn.evolution import strategies
     from gsnn.core import conv, encodings, genetic
 

@@ -7,7 +7,7 @@ import pytest
 
 from gsnn.core import conv
 from gsnn import config as cfgs
-from gsnn import models as M
+from gsnn.nn import networks as M
 
 # (N, H, W, C_in, C_out, k, stride, padding)
 CASES = [

@@ -9,7 +9,7 @@ from gsnn import config as cfgs
 from gsnn import demo
 from gsnn import demo_configs as DC
 from gsnn.analysis.energy import PJ_PER_AC, PJ_PER_MAC, parameter_report, synaptic_operations
-from gsnn.models import build_model, describe
+from gsnn.nn.networks import build_model, describe
 
 
 def test_default_rows_and_the_evolve_flag():

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from gsnn import config as cfgs
-from gsnn import layers as L
-from gsnn import models as M
+from gsnn.nn import layers as L
+from gsnn.nn import networks as M
 from gsnn import training
 from gsnn.core import encodings
 

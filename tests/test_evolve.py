@@ -1,4 +1,4 @@
-"""Tests of the genome, the fitness operators and the STE loop (gsnn.genome/fitness/evolve)."""
+"""Tests of the genome, the fitness operators and the STE loop (gsnn.evolution: genome, fitness, loop)."""
 import dataclasses
 import json
 import math
@@ -16,15 +16,15 @@ import pytest
 
 from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import evolve as EV
+from gsnn import evolution as EV
 from gsnn import evolution as EVO
 from gsnn.evolution import signal as SG
 from gsnn.runtime.records import to_jsonable
 from gsnn.evolution import genome as evolution_genome
 from gsnn.evolution import loop as evolution_loop
-from gsnn import fitness as F
-from gsnn import genome as GN
-from gsnn import models as M
+from gsnn.evolution import fitness as F
+from gsnn.evolution import genome as GN
+from gsnn.nn import networks as M
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -487,7 +487,9 @@ SHARD_SCRIPT = textwrap.dedent("""
     assert len(jax.devices()) == 4, jax.devices()
     sys.path.insert(0, {tests!r})
     from test_evolve import tiny_config
-    from gsnn import data as D, evolve as EV, genome as GN
+    from gsnn import data as D
+    from gsnn import evolution as EV
+    from gsnn.evolution import genome as GN
     ds = D.load_dataset("demo").subset(train_per_class=12, test_per_class=4, seed=0)
     out = {{}}
     for shard in (False, True):

@@ -15,7 +15,8 @@ import pytest
 
 from gsnn import config as cfgs
 from gsnn.core import encodings, genetic
-from gsnn import layers as L
+from gsnn.nn import layers as L
+from gsnn.nn.specs import record_layers
 
 RNG = np.random.default_rng(0)
 
@@ -188,7 +189,7 @@ def test_paths_recorded_in_specs():
     x = jnp.zeros((2, 7, 7, 3))
     for path in ("materialise", "factorised"):
         m = OneLayer(6, 3, 1, "neuron", L.GeneticConfig(encoding="neuron", genes=4, execution=path))
-        with L.record_layers() as specs:
+        with record_layers() as specs:
             jax.eval_shape(m.init, jax.random.key(0), x)
         (spec,) = [s for s in specs if isinstance(s, L.LayerSpec)]
         assert spec.execution == path and spec.spatial_rows == 9 and spec.pre_rows == 3

@@ -9,8 +9,8 @@ import pytest
 
 from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import evolve as EV
-from gsnn import models as M
+from gsnn import evolution as EV
+from gsnn.nn import networks as M
 from gsnn import training
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

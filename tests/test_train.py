@@ -1,4 +1,4 @@
-"""Tests of the training loop (gsnn.train): learning, optimiser groups, NaN handling."""
+"""Tests of the training loop (gsnn.training): learning, optimiser groups, NaN handling."""
 import dataclasses
 
 import jax
@@ -8,7 +8,7 @@ import pytest
 
 from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import models as M
+from gsnn.nn import networks as M
 from gsnn import training
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import models as M
+from gsnn.nn import networks as M
 from gsnn import training
 from gsnn.runtime.interrupt import RunInterrupted
 from gsnn.training import metrics as TM

@@ -17,9 +17,9 @@ from tensorboardX.proto.event_pb2 import Event
 
 from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import evolve as EV
+from gsnn import evolution as EV
 from gsnn.evolution import loop as evolution_loop
-from gsnn import models as M
+from gsnn.nn import networks as M
 from gsnn import training
 from gsnn.runtime import writers as W
 

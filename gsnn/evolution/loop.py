@@ -358,7 +358,7 @@ def _measure_signal(run: GenerationRun, gen: int, metrics: dict) -> dict:
 
 def genome_init_fn(problem: Problem, genome) -> Callable:
     """``key -> {'params', 'batch_stats'}`` building the network from ``genome`` (for
-    :func:`gsnn.train.train_and_evaluate`'s ``init_fn``) on the base draw of ``key``, or
+    :func:`gsnn.training.train_and_evaluate`'s ``init_fn``) on the base draw of ``key``, or
     on the evolution's one base draw (``problem.base_key``) with ``evolve.fixed_base``."""
     model = problem.steps.model
     shape = problem.train_split.image_shape

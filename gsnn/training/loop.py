@@ -104,7 +104,7 @@ def train_and_evaluate(
       step) are means over the epoch's finite training steps, summed on the device;
       ``skipped_steps``; the evaluated split's ``*_loss``, ``*_accuracy``, ``*_top5``,
       ``firing_rates``; ``epoch_seconds``, ``train_images_per_s``), ``test_accuracy``, ``val_accuracy``
-      (the last epoch's, or ``None``), ``params`` (:class:`gsnn.energy.ParamReport` as
+      (the last epoch's, or ``None``), ``params`` (:class:`gsnn.analysis.energy.ParamReport` as
       dict), ``energy``, ``config``.
     """
     cfg = cfg.validate()
