@@ -27,7 +27,7 @@ import time
 
 import jax
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn.evolution import loop as EL
 from gsnn.evolution.signal import SIGNAL_TERMS
 from gsnn.runtime.records import write_json
@@ -40,7 +40,7 @@ def measure_definition(config: str, seed: int, metric: str, inner_steps: int, va
                        extra: list[str]) -> dict:
     """Generation 1 of ``config`` evaluated twice under one fitness definition."""
     spatial, temporal = OPERATORS[operators]
-    cfg = C.load_config(config, [f"seed={seed}", "evolve.generations=1", "evolve.signal_every=1",
+    cfg = cfgs.load_config(config, [f"seed={seed}", "evolve.generations=1", "evolve.signal_every=1",
                                  f"evolve.fitness_metric={metric}", f"evolve.inner_steps={inner_steps}",
                                  f"evolve.val_size={val_size}", f"evolve.spatial_operator={spatial}",
                                  f"evolve.temporal_operator={temporal}"] + extra)

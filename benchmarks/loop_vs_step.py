@@ -28,20 +28,20 @@ import time
 import jax
 import numpy as np
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import models as M
+from gsnn.nn import networks as M
 from gsnn import training
 from gsnn.runtime.provenance import provenance
 
 
-def bench_config(args) -> C.Config:
-    return C.Config(
+def bench_config(args) -> cfgs.Config:
+    return cfgs.Config(
         name="loop_vs_step", seed=0,
         model=M.ModelConfig(arch=args.arch, width=args.width, T=args.T),
-        train=C.TrainConfig(optimizer="sgd", learning_rate=0.05, epochs=args.epochs, batch_size=args.batch,
+        train=cfgs.TrainConfig(optimizer="sgd", learning_rate=0.05, epochs=args.epochs, batch_size=args.batch,
                             eval_batch_size=args.batch, log_every=args.log_every),
-        data=C.DataConfig(source="demo", augment=True),
+        data=cfgs.DataConfig(source="demo", augment=True),
     ).validate()
 
 
@@ -53,7 +53,7 @@ def synthetic(n_train: int, n_test: int, seed: int = 0) -> D.ArrayDataset:
                           tuple(f"c{i}" for i in range(10)))
 
 
-def bare_epochs(cfg: C.Config, ds: D.ArrayDataset) -> list[float]:
+def bare_epochs(cfg: cfgs.Config, ds: D.ArrayDataset) -> list[float]:
     """Seconds per epoch of the bare step loop (batches and keys staged on the device)."""
     tc = cfg.train
     spe = D.num_batches(ds.num_train, tc.batch_size, True)

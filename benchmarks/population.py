@@ -1,7 +1,7 @@
 """Population evaluation throughput: vmapped population vs a loop of single evaluations.
 
 One evaluation = build the network from a genome, train K inner steps, validate (the
-whole STE individual, ``gsnn.evolve``). For each population size P it times
+whole STE individual, ``gsnn.evolution``). For each population size P it times
 
 * ``vmap``: ``Problem.evaluate_population`` on P genomes at once (one jitted call);
 * ``loop``: ``Problem.evaluate_one`` called P times from Python (jitted once, reused);
@@ -32,10 +32,10 @@ import jax
 import jax.numpy as jnp
 
 from gsnn import bench as B
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import evolve as EV
-from gsnn import genome as GN
+from gsnn import evolution as EV
+from gsnn.evolution import genome as GN
 
 
 def population_of(problem, P, key):
@@ -72,7 +72,7 @@ def main(argv=None):
     ds = D.load_dataset("demo")
     rows = []
     def problem_for(P, chunk, shard=False):
-        return EV.make_problem(C.load_config(args.config, sets + [f"evolve.population={max(P, 2)}",
+        return EV.make_problem(cfgs.load_config(args.config, sets + [f"evolve.population={max(P, 2)}",
                                                                f"evolve.chunk_size={chunk}", f"evolve.shard={shard}"]), ds)
 
     for P in args.sizes:

@@ -6,7 +6,7 @@
         --json benchmarks/results/train_step_convnet_s_rules.json    # interaction rules (R = 2)
 
 Prints a table (median/min/max ms per step, samples/s, XLA step memory, peak RSS) and
-writes JSON. The step is gsnn's real one (``gsnn.train.make_steps``: normalisation,
+writes JSON. The step is gsnn's real one (``gsnn.training.make_steps``: normalisation,
 crop+flip, forward, cross-entropy, backward, SGD update) on random uint8 images, timed by
 :func:`gsnn.bench.run_workload`. ``--remat none lif`` measures the memory/speed trade-off of the
 rematerialisation policies.

@@ -21,9 +21,9 @@ import sys
 
 import numpy as np
 
-from gsnn import config as C
-from gsnn import evolve as EV
-from gsnn import train as TR
+from gsnn import config as cfgs
+from gsnn import evolution as EV
+from gsnn import training as TR
 from gsnn.analysis.plots import plot_ablation, save
 
 
@@ -62,7 +62,7 @@ def main(argv=None):
                     help="validation accuracy to reach (default: the config's, else halfway between the "
                          "mean first-generation and mean final best over all runs)")
     args = ap.parse_args(argv)
-    base = C.load_config(args.config, args.overrides)
+    base = cfgs.load_config(args.config, args.overrides)
     target = args.target if args.target is not None else base.evolve.target_val_accuracy
     tag = f"{args.spatial}+{args.temporal}"
     out = pathlib.Path(args.out or f"experiments/results/ablation_{base.name}_{tag.replace('+', '_')}.json")
@@ -72,7 +72,7 @@ def main(argv=None):
     for arm, sets in chosen.items():
         for seed in args.seeds:
             finals = "evolve.final_variants=('evolved',)" if args.final else "evolve.final_variants=()"
-            cfg = C.load_config(args.config, args.overrides + sets + [f"seed={seed}", finals])
+            cfg = cfgs.load_config(args.config, args.overrides + sets + [f"seed={seed}", finals])
             wd = pathlib.Path(args.workdir) / f"{base.name}_{tag}_{arm}_s{seed}"
             print(f"== {arm} seed {seed}", flush=True)
             r = EV.run_evolution(cfg, wd, dataset=dataset, progress=True)

@@ -120,9 +120,9 @@ def _overrides(name: str, seed: int, budget: list[str]) -> list[str]:
 
 
 def _config(name: str, seed: int, budget: list[str]):
-    from gsnn import config as C
+    from gsnn import config as cfgs
 
-    return C.load_config(BASE, _overrides(name, seed, budget))
+    return cfgs.load_config(BASE, _overrides(name, seed, budget))
 
 
 def command_for(name: str, seed: int, budget: list[str]) -> str:
@@ -143,8 +143,8 @@ def describe_config(cfg) -> dict:
 def run_one(name: str, seed: int, budget: list[str], runs: pathlib.Path, results: pathlib.Path,
             dataset=None) -> dict:
     """Trains one variant and seed exactly as :func:`command_for` would, and writes its record."""
-    from gsnn import evolve as EV
-    from gsnn import train as TR
+    from gsnn import evolution as EV
+    from gsnn import training as TR
 
     cfg = _config(name, seed, budget)
     workdir = runs / f"{name}_s{seed}"
@@ -167,7 +167,7 @@ def run_one(name: str, seed: int, budget: list[str], runs: pathlib.Path, results
 
 
 def evolution_records(result: dict, name: str) -> tuple[dict, tuple[str, dict] | None]:
-    """The study records of one evolution run (:func:`gsnn.evolve.run_evolution`'s
+    """The study records of one evolution run (:func:`gsnn.evolution.run_evolution`'s
     result): the evolved network's, with the evolution's summary (generations, best
     generation, genome size, signal), and, for a variant with a twin in
     :data:`TWIN_OF`, ``(twin name, record)`` of the run's ``random`` final (the same base
@@ -190,7 +190,7 @@ def evolution_records(result: dict, name: str) -> tuple[dict, tuple[str, dict] |
 
 
 def cmd_run(args) -> int:
-    from gsnn import train as TR
+    from gsnn import training as TR
 
     results, runs = pathlib.Path(args.results), pathlib.Path(args.runs)
     budget = (BUDGET if args.budget is None else list(args.budget)) + list(args.overrides)
@@ -523,7 +523,7 @@ def cmd_fingerprint(args) -> int:
     """Adds ``data_fingerprint`` to run records written before runs recorded it: the
     subset a record's command selects is a pure function of its data settings and seed,
     so it is recomputed from them (``data_fingerprint_source`` says so)."""
-    from gsnn import train as TR
+    from gsnn import training as TR
 
     cache: dict[tuple, str] = {}
     for path in sorted(pathlib.Path(args.results).glob("*_s*.json")):

@@ -32,10 +32,10 @@ import shlex
 import sys
 import time
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import training
 from gsnn.analysis.energy import parameter_report
-from gsnn.models import build_model, describe
+from gsnn.nn.networks import build_model, describe
 from gsnn.runtime.records import to_jsonable, write_json
 from gsnn.training.steps import NonFiniteError
 
@@ -72,7 +72,7 @@ def stored_params(cfg) -> int:
 def matched_width(target: int, strict: bool = True) -> tuple[float, int]:
     """The width whose direct ``convnet_s`` has the parameter count nearest ``target``
     (``strict``: within :data:`MATCH_TOLERANCE`, else ValueError)."""
-    counts = {w: stored_params(C.load_config("demo_direct", [f"model.width={w}"])) for w in WIDTHS}
+    counts = {w: stored_params(cfgs.load_config("demo_direct", [f"model.width={w}"])) for w in WIDTHS}
     w = min(counts, key=lambda k: abs(counts[k] - target))
     if strict and abs(counts[w] - target) > MATCH_TOLERANCE * target:
         raise ValueError(f"no width in {WIDTHS[0]}..{WIDTHS[-1]} gives a direct net within {MATCH_TOLERANCE:.0%} "
@@ -91,7 +91,7 @@ def run(name: str, overrides: list[str], records: dict, quick: bool) -> dict:
     if name in records and records[name]["command"] == cmd:
         print(f"{name}: done ({_val(records[name])} val)", flush=True)
         return records[name]
-    cfg = C.load_config("demo_direct", (QUICK if quick else []) + overrides + (QUICK[-2:] if quick else []))
+    cfg = cfgs.load_config("demo_direct", (QUICK if quick else []) + overrides + (QUICK[-2:] if quick else []))
     if cfg.data.val_per_class <= 0:
         raise ValueError(f"{name}: no validation split (data.val_per_class={cfg.data.val_per_class})")
     print(f"\n=== {name}: {cmd}", flush=True)

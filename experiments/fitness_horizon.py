@@ -36,10 +36,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gsnn import config as C
-from gsnn import evolve as EV
-from gsnn import genome as GN
-from gsnn import train as TR
+from gsnn import config as cfgs
+from gsnn import evolution as EV
+from gsnn.evolution import genome as GN
+from gsnn import training as TR
 from gsnn.evolution.signal import spearman
 from gsnn.runtime.records import write_json
 
@@ -73,7 +73,7 @@ def fitness_terms(problem, genomes: list, seed: int) -> list[dict]:
 def run_seed(config: str, seed: int, inner_steps: list[int], overrides: list[str], size: int,
              workdir: pathlib.Path, progress: bool = True) -> dict:
     """One seed: the population's fitness terms per ``K`` and its trained accuracies."""
-    cfg = C.load_config(config, overrides + [f"seed={seed}", "evolve.final_variants=()"])
+    cfg = cfgs.load_config(config, overrides + [f"seed={seed}", "evolve.final_variants=()"])
     if not cfg.data.val_per_class:
         raise ValueError("fitness_horizon compares with the final validation accuracy: set data.val_per_class > 0 "
                          "(e.g. --set data.val_per_class=50); the test split is never used for this choice")
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default="runs/fitness_horizon")
     ap.add_argument("--out", default="experiments/results/fitness_horizon.json")
     args = ap.parse_args(argv)
-    size = args.population or C.load_config(args.config, args.overrides).evolve.population
+    size = args.population or cfgs.load_config(args.config, args.overrides).evolve.population
     command = "python experiments/fitness_horizon.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = pathlib.Path(args.out)
     runs = []

@@ -17,14 +17,14 @@ import json
 import pathlib
 import sys
 
-from gsnn import config as C
-from gsnn import energy as E
-from gsnn import models as M
+from gsnn import config as cfgs
+from gsnn.analysis import energy as E
+from gsnn.nn import networks as M
 
 BENCHMARKS = ("resnet19_cifar10", "resnet19_cifar100", "vgg16_cifar10", "resnet34_imagenet")
 
 
-def describe_compute(cfg: C.Config) -> str:
+def describe_compute(cfg: cfgs.Config) -> str:
     """Parameters and forward MACs per image of the config's network (no computation)."""
     model = M.build_model(cfg.model)
     shape = M.default_input_shape(cfg.model.arch)
@@ -49,14 +49,14 @@ def main(argv=None) -> int:
     bench, _, variant = args.experiment.partition(":")
     if bench not in BENCHMARKS:
         raise SystemExit(f"error: unknown benchmark {bench!r}; valid: {list(BENCHMARKS)}")
-    cfg = C.load_config(args.experiment, args.overrides)
+    cfg = cfgs.load_config(args.experiment, args.overrides)
     print(describe_compute(cfg), flush=True)
     if args.dry_run:
         print(cfg.to_json())
         return 0
     workdir = pathlib.Path(args.workdir or pathlib.Path("runs") / cfg.name)
     if variant == "ste":
-        from gsnn import evolve as EV
+        from gsnn import evolution as EV
 
         result = EV.run_evolution(cfg, workdir)
     else:

@@ -61,9 +61,9 @@ def conv_kernels(params) -> dict[str, np.ndarray]:
 
 def analyse(workdir: str, ranks: list[int]) -> dict:
     from gsnn import data as D
-    from gsnn import models as M
+    from gsnn.nn import networks as M
     from gsnn.analysis import robustness as R
-    from gsnn import train as TR
+    from gsnn import training as TR
 
     cfg, state, ds = TR.load_trained(workdir)
     if cfg.model.genetic.encoded:

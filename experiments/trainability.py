@@ -14,7 +14,7 @@ import pathlib
 import sys
 import time
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import training
 
 VARIANTS = {
@@ -53,7 +53,7 @@ def main(argv=None):
         if (name, args.seed, tuple(args.overrides)) in done:
             print(f"skip {name} (done)")
             continue
-        cfg = C.load_config(args.base, sets + args.overrides + [f"seed={args.seed}", f"name={name}"])
+        cfg = cfgs.load_config(args.base, sets + args.overrides + [f"seed={args.seed}", f"name={name}"])
         t0 = time.time()
         r = training.train_and_evaluate(cfg, None)
         rec = dict(variant=name, seed=args.seed, overrides=sets, common=args.overrides,

@@ -16,7 +16,7 @@ W1 and W2 are the workloads of the peer benchmarks (snnTorch, SpikingJelly, spyx
 the same function with the same gradients. ``input="per_step"`` feeds a materialised
 ``[T, B, ...]`` input through the first synapse ``T`` times, as the peer scripts do.
 
-``convnet_s`` is gsnn's real training step (:func:`gsnn.train.make_steps`: normalisation,
+``convnet_s`` is gsnn's real training step (:func:`gsnn.training.make_steps`: normalisation,
 crop and flip, BN, SGD) at batch 128, T=4.
 
 Reported per run: median/min/max ms per step over the timed steps (warm-up and
@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gsnn import configs as C
+from gsnn import config as cfgs
 from gsnn import training as TR
 from gsnn.core.tree import count_scalars
 from gsnn.nn import layers as L
@@ -57,8 +57,8 @@ W2 = dict(T=4, batch=64, hw=32, channels=(64, 128, 256), n_out=10)
 
 # The peer workloads' neuron: beta 0.9 (tau 10 in the beta form), threshold 1,
 # subtractive detached reset, atan surrogate with alpha 2.
-PEER_NEURON = C.NeuronConfig(
-    lif=C.LIFConfig(update="beta", reset="soft", v_th=1.0, surrogate="atan", alpha=2.0, detach_reset=True),
+PEER_NEURON = cfgs.NeuronConfig(
+    lif=cfgs.LIFConfig(update="beta", reset="soft", v_th=1.0, surrogate="atan", alpha=2.0, detach_reset=True),
     tau=10.0,
 )
 
@@ -80,9 +80,9 @@ class _PeerNet(nn.Module):
     """W1 or W2 in gsnn layers. Input: static ``[B, ...]`` or folded ``[T*B, ...]``."""
 
     workload: str
-    genetic: C.GeneticConfig
+    genetic: cfgs.GeneticConfig
     static_input: bool
-    neuron: C.NeuronConfig = PEER_NEURON
+    neuron: cfgs.NeuronConfig = PEER_NEURON
     conv_impl: str = "auto"
 
     @nn.compact
@@ -167,14 +167,14 @@ def _time(step: Callable[[], Any], n_warm: int, n_timed: int) -> tuple[float, li
 
 
 def _genetic_config(mode: str, genes: int | None, encoding: str, execution: str, rules: int = 1,
-                    last_direct: bool = False) -> C.GeneticConfig:
+                    last_direct: bool = False) -> cfgs.GeneticConfig:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {list(MODES)}")
     if mode == "direct":
-        return C.GeneticConfig()
+        return cfgs.GeneticConfig()
     if genes is None or genes < 1:
         raise ValueError(f"--mode genetic needs --genes >= 1, got {genes!r}")
-    return C.GeneticConfig(encoding=encoding, genes=genes, rules=rules, execution=execution,
+    return cfgs.GeneticConfig(encoding=encoding, genes=genes, rules=rules, execution=execution,
                            last_direct=last_direct).validate()
 
 
@@ -216,9 +216,9 @@ def _peer_step(workload, genetic, input_mode, remat, conv_impl):
 def _model_step(arch, genetic, remat, conv_impl, batch, T, width):
     """gsnn's real training step for an architecture on random uint8 images."""
 
-    cfg = C.Config(model=C.ModelConfig(arch=arch, T=T, width=width, genetic=genetic, conv_impl=conv_impl,
-                                       spiking=C.NeuronConfig(remat=remat == "lif")),
-                   train=C.TrainConfig(batch_size=batch)).validate()
+    cfg = cfgs.Config(model=cfgs.ModelConfig(arch=arch, T=T, width=width, genetic=genetic, conv_impl=conv_impl,
+                                       spiking=cfgs.NeuronConfig(remat=remat == "lif")),
+                   train=cfgs.TrainConfig(batch_size=batch)).validate()
     shape = tuple(M.default_input_shape(arch))
     steps = TR.make_steps(cfg, 100, (0.5,) * 3, (0.25,) * 3, shape)
     ts = steps.init(jax.random.key(0))
@@ -241,7 +241,7 @@ def run_workload(workload: str, mode: str = "direct", genes: int | None = None, 
                  remat: str = "none", conv_impl: str = "auto", batch: int = 128, T: int = 4,
                  width: float = 1.0, rules: int = 1, last_direct: bool = False) -> BenchResult:
     """Times one workload's training step (see the module doc). ``workload`` is ``w1``,
-    ``w2`` or any architecture of :data:`gsnn.models.ARCHITECTURES` (gsnn's real step;
+    ``w2`` or any architecture of :data:`gsnn.nn.networks.ARCHITECTURES` (gsnn's real step;
     ``batch``, ``T`` and ``width`` apply to these only). Raises ``ValueError`` on unknown
     names or impossible settings."""
 

@@ -23,7 +23,7 @@ import pathlib
 import sys
 
 from gsnn import bench as B
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as gsnn_data
 from gsnn import demo as demo_lib
 from gsnn import evolution as EV
@@ -32,7 +32,7 @@ from gsnn.analysis import energy as E
 from gsnn.analysis import plots
 from gsnn.analysis import robustness as R
 from gsnn.analysis import tables as T
-from gsnn.configs import GeneticConfig, ModelConfig
+from gsnn.config import GeneticConfig, ModelConfig
 from gsnn.core.conv import CONV_IMPLS
 from gsnn.core.genetic import EXECUTIONS
 from gsnn.data import DataError
@@ -123,18 +123,18 @@ def _check_resumable(workdir: pathlib.Path) -> None:
                                 f"checkpoints/<epoch> nor config.json)")
 
 
-def train_config(config: str | None, overrides: list[str], resume: str | None) -> C.Config:
+def train_config(config: str | None, overrides: list[str], resume: str | None) -> cfgs.Config:
     """The config of ``gsnn train``: by name/path, or the resumed workdir's own."""
     if config is not None:
-        return C.load_config(config, overrides)
+        return cfgs.load_config(config, overrides)
     if resume is None:
         raise ValueError("gsnn train needs --config NAME_OR_PATH (or --resume DIR of an earlier run); "
-                         f"configs found: {C.available_configs()}")
+                         f"configs found: {cfgs.available_configs()}")
     cfg_file = pathlib.Path(resume) / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"--resume {resume} holds no config.json; pass --config too")
-    cfg = C.read_config_file(cfg_file)
-    return C.apply_overrides(cfg, overrides).validate()
+    cfg = cfgs.read_config_file(cfg_file)
+    return cfgs.apply_overrides(cfg, overrides).validate()
 
 
 def cmd_train(args) -> int:
@@ -188,7 +188,7 @@ def cmd_evolve(args) -> int:
             raise ValueError(f"--workdir {args.workdir} and --resume {args.resume} differ; --resume sets the workdir")
     if args.config is None:
         raise ValueError("--config is required (a name such as evolve_demo, or a .py path)")
-    cfg = C.load_config(args.config, args.overrides)
+    cfg = cfgs.load_config(args.config, args.overrides)
     workdir = pathlib.Path(args.resume or args.workdir or pathlib.Path("runs") / cfg.name)
     result = EV.run_evolution(cfg, workdir, progress=not args.quiet)
     # JSON and plots: process 0 of a job (write_json checks it itself)
@@ -224,7 +224,7 @@ def _add_run_arguments(p: argparse.ArgumentParser, workdir_holds: str, quiet_hel
 
 def cmd_eval(args) -> int:
     workdirs = list(args.workdir or [])
-    workdirs += [str(pathlib.Path("runs") / C.load_config(c).name) for c in args.config or []]
+    workdirs += [str(pathlib.Path("runs") / cfgs.load_config(c).name) for c in args.config or []]
     if not workdirs:
         raise ValueError("gsnn eval needs --workdir DIR ... (runs of gsnn train) or --config NAME ...")
     labels = args.labels or [pathlib.Path(w).name for w in workdirs]

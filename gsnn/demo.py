@@ -47,7 +47,7 @@ from gsnn import evolution, training
 from gsnn.analysis.tables import format_count, format_table
 from gsnn.analysis import plots
 from gsnn.analysis.energy import PJ_PER_AC, PJ_PER_MAC, synaptic_operations
-from gsnn.configs import Config
+from gsnn.config import Config
 from gsnn.demo_configs import (DEFAULT_VARIANTS, DEMO_BATCH, DEMO_EPOCHS, DEMO_T, DEMO_WIDTH, EVOLVE_VARIANTS,
                                VARIANTS, Variant, demo_config, demo_evolution, demo_recipe, get_variant)
 from gsnn.nn.networks import build_model, describe

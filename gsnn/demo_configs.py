@@ -1,6 +1,6 @@
 """What the ``gsnn demo`` trains: its variants, sizes and the one shared recipe.
 
-Only values, built from the schema (:mod:`gsnn.configs`), so that the demo's configs
+Only values, built from the schema (:mod:`gsnn.config`), so that the demo's configs
 (``gsnn/assets/configs/demo_*.py``: ``gsnn train --config demo_neuron_r2``) and the demo
 itself (:mod:`gsnn.demo`) read them from one place.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gsnn.configs import Config, DataConfig, EvolveConfig, GeneticConfig, ModelConfig, TrainConfig
+from gsnn.config import Config, DataConfig, EvolveConfig, GeneticConfig, ModelConfig, TrainConfig
 
 # --------------------------------------------------------------------------------------
 # What the demo trains

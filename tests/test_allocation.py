@@ -12,9 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import cli, energy
-from gsnn import models as M
-from gsnn.configs import GeneticConfig, LIFConfig, NeuronConfig
+from gsnn import cli
+from gsnn.analysis import energy
+from gsnn.nn import networks as M
+from gsnn.config import GeneticConfig, LIFConfig, NeuronConfig
 from gsnn.core.tree import count_scalars
 from gsnn.evolution import allocation as A
 from gsnn.nn.groups import group_labels

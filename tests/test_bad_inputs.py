@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from gsnn import bench as B
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import models as M
-from gsnn import neurons
-from gsnn import train as TR
-from gsnn.layers import GeneticConfig
+from gsnn.nn import networks as M
+from gsnn.core import lif as neurons
+from gsnn import training as TR
+from gsnn.config import GeneticConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -76,24 +76,24 @@ def wrong_sha256(tmp):
 
 def checkpoint_of_another_config(tmp):
     ds = D.load_dataset("demo").subset(train_per_class=4, test_per_class=2, seed=0)
-    base = C.load_config("demo_direct", ["model.width=0.125", "model.T=1", "train.epochs=1", "train.batch_size=8",
+    base = cfgs.load_config("demo_direct", ["model.width=0.125", "model.T=1", "train.epochs=1", "train.batch_size=8",
                                          "train.log_every=0"])
     TR.train_and_evaluate(base, tmp / "run", dataset=ds, progress=False)
-    other = C.load_config("demo_direct", ["model.width=0.125", "model.T=2", "train.epochs=1", "train.batch_size=8",
+    other = cfgs.load_config("demo_direct", ["model.width=0.125", "model.T=2", "train.epochs=1", "train.batch_size=8",
                                           "train.log_every=0"])
     TR.train_and_evaluate(other, tmp / "run", dataset=ds, progress=False)
 
 
 def batch_larger_than_data(tmp):
     ds = D.load_dataset("demo").subset(train_per_class=2, test_per_class=1, seed=0)
-    TR.train_and_evaluate(C.load_config("demo_direct", ["train.batch_size=64"]), None, dataset=ds, progress=False)
+    TR.train_and_evaluate(cfgs.load_config("demo_direct", ["train.batch_size=64"]), None, dataset=ds, progress=False)
 
 
 def race_batch_larger_than_data(tmp):
-    from gsnn import evolve as EV
+    from gsnn import evolution as EV
 
     ds = D.load_dataset("demo").subset(train_per_class=4, test_per_class=1, seed=0)  # 40 images
-    cfg = C.load_config("evolve_demo", ["evolve.race_top=2", "evolve.race_data=validation", "evolve.race_batch=64",
+    cfg = cfgs.load_config("evolve_demo", ["evolve.race_top=2", "evolve.race_data=validation", "evolve.race_batch=64",
                                         "evolve.val_size=8", "evolve.inner_batch=8"])
     EV.evolve(cfg, None, dataset=ds, progress=False)
 
@@ -102,9 +102,9 @@ def search_all_diverged(tmp):
     from gsnn.evolution import loop as EVL
 
     ds = D.load_dataset("demo").subset(train_per_class=4, test_per_class=1, seed=0)
-    cfg = C.Config(name="diverged", model=M.ModelConfig(arch="mlp", hidden=(8,), T=1,
+    cfg = cfgs.Config(name="diverged", model=M.ModelConfig(arch="mlp", hidden=(8,), T=1,
                                                          genetic=GeneticConfig(encoding="position", genes=2)),
-                   evolve=C.EvolveConfig(population=2, generations=1, inner_steps=1, inner_batch=8, val_size=8,
+                   evolve=cfgs.EvolveConfig(population=2, generations=1, inner_steps=1, inner_batch=8, val_size=8,
                                          signal_every=0, shard=False, chunk_size=0, inject_nan=(0, 1)))
     EVL.evolve(cfg, tmp / "run", dataset=ds, progress=False)
 
@@ -118,7 +118,7 @@ def race_all_diverged(tmp):
 
 
 def energy_without_a_density(tmp):
-    from gsnn import energy
+    from gsnn.analysis import energy
 
     synapses, _, _ = M.describe(M.build_model(M.ModelConfig(arch="mlp", hidden=(8,), T=2)), (4, 4, 3))
     energy.synaptic_operations(synapses, {}, T=2)
@@ -137,7 +137,7 @@ def model_uint8_images(tmp):
 def corrupt_config_file(tmp):
     path = tmp / "broken.py"
     path.write_text("def get_config(:\n")
-    C.load_config(str(path))
+    cfgs.load_config(str(path))
 
 
 # (README wording of the input, function, error type, fragments the message must contain)
@@ -147,7 +147,7 @@ CASES = [
     ("unknown dataset `data.source=cifar11`",
      lambda tmp: D.load_dataset("cifar11"), D.DataError, ["cifar11", "cifar10", "tfds:"]),
     ("unknown strategy `evolve.strategy=pso`",
-     lambda tmp: C.EvolveConfig(strategy="pso").validate(), ValueError, ["pso", "cma_es", "open_es"]),
+     lambda tmp: cfgs.EvolveConfig(strategy="pso").validate(), ValueError, ["pso", "cma_es", "open_es"]),
     ("unknown surrogate `model.spiking.lif.surrogate=relu`",
      lambda tmp: neurons.LIFConfig(surrogate="relu").validate(), ValueError, ["relu", "atan", "sigmoid"]),
     ("unknown encoding `model.genetic.encoding=dna`",
@@ -161,13 +161,13 @@ CASES = [
     ("time steps <= 0 `model.T=0`",
      lambda tmp: M.ModelConfig(T=0).validate(), ValueError, ["T", ">= 1"]),
     ("population too small `evolve.population=1`",
-     lambda tmp: C.EvolveConfig(population=1).validate(), ValueError, ["population", ">= 2"]),
+     lambda tmp: cfgs.EvolveConfig(population=1).validate(), ValueError, ["population", ">= 2"]),
     ("odd population for Open-ES `evolve.population=5`",
-     lambda tmp: C.EvolveConfig(strategy="open_es", population=5).validate(), ValueError, ["even", "open_es"]),
+     lambda tmp: cfgs.EvolveConfig(strategy="open_es", population=5).validate(), ValueError, ["even", "open_es"]),
     ("population not a multiple of the chunk `evolve.chunk_size=4`, population 6",
-     lambda tmp: C.EvolveConfig(population=6, chunk_size=4).validate(), ValueError, ["multiple", "chunk_size"]),
+     lambda tmp: cfgs.EvolveConfig(population=6, chunk_size=4).validate(), ValueError, ["multiple", "chunk_size"]),
     ("warm-up as long as training `train.warmup_epochs=2` with `train.epochs=1`",
-     lambda tmp: C.load_config("demo_direct", ["train.warmup_epochs=2", "train.epochs=1"]), ValueError,
+     lambda tmp: cfgs.load_config("demo_direct", ["train.warmup_epochs=2", "train.epochs=1"]), ValueError,
      ["warmup_epochs", "less than train.epochs"]),
     ("batch larger than the data `train.batch_size=64` on 20 images",
      batch_larger_than_data, ValueError, ["batch_size=64", "larger than the training set"]),
@@ -175,19 +175,19 @@ CASES = [
      race_batch_larger_than_data, ValueError, ["minibatches of 64 (evolve.race_batch)", "holds only 32 images",
                                                "smaller evolve.race_batch"]),
     ("search std <= 0 `evolve.std_init=-0.1`",
-     lambda tmp: C.EvolveConfig(std_init=-0.1).validate(), ValueError, ["evolve.std_init", "must be > 0", "-0.1"]),
+     lambda tmp: cfgs.EvolveConfig(std_init=-0.1).validate(), ValueError, ["evolve.std_init", "must be > 0", "-0.1"]),
     ("elite fraction outside (0, 1] `evolve.elite_ratio=1.5`",
-     lambda tmp: C.EvolveConfig(elite_ratio=1.5).validate(), ValueError, ["evolve.elite_ratio", "(0, 1]", "1.5"]),
+     lambda tmp: cfgs.EvolveConfig(elite_ratio=1.5).validate(), ValueError, ["evolve.elite_ratio", "(0, 1]", "1.5"]),
     ("negative operator weight `evolve.lambda_t=-0.1`",
-     lambda tmp: C.EvolveConfig(lambda_t=-0.1).validate(), ValueError, ["evolve.lambda_t", ">= 0", "'none'"]),
+     lambda tmp: cfgs.EvolveConfig(lambda_t=-0.1).validate(), ValueError, ["evolve.lambda_t", ">= 0", "'none'"]),
     ("negative gradient clip `train.grad_clip=-1`",
-     lambda tmp: C.load_config("demo_direct", ["train.grad_clip=-1"]), ValueError, ["train.grad_clip", ">= 0",
+     lambda tmp: cfgs.load_config("demo_direct", ["train.grad_clip=-1"]), ValueError, ["train.grad_clip", ">= 0",
                                                                                    "0 turns clipping off"]),
     ("negative weight decay `train.weight_decay=-0.0005`",
-     lambda tmp: C.load_config("demo_direct", ["train.weight_decay=-0.0005"]), ValueError,
+     lambda tmp: cfgs.load_config("demo_direct", ["train.weight_decay=-0.0005"]), ValueError,
      ["train.weight_decay", ">= 0", "-0.0005"]),
     ("label smoothing outside [0, 1) `train.label_smoothing=1.0`",
-     lambda tmp: C.load_config("demo_direct", ["train.label_smoothing=1.0"]), ValueError,
+     lambda tmp: cfgs.load_config("demo_direct", ["train.label_smoothing=1.0"]), ValueError,
      ["train.label_smoothing", "[0, 1)", "uniform"]),
     ("a search in which every individual diverged (here `evolve.inject_nan` = the whole population)",
      search_all_diverged, FloatingPointError, ["every individual of the search's 1 generation(s) diverged",
@@ -197,11 +197,11 @@ CASES = [
     ("energy of a synapse without a measured input density",
      energy_without_a_density, ValueError, ["no measured input density", "'readout'", "'stats' collection"]),
     ("misspelt config key `--set train.epoch=3`",
-     lambda tmp: C.load_config("demo_direct", ["train.epoch=3"]), KeyError, ["train.epoch", "train.epochs"]),
+     lambda tmp: cfgs.load_config("demo_direct", ["train.epoch=3"]), KeyError, ["train.epoch", "train.epochs"]),
     ("malformed value `--set model.T=four`",
-     lambda tmp: C.load_config("demo_direct", ["model.T=four"]), ValueError, ["model.T", "four"]),
+     lambda tmp: cfgs.load_config("demo_direct", ["model.T=four"]), ValueError, ["model.T", "four"]),
     ("unknown config name `--config demo_directt`",
-     lambda tmp: C.load_config("demo_directt"), ValueError, ["demo_directt", "demo_direct"]),
+     lambda tmp: cfgs.load_config("demo_directt"), ValueError, ["demo_directt", "demo_direct"]),
     ("config file with a syntax error",
      corrupt_config_file, ValueError, ["broken.py"]),
     ("images without a channel axis `[B, H, W]`",

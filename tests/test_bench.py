@@ -12,7 +12,7 @@ from jax import lax
 
 from gsnn import bench as B
 from gsnn import cli
-from gsnn import layers as L
+from gsnn.nn import layers as L
 
 
 def _atan_spike(u):

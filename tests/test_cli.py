@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gsnn import cli
-from gsnn.configs import GeneticConfig, ModelConfig
+from gsnn.config import GeneticConfig, ModelConfig
 from gsnn.nn import networks
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -111,9 +111,9 @@ def test_resume_requires_a_run(tmp_path, capsys):
 def test_resume_reads_the_stored_config_strictly(tmp_path, capsys):
     """``gsnn train --resume DIR`` takes DIR/config.json as it is: a key the schema does
     not know (or lacks) is reported with the file, not dropped or defaulted."""
-    from gsnn import config as C
+    from gsnn import config as cfgs
 
-    stored = json.loads(C.load_config("demo_direct").to_json())
+    stored = json.loads(cfgs.load_config("demo_direct").to_json())
     stored["model"]["foo"] = 1
     del stored["train"]["epochs"]
     (tmp_path / "config.json").write_text(json.dumps(stored))
@@ -306,9 +306,7 @@ def test_sigterm_and_sigint_checkpoint_then_resume_matches_uninterrupted_run(tmp
 
 
 EVOLVE_CONFIG = '''
-from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig
-from gsnn.layers import GeneticConfig
-from gsnn.models import ModelConfig
+from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig, GeneticConfig, ModelConfig
 
 
 def get_config(arg=None):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gsnn.core import conv
-from gsnn import configs
-from gsnn import models as M
+from gsnn import config as cfgs
+from gsnn.nn import networks as M
 
 # (N, H, W, C_in, C_out, k, stride, padding)
 CASES = [
@@ -83,7 +83,7 @@ def test_network_gradients_do_not_depend_on_the_conv_impl(encoding, genes):
     with XLA's convolution and with the matmul weight gradient."""
     def grads(impl):
         cfg = M.ModelConfig(arch="convnet_s", width=0.25, T=2, conv_impl=impl,
-                            genetic=configs.GeneticConfig(encoding=encoding, genes=genes)).validate()
+                            genetic=cfgs.GeneticConfig(encoding=encoding, genes=genes)).validate()
         model = M.SpikingNetwork(cfg)
         x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
         variables = model.init(jax.random.key(1), x, train=False)

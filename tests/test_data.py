@@ -653,16 +653,16 @@ def test_a_stream_resumed_at_start_batch_yields_the_rest_of_the_epoch(tfds_dir: 
 
 
 def test_training_streams_from_tfds(tfds_dir: Path) -> None:
-    from gsnn import config as C
+    from gsnn import config as cfgs
     from gsnn import training
 
-    cfg = C.load_config("demo_direct", ["data.source=cifar10", f"data.data_dir={tfds_dir}", "data.stream=true",
+    cfg = cfgs.load_config("demo_direct", ["data.source=cifar10", f"data.data_dir={tfds_dir}", "data.stream=true",
                                         "model.width=0.125", "model.T=1", "train.epochs=1", "train.batch_size=8",
                                         "train.eval_batch_size=8", "train.log_every=0"])
     r = training.train_and_evaluate(cfg, None, progress=False)
     assert r["history"][0]["epoch"] == 1 and 0.0 <= r["test_accuracy"] <= 1.0
     with pytest.raises(ValueError, match="data.stream"):
-        C.load_config("demo_direct", ["data.stream=true"])
+        cfgs.load_config("demo_direct", ["data.stream=true"])
 
 
 def test_a_subset_keeps_its_source_positions_and_its_fingerprint_hashes_train_and_val() -> None:

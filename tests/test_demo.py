@@ -5,11 +5,11 @@ import dataclasses
 
 import pytest
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import demo
 from gsnn import demo_configs as DC
 from gsnn.analysis.energy import PJ_PER_AC, PJ_PER_MAC, parameter_report, synaptic_operations
-from gsnn.models import build_model, describe
+from gsnn.nn.networks import build_model, describe
 
 
 def test_default_rows_and_the_evolve_flag():
@@ -26,12 +26,12 @@ def test_default_rows_and_the_evolve_flag():
 
 @pytest.mark.parametrize("variant", DC.VARIANTS, ids=lambda v: v.name)
 def test_every_variant_is_a_shipped_config(variant):
-    cfg = C.load_config(f"demo_{variant.name}")
+    cfg = cfgs.load_config(f"demo_{variant.name}")
     assert cfg == DC.demo_config(variant.name)
     g = cfg.model.genetic
     assert (g.encoding, g.genes, g.rules, g.last_direct, cfg.model.width) == (
         variant.encoding, variant.genes, variant.rules, variant.last_direct, variant.width)
-    assert C.load_config(f"demo_{variant.name}:quick").model.width == variant.width / 4
+    assert cfgs.load_config(f"demo_{variant.name}:quick").model.width == variant.width / 4
 
 
 def _params(name: str) -> int:
@@ -63,7 +63,7 @@ def test_deployed_energy_is_the_direct_net_of_the_same_shapes(name):
     densities = {n: 0.05 + 0.1 * i for i, n in enumerate(names)}
     energy = dict(synaptic_ops=_ops(cfg.model, densities))
     got = demo.deployed_operations(cfg, energy)
-    same_shapes = dataclasses.replace(cfg.model, genetic=C.GeneticConfig())  # direct weights, same widths
+    same_shapes = dataclasses.replace(cfg.model, genetic=cfgs.GeneticConfig())  # direct weights, same widths
     want = _ops(same_shapes, densities)
     acs, macs = sum(r["acs"] for r in want), sum(r["macs"] for r in want)
     assert got["acs"] == pytest.approx(acs) and got["macs"] == pytest.approx(macs)
@@ -113,7 +113,7 @@ def test_the_demo_rows_are_the_ones_the_validation_selection_picked():
     finite = {n: r["val_accuracy"] for n, r in sel["candidates"].items()
               if r["val_accuracy"] is not None and "model.genetic.rules=2" in r["command"]}
     assert pick["two_rule"] == max(finite, key=finite.get)
-    cfg = C.load_config("demo_direct", pick["two_rule_overrides"])
+    cfg = cfgs.load_config("demo_direct", pick["two_rule_overrides"])
     two_rule = [v for v in DC.VARIANTS if v.name in DC.DEFAULT_VARIANTS and v.rules > 1]
     g = cfg.model.genetic
     assert (g.encoding, g.genes, g.rules, g.last_direct) in {(v.encoding, v.genes, v.rules, v.last_direct)

@@ -14,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import config as C
-from gsnn import layers as L
-from gsnn import models as M
+from gsnn import config as cfgs
+from gsnn.nn import layers as L
+from gsnn.nn import networks as M
 from gsnn import training
 from gsnn.core import encodings
 
@@ -96,9 +96,9 @@ def test_rule1_init_and_train_step_match_the_pre_registry_encodings(encoding, ge
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, (8,)).astype(np.int32)
-    cfg = C.Config(name="ref", model=M.ModelConfig(arch="convnet_s", width=0.25, T=2,
-                   genetic=C.GeneticConfig(encoding=encoding, genes=genes, execution=path)),
-                   train=C.TrainConfig(epochs=1, batch_size=8), data=C.DataConfig(source="demo")).validate()
+    cfg = cfgs.Config(name="ref", model=M.ModelConfig(arch="convnet_s", width=0.25, T=2,
+                   genetic=cfgs.GeneticConfig(encoding=encoding, genes=genes, execution=path)),
+                   train=cfgs.TrainConfig(epochs=1, batch_size=8), data=cfgs.DataConfig(source="demo")).validate()
     steps = training.make_steps(cfg, 10, (0.5,) * 3, (0.25,) * 3, (32, 32, 3))
     tag = f"{encoding}_{path}"
     state = steps.init(jax.random.key(0))
@@ -247,7 +247,7 @@ def test_weight_decay_on_weights_moves_decay_from_factors_into_the_loss():
     params = {"G": jnp.ones((2, 2)), "l": {"x_pre": jnp.ones((3, 2)), "kernel": jnp.ones((2,)), "bias": jnp.ones(())}}
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     for target, decayed in (("factors", {"G", "x_pre", "kernel"}), ("weights", {"kernel"})):
-        tc = C.TrainConfig(learning_rate=1.0, momentum=0.0, weight_decay=0.5, weight_decay_on=target, epochs=1)
+        tc = cfgs.TrainConfig(learning_rate=1.0, momentum=0.0, weight_decay=0.5, weight_decay_on=target, epochs=1)
         tx = training.make_optimizer(tc, 10, params)
         upd, _ = tx.update(zeros, tx.init(params), params)
         moved = {jax.tree_util.keystr(k).split("'")[-2] for k, u in jax.tree_util.tree_flatten_with_path(upd)[0]

@@ -1,4 +1,4 @@
-"""Tests of gsnn.energy: synaptic operations and energy on hand-built layer specs,
+"""Tests of gsnn.analysis.energy: synaptic operations and energy on hand-built layer specs,
 flattening of sown statistics, and consistency with a real model's names."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import energy
-from gsnn import layers as L
-from gsnn import models as M
+from gsnn.analysis import energy
+from gsnn.nn import layers as L
+from gsnn.nn import networks as M
 from gsnn.core import genetic
 
 

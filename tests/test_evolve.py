@@ -1,4 +1,4 @@
-"""Tests of the genome, the fitness operators and the STE loop (gsnn.genome/fitness/evolve)."""
+"""Tests of the genome, the fitness operators and the STE loop (gsnn.evolution: genome, fitness, loop)."""
 import dataclasses
 import json
 import math
@@ -14,17 +14,17 @@ import numpy as np
 import optax
 import pytest
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import evolve as EV
+from gsnn import evolution as EV
 from gsnn import evolution as EVO
 from gsnn.evolution import signal as SG
 from gsnn.runtime.records import to_jsonable
 from gsnn.evolution import genome as evolution_genome
 from gsnn.evolution import loop as evolution_loop
-from gsnn import fitness as F
-from gsnn import genome as GN
-from gsnn import models as M
+from gsnn.evolution import fitness as F
+from gsnn.evolution import genome as GN
+from gsnn.nn import networks as M
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -34,12 +34,12 @@ def tiny_config(encoding="position", interaction="compact", **evolve):
              genome_interaction=interaction, lambda_s=0.1, lambda_t=0.1, shard=False, preserve_scale=False,
              chunk_size=0, signal_every=0)
     e.update(evolve)
-    return C.Config(
+    return cfgs.Config(
         name="tiny_evolve",
         model=M.ModelConfig(arch="mlp", hidden=(16,), T=2,
-                            genetic=C.GeneticConfig(encoding=encoding, genes=4)),
-        train=C.TrainConfig(learning_rate=0.05, epochs=1, batch_size=16, log_every=0),
-        evolve=C.EvolveConfig(**e),
+                            genetic=cfgs.GeneticConfig(encoding=encoding, genes=4)),
+        train=cfgs.TrainConfig(learning_rate=0.05, epochs=1, batch_size=16, log_every=0),
+        evolve=cfgs.EvolveConfig(**e),
     ).validate()
 
 
@@ -303,7 +303,7 @@ def test_one_gene_with_the_spectral_entropy_is_refused_at_build(tiny_data):
     """H_S divides by log g: with g = 1 every individual would score non-finite and count
     as diverged; the run is refused before any generation instead."""
     one = lambda op: dataclasses.replace(tiny_config(spatial_operator=op), model=M.ModelConfig(
-        arch="mlp", hidden=(16,), T=2, genetic=C.GeneticConfig(encoding="position", genes=1))).validate()
+        arch="mlp", hidden=(16,), T=2, genetic=cfgs.GeneticConfig(encoding="position", genes=1))).validate()
     cfg = one("spatial_entropy")  # a valid config: training with g = 1 is fine
     with pytest.raises(ValueError, match=r"evolve.spatial_operator='spatial_entropy' needs model.genetic.genes "
                                          r">= 2 .*got genes=1"):
@@ -463,9 +463,9 @@ def test_vmapped_population_equals_individual_evaluations(tiny_problem):
 
 
 def test_auto_chunk_size_is_one_at_a_time_on_a_single_cpu():
-    assert EV.resolve_chunk_size(C.EvolveConfig()) == (1 if jax.default_backend() == "cpu" else 0)
-    assert EV.resolve_chunk_size(C.EvolveConfig(chunk_size=4, population=16)) == 4
-    assert EV.resolve_chunk_size(C.EvolveConfig(chunk_size=0)) == 0
+    assert EV.resolve_chunk_size(cfgs.EvolveConfig()) == (1 if jax.default_backend() == "cpu" else 0)
+    assert EV.resolve_chunk_size(cfgs.EvolveConfig(chunk_size=4, population=16)) == 4
+    assert EV.resolve_chunk_size(cfgs.EvolveConfig(chunk_size=0)) == 0
 
 
 @pytest.mark.parametrize("chunk_size", [2, -1])
@@ -487,7 +487,9 @@ SHARD_SCRIPT = textwrap.dedent("""
     assert len(jax.devices()) == 4, jax.devices()
     sys.path.insert(0, {tests!r})
     from test_evolve import tiny_config
-    from gsnn import data as D, evolve as EV, genome as GN
+    from gsnn import data as D
+    from gsnn import evolution as EV
+    from gsnn.evolution import genome as GN
     ds = D.load_dataset("demo").subset(train_per_class=12, test_per_class=4, seed=0)
     out = {{}}
     for shard in (False, True):
@@ -1063,7 +1065,7 @@ def test_evolution_runs_with_the_activity_operators(activity_run, tiny_data):
         assert 0 <= g["temporal"] <= 1 and 0 <= g["mean_temporal"] <= 1
     one_step = dataclasses.replace(tiny_config(temporal_operator="activity_difference"),
                                    model=M.ModelConfig(arch="mlp", hidden=(16,), T=1,
-                                                       genetic=C.GeneticConfig(encoding="position", genes=4)))
+                                                       genetic=cfgs.GeneticConfig(encoding="position", genes=4)))
     with pytest.raises(ValueError, match=r"evolve.temporal_operator='activity_difference' needs model.T >= 2"):
         EV.make_problem(one_step.validate(), tiny_data)
 

@@ -113,12 +113,12 @@ def test_a_recorded_command_reproduces_the_study_run(tmp_path):
 
 
 def test_study_command_reproduces_the_config():
-    from gsnn import config as C
+    from gsnn import config as cfgs
 
     cmd = cifar10_study.command_for("position_50_ste", 1, cifar10_study.BUDGET)
     assert cmd.startswith("gsnn evolve --config convnet_s_cifar10_direct --set ")
     sets = [s.strip('"') for s in cmd.split(" --set ", 1)[1].split(" ")]
-    assert C.load_config("convnet_s_cifar10_direct", sets) == \
+    assert cfgs.load_config("convnet_s_cifar10_direct", sets) == \
         cifar10_study._config("position_50_ste", 1, cifar10_study.BUDGET)
 
 

@@ -13,9 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import configs
+from gsnn import config as cfgs
 from gsnn.core import encodings, genetic
-from gsnn import layers as L
+from gsnn.nn import layers as L
+from gsnn.nn.specs import record_layers
 
 RNG = np.random.default_rng(0)
 
@@ -188,7 +189,7 @@ def test_paths_recorded_in_specs():
     x = jnp.zeros((2, 7, 7, 3))
     for path in ("materialise", "factorised"):
         m = OneLayer(6, 3, 1, "neuron", L.GeneticConfig(encoding="neuron", genes=4, execution=path))
-        with L.record_layers() as specs:
+        with record_layers() as specs:
             jax.eval_shape(m.init, jax.random.key(0), x)
         (spec,) = [s for s in specs if isinstance(s, L.LayerSpec)]
         assert spec.execution == path and spec.spatial_rows == 9 and spec.pre_rows == 3
@@ -225,7 +226,7 @@ def _init_and_matrix(module, kernel, c_in, hw=None):
     return params, np.asarray(w, np.float64)
 
 
-@pytest.mark.parametrize("scheme", configs.INIT_SCHEMES)
+@pytest.mark.parametrize("scheme", cfgs.INIT_SCHEMES)
 @pytest.mark.parametrize("kind", ["conv3", "dense", "dense_flatmap"])
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
 def test_generated_weight_equals_hand_formula(encoding, kind, scheme):
@@ -287,8 +288,8 @@ class _Kernel(nn.Module):
         return layer(x, shared).reshape(n, self.c_out)
 
 
-@pytest.mark.parametrize("interaction_init", configs.INTERACTION_INITS)
-@pytest.mark.parametrize("scheme", configs.INIT_SCHEMES)
+@pytest.mark.parametrize("interaction_init", cfgs.INTERACTION_INITS)
+@pytest.mark.parametrize("scheme", cfgs.INIT_SCHEMES)
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
 def test_variance_matching_at_init(encoding, scheme, interaction_init):
     c_in, c_out, g = 64, 128, 16

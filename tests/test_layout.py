@@ -1,10 +1,12 @@
 """The package's shape (DESIGN 2): parsed from the source, nothing imported.
 
 * no import cycle among gsnn's modules (function-level imports count too);
-* the config schema (``gsnn.configs``) imports nothing from gsnn;
+* the config schema (the section modules of ``gsnn.config``) imports nothing from gsnn
+  but itself;
 * no gsnn import inside a function (a late import is how a cycle gets hidden);
 * no module over MAX_LINES lines (a module that long mixes concerns);
-* the modules kept for old import paths only re-export, and gsnn itself never uses them.
+* no top-level module but the apps (cli, demo, demo_configs, bench): the old flat
+  names (``gsnn.train``, ``gsnn.configs``, ...) are gone.
 """
 from __future__ import annotations
 
@@ -113,11 +115,19 @@ def test_no_import_cycle():
     assert cycles(graph) == []
 
 
+# The schema's modules (the loader and the migration, which read files, are not part of it).
+SCHEMA = {f"gsnn.config.{m}" for m in ("names", "model", "train", "data", "evolve", "experiment")}
+
+
 def test_the_schema_imports_nothing_from_gsnn():
     """Every part reads the config schema; it must not reach back into any of them."""
     graph, late = import_graph()
-    assert graph["gsnn.configs"] == set()
-    assert [x for x in late if x[0] == "gsnn.configs"] == []
+    assert SCHEMA <= set(graph)
+    assert {m: graph[m] - SCHEMA for m in SCHEMA} == {m: set() for m in SCHEMA}
+    assert [x for x in late if x[0] in SCHEMA] == []
+    # the loader and the migration read files; they reach into nothing but the schema
+    assert graph["gsnn.config.loader"] - SCHEMA <= {"gsnn.config.migration"}
+    assert graph["gsnn.config.migration"] == set()
 
 
 def test_no_gsnn_import_inside_a_function():
@@ -125,27 +135,20 @@ def test_no_gsnn_import_inside_a_function():
     assert late == []
 
 
-# The schema is one module by design (every field documented where it is declared).
-SIZE_EXEMPT = {"gsnn.configs"}
-
-
 def test_no_module_over_the_size_limit():
-    long = {m: n for m, p in _modules().items()
-            if m not in SIZE_EXEMPT and (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
 
 
-# Modules kept under their old names for the public API (``from gsnn import train``);
-# they only re-export, and nothing inside gsnn imports them.
-SHIMS = {"gsnn.energy", "gsnn.evolve", "gsnn.fitness", "gsnn.genome", "gsnn.layers", "gsnn.models",
-         "gsnn.neurons", "gsnn.train"}
+# The flat module names of before the subpackages (issue 12); their names are re-exported
+# by gsnn/__init__.py and live in the subpackages, so no top-level module of that name.
+REMOVED = {"gsnn.energy", "gsnn.evolve", "gsnn.fitness", "gsnn.genome", "gsnn.layers", "gsnn.models",
+           "gsnn.neurons", "gsnn.train", "gsnn.configs", "gsnn.config_migration"}
+TOP_LEVEL = {"gsnn", "gsnn.cli", "gsnn.demo", "gsnn.demo_configs", "gsnn.bench"}
 
 
-def test_compat_modules_only_reexport_and_nothing_inside_imports_them():
-    graph, _ = import_graph()
-    users = {m: sorted(deps & SHIMS) for m, deps in graph.items() if m != "gsnn" and m not in SHIMS and deps & SHIMS}
-    assert users == {}
-    for name in SHIMS:
-        tree = ast.parse(_modules()[name].read_text())
-        body = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
-        assert all(isinstance(n, (ast.ImportFrom, ast.Import, ast.Assign)) for n in body), name
+def test_no_top_level_modules_but_the_apps():
+    modules = _modules()
+    assert REMOVED & set(modules) == set()
+    top = {m for m, p in modules.items() if m.count(".") <= 1 and p.parent == PACKAGE and p.name != "__init__.py"}
+    assert top | {"gsnn"} <= TOP_LEVEL, sorted(top - TOP_LEVEL)

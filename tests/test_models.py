@@ -1,4 +1,4 @@
-"""Tests of gsnn.models: parameter formula == parameter pytree for every architecture
+"""Tests of gsnn.nn.networks: parameter formula == parameter pytree for every architecture
 and encoding, a hand-computed compression, output shapes, one-step learning, bad inputs,
 Poisson coding and SEW residuals."""
 
@@ -13,9 +13,10 @@ import numpy as np
 import optax
 import pytest
 
-from gsnn import energy
-from gsnn import layers as L
-from gsnn import models as M
+from gsnn.analysis import energy
+from gsnn.nn import layers as L
+from gsnn.nn import networks as M
+from gsnn.core.tree import count_scalars
 
 ARCHS = sorted(M.ARCHITECTURES)
 ENCODINGS = {
@@ -54,7 +55,7 @@ def _param_shapes(model, input_shape=None):
 
 @functools.lru_cache(maxsize=None)
 def _direct_count(arch, learnable_tau):
-    return M.count_scalars(_param_shapes(M.build_model(_cfg(arch, learnable_tau=learnable_tau))))
+    return count_scalars(_param_shapes(M.build_model(_cfg(arch, learnable_tau=learnable_tau))))
 
 
 # --------------------------------------------------------------------------------------
@@ -77,7 +78,7 @@ def test_parameter_formula_matches_pytree(arch, encoding, ends_direct, learnable
     syn, neu, nrm = M.describe(model)
     report = energy.parameter_report(syn, neu, nrm)
     params = _param_shapes(model)
-    assert report.stored_params == M.count_scalars(params)
+    assert report.stored_params == count_scalars(params)
     assert report.direct_params == _direct_count(arch, learnable_tau)
     # Structure of the tree: G and populations exactly where the encoding says.
     assert ("G" in params) == (encoding != "direct")
@@ -122,7 +123,7 @@ def test_convnet_s_neuron_g8_count_by_hand():
     report = energy.parameter_report(*M.describe(model))
     g = 8
     want = g * g + (3 + 32 + 64 + 128 + 10) * g + 3 * 9 * g + 16 * g + 10 + 2 * (32 + 64 + 128)
-    assert report.stored_params == want == M.count_scalars(_param_shapes(model))
+    assert report.stored_params == want == count_scalars(_param_shapes(model))
 
 
 # --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests of gsnn.neurons: LIF dynamics against hand-computed traces, surrogates against
+"""Tests of gsnn.core.lif: LIF dynamics against hand-computed traces, surrogates against
 their analytic derivatives, the scan against a Python loop, PLIF, input coding."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import layers as L
-from gsnn import neurons
+from gsnn import config as cfgs
+from gsnn.nn import layers as L
+from gsnn.core import lif as neurons
 
 # --------------------------------------------------------------------------------------
 # LIF forward: hand-computed traces
@@ -190,8 +191,8 @@ def _ref_run(leak, currents, update, reset, v_th, detach, alpha=2.0):
     return jnp.stack(out)
 
 
-@pytest.mark.parametrize("update", neurons.UPDATE_FORMS)
-@pytest.mark.parametrize("reset", neurons.RESETS)
+@pytest.mark.parametrize("update", cfgs.UPDATE_FORMS)
+@pytest.mark.parametrize("reset", cfgs.RESETS)
 @pytest.mark.parametrize("detach", [True, False])
 def test_lif_run_gradients_match_loop_reference(update, reset, detach):
     T, B, N = 6, 3, 5
@@ -244,7 +245,7 @@ def test_plif_init_gives_inverse_tau(tau):
     assert float(neurons.plif_leak(jnp.asarray(neurons.plif_init(tau)))) == pytest.approx(1.0 / tau, rel=1e-6)
 
 
-@pytest.mark.parametrize("update", neurons.UPDATE_FORMS)
+@pytest.mark.parametrize("update", cfgs.UPDATE_FORMS)
 def test_spiking_neuron_learnable_tau(update):
     T, B, N = 4, 2, 6
     cfg = L.NeuronConfig(lif=neurons.LIFConfig(update=update), tau=3.0, learnable_tau=True)

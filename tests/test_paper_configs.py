@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import evolve as EV
-from gsnn import models as M
+from gsnn import evolution as EV
+from gsnn.nn import networks as M
 from gsnn import training
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -33,14 +33,14 @@ def _generated(num_classes: int, side: int, n_train: int = 16, n_test: int = 8) 
 def test_paper_config_states_the_paper_setting(bench):
     classes, side, arch = BENCHMARKS[bench]
     for variant in ("direct", "genetic", "ste"):
-        cfg = C.load_config(f"{bench}:{variant}")
+        cfg = cfgs.load_config(f"{bench}:{variant}")
         assert (cfg.model.arch, cfg.model.num_classes, cfg.model.T) == (arch, classes, 4)
         assert cfg.model.genetic.encoding == ("direct" if variant == "direct" else "position")
         assert M.default_input_shape(arch) == (side, side, 3)
         assert cfg.data.source in ("cifar10", "cifar100", "imagenet2012")
-    assert C.load_config(f"{bench}:ste").evolve.final_variants == ("evolved", "random", "direct")
+    assert cfgs.load_config(f"{bench}:ste").evolve.final_variants == ("evolved", "random", "direct")
     with pytest.raises(ValueError, match="valid"):
-        C.load_config(f"{bench}:evolved")
+        cfgs.load_config(f"{bench}:evolved")
 
 
 # Every architecture runs its direct and genetic variants. The two ResNet-19 configs
@@ -63,7 +63,7 @@ SMOKE_SIDE = {"resnet34_imagenet": 32}
 def test_paper_config_runs_one_step_at_smoke_size(bench, variant, tmp_path):
     classes, side, _ = BENCHMARKS[bench]
     side = SMOKE_SIDE.get(bench, side)
-    cfg = C.load_config(f"{bench}:{variant}", ["smoke=true", "train.batch_size=4", "train.eval_batch_size=8",
+    cfg = cfgs.load_config(f"{bench}:{variant}", ["smoke=true", "train.batch_size=4", "train.eval_batch_size=8",
                                                "data.stream=false", "model.T=1", "evolve.generations=1",
                                                "evolve.inner_steps=1", "evolve.val_size=8"])
     ds = _generated(classes, side, n_train=4)

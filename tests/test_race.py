@@ -8,18 +8,18 @@ import types
 import numpy as np
 import pytest
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn.evolution import loop as EVL
 from gsnn.evolution import race as RC
 
 NAN = float("nan")
 
 
-def _config(repeats: int) -> C.Config:
-    return C.Config(
-        name="race", model=C.ModelConfig(arch="mlp", hidden=(8,), T=1, genetic=C.GeneticConfig(encoding="position",
+def _config(repeats: int) -> cfgs.Config:
+    return cfgs.Config(
+        name="race", model=cfgs.ModelConfig(arch="mlp", hidden=(8,), T=1, genetic=cfgs.GeneticConfig(encoding="position",
                                                                                               genes=2)),
-        evolve=C.EvolveConfig(population=4, generations=5, race_top=3, race_steps=7, race_repeats=repeats,
+        evolve=cfgs.EvolveConfig(population=4, generations=5, race_top=3, race_steps=7, race_repeats=repeats,
                               shard=False, signal_every=0)).validate()
 
 

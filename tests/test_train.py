@@ -1,4 +1,4 @@
-"""Tests of the training loop (gsnn.train): learning, optimiser groups, NaN handling."""
+"""Tests of the training loop (gsnn.training): learning, optimiser groups, NaN handling."""
 import dataclasses
 
 import jax
@@ -6,22 +6,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import configs
-from gsnn import models as M
+from gsnn.nn import networks as M
 from gsnn import training
 
 
 def mlp_config(encoding="direct", genes=0, **train):
     t = dict(optimizer="sgd", learning_rate=0.1, epochs=3, batch_size=50, eval_batch_size=250, log_every=0)
     t.update(train)
-    return C.Config(
+    return cfgs.Config(
         name=f"mlp_{encoding}",
         model=M.ModelConfig(arch="mlp", hidden=(128,), T=2,
-                            genetic=C.GeneticConfig(encoding=encoding, genes=genes)),
-        train=C.TrainConfig(**t),
-        data=C.DataConfig(source="demo", augment=False),
+                            genetic=cfgs.GeneticConfig(encoding=encoding, genes=genes)),
+        train=cfgs.TrainConfig(**t),
+        data=cfgs.DataConfig(source="demo", augment=False),
     ).validate()
 
 
@@ -42,7 +41,7 @@ def test_training_on_the_embedded_set_beats_chance_by_a_wide_margin(encoding, ge
 
 def test_parameter_groups_cover_every_kind_of_leaf():
     model = M.build_model(M.ModelConfig(arch="convnet_s", width=0.125,
-                                        genetic=C.GeneticConfig(encoding="neuron", genes=4, last_direct=True)))
+                                        genetic=cfgs.GeneticConfig(encoding="neuron", genes=4, last_direct=True)))
     params = M.init_variables(model, jax.random.key(0))["params"]
     labels = jax.tree_util.tree_leaves(training.group_labels(params))
     assert set(labels) == {"weight", "encoding", "interaction", "spatial", "other"}
@@ -56,7 +55,7 @@ def test_parameter_groups_cover_every_kind_of_leaf():
 def test_lr_scale_multiplies_a_groups_update():
     params = {"G": jnp.ones((2, 2)), "l": {"x_pre": jnp.ones((3, 2))}, "lif": {"plif_w": jnp.ones(())}}
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
-    tc = C.TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.0, weight_decay=0.0, epochs=1,
+    tc = cfgs.TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.0, weight_decay=0.0, epochs=1,
                        lr_scale=(("interaction", 0.5),))
     tx = training.make_optimizer(tc, 10, params)
     upd, _ = tx.update(grads, tx.init(params), params)
@@ -91,7 +90,7 @@ def test_make_tx_takes_values_and_matches_a_hand_computed_sgd_step():
 
 
 def test_warmup_cosine_schedule():
-    sched = training.learning_rate_schedule(C.TrainConfig(learning_rate=0.2, epochs=2, warmup_epochs=0.5), 10)
+    sched = training.learning_rate_schedule(cfgs.TrainConfig(learning_rate=0.2, epochs=2, warmup_epochs=0.5), 10)
     assert float(sched(0)) == 0.0
     assert float(sched(5)) == pytest.approx(0.2)
     assert float(sched(20)) == pytest.approx(0.0, abs=1e-7)
@@ -195,7 +194,7 @@ def test_parameter_noise_touches_only_synaptic_tensors():
     from gsnn.analysis import robustness as R
 
     cfg = M.ModelConfig(arch="convnet_s", width=0.25, T=2,
-                        genetic=configs.GeneticConfig(encoding="position", genes=4, last_direct=True)).validate()
+                        genetic=cfgs.GeneticConfig(encoding="position", genes=4, last_direct=True)).validate()
     params = M.init_variables(M.build_model(cfg), jax.random.key(0), (16, 16, 3))["params"]
     same = R.perturb_params(params, 0.0, jax.random.key(1))
     noisy = R.perturb_params(params, 0.2, jax.random.key(1))
@@ -230,9 +229,9 @@ def test_weight_decay_on_weights_shrinks_the_generated_weights():
     """A strong penalty on W shrinks ||W||^2 over a few steps more than the same decay on
     the factors. (Small inputs: the penalty's step on W is amplified about fan_in / g
     times through the factors, so a large fan-in needs a smaller lr * lambda to be stable.)"""
-    cfg = lambda on: C.Config(model=M.ModelConfig(arch="mlp", hidden=(32,), T=2, genetic=C.GeneticConfig(
-        encoding="position", genes=4, rules=2)), train=C.TrainConfig(learning_rate=0.05, weight_decay=0.2,
-        weight_decay_on=on, epochs=1), data=C.DataConfig(augment=False)).validate()
+    cfg = lambda on: cfgs.Config(model=M.ModelConfig(arch="mlp", hidden=(32,), T=2, genetic=cfgs.GeneticConfig(
+        encoding="position", genes=4, rules=2)), train=cfgs.TrainConfig(learning_rate=0.05, weight_decay=0.2,
+        weight_decay_on=on, epochs=1), data=cfgs.DataConfig(augment=False)).validate()
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8))
     labels = jnp.asarray(rng.integers(0, 10, (16,)).astype(np.int32))

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import models as M
+from gsnn.nn import networks as M
 from gsnn import training
 from gsnn.runtime.interrupt import RunInterrupted
 from gsnn.training import metrics as TM
@@ -22,8 +22,8 @@ from gsnn.training import steps as TS
 def mlp_config(coding="direct", T=2, **train):
     t = dict(optimizer="sgd", learning_rate=0.1, epochs=2, batch_size=50, eval_batch_size=40, log_every=0)
     t.update(train)
-    return C.Config(name="loop_test", model=M.ModelConfig(arch="mlp", hidden=(32,), T=T, input_coding=coding),
-                    train=C.TrainConfig(**t), data=C.DataConfig(source="demo", augment=False)).validate()
+    return cfgs.Config(name="loop_test", model=M.ModelConfig(arch="mlp", hidden=(32,), T=T, input_coding=coding),
+                    train=cfgs.TrainConfig(**t), data=cfgs.DataConfig(source="demo", augment=False)).validate()
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ import pytest
 from tensorboardX.crc32c import crc32c
 from tensorboardX.proto.event_pb2 import Event
 
-from gsnn import config as C
+from gsnn import config as cfgs
 from gsnn import data as D
-from gsnn import evolve as EV
+from gsnn import evolution as EV
 from gsnn.evolution import loop as evolution_loop
-from gsnn import models as M
+from gsnn.nn import networks as M
 from gsnn import training
 from gsnn.runtime import writers as W
 
@@ -146,12 +146,12 @@ def test_writing_events_never_imports_tensorflow(tmp_path):
 
 
 def tiny_train_config():
-    return C.Config(
+    return cfgs.Config(
         name="tiny_tb",
-        model=M.ModelConfig(arch="mlp", hidden=(32,), T=2, genetic=C.GeneticConfig(encoding="direct")),
-        train=C.TrainConfig(optimizer="sgd", learning_rate=0.1, epochs=2, batch_size=50, eval_batch_size=100,
+        model=M.ModelConfig(arch="mlp", hidden=(32,), T=2, genetic=cfgs.GeneticConfig(encoding="direct")),
+        train=cfgs.TrainConfig(optimizer="sgd", learning_rate=0.1, epochs=2, batch_size=50, eval_batch_size=100,
                             log_every=0),
-        data=C.DataConfig(source="demo", augment=False),
+        data=cfgs.DataConfig(source="demo", augment=False),
     ).validate()
 
 
@@ -200,11 +200,11 @@ def test_evolution_writes_every_generation_to_tensorboard(tmp_path, monkeypatch)
 
     monkeypatch.setattr(evolution_loop, "make_problem", cheap)
     ds = D.load_dataset("demo").subset(train_per_class=12, test_per_class=4, seed=0)
-    cfg = C.Config(
+    cfg = cfgs.Config(
         name="tiny_evolve_tb",
-        model=M.ModelConfig(arch="mlp", hidden=(16,), T=2, genetic=C.GeneticConfig(encoding="position", genes=4)),
-        train=C.TrainConfig(learning_rate=0.05, epochs=1, batch_size=16, log_every=0),
-        evolve=C.EvolveConfig(strategy="open_es", population=4, generations=3, inner_steps=2, inner_batch=16,
+        model=M.ModelConfig(arch="mlp", hidden=(16,), T=2, genetic=cfgs.GeneticConfig(encoding="position", genes=4)),
+        train=cfgs.TrainConfig(learning_rate=0.05, epochs=1, batch_size=16, log_every=0),
+        evolve=cfgs.EvolveConfig(strategy="open_es", population=4, generations=3, inner_steps=2, inner_batch=16,
                               val_size=40, lambda_s=0.1, lambda_t=0.1, shard=False, preserve_scale=False,
                               chunk_size=0, signal_every=0),
     ).validate()

@@ -14,9 +14,7 @@ manual tars, see gsnn.data). ``--set data.data_dir=...`` points at the TFDS fold
 """
 import dataclasses
 
-from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig
-from gsnn.layers import GeneticConfig
-from gsnn.models import ModelConfig
+from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig, GeneticConfig, ModelConfig
 
 VARIANTS = ("direct", "genetic", "ste")
 

@@ -9,9 +9,7 @@ Budget: a CPU-sized one, 1,000 training images per class (10,000) for 6 epochs, 
 on the full 10,000-image test split; about 2 minutes per epoch on a 2-core CPU.
 `--set data.train_per_class=0 train.epochs=30` trains on all 50,000 images.
 """
-from gsnn.config import Config, DataConfig, TrainConfig
-from gsnn.layers import GeneticConfig
-from gsnn.models import ModelConfig
+from gsnn.config import Config, DataConfig, TrainConfig, GeneticConfig, ModelConfig
 
 SHARED_CIFAR10 = "../shared/data/cifar10-jpeg.tar.gz"
 

@@ -13,7 +13,7 @@ genes (g = 28 instead of 16 at the same compression), so every encoded layer has
 import dataclasses
 
 from convnet_s_cifar10_direct import get_config as direct_config
-from gsnn.layers import GeneticConfig
+from gsnn.config import GeneticConfig
 
 
 def get_config(arg=None):

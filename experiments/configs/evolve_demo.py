@@ -32,9 +32,7 @@ config is used.
 Earlier settings (std 0.1, K = 10, 500 images, validation accuracy, a new base draw
 every generation) and their results are kept in experiments/results/evolve_demo/.
 """
-from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig
-from gsnn.layers import GeneticConfig
-from gsnn.models import ModelConfig
+from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig, GeneticConfig, ModelConfig
 
 
 DEMO_TRAIN_IMAGES = 5000  # the embedded set's training split

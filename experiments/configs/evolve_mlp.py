@@ -5,9 +5,7 @@ seeds x 10 generations) in minutes on a 2-core CPU.
 Run:  gsnn evolve --config evolve_mlp
       python experiments/ablation.py --config evolve_mlp --seeds 0 1 2
 """
-from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig
-from gsnn.layers import GeneticConfig
-from gsnn.models import ModelConfig
+from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig, GeneticConfig, ModelConfig
 
 
 def get_config(arg=None):

@@ -21,7 +21,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from gsnn import configs as C
+from gsnn import config as cfgs
 from gsnn import data as D
 from gsnn.analysis import plots
 from gsnn.nn import networks as M
@@ -71,7 +71,7 @@ def accuracy_fn(model, mean, std, batch_size):
     return accuracy
 
 
-def robustness_report(cfg: C.Config, state, dataset: D.ArrayDataset, *, input_sigmas: Sequence[float] = INPUT_SIGMAS,
+def robustness_report(cfg: cfgs.Config, state, dataset: D.ArrayDataset, *, input_sigmas: Sequence[float] = INPUT_SIGMAS,
                       param_eps: Sequence[float] = PARAM_EPS, time_steps: Sequence[int] | None = None,
                       seed: int = 0, batch_size: int | None = None) -> dict:
     """Test accuracy of a trained ``state`` (``params``, ``batch_stats``) under the three

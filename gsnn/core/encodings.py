@@ -91,7 +91,7 @@ class ParamSpec(NamedTuple):
 
 
 class InitStds(NamedTuple):
-    """Init stds of the factors' entries (from :class:`gsnn.configs.GeneticConfig` via :func:`gsnn.layers.init_stds`).
+    """Init stds of the factors' entries (from :class:`gsnn.config.GeneticConfig` via :func:`gsnn.nn.layers.init_stds`).
 
     Attributes:
       position: ``position`` encodings (a layer's ``x_pre``/``x_post``).

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gsnn.configs import LIFConfig
+from gsnn.config import LIFConfig
 from gsnn.core.tree import lookup
 
 SpikeFn = Callable[[jax.Array], jax.Array]

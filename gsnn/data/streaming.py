@@ -21,7 +21,7 @@ class StreamingDataset:
 
     Offers the iteration interface of :class:`ArrayDataset` (``num_train``,
     ``train_batches``, ``test_batches``, ``num_classes``, ``image_shape``, ``name``) so
-    :func:`gsnn.train.train_and_evaluate` runs on either. :meth:`materialise` draws an
+    :func:`gsnn.training.train_and_evaluate` runs on either. :meth:`materialise` draws an
     in-memory sample (for STE's inner loop).
     """
 

@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gsnn.configs import GeneticConfig
+from gsnn.config import GeneticConfig
 from gsnn.core import encodings
 from gsnn.nn.specs import LayerSpec, NeuronSpec, NormSpec
 

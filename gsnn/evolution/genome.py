@@ -66,7 +66,7 @@ import jax
 import jax.numpy as jnp
 
 from gsnn.analysis import energy
-from gsnn.configs import EvolveConfig, GeneticConfig
+from gsnn.config import EvolveConfig, GeneticConfig
 from gsnn.core import encodings
 from gsnn.core.tree import count_scalars
 import gsnn.evolution.fitness as fitness

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gsnn import configs as C
+from gsnn import config as cfgs
 from gsnn.config import migrate_stored_config
 from gsnn import data as D
 from gsnn import training as TR
@@ -82,7 +82,7 @@ class SearchDivergedError(FloatingPointError):
     chose no genome, and its "evolved" network would be the random wiring."""
 
 
-def check_search_chose(cfg: C.Config, best: dict, history: list[dict], workdir) -> None:
+def check_search_chose(cfg: cfgs.Config, best: dict, history: list[dict], workdir) -> None:
     """Raises :class:`SearchDivergedError` when the finished search (``history`` holds
     all ``evolve.generations`` records) found no individual with a finite fitness
     (``best['generation'] == 0``), instead of handing the zero genome (the random
@@ -101,7 +101,7 @@ def check_search_chose(cfg: C.Config, best: dict, history: list[dict], workdir) 
 
 
 def evolve(
-    cfg: C.Config,
+    cfg: cfgs.Config,
     workdir: str | pathlib.Path | None = None,
     *,
     dataset: D.ArrayDataset | None = None,
@@ -230,7 +230,7 @@ def _search_config(d: dict) -> dict:
     return dict(d, evolve={k: v for k, v in d["evolve"].items() if k not in AFTER_SEARCH_KEYS})
 
 
-def _race(cfg: C.Config, ds, archive: RC.Archive, mean_genome, workdir, say) -> tuple[dict, Any]:
+def _race(cfg: cfgs.Config, ds, archive: RC.Archive, mean_genome, workdir, say) -> tuple[dict, Any]:
     """The race of the finished search (:func:`gsnn.evolution.race.race`) and the
     winner's genome. The record is stored in ``workdir/evolution/race.json`` and read
     back from there when a resumed run has already raced the same finalists with the
@@ -270,7 +270,7 @@ class GenerationLoopState(NamedTuple):
 class GenerationRun:
     """The values :func:`evolve` built for its generation loop."""
 
-    cfg: C.Config
+    cfg: cfgs.Config
     problem: Problem
     step: Callable  # make_evolution_step(..., jit_parts=True)
     final_lambda_s: float  # the last generation's lambdas: the comparable score of the best
@@ -358,7 +358,7 @@ def _measure_signal(run: GenerationRun, gen: int, metrics: dict) -> dict:
 
 def genome_init_fn(problem: Problem, genome) -> Callable:
     """``key -> {'params', 'batch_stats'}`` building the network from ``genome`` (for
-    :func:`gsnn.train.train_and_evaluate`'s ``init_fn``) on the base draw of ``key``, or
+    :func:`gsnn.training.train_and_evaluate`'s ``init_fn``) on the base draw of ``key``, or
     on the evolution's one base draw (``problem.base_key``) with ``evolve.fixed_base``."""
     model = problem.steps.model
     shape = problem.train_split.image_shape

@@ -8,7 +8,7 @@ import json
 import pathlib
 
 
-from gsnn import configs as C
+from gsnn import config as cfgs
 from gsnn import data as D
 from gsnn import training as TR
 import gsnn.evolution.race as RC
@@ -24,7 +24,7 @@ FINAL_VARIANTS = ("evolved", "random", "direct")
 GENOME_RECORD_LIMIT = 10_000
 
 
-def variant_config(cfg: C.Config, variant: str) -> C.Config:
+def variant_config(cfg: cfgs.Config, variant: str) -> cfgs.Config:
     """The config of a final variant: ``direct`` swaps the encoding, the rest keep it."""
     name = f"{cfg.name}_{variant}"
     if variant == "direct":
@@ -34,7 +34,7 @@ def variant_config(cfg: C.Config, variant: str) -> C.Config:
 
 
 def run_evolution(
-    cfg: C.Config,
+    cfg: cfgs.Config,
     workdir: str | pathlib.Path,
     *,
     dataset: D.ArrayDataset | None = None,

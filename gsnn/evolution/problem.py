@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from gsnn import configs as C
+from gsnn import config as cfgs
 from gsnn import data as D
 from gsnn import training as TR
 from gsnn.runtime import distributed as DI
@@ -33,7 +33,7 @@ class Problem:
     ``[P, K]``.
     """
 
-    cfg: C.Config
+    cfg: cfgs.Config
     steps: TR.Steps
     spec: GN.GenomeSpec
     reference_params: Any
@@ -51,14 +51,14 @@ class Problem:
     score_one: Callable  # (*train_one(...), generation, val_x, val_y) -> dict of scalars (evaluate_one's)
 
 
-def _inner_train_config(cfg: C.Config) -> C.Config:
+def _inner_train_config(cfg: cfgs.Config) -> cfgs.Config:
     e = cfg.evolve
     lr = cfg.train.learning_rate if e.inner_learning_rate is None else e.inner_learning_rate
     return dataclasses.replace(cfg, train=dataclasses.replace(
         cfg.train, epochs=1, learning_rate=lr, warmup_epochs=0.0, nan_policy="stop"))
 
 
-def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
+def make_problem(cfg: cfgs.Config, dataset: D.ArrayDataset) -> Problem:
     """Splits the data, builds the model and the pure individual evaluation.
 
     The accuracy term is ``evolve.fitness_metric``; the spiking activity on the
@@ -160,11 +160,11 @@ def make_problem(cfg: C.Config, dataset: D.ArrayDataset) -> Problem:
                    jax.jit(train_one), jax.jit(score_one))
 
 
-def _sharded(e: C.EvolveConfig) -> bool:
+def _sharded(e: cfgs.EvolveConfig) -> bool:
     return e.shard and len(jax.devices()) > 1
 
 
-def resolve_chunk_size(e: C.EvolveConfig) -> int:
+def resolve_chunk_size(e: cfgs.EvolveConfig) -> int:
     """``evolve.chunk_size`` with ``-1`` (auto) resolved: 1 (one individual after another)
     on a single CPU device, where a vmapped population ran 2-4x slower than a loop
     (batched small matmuls and grouped convolutions are slow in XLA's CPU backend), else
@@ -174,7 +174,7 @@ def resolve_chunk_size(e: C.EvolveConfig) -> int:
     return 1 if jax.default_backend() == "cpu" and not _sharded(e) else 0
 
 
-def _shard(fn: Callable, e: C.EvolveConfig) -> Callable:
+def _shard(fn: Callable, e: cfgs.EvolveConfig) -> Callable:
     """jit ``fn`` (``(population, key, xb, yb, generation, val_x, val_y) -> dict``) with
     the population axis sharded over all devices. A population that the devices do not
     divide is padded with copies of its last individual (evaluated, then dropped):

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gsnn import configs as C
+from gsnn import config as cfgs
 from gsnn import data as D
 from gsnn.evolution.problem import make_problem, signal_batches, stream_batches
 
@@ -98,7 +98,7 @@ def finalists(archive: Archive, mean_genome, baseline: bool) -> tuple[Any, list[
     return jax.tree_util.tree_map(lambda *a: np.stack(a), *genomes), about
 
 
-def race_config(cfg: C.Config, n_finalists: int) -> C.Config:
+def race_config(cfg: cfgs.Config, n_finalists: int) -> cfgs.Config:
     """``cfg`` with the evaluation sized for the race: ``race_steps`` inner steps of
     ``race_batch`` (0: ``inner_batch``), a population of ``n_finalists``, no signal
     measurement or fault injection, and one finalist at a time where the run evaluated
@@ -110,7 +110,7 @@ def race_config(cfg: C.Config, n_finalists: int) -> C.Config:
         signal_every=0, inject_nan=(), chunk_size=chunk))
 
 
-def race_settings(e: C.EvolveConfig) -> dict:
+def race_settings(e: cfgs.EvolveConfig) -> dict:
     """What a race record was run with (a stored race is reused only when they match)."""
     return dict(steps=e.race_steps, batch=e.race_batch or e.inner_batch, data=e.race_data, repeats=e.race_repeats)
 
@@ -142,7 +142,7 @@ def check_race_sizes(problem) -> None:
                          f"use more training data, {smaller}, or evolve.race_top=0")
 
 
-def race(cfg: C.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
+def race(cfg: cfgs.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
          say: Callable = print) -> dict:
     """Scores every finalist ``evolve.race_repeats`` times at ``evolve.race_steps``
     inner steps and names the winner.

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gsnn.configs import GeneticConfig, NeuronConfig
+from gsnn.config import GeneticConfig, NeuronConfig
 from gsnn.core import conv, encodings, genetic
 from gsnn.core import activity, lif
 from gsnn.nn.specs import LayerSpec, NeuronSpec, NormSpec, _module_name, _record

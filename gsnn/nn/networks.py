@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gsnn.configs import ModelConfig
+from gsnn.config import ModelConfig
 from gsnn.core import lif
 from gsnn.nn import layers as L
 from gsnn.nn.specs import LayerSpec, NeuronSpec, NormSpec, record_layers

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gsnn import configs as C
+from gsnn import config as cfgs
 from gsnn.config import read_config_file
 from gsnn import data as D
 from gsnn.analysis import energy as E
@@ -29,7 +29,7 @@ from gsnn.training.metrics import EpochSums, Totals, prefetch_to_device
 from gsnn.training.steps import NonFiniteError, Steps, TrainState, evaluate_batches, make_steps
 
 
-def load_data(cfg: C.Config) -> D.ArrayDataset | D.StreamingDataset:
+def load_data(cfg: cfgs.Config) -> D.ArrayDataset | D.StreamingDataset:
     """The dataset of ``cfg.data``, subset as configured; streamed from TFDS when
     ``data.stream`` (for data that does not fit in memory)."""
     dc = cfg.data
@@ -68,7 +68,7 @@ _EVAL_STREAM = 0x6576616C  # "eval": a stream of the run's seed apart from run_k
 
 
 def train_and_evaluate(
-    cfg: C.Config,
+    cfg: cfgs.Config,
     workdir: str | os.PathLike | None = None,
     *,
     dataset: D.ArrayDataset | None = None,
@@ -104,7 +104,7 @@ def train_and_evaluate(
       step) are means over the epoch's finite training steps, summed on the device;
       ``skipped_steps``; the evaluated split's ``*_loss``, ``*_accuracy``, ``*_top5``,
       ``firing_rates``; ``epoch_seconds``, ``train_images_per_s``), ``test_accuracy``, ``val_accuracy``
-      (the last epoch's, or ``None``), ``params`` (:class:`gsnn.energy.ParamReport` as
+      (the last epoch's, or ``None``), ``params`` (:class:`gsnn.analysis.energy.ParamReport` as
       dict), ``energy``, ``config``.
     """
     cfg = cfg.validate()
@@ -174,7 +174,7 @@ class EpochLoopState(NamedTuple):
 class EpochRun:
     """The values :func:`train_and_evaluate` built for its epoch loop."""
 
-    cfg: C.Config
+    cfg: cfgs.Config
     workdir: str | os.PathLike | None
     ds: Any
     steps: Steps

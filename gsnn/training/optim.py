@@ -3,7 +3,7 @@
 
 :func:`warmup_cosine` and :func:`make_tx` take values, as optax's factories do;
 :func:`learning_rate_schedule` and :func:`make_optimizer` read them from a
-:class:`~gsnn.configs.TrainConfig`.
+:class:`~gsnn.config.TrainConfig`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import jax
 import optax
 
-from gsnn import configs as C
+from gsnn import config as cfgs
 from gsnn.nn.groups import group_labels
 
 
@@ -41,13 +41,13 @@ def make_tx(params, *, optimizer: str, schedule: optax.Schedule, momentum: float
       lr_scale: learning-rate multiplier per group (default 1).
       grad_clip: clip the global gradient norm to this (0: no clipping).
     """
-    if optimizer not in C.OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; valid: {list(C.OPTIMIZERS)}")
+    if optimizer not in cfgs.OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; valid: {list(cfgs.OPTIMIZERS)}")
     labels = group_labels(params)
     decay_mask = jax.tree_util.tree_map(lambda g: g in decay_groups, labels)
     scales = dict(lr_scale or {})
     group_scale = optax.multi_transform(
-        {g: optax.scale(float(scales.get(g, 1.0))) for g in C.PARAM_GROUPS}, labels
+        {g: optax.scale(float(scales.get(g, 1.0))) for g in cfgs.PARAM_GROUPS}, labels
     )
     parts = [optax.clip_by_global_norm(grad_clip)] if grad_clip > 0 else []
     if optimizer == "sgd":
@@ -58,7 +58,7 @@ def make_tx(params, *, optimizer: str, schedule: optax.Schedule, momentum: float
     return optax.chain(*parts)
 
 
-def learning_rate_schedule(tc: C.TrainConfig, steps_per_epoch: int) -> optax.Schedule:
+def learning_rate_schedule(tc: cfgs.TrainConfig, steps_per_epoch: int) -> optax.Schedule:
     """:func:`warmup_cosine` over ``tc.epochs`` epochs with ``tc.warmup_epochs`` of warm-up."""
     return warmup_cosine(tc.learning_rate, tc.epochs * steps_per_epoch,
                          int(round(tc.warmup_epochs * steps_per_epoch)))
@@ -71,7 +71,7 @@ def decay_groups(weight_decay_on: str) -> tuple[str, ...]:
     return ("weight",) if weight_decay_on == "weights" else ("weight", "encoding", "interaction", "spatial")
 
 
-def make_optimizer(tc: C.TrainConfig, steps_per_epoch: int, params) -> optax.GradientTransformation:
+def make_optimizer(tc: cfgs.TrainConfig, steps_per_epoch: int, params) -> optax.GradientTransformation:
     """:func:`make_tx` with the settings of ``tc``."""
     return make_tx(params, optimizer=tc.optimizer, schedule=learning_rate_schedule(tc, steps_per_epoch),
                    momentum=tc.momentum, beta1=tc.beta1, beta2=tc.beta2, weight_decay=tc.weight_decay,

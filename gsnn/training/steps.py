@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gsnn import configs as C
+from gsnn import config as cfgs
 from gsnn import data as D
 from gsnn.nn import layers as L
 from gsnn.nn import networks as M
@@ -259,7 +259,7 @@ def _same_tree(masked, reference, what: str):
     return masked
 
 
-def make_steps(cfg: C.Config, steps_per_epoch: int, mean, std, input_shape,
+def make_steps(cfg: cfgs.Config, steps_per_epoch: int, mean, std, input_shape,
                init_fn: Callable | None = None) -> Steps:
     """Builds the model, optimiser and the train/eval steps of ``cfg``: the one place
     where a config is unpacked into the value-taking factories :func:`make_train_step`,

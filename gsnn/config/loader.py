@@ -1,4 +1,4 @@
-"""Experiment configuration: one frozen dataclass tree, loaded from Python config files.
+"""Reading configs: Python config files, ``--set`` overrides, smoke shrinking, stored ``config.json``.
 
 A config file defines ``get_config(arg: str | None = None) -> Config``; variants import a
 base config and override a few fields (Flax examples / big_vision style). Configs are
@@ -21,15 +21,11 @@ import types
 import typing
 from typing import Any
 
-from gsnn.configs import (DECAY_TARGETS, OPTIMIZERS, PARAM_GROUPS, Config, DataConfig, EvolveConfig,
-                          GeneticConfig, LIFConfig, ModelConfig, NeuronConfig, TrainConfig)
-
-#: Kept under its old name; the schema calls it :data:`gsnn.configs.STRATEGY_NAMES`.
-from gsnn.configs import STRATEGY_NAMES as STRATEGIES
-from gsnn.config_migration import ADDED_KEYS, RENAMED_KEYS, migrate_stored_config
+from gsnn.config.experiment import Config
+from gsnn.config.migration import RENAMED_KEYS, migrate_stored_config
 
 #: The configs that ship with gsnn (the demo's variants), searched after the user's folders.
-PACKAGE_CONFIGS = pathlib.Path(__file__).resolve().parent / "assets" / "configs"
+PACKAGE_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "assets" / "configs"
 
 
 def replace(obj, **changes):
@@ -213,8 +209,6 @@ def available_configs() -> list[str]:
 def _load_file(path: pathlib.Path, arg: str | None) -> Config:
     spec = importlib.util.spec_from_file_location(f"gsnn_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    import sys
-
     sys.path.insert(0, str(path.parent))  # variants import their base config
     try:
         spec.loader.exec_module(module)
@@ -280,7 +274,7 @@ def from_dict(d: dict, *, source: str = "config") -> Config:
         parts = ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + \
                 ([f"missing key(s) {', '.join(missing)}"] if missing else [])
         raise ValueError(f"{source}: {'; '.join(parts)}. It does not match this gsnn version's config schema "
-                         f"(gsnn.configs.Config): fix the file's keys, or start over in a new workdir")
+                         f"(gsnn.config.Config): fix the file's keys, or start over in a new workdir")
 
     def build(cls, data):
         hints = typing.get_type_hints(cls)
@@ -339,10 +333,5 @@ def read_config_file(path: str | os.PathLike) -> Config:
     return from_dict(migrated, source=str(p))
 
 
-__all__ = [
-    "Config", "DataConfig", "TrainConfig", "EvolveConfig", "ModelConfig", "GeneticConfig", "NeuronConfig",
-    "LIFConfig", "load_config", "apply_overrides", "replace", "from_dict", "read_config_file",
-    "migrate_stored_config", "ADDED_KEYS", "RENAMED_KEYS",
-    "available_configs", "shrink_for_smoke", "all_keys", "config_search_path", "OPTIMIZERS", "DECAY_TARGETS",
-    "PARAM_GROUPS", "STRATEGIES",
-]
+__all__ = ["PACKAGE_CONFIGS", "all_keys", "apply_overrides", "available_configs", "config_search_path", "from_dict",
+           "load_config", "read_config_file", "replace", "shrink_for_smoke"]
