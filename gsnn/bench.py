@@ -42,6 +42,7 @@ import optax
 
 from gsnn import config as cfgs
 from gsnn import training as TR
+from gsnn.core import lif
 from gsnn.core.tree import count_scalars
 from gsnn.nn import layers as L
 from gsnn.nn import networks as M
@@ -84,6 +85,7 @@ class _PeerNet(nn.Module):
     static_input: bool
     neuron: cfgs.NeuronConfig = PEER_NEURON
     conv_impl: str = "auto"
+    stepwise: bool = True  # W1 per-step input: one lax.scan over whole time steps (see _w1_stepwise)
 
     @nn.compact
     def __call__(self, x):
@@ -91,17 +93,24 @@ class _PeerNet(nn.Module):
         bank = L.GeneBank(self, self.genetic)
         enc = self.genetic.encoding
 
-        def synapse(h, name, features, pre, post, kernel=None, static=False, bias=True):
+        def synapse_layer(h, name, features, pre, post, kernel=None, static=False, bias=True):
             shared = bank.inputs(enc, pre, h.shape[-1], post, features)
             return L.Synapse(features, kernel_size=kernel, encoding=enc, genetic_cfg=self.genetic,
                              use_bias=bias, pre_population=pre, post_population=post,
                              real_input=(pre == "input"), static_input=static,
-                             conv_impl=self.conv_impl, name=name)(h, shared)
+                             conv_impl=self.conv_impl, name=name), shared
+
+        def synapse(h, name, features, pre, post, kernel=None, static=False, bias=True):
+            layer, shared = synapse_layer(h, name, features, pre, post, kernel, static, bias)
+            return layer(h, shared)
 
         def lif(h, name, static=False):
             return L.SpikingNeuron(T, self.neuron, name=name)(h, static)
 
         static = self.static_input
+        if (self.workload == "w1" and not static and self.stepwise and not self.neuron.learnable_tau
+                and not self.is_initializing()):
+            return self._w1_stepwise(x, T, synapse_layer)
         if self.workload == "w1":
             h = lif(synapse(x, "fc1", W1["n_hidden"], "input", "hidden", static=static), "hidden", static)
             s = lif(synapse(h, "fc2", W1["n_out"], "hidden", "out"), "out")
@@ -114,6 +123,30 @@ class _PeerNet(nn.Module):
         summed = L.unfold(x, T).sum(axis=0)  # the readout is linear: sum over time first
         logits = synapse(summed, "readout", W2["n_out"], pre, "out", static=True, bias=False)
         return logits + T * self.param("readout_bias", nn.initializers.zeros, (W2["n_out"],))
+
+    def _w1_stepwise(self, x, T, synapse_layer):
+        """W1 with the input fed per step, run one time step at a time: both synapses and
+        both LIF updates inside one ``lax.scan`` over T, as the peers' plain-JAX loop does.
+        The same function as the time-folded path (float32 summation order aside), with
+        the same parameters; a time step's ``[B, 1024]`` currents stay in cache instead of
+        going through memory as ``[T*B, 1024]`` arrays (``benchmarks/README.md`` §1)."""
+        seq = L.unfold(x, T)
+        B = seq.shape[1]
+        fc1, shared1 = synapse_layer(seq[0], "fc1", W1["n_hidden"], "input", "hidden")
+        fc2, shared2 = synapse_layer(jnp.zeros((B, W1["n_hidden"]), x.dtype), "fc2", W1["n_out"], "hidden", "out")
+        step = lif.make_lif_step(self.neuron.lif)
+        leak = lif.leak_for(self.neuron.lif, self.neuron.tau)
+
+        def body(carry, xt):
+            v1, v2 = carry
+            v1, s1 = step(leak, v1, fc1(xt, shared1))
+            v2, s2 = step(leak, v2, fc2(s1, shared2))
+            return (v1, v2), s2
+
+        if self.neuron.remat:
+            body = jax.checkpoint(body)
+        init = (lif.initial_state((B, W1["n_hidden"]), x.dtype), lif.initial_state((B, W1["n_out"]), x.dtype))
+        return jax.lax.scan(body, init, seq)[1].sum(axis=0)  # spike counts [B, 10]
 
 
 @dataclasses.dataclass
@@ -178,7 +211,7 @@ def _genetic_config(mode: str, genes: int | None, encoding: str, execution: str,
                            last_direct=last_direct).validate()
 
 
-def _peer_step(workload, genetic, input_mode, remat, conv_impl):
+def _peer_step(workload, genetic, input_mode, remat, conv_impl, stepwise=True):
     T, B = (W1["T"], W1["batch"]) if workload == "w1" else (W2["T"], W2["batch"])
     rng = np.random.default_rng(0)
     if workload == "w1":
@@ -191,7 +224,7 @@ def _peer_step(workload, genetic, input_mode, remat, conv_impl):
     x = jnp.asarray(x)
     y = jnp.asarray(rng.integers(0, 10, (B,)), jnp.int32)
     neuron = dataclasses.replace(PEER_NEURON, remat=remat == "lif")
-    model = _PeerNet(workload, genetic, static, neuron, conv_impl)
+    model = _PeerNet(workload, genetic, static, neuron, conv_impl, stepwise)
     params = model.init(jax.random.key(0), x)["params"]
     tx = optax.adam(1e-3)
 
