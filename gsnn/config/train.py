@@ -33,7 +33,8 @@ class TrainConfig:
         ``neuron`` (PLIF time constants), ``other`` (norm, biases). A factor 0 freezes a group.
       nan_policy: ``"stop"`` (raise, naming epoch and step) or ``"skip"`` (drop the
         step's update and halve the learning rate).
-      log_every: progress line every this many steps (0 = once per epoch).
+      log_every: fetch the metrics summed on the device and print a progress line every
+        this many steps (0 = once per epoch, the fewest host waits).
       eval_every: evaluate on the validation split (or the test split, without one)
         every this many epochs, and always after the last epoch.
       final_train_eval: after the last epoch, also evaluate the training subset without
