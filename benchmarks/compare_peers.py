@@ -17,6 +17,8 @@ import pathlib
 import subprocess
 import sys
 
+from gsnn.runtime.provenance import provenance
+
 PEER_LIBRARIES = ("snntorch", "spikingjelly", "jax-spyx")
 
 # (label, gsnn bench arguments)
@@ -80,10 +82,16 @@ def main(argv=None):
                          f"| {name} | {sps:.1f} | {ms:.1f} | - | {fmt(vs_ref)} | {fmt(vs_best)} |")
     matmul = [p for p in peers if str(p.get("impl", "")).startswith("matmul")]
     if matmul:
-        lines.append(f"\nfloat32 matmul peak (2048^2, JAX): {matmul[0]['gflops_median']:.0f} GFLOP/s")
+        peak = matmul[0]["gflops_median"]
+        lines.append(f"\nfloat32 matmul peak (2048^2, JAX): {peak:.0f} GFLOP/s")
+        for row in summary:
+            row["fraction_of_matmul_peak"] = row["achieved_gflops"] / peak if row["achieved_gflops"] else None
+        lines.append("Achieved GFLOP/s over that peak: " + "; ".join(
+            f"{r['workload']} {r['impl']} {r['fraction_of_matmul_peak']:.2f}" for r in summary
+            if r.get("fraction_of_matmul_peak")))
     (out / "summary.json").write_text(json.dumps(dict(command="python benchmarks/compare_peers.py "
                                                       + " ".join(argv if argv is not None else sys.argv[1:]),
-                                                      matmul=matmul, results=summary), indent=1))
+                                                      matmul=matmul, results=summary, provenance=provenance()), indent=1))
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
