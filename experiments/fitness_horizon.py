@@ -26,7 +26,6 @@ stopped (the fitness evaluations are recomputed; they are deterministic).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import pathlib
 import sys
@@ -79,8 +78,7 @@ def run_seed(config: str, seed: int, inner_steps: list[int], overrides: list[str
         raise ValueError("fitness_horizon compares with the final validation accuracy: set data.val_per_class > 0 "
                          "(e.g. --set data.val_per_class=50); the test split is never used for this choice")
     ds = TR.load_data(cfg)
-    problems = {k: EV.make_problem(dataclasses.replace(cfg, evolve=dataclasses.replace(cfg.evolve, inner_steps=k)), ds)
-                for k in inner_steps}
+    problems = {k: EV.make_problem(cfgs.replace(cfg, **{"evolve.inner.steps": k}), ds) for k in inner_steps}
     first = problems[inner_steps[0]]
     genomes = population(first, seed, size)
     t0 = time.perf_counter()

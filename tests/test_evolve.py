@@ -104,7 +104,7 @@ def test_genome_statistics_act_as_documented():
 
 
 def test_genome_gains_scale_one_layer_each():
-    """With genome_gains, the zero genome is still the random initialisation; a log-gain
+    """With wiring.gains, the zero genome is still the random initialisation; a log-gain
     of log 2 on one layer doubles that layer's x_pre rows (so its W), after preserve_scale,
     and leaves every other parameter as it was."""
     cfg = tiny_config("position", "compact", wiring=dict(gains=True, preserve_scale=True))
@@ -508,7 +508,7 @@ SHARD_SCRIPT = textwrap.dedent("""
     ds = D.load_dataset("demo").subset(train_per_class=12, test_per_class=4, seed=0)
     out = {{}}
     for shard in (False, True):
-        p = EV.make_problem(tiny_config(shard=shard), ds)
+        p = EV.make_problem(tiny_config(evaluation=dict(shard=shard)), ds)
         mean = GN.default_genome(p.spec, p.reference_params)
         pop = jax.tree_util.tree_map(lambda l: jnp.stack([l, l + 0.1, l - 0.1, l * 0.5]), mean)
         xb, yb = (jnp.asarray(a) for a in EV.generation_batches(p, 0))
@@ -520,7 +520,7 @@ SHARD_SCRIPT = textwrap.dedent("""
     pop5 = jax.tree_util.tree_map(lambda l: jnp.concatenate([l, l[:1] * 0.25]), pop)
     m5 = p.evaluate_population(pop5, jax.random.key(4), xb, yb, jnp.asarray(0, jnp.int32))
     out["five"] = np.asarray(m5["fitness"]).tolist()
-    out["five_alone"] = float(EV.make_problem(tiny_config(shard=False), ds).evaluate_population(
+    out["five_alone"] = float(EV.make_problem(tiny_config(evaluation=dict(shard=False)), ds).evaluate_population(
         jax.tree_util.tree_map(lambda l: l[4:], pop5), jax.random.key(4), xb, yb, jnp.asarray(0, jnp.int32))["fitness"][0])
     print(json.dumps(out))
 """)
@@ -758,14 +758,22 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny_data, tmp_pat
     cfg = tiny_config(search=dict(generations=4))
     whole = EV.evolve(cfg, tmp_path / "whole", dataset=tiny_data, progress=False)
     EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False, stop_after_generations=2)
-    # the checkpoint's config as an older gsnn stored it (inner_learning_rate 0.0 meant the
-    # train rate; None means it now): the explicit migration makes it the same config
+    # the checkpoint's config as an older gsnn stored it (a flat evolve section, in which
+    # inner_learning_rate 0.0 meant the train rate; None means it now): the explicit
+    # migration makes it the same config
     meta_files = list((tmp_path / "split" / "evolution" / "checkpoints").glob("*/meta/metadata"))
     assert meta_files
     for meta_file in meta_files:
         meta = json.loads(meta_file.read_text())
-        assert meta["config"]["evolve"]["inner_learning_rate"] is None
-        meta["config"]["evolve"]["inner_learning_rate"] = 0.0
+        nested = meta["config"]["evolve"]
+        assert nested["inner"]["learning_rate"] is None
+        flat = dict(fixed_base=nested["fixed_base"], final_variants=nested["final_variants"])
+        for old, new in cfgs.RENAMED_KEYS.items():
+            if old.startswith("evolve."):
+                section, leaf = new.split(".")[1:]
+                flat[old.split(".")[1]] = nested[section][leaf]
+        flat["inner_learning_rate"] = 0.0
+        meta["config"]["evolve"] = flat
         meta_file.write_text(json.dumps(meta))
     resumed = EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False)
     assert [g["best_fitness"] for g in resumed["generations"]] == [g["best_fitness"] for g in whole["generations"]]
@@ -1289,7 +1297,7 @@ def test_the_race_trains_and_judges_on_the_data_race_data_names(where, tiny_data
         assert judged <= train and not judged & val and len(judged) == 40 and 24 <= len(seen) <= 40
     with pytest.raises(ValueError, match="unknown evolve.race.data 'test'"):
         tiny_config(race=dict(top=2, data="test"))
-    with pytest.raises(ValueError, match="race_batch must be >= 1"):
+    with pytest.raises(ValueError, match="race.batch must be >= 1"):
         tiny_config(race=dict(top=2, batch=-1))
 
 
