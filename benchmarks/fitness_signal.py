@@ -3,7 +3,7 @@
 For each fitness definition (fitness metric x inner steps K x validation images x
 operator pair), one generation of ``--config`` (default ``evolve_demo``) is evaluated
 twice, with independent inner minibatches and validation subsets
-(``evolve.signal_every=1``: :mod:`gsnn.evolution.signal`). Per term it reports the
+(``evolve.fitness.signal_every=1``: :mod:`gsnn.evolution.signal`). Per term it reports the
 Spearman rank correlation of the two evaluations and the between/within-genome
 variance ratio, next to the seconds one population evaluation takes (the second
 evaluation, whose program is already compiled). A term with signal separates genomes
@@ -40,16 +40,16 @@ def measure_definition(config: str, seed: int, metric: str, inner_steps: int, va
                        extra: list[str]) -> dict:
     """Generation 1 of ``config`` evaluated twice under one fitness definition."""
     spatial, temporal = OPERATORS[operators]
-    cfg = cfgs.load_config(config, [f"seed={seed}", "evolve.generations=1", "evolve.signal_every=1",
-                                 f"evolve.fitness_metric={metric}", f"evolve.inner_steps={inner_steps}",
-                                 f"evolve.val_size={val_size}", f"evolve.spatial_operator={spatial}",
-                                 f"evolve.temporal_operator={temporal}"] + extra)
+    cfg = cfgs.load_config(config, [f"seed={seed}", "evolve.search.generations=1", "evolve.fitness.signal_every=1",
+                                 f"evolve.fitness.metric={metric}", f"evolve.inner.steps={inner_steps}",
+                                 f"evolve.inner.val_size={val_size}", f"evolve.fitness.spatial_operator={spatial}",
+                                 f"evolve.fitness.temporal_operator={temporal}"] + extra)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as wd:
         r = EL.evolve(cfg, wd, progress=False)
     rec = r["signal"]["history"][0]
     row = dict(config=config, seed=seed, fitness_metric=metric, inner_steps=inner_steps, val_size=val_size,
-               operators=operators, population=cfg.evolve.population, members=rec["members"],
+               operators=operators, population=cfg.evolve.search.population, members=rec["members"],
                evaluation_seconds=rec["seconds"], wall_s=time.perf_counter() - t0,
                terms={t: rec["terms"][t] for t in SIGNAL_TERMS if t in rec["terms"]})
     return dict(row, fitness_spearman_per_100s=signal_per_100s(row))

@@ -72,12 +72,13 @@ def main(argv=None):
     ds = D.load_dataset("demo")
     rows = []
     def problem_for(P, chunk, shard=False):
-        return EV.make_problem(cfgs.load_config(args.config, sets + [f"evolve.population={max(P, 2)}",
-                                                               f"evolve.chunk_size={chunk}", f"evolve.shard={shard}"]), ds)
+        return EV.make_problem(cfgs.load_config(args.config, sets + [
+            f"evolve.search.population={max(P, 2)}", f"evolve.evaluation.chunk_size={chunk}",
+            f"evolve.evaluation.shard={shard}"]), ds)
 
     for P in args.sizes:
         problem = problem_for(P, 0)
-        steps = problem.cfg.evolve.inner_steps
+        steps = problem.cfg.evolve.inner.steps
         xb, yb = (jnp.asarray(a) for a in EV.generation_batches(problem, 0))
         pop = population_of(problem, P, jax.random.key(1))
         gen = jnp.asarray(0, jnp.int32)

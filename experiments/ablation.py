@@ -4,7 +4,7 @@ Evolves the same config with both operators, with each alone and with none, over
 several seeds, and reports (mean ± std over seeds) the generations needed for the best
 individual to reach a target validation accuracy, the final best fitness, the final
 best validation accuracy, each arm's measured signal (the Spearman rank correlation of
-the fitness between two independent evaluations of generation 1, ``evolve.signal_every``)
+the fitness between two independent evaluations of generation 1, ``evolve.fitness.signal_every``)
 and, with ``--final``, the test accuracy of the evolved network after the config's
 training recipe. Each run records its compute (seconds). Operators can be swapped for
 alternative definitions (``--spatial effective_rank --temporal learning_curve_area``).
@@ -29,10 +29,10 @@ from gsnn.analysis.plots import plot_ablation, save
 
 def arms(spatial: str, temporal: str) -> dict[str, list[str]]:
     return {
-        "both": [f"evolve.spatial_operator={spatial}", f"evolve.temporal_operator={temporal}"],
-        "spatial_only": [f"evolve.spatial_operator={spatial}", "evolve.temporal_operator=none"],
-        "temporal_only": ["evolve.spatial_operator=none", f"evolve.temporal_operator={temporal}"],
-        "none": ["evolve.spatial_operator=none", "evolve.temporal_operator=none"],
+        "both": [f"evolve.fitness.spatial_operator={spatial}", f"evolve.fitness.temporal_operator={temporal}"],
+        "spatial_only": [f"evolve.fitness.spatial_operator={spatial}", "evolve.fitness.temporal_operator=none"],
+        "temporal_only": ["evolve.fitness.spatial_operator=none", f"evolve.fitness.temporal_operator={temporal}"],
+        "none": ["evolve.fitness.spatial_operator=none", "evolve.fitness.temporal_operator=none"],
     }
 
 
@@ -63,7 +63,7 @@ def main(argv=None):
                          "mean first-generation and mean final best over all runs)")
     args = ap.parse_args(argv)
     base = cfgs.load_config(args.config, args.overrides)
-    target = args.target if args.target is not None else base.evolve.target_val_accuracy
+    target = args.target if args.target is not None else base.evolve.search.target_val_accuracy
     tag = f"{args.spatial}+{args.temporal}"
     out = pathlib.Path(args.out or f"experiments/results/ablation_{base.name}_{tag.replace('+', '_')}.json")
     dataset = TR.load_data(base)

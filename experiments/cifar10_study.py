@@ -93,21 +93,24 @@ RANDOM_TWIN = {"position_50_ste": "position_50", "position_50_r2_ste": "position
 TWIN_OF = {"position_50_r2_ste_twin": "position_50_r2_ste"}
 BASELINE = "direct"  # paired differences are taken against it, seed by seed
 # STE for the evolved variant: both operators, compact G0 genome, CMA-ES.
-EVOLVE = ["evolve.strategy=cma_es", "evolve.population=8", "evolve.generations=6", "evolve.std_init=0.1",
-          "evolve.inner_steps=10", "evolve.inner_batch=32", "evolve.val_size=500",
-          "evolve.genome_interaction=compact", "evolve.spatial_operator=spatial_entropy",
-          "evolve.temporal_operator=temporal_difference", "evolve.lambda_s=0.1", "evolve.lambda_t=0.1",
+EVOLVE = ["evolve.search.strategy=cma_es", "evolve.search.population=8", "evolve.search.generations=6",
+          "evolve.search.std_init=0.1", "evolve.inner.steps=10", "evolve.inner.batch=32", "evolve.inner.val_size=500",
+          "evolve.wiring.interaction=compact", "evolve.fitness.spatial_operator=spatial_entropy",
+          "evolve.fitness.temporal_operator=temporal_difference", "evolve.fitness.lambda_s=0.1",
+          "evolve.fitness.lambda_t=0.1",
           "evolve.final_variants=('evolved',)"]
 # STE with a genome that has signal (issue 13, RESULTS.md): per-layer log-drives, one base
 # draw (common random numbers), the validation loss on 2,000 images; K = 40 (after 10 steps
 # every network was still at chance; at 40 the fitness ranked genomes by their trained
 # accuracy) and std 0.3 (at 1.0 every perturbed genome trained worse than the zero genome);
 # trains the evolved net and its twin (the same draw, zero genome) with the study recipe.
-EVOLVE_DRIVE = ["evolve.strategy=cma_es", "evolve.population=8", "evolve.generations=6", "evolve.std_init=0.3",
-                "evolve.inner_steps=40", "evolve.inner_batch=32", "evolve.val_size=2000",
-                "evolve.genome_interaction=compact", "evolve.genome_drive=true", "evolve.fixed_base=true",
-                "evolve.fitness_metric=val_loss", "evolve.spatial_operator=spatial_entropy",
-                "evolve.temporal_operator=temporal_difference", "evolve.lambda_s=0.1", "evolve.lambda_t=0.1",
+EVOLVE_DRIVE = ["evolve.search.strategy=cma_es", "evolve.search.population=8", "evolve.search.generations=6",
+                "evolve.search.std_init=0.3", "evolve.inner.steps=40", "evolve.inner.batch=32",
+                "evolve.inner.val_size=2000", "evolve.wiring.interaction=compact", "evolve.wiring.drive=true",
+                "evolve.fixed_base=true", "evolve.fitness.metric=val_loss",
+                "evolve.fitness.spatial_operator=spatial_entropy",
+                "evolve.fitness.temporal_operator=temporal_difference", "evolve.fitness.lambda_s=0.1",
+                "evolve.fitness.lambda_t=0.1",
                 "evolve.final_variants=('evolved','random')"]
 #: Evolved variants and their evolution settings.
 EVOLVED = {"position_50_ste": EVOLVE, "position_50_r2_ste": EVOLVE_DRIVE}

@@ -16,8 +16,8 @@ genome, i.e. random wiring, then the strategy's first ask around it), this scrip
    genome the fitness ranks first minus that of the zero genome.
 
     python experiments/fitness_horizon.py --config evolve_demo --seeds 0 --inner-steps 10 40 \\
-        --set evolve.genome_drive=true evolve.fixed_base=true evolve.std_init=1.0 \\
-              evolve.fitness_metric=val_loss evolve.val_size=2000 data.val_per_class=50 \\
+        --set evolve.wiring.drive=true evolve.fixed_base=true evolve.search.std_init=1.0 \\
+              evolve.fitness.metric=val_loss evolve.inner.val_size=2000 data.val_per_class=50 \\
         --out experiments/results/fitness_horizon_evolve_demo.json
 
 Each final training checkpoints under ``--workdir``: a killed run resumes where it
@@ -26,7 +26,6 @@ stopped (the fitness evaluations are recomputed; they are deterministic).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import pathlib
 import sys
@@ -50,10 +49,11 @@ TERMS = ("fitness", "accuracy_term", "val_accuracy", "val_loss", "temporal", "sp
 
 def population(problem, seed: int, size: int) -> list:
     """The zero genome, then ``size`` genomes of the strategy's first ask (its initial
-    distribution around the zero genome, ``evolve.std_init``)."""
+    distribution around the zero genome, ``evolve.search.std_init``)."""
     e = problem.cfg.evolve
     mean = GN.default_genome(problem.spec, problem.reference_params)
-    strat = EV.make_strategy(e.strategy, size, mean, std_init=e.std_init, elite_ratio=e.elite_ratio)
+    strat = EV.make_strategy(e.search.strategy, size, mean, std_init=e.search.std_init,
+                             elite_ratio=e.search.elite_ratio)
     state = EV.strategy_init(strat, jax.random.key(seed + 1000), mean)
     asked, _ = strat.es.ask(jax.random.key(seed + 2000), state, strat.params)
     return [mean] + [jax.tree_util.tree_map(lambda a, i=i: a[i], asked) for i in range(size)]
@@ -78,8 +78,7 @@ def run_seed(config: str, seed: int, inner_steps: list[int], overrides: list[str
         raise ValueError("fitness_horizon compares with the final validation accuracy: set data.val_per_class > 0 "
                          "(e.g. --set data.val_per_class=50); the test split is never used for this choice")
     ds = TR.load_data(cfg)
-    problems = {k: EV.make_problem(dataclasses.replace(cfg, evolve=dataclasses.replace(cfg.evolve, inner_steps=k)), ds)
-                for k in inner_steps}
+    problems = {k: EV.make_problem(cfgs.replace(cfg, **{"evolve.inner.steps": k}), ds) for k in inner_steps}
     first = problems[inner_steps[0]]
     genomes = population(first, seed, size)
     t0 = time.perf_counter()
@@ -166,7 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default="runs/fitness_horizon")
     ap.add_argument("--out", default="experiments/results/fitness_horizon.json")
     args = ap.parse_args(argv)
-    size = args.population or cfgs.load_config(args.config, args.overrides).evolve.population
+    size = args.population or cfgs.load_config(args.config, args.overrides).evolve.search.population
     command = "python experiments/fitness_horizon.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = pathlib.Path(args.out)
     runs = []

@@ -2,7 +2,7 @@
 
     gsnn params --arch resnet19 --num-classes 10 --encoding position --genes 96
     gsnn train --config demo_neuron_r2 [--set train.epochs=5 ...] [--workdir DIR | --resume DIR]
-    gsnn evolve --config evolve_demo [--set evolve.population=32 ...] [--workdir DIR | --resume DIR]
+    gsnn evolve --config evolve_demo [--set evolve.search.population=32 ...] [--workdir DIR | --resume DIR]
     gsnn demo [--out gsnn-demo] [--epochs N] [--quick] [--evolve]
     gsnn eval --workdir runs/a runs/b [--robustness] [--json PATH]
     gsnn bench --workload w1|w2|convnet_s [--mode direct|genetic] [--genes G] [--json PATH]

@@ -230,7 +230,7 @@ def demo_table(result: dict) -> str:
     evo = result.get("evolution")
     if evo:
         g = evo["generations"]
-        foot += (f"\nevolved: {len(g)} generations x {evo['settings']['population']} individuals "
+        foot += (f"\nevolved: {len(g)} generations x {evo['settings']['search']['population']} individuals "
                  f"({evo['seconds']:.0f} s, in its train time), genome {evo['genome_size']} values; best val accuracy "
                  f"{100 * g[0]['best_val_accuracy']:.1f}% (gen 1) -> {100 * max(r['best_val_accuracy'] for r in g):.1f}%; "
                  f"'position' is the same encoding with random wiring"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from gsnn.config import Config, DataConfig, EvolveConfig, GeneticConfig, ModelConfig, TrainConfig
+from gsnn.config import (Config, DataConfig, EvolveConfig, FitnessConfig, GeneticConfig, InnerLoopConfig, ModelConfig,
+                         SearchConfig, TrainConfig, WiringGenomeConfig)
 
 # --------------------------------------------------------------------------------------
 # What the demo trains
@@ -110,13 +111,16 @@ def demo_evolution(quick: bool = False) -> EvolveConfig:
     "Issue 13"): the validation loss on 2,000 held-out training images after 40 inner
     steps of batch 32, search std 0.3, both operators with cosine-decaying weights 0.1.
     At 8-10 inner steps the networks are still at chance and the ranking is noise."""
-    e = EvolveConfig(strategy="cma_es", population=8, generations=6, std_init=0.3, inner_steps=40,
-                     inner_batch=32, val_size=2000, genome_interaction="compact", compact_rank=2,
-                     genome_drive=True, fixed_base=True, fitness_metric="val_loss",
-                     lambda_s=0.1, lambda_t=0.1, lambda_schedule="cosine", final_variants=())
+    search = SearchConfig(strategy="cma_es", population=8, generations=6, std_init=0.3)
+    inner = InnerLoopConfig(steps=40, batch=32, val_size=2000)
     if quick:
-        e = dataclasses.replace(e, population=4, generations=2, inner_steps=2, inner_batch=16, val_size=40)
-    return e
+        search = dataclasses.replace(search, population=4, generations=2)
+        inner = InnerLoopConfig(steps=2, batch=16, val_size=40)
+    return EvolveConfig(search=search, inner=inner,
+                        wiring=WiringGenomeConfig(interaction="compact", compact_rank=2, drive=True),
+                        fitness=FitnessConfig(metric="val_loss", lambda_s=0.1, lambda_t=0.1,
+                                              lambda_schedule="cosine"),
+                        fixed_base=True, final_variants=())
 
 
 def demo_recipe() -> TrainConfig:

@@ -93,8 +93,8 @@ def race_batch_larger_than_data(tmp):
     from gsnn import evolution as EV
 
     ds = D.load_dataset("demo").subset(train_per_class=4, test_per_class=1, seed=0)  # 40 images
-    cfg = cfgs.load_config("evolve_demo", ["evolve.race_top=2", "evolve.race_data=validation", "evolve.race_batch=64",
-                                        "evolve.val_size=8", "evolve.inner_batch=8"])
+    cfg = cfgs.load_config("evolve_demo", ["evolve.race.top=2", "evolve.race.data=validation", "evolve.race.batch=64",
+                                        "evolve.inner.val_size=8", "evolve.inner.batch=8"])
     EV.evolve(cfg, None, dataset=ds, progress=False)
 
 
@@ -104,8 +104,11 @@ def search_all_diverged(tmp):
     ds = D.load_dataset("demo").subset(train_per_class=4, test_per_class=1, seed=0)
     cfg = cfgs.Config(name="diverged", model=M.ModelConfig(arch="mlp", hidden=(8,), T=1,
                                                          genetic=GeneticConfig(encoding="position", genes=2)),
-                   evolve=cfgs.EvolveConfig(population=2, generations=1, inner_steps=1, inner_batch=8, val_size=8,
-                                         signal_every=0, shard=False, chunk_size=0, inject_nan=(0, 1)))
+                   evolve=cfgs.EvolveConfig(
+                       search=cfgs.SearchConfig(population=2, generations=1),
+                       inner=cfgs.InnerLoopConfig(steps=1, batch=8, val_size=8),
+                       fitness=cfgs.FitnessConfig(signal_every=0),
+                       evaluation=cfgs.EvaluationConfig(shard=False, chunk_size=0, inject_nan=(0, 1))))
     EVL.evolve(cfg, tmp / "run", dataset=ds, progress=False)
 
 
@@ -146,8 +149,8 @@ CASES = [
      lambda tmp: M.ModelConfig(arch="resnet99").validate(), ValueError, ["resnet99", "resnet19", "convnet_s"]),
     ("unknown dataset `data.source=cifar11`",
      lambda tmp: D.load_dataset("cifar11"), D.DataError, ["cifar11", "cifar10", "tfds:"]),
-    ("unknown strategy `evolve.strategy=pso`",
-     lambda tmp: cfgs.EvolveConfig(strategy="pso").validate(), ValueError, ["pso", "cma_es", "open_es"]),
+    ("unknown strategy `evolve.search.strategy=pso`",
+     lambda tmp: cfgs.SearchConfig(strategy="pso"), ValueError, ["pso", "cma_es", "open_es"]),
     ("unknown surrogate `model.spiking.lif.surrogate=relu`",
      lambda tmp: neurons.LIFConfig(surrogate="relu").validate(), ValueError, ["relu", "atan", "sigmoid"]),
     ("unknown encoding `model.genetic.encoding=dna`",
@@ -160,26 +163,28 @@ CASES = [
      lambda tmp: GeneticConfig(encoding="position", genes=0).validate(), ValueError, ["genes", "0"]),
     ("time steps <= 0 `model.T=0`",
      lambda tmp: M.ModelConfig(T=0).validate(), ValueError, ["T", ">= 1"]),
-    ("population too small `evolve.population=1`",
-     lambda tmp: cfgs.EvolveConfig(population=1).validate(), ValueError, ["population", ">= 2"]),
-    ("odd population for Open-ES `evolve.population=5`",
-     lambda tmp: cfgs.EvolveConfig(strategy="open_es", population=5).validate(), ValueError, ["even", "open_es"]),
-    ("population not a multiple of the chunk `evolve.chunk_size=4`, population 6",
-     lambda tmp: cfgs.EvolveConfig(population=6, chunk_size=4).validate(), ValueError, ["multiple", "chunk_size"]),
+    ("population too small `evolve.search.population=1`",
+     lambda tmp: cfgs.SearchConfig(population=1), ValueError, ["population", ">= 2"]),
+    ("odd population for Open-ES `evolve.search.population=5`",
+     lambda tmp: cfgs.SearchConfig(strategy="open_es", population=5), ValueError, ["even", "open_es"]),
+    ("population not a multiple of the chunk `evolve.evaluation.chunk_size=4`, population 6",
+     lambda tmp: cfgs.EvolveConfig(search=cfgs.SearchConfig(population=6),
+                                   evaluation=cfgs.EvaluationConfig(chunk_size=4)),
+     ValueError, ["multiple", "chunk_size"]),
     ("warm-up as long as training `train.warmup_epochs=2` with `train.epochs=1`",
      lambda tmp: cfgs.load_config("demo_direct", ["train.warmup_epochs=2", "train.epochs=1"]), ValueError,
      ["warmup_epochs", "less than train.epochs"]),
     ("batch larger than the data `train.batch_size=64` on 20 images",
      batch_larger_than_data, ValueError, ["batch_size=64", "larger than the training set"]),
-    ("race batch larger than the training split `evolve.race_batch=64` on 32 images",
-     race_batch_larger_than_data, ValueError, ["minibatches of 64 (evolve.race_batch)", "holds only 32 images",
-                                               "smaller evolve.race_batch"]),
-    ("search std <= 0 `evolve.std_init=-0.1`",
-     lambda tmp: cfgs.EvolveConfig(std_init=-0.1).validate(), ValueError, ["evolve.std_init", "must be > 0", "-0.1"]),
-    ("elite fraction outside (0, 1] `evolve.elite_ratio=1.5`",
-     lambda tmp: cfgs.EvolveConfig(elite_ratio=1.5).validate(), ValueError, ["evolve.elite_ratio", "(0, 1]", "1.5"]),
-    ("negative operator weight `evolve.lambda_t=-0.1`",
-     lambda tmp: cfgs.EvolveConfig(lambda_t=-0.1).validate(), ValueError, ["evolve.lambda_t", ">= 0", "'none'"]),
+    ("race batch larger than the training split `evolve.race.batch=64` on 32 images",
+     race_batch_larger_than_data, ValueError, ["minibatches of 64 (evolve.race.batch)", "holds only 32 images",
+                                               "smaller evolve.race.batch"]),
+    ("search std <= 0 `evolve.search.std_init=-0.1`",
+     lambda tmp: cfgs.SearchConfig(std_init=-0.1), ValueError, ["evolve.search.std_init", "must be > 0", "-0.1"]),
+    ("elite fraction outside (0, 1] `evolve.search.elite_ratio=1.5`",
+     lambda tmp: cfgs.SearchConfig(elite_ratio=1.5), ValueError, ["evolve.search.elite_ratio", "(0, 1]", "1.5"]),
+    ("negative operator weight `evolve.fitness.lambda_t=-0.1`",
+     lambda tmp: cfgs.FitnessConfig(lambda_t=-0.1), ValueError, ["evolve.fitness.lambda_t", ">= 0", "'none'"]),
     ("negative gradient clip `train.grad_clip=-1`",
      lambda tmp: cfgs.load_config("demo_direct", ["train.grad_clip=-1"]), ValueError, ["train.grad_clip", ">= 0",
                                                                                    "0 turns clipping off"]),
@@ -189,11 +194,11 @@ CASES = [
     ("label smoothing outside [0, 1) `train.label_smoothing=1.0`",
      lambda tmp: cfgs.load_config("demo_direct", ["train.label_smoothing=1.0"]), ValueError,
      ["train.label_smoothing", "[0, 1)", "uniform"]),
-    ("a search in which every individual diverged (here `evolve.inject_nan` = the whole population)",
+    ("a search in which every individual diverged (here `evolve.evaluation.inject_nan` = the whole population)",
      search_all_diverged, FloatingPointError, ["every individual of the search's 1 generation(s) diverged",
-                                              "would be the random wiring", "evolve.std_init", "inject_nan"]),
+                                              "would be the random wiring", "evolve.search.std_init", "inject_nan"]),
     ("a race in which every finalist diverged",
-     race_all_diverged, ValueError, ["every race finalist diverged", "2 repeat(s)", "evolve.race_steps"]),
+     race_all_diverged, ValueError, ["every race finalist diverged", "2 repeat(s)", "evolve.race.steps"]),
     ("energy of a synapse without a measured input density",
      energy_without_a_density, ValueError, ["no measured input density", "'readout'", "'stats' collection"]),
     ("misspelt config key `--set train.epoch=3`",

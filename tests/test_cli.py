@@ -169,7 +169,7 @@ def test_demo_quick(tmp_path, capsys):
     assert "uJ/inf (W once)" in text and "neuron_r2 (g=40x2)" in text and "evolved (g=" in text
     assert "One seed on 100 test images" in text and "experiments/RESULTS.md" in text
     assert r["evolution"]["paired"] and "on the same base draw (a paired twin)" in text
-    assert r["evolution"]["signal"]["every"] == r["evolution"]["settings"]["signal_every"]
+    assert r["evolution"]["signal"]["every"] == r["evolution"]["settings"]["fitness"]["signal_every"]
 
 
 def test_demo_says_when_evolved_trails_random_wiring_and_why():
@@ -306,7 +306,8 @@ def test_sigterm_and_sigint_checkpoint_then_resume_matches_uninterrupted_run(tmp
 
 
 EVOLVE_CONFIG = '''
-from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig, GeneticConfig, ModelConfig
+from gsnn.config import (Config, DataConfig, EvolveConfig, GeneticConfig, InnerLoopConfig, ModelConfig, SearchConfig,
+                         TrainConfig, WiringGenomeConfig)
 
 
 def get_config(arg=None):
@@ -315,8 +316,9 @@ def get_config(arg=None):
         model=ModelConfig(arch="mlp", hidden=(16,), T=2, genetic=GeneticConfig(encoding="position", genes=4)),
         train=TrainConfig(learning_rate=0.05, epochs=2, batch_size=20, eval_batch_size=40, log_every=0),
         data=DataConfig(source="demo", train_per_class=12, test_per_class=4, augment=False),
-        evolve=EvolveConfig(population=4, generations=6, inner_steps=3, inner_batch=16, val_size=40,
-                            genome_interaction="compact", final_variants=("evolved", "random")),
+        evolve=EvolveConfig(search=SearchConfig(population=4, generations=6),
+                            inner=InnerLoopConfig(steps=3, batch=16, val_size=40),
+                            wiring=WiringGenomeConfig(interaction="compact"), final_variants=("evolved", "random")),
     )
 '''
 

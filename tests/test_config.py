@@ -173,15 +173,15 @@ def test_evolve_demo_race_races_at_the_final_recipes_steps_and_batch(in_repo):
     plain = cfgs.load_config("evolve_demo")
     steps_per_epoch = len(load_demo().train_labels) // plain.train.batch_size
     assert steps_per_epoch == 78
-    expected = cfgs.load_config("evolve_demo", ["evolve.race_top=4", "evolve.race_data=validation",
-                                             f"evolve.race_batch={plain.train.batch_size}",
-                                             f"evolve.race_steps={plain.train.epochs * steps_per_epoch}"])
+    expected = cfgs.load_config("evolve_demo", ["evolve.race.top=4", "evolve.race.data=validation",
+                                             f"evolve.race.batch={plain.train.batch_size}",
+                                             f"evolve.race.steps={plain.train.epochs * steps_per_epoch}"])
     assert race == dataclasses.replace(expected, name="evolve_demo_race")
-    assert plain.evolve.race_top == 0
+    assert plain.evolve.race.top == 0
     with pytest.raises(ValueError, match="evolve_demo takes no argument or 'race'"):
         cfgs.load_config("evolve_demo:fast")
     smoke = cfgs.load_config("evolve_demo:race", ["smoke=true"]).evolve
-    assert (smoke.race_steps, smoke.race_batch, smoke.inner_batch) == (2, 8, 8)
+    assert (smoke.race.steps, smoke.race.batch, smoke.inner.batch) == (2, 8, 8)
 
 
 def test_load_config_applies_overrides_and_smoke(in_repo):
@@ -205,10 +205,10 @@ def test_load_missing_file_and_validation(in_repo, tmp_path):
 
 
 @pytest.mark.parametrize("section,field,bad,good", [
-    ("evolve", "std_init", [0.0, -0.1, float("nan")], [1e-6, 2.0]),
-    ("evolve", "elite_ratio", [0.0, -0.5, 1.01, float("nan")], [0.01, 1.0]),
-    ("evolve", "lambda_s", [-1e-6, float("nan")], [0.0, 3.0]),
-    ("evolve", "lambda_t", [-1e-6], [0.0, 3.0]),
+    ("evolve.search", "std_init", [0.0, -0.1, float("nan")], [1e-6, 2.0]),
+    ("evolve.search", "elite_ratio", [0.0, -0.5, 1.01, float("nan")], [0.01, 1.0]),
+    ("evolve.fitness", "lambda_s", [-1e-6, float("nan")], [0.0, 3.0]),
+    ("evolve.fitness", "lambda_t", [-1e-6], [0.0, 3.0]),
     ("train", "grad_clip", [-1e-6, float("nan")], [0.0, 1.0]),
     ("train", "weight_decay", [-1e-6, float("nan")], [0.0, 5e-4]),
     ("train", "label_smoothing", [-0.1, 1.0, 1.5, float("nan")], [0.0, 0.999]),
@@ -216,9 +216,8 @@ def test_load_missing_file_and_validation(in_repo, tmp_path):
 def test_numeric_ranges_are_validated_at_their_bounds(section, field, bad, good):
     """The edges of each range: the bad values (NaN among them) are refused naming the
     key, the good ones (the bounds included where the range is closed) pass."""
-    def cfg(value):
-        return dataclasses.replace(cfgs.Config(), **{section: dataclasses.replace(
-            getattr(cfgs.Config(), section), **{field: value})})
+    def cfg(value):  # an evolve section refuses when built, the others in validate
+        return cfgs.replace(cfgs.Config(), **{f"{section}.{field}": value})
 
     for value in bad:
         with pytest.raises(ValueError, match=f"{section}.{field}"):
@@ -338,17 +337,17 @@ def test_read_config_file_round_trips_and_names_the_file(tmp_path):
 def test_read_config_file_migrates_inner_learning_rate_zero_to_none(tmp_path):
     """0.0 meant "train.learning_rate" in stored configs; None means it now."""
     d = json.loads(cfgs.Config().to_json())
-    d["evolve"]["inner_learning_rate"] = 0.0
+    d["evolve"]["inner"]["learning_rate"] = 0.0
     path = tmp_path / "config.json"
     path.write_text(json.dumps(d))
-    assert cfgs.read_config_file(path).evolve.inner_learning_rate is None
+    assert cfgs.read_config_file(path).evolve.inner.learning_rate is None
     assert cfgs.read_config_file(path) == cfgs.Config()
-    d["evolve"]["inner_learning_rate"] = 0.01  # any other value is kept
+    d["evolve"]["inner"]["learning_rate"] = 0.01  # any other value is kept
     path.write_text(json.dumps(d))
-    assert cfgs.read_config_file(path).evolve.inner_learning_rate == 0.01
-    with pytest.raises(ValueError, match="inner_learning_rate must be > 0"):
-        cfgs.load_config("demo_direct", ["evolve.inner_learning_rate=0"])
-    assert cfgs.load_config("demo_direct", ["evolve.inner_learning_rate=none"]).evolve.inner_learning_rate is None
+    assert cfgs.read_config_file(path).evolve.inner.learning_rate == 0.01
+    with pytest.raises(ValueError, match="inner.learning_rate must be > 0"):
+        cfgs.load_config("demo_direct", ["evolve.inner.learning_rate=0"])
+    assert cfgs.load_config("demo_direct", ["evolve.inner.learning_rate=none"]).evolve.inner.learning_rate is None
 
 
 def test_read_config_file_migrates_only_the_listed_added_keys(tmp_path):
@@ -364,9 +363,9 @@ def test_read_config_file_migrates_only_the_listed_added_keys(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(d))
     cfg = cfgs.read_config_file(path)
-    assert cfg.evolve.preserve_scale is False and cfg.model.conv_impl == "xla"
-    assert cfg.model.genetic.rules == 1 and cfg.data.val_per_class == 0 and cfg.evolve.inject_nan == ()
-    assert cfg.evolve.signal_every == 0 and cfg.evolve.fitness_metric == "val_accuracy"  # as those runs did
+    assert cfg.evolve.wiring.preserve_scale is False and cfg.model.conv_impl == "xla"
+    assert cfg.model.genetic.rules == 1 and cfg.data.val_per_class == 0 and cfg.evolve.evaluation.inject_nan == ()
+    assert cfg.evolve.fitness.signal_every == 0 and cfg.evolve.fitness.metric == "val_accuracy"  # as those runs did
     migrated, changes = cfgs.migrate_stored_config(d)
     assert len(changes) == len(cfgs.ADDED_KEYS) and cfgs.migrate_stored_config(migrated)[1] == []
     assert "preserve_scale" not in d["evolve"]  # the input is not modified

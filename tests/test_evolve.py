@@ -29,17 +29,31 @@ from gsnn.nn import networks as M
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+#: The evolve sections of :func:`tiny_config` (each a dict of its fields) before a test's changes.
+TINY_EVOLVE = dict(search=dict(population=4, generations=3), inner=dict(steps=3, batch=16, val_size=40),
+                   wiring=dict(preserve_scale=False), fitness=dict(lambda_s=0.1, lambda_t=0.1, signal_every=0),
+                   race=dict(), evaluation=dict(shard=False, chunk_size=0))
+
+
 def tiny_config(encoding="position", interaction="compact", **evolve):
-    e = dict(population=4, generations=3, inner_steps=3, inner_batch=16, val_size=40,
-             genome_interaction=interaction, lambda_s=0.1, lambda_t=0.1, shard=False, preserve_scale=False,
-             chunk_size=0, signal_every=0)
-    e.update(evolve)
+    """A tiny evolution config; ``evolve`` maps a section name (``search``, ``race``, ...)
+    to a dict of the fields to change in it, or a top-level field to its value."""
+    sections = {name: dict(fields) for name, fields in TINY_EVOLVE.items()}
+    sections["wiring"]["interaction"] = interaction
+    top = {}
+    for key, value in evolve.items():
+        if key in sections:
+            sections[key].update(value)
+        else:
+            top[key] = value
+    kinds = dict(search=cfgs.SearchConfig, inner=cfgs.InnerLoopConfig, wiring=cfgs.WiringGenomeConfig,
+                 fitness=cfgs.FitnessConfig, race=cfgs.RaceConfig, evaluation=cfgs.EvaluationConfig)
     return cfgs.Config(
         name="tiny_evolve",
         model=M.ModelConfig(arch="mlp", hidden=(16,), T=2,
                             genetic=cfgs.GeneticConfig(encoding=encoding, genes=4)),
         train=cfgs.TrainConfig(learning_rate=0.05, epochs=1, batch_size=16, log_every=0),
-        evolve=cfgs.EvolveConfig(**e),
+        evolve=cfgs.EvolveConfig(**{k: kinds[k](**v) for k, v in sections.items()}, **top),
     ).validate()
 
 
@@ -62,7 +76,7 @@ def tiny_problem(tiny_data):
 @pytest.mark.parametrize("interaction", ["full", "compact"])
 @pytest.mark.parametrize("evolve_encodings", [False, True])
 def test_default_genome_rebuilds_the_random_initialisation(encoding, interaction, evolve_encodings):
-    cfg = tiny_config(encoding, interaction, evolve_encodings=evolve_encodings, per_gene_stats=True)
+    cfg = tiny_config(encoding, interaction, wiring=dict(full_encodings=evolve_encodings, per_gene_stats=True))
     model = M.build_model(cfg.model)
     spec = GN.genome_spec(cfg.model.genetic, M.describe(model)[0], cfg.evolve)
     ref = M.init_variables(model, jax.random.key(0))["params"]
@@ -76,7 +90,7 @@ def test_default_genome_rebuilds_the_random_initialisation(encoding, interaction
 
 
 def test_genome_statistics_act_as_documented():
-    cfg = tiny_config("neuron", "full", per_gene_stats=False)
+    cfg = tiny_config("neuron", "full", wiring=dict(per_gene_stats=False))
     model = M.build_model(cfg.model)
     spec = GN.genome_spec(cfg.model.genetic, M.describe(model)[0], cfg.evolve)
     base = M.init_variables(model, jax.random.key(3))["params"]
@@ -90,18 +104,18 @@ def test_genome_statistics_act_as_documented():
 
 
 def test_genome_gains_scale_one_layer_each():
-    """With genome_gains, the zero genome is still the random initialisation; a log-gain
+    """With wiring.gains, the zero genome is still the random initialisation; a log-gain
     of log 2 on one layer doubles that layer's x_pre rows (so its W), after preserve_scale,
     and leaves every other parameter as it was."""
-    cfg = tiny_config("position", "compact", genome_gains=True, preserve_scale=True)
+    cfg = tiny_config("position", "compact", wiring=dict(gains=True, preserve_scale=True))
     model = M.build_model(cfg.model)
     synapses = M.describe(model)[0]
     spec = GN.genome_spec(cfg.model.genetic, synapses, cfg.evolve)
     assert spec.gains == tuple(f"{s.name}/x_pre" for s in synapses if s.encoding == "position")
     base = M.init_variables(model, jax.random.key(4))["params"]
     genome = GN.default_genome(spec, base)
-    plain = GN.default_genome(GN.genome_spec(cfg.model.genetic, synapses, dataclasses.replace(
-        cfg.evolve, genome_gains=False)), base)
+    plain = GN.default_genome(GN.genome_spec(cfg.model.genetic, synapses, cfgs.replace(
+        cfg.evolve, **{"wiring.gains": False})), base)
     assert GN.genome_size(genome) == GN.genome_size(plain) + len(spec.gains)
     for a, b in zip(jax.tree_util.tree_leaves(GN.build_params(spec, genome, base, base["G"])),
                     jax.tree_util.tree_leaves(base)):
@@ -114,8 +128,8 @@ def test_genome_gains_scale_one_layer_each():
         name = "/".join(str(getattr(k, "key", k)) for k in path)
         np.testing.assert_allclose(leaf, (2.0 if name == key else 1.0) * flat_0[path], rtol=1e-6, atol=1e-7)
     assert "log-gains" in GN.genome_summary(spec, genome)
-    neuron = tiny_config("neuron", "compact", genome_gains=True)
-    with pytest.raises(ValueError, match="genome_gains needs model.genetic.encoding='position'"):
+    neuron = tiny_config("neuron", "compact", wiring=dict(gains=True))
+    with pytest.raises(ValueError, match="wiring.gains needs model.genetic.encoding='position'"):
         GN.genome_spec(neuron.model.genetic, M.describe(M.build_model(neuron.model))[0], neuron.evolve)
 
 
@@ -131,7 +145,7 @@ def test_genome_drive_is_a_per_layer_threshold(encoding, reset):
     """A log-drive d on every batch-norm layer gives the logits of the same network with
     threshold v_th * exp(-d) (the spikes themselves change: d is not a no-op); d on one
     layer scales that layer's BN scale and shift only; the zero genome is the init."""
-    cfg = tiny_config(encoding, "compact", genome_drive=True, preserve_scale=True)
+    cfg = tiny_config(encoding, "compact", wiring=dict(drive=True, preserve_scale=True))
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, hidden=(16, 12)))
     lif_cfg = dataclasses.replace(cfg.model.spiking.lif, reset=reset)
 
@@ -167,7 +181,7 @@ def test_genome_drive_is_a_per_layer_threshold(encoding, reset):
             np.testing.assert_allclose(built[name]["bn"][k], (np.exp(d) if name == "fc2_bn" else 1.0)
                                        * np.asarray(base[name]["bn"][k]), rtol=1e-6)
     assert "2 layer log-drives" in GN.genome_summary(spec, genome)
-    with pytest.raises(ValueError, match="genome_drive needs the network's batch-norm layers"):
+    with pytest.raises(ValueError, match="wiring.drive needs the network's batch-norm layers"):
         GN.genome_spec(cfg.model.genetic, synapses, cfg.evolve)
 
 
@@ -176,7 +190,7 @@ def test_genome_tau_sets_each_layers_time_constant():
     with the fixed time constant 1 + (tau0 - 1) e^d (not a no-op); on one layer it moves
     that layer's PLIF parameter only; the zero genome is the init; a network without
     PLIF layers is refused with what to set."""
-    cfg = tiny_config("position", "compact", genome_tau=True)
+    cfg = tiny_config("position", "compact", wiring=dict(tau=True))
     tau0 = 2.0
 
     def network(tau, learnable):
@@ -212,7 +226,7 @@ def test_genome_tau_sets_each_layers_time_constant():
         assert leak == pytest.approx(1.0 / (1.0 + (tau0 - 1.0) * np.exp(d if name == first else 0.0)), rel=1e-6)
     assert "2 layer log time constants" in GN.genome_summary(spec, genome)
     plain = network(tau0, False)
-    with pytest.raises(ValueError, match="genome_tau .* model.spiking.learnable_tau=true"):
+    with pytest.raises(ValueError, match="wiring.tau .* model.spiking.learnable_tau=true"):
         GN.genome_spec(cfg.model.genetic, M.describe(plain)[0], cfg.evolve, M.describe(plain)[2],
                        M.describe(plain)[1])
 
@@ -244,7 +258,7 @@ def test_fixed_base_scores_every_genome_on_one_draw(tiny_data):
 
 @pytest.mark.parametrize("encoding", ["position", "neuron"])
 def test_preserve_scale_keeps_every_factor_at_its_random_scale(encoding):
-    cfg = tiny_config(encoding, "compact", preserve_scale=True, per_gene_stats=True)
+    cfg = tiny_config(encoding, "compact", wiring=dict(preserve_scale=True, per_gene_stats=True))
     model = M.build_model(cfg.model)
     spec = GN.genome_spec(cfg.model.genetic, M.describe(model)[0], cfg.evolve)
     base = M.init_variables(model, jax.random.key(1))["params"]
@@ -302,10 +316,10 @@ def test_direct_model_cannot_be_evolved():
 def test_one_gene_with_the_spectral_entropy_is_refused_at_build(tiny_data):
     """H_S divides by log g: with g = 1 every individual would score non-finite and count
     as diverged; the run is refused before any generation instead."""
-    one = lambda op: dataclasses.replace(tiny_config(spatial_operator=op), model=M.ModelConfig(
+    one = lambda op: dataclasses.replace(tiny_config(fitness=dict(spatial_operator=op)), model=M.ModelConfig(
         arch="mlp", hidden=(16,), T=2, genetic=cfgs.GeneticConfig(encoding="position", genes=1))).validate()
     cfg = one("spatial_entropy")  # a valid config: training with g = 1 is fine
-    with pytest.raises(ValueError, match=r"evolve.spatial_operator='spatial_entropy' needs model.genetic.genes "
+    with pytest.raises(ValueError, match=r"evolve.fitness.spatial_operator='spatial_entropy' needs model.genetic.genes "
                                          r">= 2 .*got genes=1"):
         EV.make_problem(cfg, tiny_data)
     with pytest.raises(ValueError, match="genes >= 2"):
@@ -318,13 +332,13 @@ def test_one_gene_with_the_spectral_entropy_is_refused_at_build(tiny_data):
 def test_inner_learning_rate_none_means_the_train_rate_and_zero_is_rejected():
     from gsnn.evolution.problem import _inner_train_config
 
-    cfg = tiny_config()  # train.learning_rate=0.05, evolve.inner_learning_rate None (the default)
-    assert cfg.evolve.inner_learning_rate is None
+    cfg = tiny_config()  # train.learning_rate=0.05, evolve.inner.learning_rate None (the default)
+    assert cfg.evolve.inner.learning_rate is None
     assert _inner_train_config(cfg).train.learning_rate == 0.05
-    assert _inner_train_config(tiny_config(inner_learning_rate=0.2)).train.learning_rate == 0.2
+    assert _inner_train_config(tiny_config(inner=dict(learning_rate=0.2))).train.learning_rate == 0.2
     for bad in (0.0, -0.1):
-        with pytest.raises(ValueError, match="evolve.inner_learning_rate must be > 0, or None"):
-            tiny_config(inner_learning_rate=bad)
+        with pytest.raises(ValueError, match="evolve.inner.learning_rate must be > 0, or None"):
+            tiny_config(inner=dict(learning_rate=bad))
 
 
 # --------------------------------------------------------------------------------------
@@ -464,14 +478,15 @@ def test_vmapped_population_equals_individual_evaluations(tiny_problem):
 
 def test_auto_chunk_size_is_one_at_a_time_on_a_single_cpu():
     assert EV.resolve_chunk_size(cfgs.EvolveConfig()) == (1 if jax.default_backend() == "cpu" else 0)
-    assert EV.resolve_chunk_size(cfgs.EvolveConfig(chunk_size=4, population=16)) == 4
-    assert EV.resolve_chunk_size(cfgs.EvolveConfig(chunk_size=0)) == 0
+    assert EV.resolve_chunk_size(cfgs.EvolveConfig(search=cfgs.SearchConfig(population=16),
+                                                   evaluation=cfgs.EvaluationConfig(chunk_size=4))) == 4
+    assert EV.resolve_chunk_size(cfgs.EvolveConfig(evaluation=cfgs.EvaluationConfig(chunk_size=0))) == 0
 
 
 @pytest.mark.parametrize("chunk_size", [2, -1])
 def test_chunked_population_equals_unchunked(tiny_data, chunk_size):
     full = EV.make_problem(tiny_config(), tiny_data)
-    chunked = EV.make_problem(tiny_config(chunk_size=chunk_size), tiny_data)
+    chunked = EV.make_problem(tiny_config(evaluation=dict(chunk_size=chunk_size)), tiny_data)
     mean = GN.default_genome(full.spec, full.reference_params)
     pop = jax.tree_util.tree_map(lambda l: jnp.stack([l, l + 0.1, l - 0.1, l * 0.5]), mean)
     xb, yb = (jnp.asarray(a) for a in EV.generation_batches(full, 1))
@@ -493,7 +508,7 @@ SHARD_SCRIPT = textwrap.dedent("""
     ds = D.load_dataset("demo").subset(train_per_class=12, test_per_class=4, seed=0)
     out = {{}}
     for shard in (False, True):
-        p = EV.make_problem(tiny_config(shard=shard), ds)
+        p = EV.make_problem(tiny_config(evaluation=dict(shard=shard)), ds)
         mean = GN.default_genome(p.spec, p.reference_params)
         pop = jax.tree_util.tree_map(lambda l: jnp.stack([l, l + 0.1, l - 0.1, l * 0.5]), mean)
         xb, yb = (jnp.asarray(a) for a in EV.generation_batches(p, 0))
@@ -505,7 +520,7 @@ SHARD_SCRIPT = textwrap.dedent("""
     pop5 = jax.tree_util.tree_map(lambda l: jnp.concatenate([l, l[:1] * 0.25]), pop)
     m5 = p.evaluate_population(pop5, jax.random.key(4), xb, yb, jnp.asarray(0, jnp.int32))
     out["five"] = np.asarray(m5["fitness"]).tolist()
-    out["five_alone"] = float(EV.make_problem(tiny_config(shard=False), ds).evaluate_population(
+    out["five_alone"] = float(EV.make_problem(tiny_config(evaluation=dict(shard=False)), ds).evaluate_population(
         jax.tree_util.tree_map(lambda l: l[4:], pop5), jax.random.key(4), xb, yb, jnp.asarray(0, jnp.int32))["fitness"][0])
     print(json.dumps(out))
 """)
@@ -594,7 +609,8 @@ def test_the_best_genome_and_the_archive_are_ranked_with_the_last_generations_la
 
     monkeypatch.setattr(evolution_loop, "make_problem", crafted)
     monkeypatch.setattr(evolution_loop, "_race", race)
-    cfg = tiny_config(generations=2, lambda_s=0.5, lambda_t=0.1, lambda_schedule="linear", race_top=3)
+    cfg = tiny_config(search=dict(generations=2), fitness=dict(lambda_s=0.5, lambda_t=0.1, lambda_schedule="linear"),
+                      race=dict(top=3))
     r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
     assert len(pops) == 2
     assert r["best_fitness"] == pytest.approx(0.5) and r["best_generation"] == 2
@@ -611,7 +627,7 @@ def test_the_best_genome_and_the_archive_are_ranked_with_the_last_generations_la
 
 def test_evolution_moves_the_best_genome_toward_a_known_optimum(tiny_data, monkeypatch):
     box = _known_optimum(monkeypatch)
-    cfg = tiny_config(population=8, generations=12, std_init=0.3, inject_nan=(3,))
+    cfg = tiny_config(search=dict(population=8, generations=12, std_init=0.3), evaluation=dict(inject_nan=(3,)))
     r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
     start = _distance(r["mean_genome"], box["target"])
     assert _distance(r["best_genome"], box["target"]) < 0.8 * start
@@ -623,7 +639,8 @@ def test_a_flipped_sign_moves_away_from_the_optimum(tiny_data, monkeypatch):
     """The same loop told the opposite fitness climbs away: the direction test above
     fails if the sign given to the strategy is flipped."""
     box = _known_optimum(monkeypatch, sign=-1.0)
-    r = EV.evolve(tiny_config(population=8, generations=12, std_init=0.3), None, dataset=tiny_data, progress=False)
+    r = EV.evolve(tiny_config(search=dict(population=8, generations=12, std_init=0.3)), None, dataset=tiny_data,
+                  progress=False)
     assert _distance(r["best_genome"], box["target"]) > _distance(r["mean_genome"], box["target"])
 
 
@@ -655,7 +672,8 @@ def test_a_search_in_which_every_individual_diverged_is_an_error_and_trains_noth
 
     trained = []
     monkeypatch.setattr(PL.TR, "train_and_evaluate", lambda *a, **k: trained.append(a))
-    cfg = tiny_config(generations=2, inject_nan=(0, 1, 2, 3), race_top=2, final_variants=("evolved", "random"))
+    cfg = tiny_config(search=dict(generations=2), race=dict(top=2), evaluation=dict(inject_nan=(0, 1, 2, 3)),
+                      final_variants=("evolved", "random"))
     for _ in range(2):
         with pytest.raises(evolution_loop.SearchDivergedError,
                            match=r"every individual of the search's 2 generation\(s\) diverged .*4 per generation"):
@@ -680,23 +698,24 @@ def test_diverging_individual_gets_worst_fitness_and_run_continues(tiny_data, mo
         return p
 
     monkeypatch.setattr(evolution_loop, "make_problem", poisoned)
-    r = EV.evolve(tiny_config(generations=2), None, dataset=tiny_data, progress=False)
+    r = EV.evolve(tiny_config(search=dict(generations=2)), None, dataset=tiny_data, progress=False)
     assert [g["diverged"] for g in r["generations"]] == [1, 1]
     assert all(np.isfinite(g["best_fitness"]) for g in r["generations"])
 
 
 def test_config_injected_nan_individual_is_worst_counted_and_the_generation_continues(tiny_data):
-    r = EV.evolve(tiny_config(generations=2, inject_nan=(2,)), None, dataset=tiny_data, progress=False)
+    r = EV.evolve(tiny_config(search=dict(generations=2), evaluation=dict(inject_nan=(2,))), None, dataset=tiny_data,
+                  progress=False)
     assert [g["diverged"] for g in r["generations"]] == [1, 1]
     assert all(np.isfinite(g["best_fitness"]) and np.isfinite(g["mean_fitness"]) for g in r["generations"])
     assert np.isfinite(r["best_fitness"])
     with pytest.raises(ValueError, match="inject_nan"):
-        tiny_config(inject_nan=(7,))
+        tiny_config(evaluation=dict(inject_nan=(7,)))
 
 
 def test_two_identical_evolutions_are_bitwise_identical(tiny_data):
-    a = EV.evolve(tiny_config(generations=2), None, dataset=tiny_data, progress=False)
-    b = EV.evolve(tiny_config(generations=2), None, dataset=tiny_data, progress=False)
+    a = EV.evolve(tiny_config(search=dict(generations=2)), None, dataset=tiny_data, progress=False)
+    b = EV.evolve(tiny_config(search=dict(generations=2)), None, dataset=tiny_data, progress=False)
     strip = lambda gs: [{k: v for k, v in g.items() if k not in ("seconds", "individual_steps_per_s")} for g in gs]
     assert json.dumps(strip(a["generations"])) == json.dumps(strip(b["generations"]))
     for x, y in zip(jax.tree.leaves(a["best_genome"]), jax.tree.leaves(b["best_genome"])):
@@ -708,7 +727,7 @@ def test_sigterm_finishes_the_generation_checkpoints_and_resumes_exactly(tiny_da
 
     from gsnn.runtime.interrupt import RunInterrupted
 
-    cfg = tiny_config(generations=3)
+    cfg = tiny_config(search=dict(generations=3))
     whole = EV.evolve(cfg, tmp_path / "whole", dataset=tiny_data, progress=False)
     real = EV.make_problem
 
@@ -736,17 +755,25 @@ def test_sigterm_finishes_the_generation_checkpoints_and_resumes_exactly(tiny_da
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny_data, tmp_path):
-    cfg = tiny_config(generations=4)
+    cfg = tiny_config(search=dict(generations=4))
     whole = EV.evolve(cfg, tmp_path / "whole", dataset=tiny_data, progress=False)
     EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False, stop_after_generations=2)
-    # the checkpoint's config as an older gsnn stored it (inner_learning_rate 0.0 meant the
-    # train rate; None means it now): the explicit migration makes it the same config
+    # the checkpoint's config as an older gsnn stored it (a flat evolve section, in which
+    # inner_learning_rate 0.0 meant the train rate; None means it now): the explicit
+    # migration makes it the same config
     meta_files = list((tmp_path / "split" / "evolution" / "checkpoints").glob("*/meta/metadata"))
     assert meta_files
     for meta_file in meta_files:
         meta = json.loads(meta_file.read_text())
-        assert meta["config"]["evolve"]["inner_learning_rate"] is None
-        meta["config"]["evolve"]["inner_learning_rate"] = 0.0
+        nested = meta["config"]["evolve"]
+        assert nested["inner"]["learning_rate"] is None
+        flat = dict(fixed_base=nested["fixed_base"], final_variants=nested["final_variants"])
+        for old, new in cfgs.RENAMED_KEYS.items():
+            if old.startswith("evolve."):
+                section, leaf = new.split(".")[1:]
+                flat[old.split(".")[1]] = nested[section][leaf]
+        flat["inner_learning_rate"] = 0.0
+        meta["config"]["evolve"] = flat
         meta_file.write_text(json.dumps(meta))
     resumed = EV.evolve(cfg, tmp_path / "split", dataset=tiny_data, progress=False)
     assert [g["best_fitness"] for g in resumed["generations"]] == [g["best_fitness"] for g in whole["generations"]]
@@ -755,27 +782,27 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny_data, tmp_pat
 
 @pytest.mark.parametrize("strategy", ["cma_es", "sep_cma_es", "snes", "open_es", "simple_ga"])
 def test_every_strategy_runs_a_generation(strategy, tiny_data):
-    r = EV.evolve(tiny_config(strategy=strategy, generations=2, inner_steps=2), None,
+    r = EV.evolve(tiny_config(search=dict(strategy=strategy, generations=2), inner=dict(steps=2)), None,
                   dataset=tiny_data, progress=False)
     assert len(r["generations"]) == 2 and np.isfinite(r["best_fitness"])
 
 
 def test_bad_evolution_configs_are_rejected():
     with pytest.raises(ValueError, match="valid"):
-        tiny_config(strategy="nope")
+        tiny_config(search=dict(strategy="nope"))
     with pytest.raises(ValueError, match="even"):
-        tiny_config(strategy="open_es", population=5)
+        tiny_config(search=dict(strategy="open_es", population=5))
     with pytest.raises(ValueError, match="chunk_size"):
-        tiny_config(population=6, chunk_size=4)
+        tiny_config(search=dict(population=6), evaluation=dict(chunk_size=4))
     with pytest.raises(ValueError, match="valid"):
-        tiny_config(spatial_operator="entropy")
+        tiny_config(fitness=dict(spatial_operator="entropy"))
 
 
 @pytest.mark.parametrize("encoding,interaction", [("position", "compact"), ("neuron", "full")])
 def test_evolution_runs_with_interaction_rules(tiny_data, encoding, interaction):
     """(The position run also evolves per-layer log-gains, the neuron run log-drives.)"""
-    cfg = tiny_config(encoding, interaction, generations=2, genome_gains=encoding == "position",
-                      genome_drive=encoding == "neuron")
+    cfg = tiny_config(encoding, interaction, search=dict(generations=2),
+                      wiring=dict(gains=encoding == "position", drive=encoding == "neuron"))
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, genetic=dataclasses.replace(cfg.model.genetic, rules=2))).validate()
     r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
@@ -935,11 +962,12 @@ def _numpy_cross_entropy(logits, labels):
     return -log_p[np.arange(len(labels)), labels]
 
 
-def activity_config(**evolve):
+def activity_config(signal_every: int = 0, **evolve):
     """:func:`tiny_config` with the val_loss term and both activity operators (the tests
     that use it share its compiled programs through the persistent compilation cache)."""
-    return tiny_config(fitness_metric="val_loss", spatial_operator="activity_entropy",
-                       temporal_operator="activity_difference", **evolve)
+    fitness = dict(metric="val_loss", spatial_operator="activity_entropy", temporal_operator="activity_difference",
+                   signal_every=signal_every)
+    return tiny_config(fitness=fitness, **evolve)
 
 
 @pytest.fixture(scope="module")
@@ -971,8 +999,8 @@ def test_val_loss_metric_is_minus_the_numpy_validation_cross_entropy(activity_pr
     assert float(out["val_accuracy"]) == pytest.approx(np.mean(logits.argmax(1) == labels))
     expected = -ce.mean() + float(out["lambda_s"]) * float(out["spatial"]) + float(out["lambda_t"]) * float(out["temporal"])
     assert float(out["fitness"]) == pytest.approx(expected, rel=1e-5)
-    with pytest.raises(ValueError, match=r"evolve.fitness_metric 'loss'; valid: \['val_accuracy', 'val_loss'\]"):
-        tiny_config(fitness_metric="loss")
+    with pytest.raises(ValueError, match=r"evolve.fitness.metric 'loss'; valid: \['val_accuracy', 'val_loss'\]"):
+        tiny_config(fitness=dict(metric="loss"))
 
 
 def _numpy_activity(layers):
@@ -1053,7 +1081,7 @@ def test_activity_operators_of_an_evaluation_match_numpy_on_the_captured_spikes(
 @pytest.fixture(scope="module")
 def activity_run(tiny_data):
     """A tiny evolution of 3 generations with the val_loss term and both activity operators."""
-    return EV.evolve(activity_config(generations=3), None, dataset=tiny_data, progress=False)
+    return EV.evolve(activity_config(search=dict(generations=3)), None, dataset=tiny_data, progress=False)
 
 
 def test_evolution_runs_with_the_activity_operators(activity_run, tiny_data):
@@ -1063,10 +1091,10 @@ def test_evolution_runs_with_the_activity_operators(activity_run, tiny_data):
         assert np.isfinite(g["best_fitness"]) and g["diverged"] == 0
         assert 0 < g["spatial"] <= 1 and 0 < g["mean_spatial"] <= 1
         assert 0 <= g["temporal"] <= 1 and 0 <= g["mean_temporal"] <= 1
-    one_step = dataclasses.replace(tiny_config(temporal_operator="activity_difference"),
+    one_step = dataclasses.replace(tiny_config(fitness=dict(temporal_operator="activity_difference")),
                                    model=M.ModelConfig(arch="mlp", hidden=(16,), T=1,
                                                        genetic=cfgs.GeneticConfig(encoding="position", genes=4)))
-    with pytest.raises(ValueError, match=r"evolve.temporal_operator='activity_difference' needs model.T >= 2"):
+    with pytest.raises(ValueError, match=r"evolve.fitness.temporal_operator='activity_difference' needs model.T >= 2"):
         EV.make_problem(one_step.validate(), tiny_data)
 
 
@@ -1090,17 +1118,19 @@ def test_signal_batches_are_independent_held_out_and_deterministic(tiny_problem,
     again = EVO.signal_batches(p, 0)
     assert all(np.array_equal(a, b) for a, b in zip((xb, yb, vx, vy), again))
     assert not np.array_equal(EVO.signal_batches(p, 1)[2], vx)  # a new draw every generation
-    with pytest.raises(ValueError, match=r"evolve.signal_every=3 .* 70 validation images .* only 50 images"):
-        EVO.evolve(tiny_config(val_size=70, signal_every=3), None, dataset=tiny_data, progress=False)
+    with pytest.raises(ValueError, match=r"evolve.fitness.signal_every=3 .* 70 validation images .* only 50 images"):
+        EVO.evolve(tiny_config(inner=dict(val_size=70), fitness=dict(signal_every=3)), None, dataset=tiny_data,
+                   progress=False)
     with pytest.raises(ValueError, match="signal_every must be >= 0"):
-        tiny_config(signal_every=-1)
+        tiny_config(fitness=dict(signal_every=-1))
 
 
 def test_the_signal_measurement_leaves_the_evolution_bitwise_unchanged(activity_run, tiny_data):
     """Measured at generations 1 and 3 (every 2, from the first): the evolution is bitwise
     the run without the measurement (its resume is tested by test_cli's kill and resume)."""
     plain = activity_run
-    measured = EVO.evolve(activity_config(generations=3, signal_every=2), None, dataset=tiny_data, progress=False)
+    measured = EVO.evolve(activity_config(search=dict(generations=3), signal_every=2), None, dataset=tiny_data,
+                          progress=False)
     for a, b in zip(jax.tree.leaves(plain["best_genome"]), jax.tree.leaves(measured["best_genome"])):
         np.testing.assert_array_equal(a, b)
     strip = lambda gs: [{k: v for k, v in g.items() if k not in ("seconds", "individual_steps_per_s")} for g in gs]
@@ -1192,7 +1222,7 @@ def test_the_race_after_a_search_hands_its_winner_on_and_is_stored(tiny_data, tm
     the zero genome) beats the random wiring (F = 0) at, wherever the search went."""
     from gsnn.evolution import race as RC
 
-    cfg = tiny_config(generations=2, race_top=3, race_steps=2, race_repeats=2)
+    cfg = tiny_config(search=dict(generations=2), race=dict(top=3, steps=2, repeats=2))
     calls = _race_on(monkeypatch, lambda m: m, sign=1.0)
     r = EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False)
     race = r["race"]
@@ -1217,27 +1247,27 @@ def test_the_race_after_a_search_hands_its_winner_on_and_is_stored(tiny_data, tm
     again = EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False)
     assert len(calls) == 2 and again["race"] == json.loads(json.dumps(to_jsonable(race)))
     # resumed with other race settings: the same search, raced again
-    longer = EV.evolve(tiny_config(generations=2, race_top=3, race_steps=4, race_repeats=2), tmp_path,
+    longer = EV.evolve(tiny_config(search=dict(generations=2), race=dict(top=3, steps=4, repeats=2)), tmp_path,
                        dataset=tiny_data, progress=False)
     assert len(calls) == 4 and longer["race"]["steps"] == 4 and longer["generations"] == r["generations"]
     # the final networks are chosen after the search too: no new race, no error
-    EV.evolve(tiny_config(generations=2, race_top=3, race_steps=4, race_repeats=2, final_variants=()), tmp_path,
+    EV.evolve(tiny_config(search=dict(generations=2), race=dict(top=3, steps=4, repeats=2), final_variants=()), tmp_path,
               dataset=tiny_data, progress=False)
     assert len(calls) == 4
-    with pytest.raises(ValueError, match=r"differs in \['evolve.race_top'\]"):
-        EV.evolve(tiny_config(generations=2, race_top=2, race_steps=4, race_repeats=2), tmp_path,
+    with pytest.raises(ValueError, match=r"differs in \['evolve.race.top'\]"):
+        EV.evolve(tiny_config(search=dict(generations=2), race=dict(top=2, steps=4, repeats=2)), tmp_path,
                   dataset=tiny_data, progress=False)
 
 
 @pytest.mark.parametrize("where", ["held_out", "validation"])
 def test_a_race_the_training_split_cannot_feed_is_refused_before_the_search(where, tiny_data, tmp_path):
     n = len(tiny_data.train_labels) - 40  # the training split: all but val_size
-    cfg = tiny_config(generations=2, race_top=2, race_data=where, race_batch=n + 1)
-    with pytest.raises(ValueError, match=f"minibatches of {n + 1} \\(evolve.race_batch\\).* holds only {n} images"):
+    cfg = tiny_config(search=dict(generations=2), race=dict(top=2, data=where, batch=n + 1))
+    with pytest.raises(ValueError, match=f"minibatches of {n + 1} \\(evolve.race.batch\\).* holds only {n} images"):
         EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False)
     assert not (tmp_path / "evolution" / "checkpoints").exists() or not any((tmp_path / "evolution" / "checkpoints").iterdir())
     held = 40 if where == "held_out" else 0  # held-out judging images come out of the same split
-    EV.evolve(tiny_config(generations=1, race_top=2, race_data=where, race_batch=n - held, race_steps=1), tmp_path / "ok",
+    EV.evolve(tiny_config(search=dict(generations=1), race=dict(top=2, data=where, batch=n - held, steps=1)), tmp_path / "ok",
               dataset=tiny_data, progress=False)
 
 
@@ -1246,7 +1276,7 @@ def test_the_race_trains_and_judges_on_the_data_race_data_names(where, tiny_data
     """``held_out``: judged on training-split images (none of the run's validation set),
     trained on the rest; ``validation``: judged on the run's validation set, trained on
     minibatches of ``race_batch`` from the whole training split."""
-    cfg = tiny_config(generations=1, race_top=2, race_steps=3, race_batch=24, race_data=where)
+    cfg = tiny_config(search=dict(generations=1), race=dict(top=2, steps=3, batch=24, data=where))
     data = []
     _race_on(monkeypatch, lambda m: m, data)
     race = EV.evolve(cfg, None, dataset=tiny_data, progress=False)["race"]
@@ -1265,17 +1295,18 @@ def test_the_race_trains_and_judges_on_the_data_race_data_names(where, tiny_data
     else:
         # the 40 training images left: one whole batch per pass, three passes
         assert judged <= train and not judged & val and len(judged) == 40 and 24 <= len(seen) <= 40
-    with pytest.raises(ValueError, match="unknown evolve.race_data 'test'"):
-        tiny_config(race_top=2, race_data="test")
-    with pytest.raises(ValueError, match="race_batch must be >= 1"):
-        tiny_config(race_top=2, race_batch=-1)
+    with pytest.raises(ValueError, match="unknown evolve.race.data 'test'"):
+        tiny_config(race=dict(top=2, data="test"))
+    with pytest.raises(ValueError, match="race.batch must be >= 1"):
+        tiny_config(race=dict(top=2, batch=-1))
 
 
 def test_a_race_won_by_the_random_wiring_trains_it_once_as_both_finals(tiny_data, tmp_path, monkeypatch):
     from gsnn.evolution import pipeline as PL
     from gsnn.evolution import race as RC
 
-    cfg = tiny_config(generations=2, race_top=2, race_steps=2, fixed_base=True, final_variants=("evolved", "random"))
+    cfg = tiny_config(search=dict(generations=2), race=dict(top=2, steps=2), fixed_base=True,
+                      final_variants=("evolved", "random"))
     _race_on(monkeypatch, lambda m: m)  # the race favours the zero genome itself
     real, trained = PL.TR.train_and_evaluate, []
     monkeypatch.setattr(PL.TR, "train_and_evaluate", lambda cfg, *a, **k: trained.append(cfg.name) or real(cfg, *a, **k))
@@ -1288,7 +1319,7 @@ def test_a_race_won_by_the_random_wiring_trains_it_once_as_both_finals(tiny_data
 
 
 def test_the_race_with_the_real_evaluation_resumes_and_rejects_bad_configs(tiny_data, tmp_path):
-    cfg = tiny_config(generations=2, race_top=2, race_steps=3)
+    cfg = tiny_config(search=dict(generations=2), race=dict(top=2, steps=3))
     r = EV.evolve(cfg, None, dataset=tiny_data, progress=False)
     race = r["race"]
     assert len(race["finalists"]) == 3 and all(np.isfinite(f["race_fitness"]) for f in race["finalists"])
@@ -1297,10 +1328,11 @@ def test_the_race_with_the_real_evaluation_resumes_and_rejects_bad_configs(tiny_
     assert EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False, stop_after_generations=1)["race"] is None
     resumed = EV.evolve(cfg, tmp_path, dataset=tiny_data, progress=False)
     assert resumed["race"]["finalists"] == race["finalists"] and resumed["race"]["winner"] == race["winner"]
-    assert EV.evolve(tiny_config(generations=1), None, dataset=tiny_data, progress=False)["race"] is None
+    assert EV.evolve(tiny_config(search=dict(generations=1)), None, dataset=tiny_data, progress=False)["race"] is None
     with pytest.raises(ValueError, match="at least 2 finalists"):
-        tiny_config(race_top=1, race_baseline=False)
-    with pytest.raises(ValueError, match="race_top must be >= 0"):
-        tiny_config(race_top=-1)
-    with pytest.raises(ValueError, match=r"race_top=2 races .* 70 held-out judging images .* only 50 images.*race_top=0"):
-        EV.evolve(tiny_config(generations=1, val_size=70, race_top=2), None, dataset=tiny_data, progress=False)
+        tiny_config(race=dict(top=1, baseline=False))
+    with pytest.raises(ValueError, match="race.top must be >= 0"):
+        tiny_config(race=dict(top=-1))
+    with pytest.raises(ValueError, match=r"race.top=2 races .* 70 held-out judging images .* only 50 images.*race.top=0"):
+        EV.evolve(tiny_config(search=dict(generations=1), inner=dict(val_size=70), race=dict(top=2)), None,
+                  dataset=tiny_data, progress=False)

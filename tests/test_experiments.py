@@ -174,8 +174,8 @@ def test_ablation_reports_each_arm_with_signal_test_accuracy_and_generations_to_
     import ablation
 
     out = tmp_path / "ablation.json"
-    tiny = ["model.hidden=(16,)", "evolve.population=4", "evolve.generations=2", "evolve.inner_steps=2",
-            "evolve.inner_batch=16", "evolve.val_size=40", "evolve.signal_every=1", "evolve.chunk_size=0",
+    tiny = ["model.hidden=(16,)", "evolve.search.population=4", "evolve.search.generations=2", "evolve.inner.steps=2",
+            "evolve.inner.batch=16", "evolve.inner.val_size=40", "evolve.fitness.signal_every=1", "evolve.evaluation.chunk_size=0",
             "train.epochs=1", "data.train_per_class=16", "data.test_per_class=4"]
     ablation.main(["--config", "evolve_mlp", "--seeds", "0", "--final", "--target", "1e-6", "--arms", "both", "none",
                    "--workdir", str(tmp_path / "runs"), "--out", str(out), "--set", *tiny])
@@ -215,8 +215,8 @@ def test_fitness_horizon_correlates_recorded_terms_with_final_validation_accurac
     genome's final accuracy minus the zero genome's; no validation split is an error."""
     import fitness_horizon
 
-    tiny = ["model.hidden=(16,)", "evolve.inner_batch=16", "evolve.val_size=40", "train.epochs=1",
-            "data.train_per_class=20", "data.test_per_class=4", "evolve.genome_drive=true", "evolve.fixed_base=true"]
+    tiny = ["model.hidden=(16,)", "evolve.inner.batch=16", "evolve.inner.val_size=40", "train.epochs=1",
+            "data.train_per_class=20", "data.test_per_class=4", "evolve.wiring.drive=true", "evolve.fixed_base=true"]
     out = tmp_path / "fh.json"
     fitness_horizon.main(["--config", "evolve_mlp", "--seeds", "0", "--inner-steps", "2", "--population", "3",
                           "--workdir", str(tmp_path / "runs"), "--out", str(out),

@@ -116,7 +116,7 @@ def test_no_import_cycle():
 
 
 # The schema's modules (the loader and the migration, which read files, are not part of it).
-SCHEMA = {f"gsnn.config.{m}" for m in ("names", "model", "train", "data", "evolve", "experiment")}
+SCHEMA = {f"gsnn.config.{m}" for m in ("names", "model", "train", "data", "evolve", "evolve_sections", "experiment")}
 
 
 def test_the_schema_imports_nothing_from_gsnn():

@@ -64,12 +64,12 @@ def test_paper_config_runs_one_step_at_smoke_size(bench, variant, tmp_path):
     classes, side, _ = BENCHMARKS[bench]
     side = SMOKE_SIDE.get(bench, side)
     cfg = cfgs.load_config(f"{bench}:{variant}", ["smoke=true", "train.batch_size=4", "train.eval_batch_size=8",
-                                               "data.stream=false", "model.T=1", "evolve.generations=1",
-                                               "evolve.inner_steps=1", "evolve.val_size=8"])
+                                               "data.stream=false", "model.T=1", "evolve.search.generations=1",
+                                               "evolve.inner.steps=1", "evolve.inner.val_size=8"])
     ds = _generated(classes, side, n_train=4)
     if variant == "ste":
         r = EV.run_evolution(cfg, tmp_path, dataset=_generated(classes, side, n_train=32, n_test=8), progress=False)
-        assert len(r["generations"]) == cfg.evolve.generations and "evolved" in r["final"]
+        assert len(r["generations"]) == cfg.evolve.search.generations and "evolved" in r["final"]
     else:
         r = training.train_and_evaluate(cfg, None, dataset=ds, progress=False)
         assert r["epochs_completed"] == 1 and np.isfinite(r["history"][0]["train_loss"])

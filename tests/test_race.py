@@ -19,8 +19,10 @@ def _config(repeats: int) -> cfgs.Config:
     return cfgs.Config(
         name="race", model=cfgs.ModelConfig(arch="mlp", hidden=(8,), T=1, genetic=cfgs.GeneticConfig(encoding="position",
                                                                                               genes=2)),
-        evolve=cfgs.EvolveConfig(population=4, generations=5, race_top=3, race_steps=7, race_repeats=repeats,
-                              shard=False, signal_every=0)).validate()
+        evolve=cfgs.EvolveConfig(search=cfgs.SearchConfig(population=4, generations=5),
+                                 fitness=cfgs.FitnessConfig(signal_every=0),
+                                 race=cfgs.RaceConfig(top=3, steps=7, repeats=repeats),
+                                 evaluation=cfgs.EvaluationConfig(shard=False))).validate()
 
 
 def _archive() -> tuple[RC.Archive, dict]:

@@ -204,9 +204,11 @@ def test_evolution_writes_every_generation_to_tensorboard(tmp_path, monkeypatch)
         name="tiny_evolve_tb",
         model=M.ModelConfig(arch="mlp", hidden=(16,), T=2, genetic=cfgs.GeneticConfig(encoding="position", genes=4)),
         train=cfgs.TrainConfig(learning_rate=0.05, epochs=1, batch_size=16, log_every=0),
-        evolve=cfgs.EvolveConfig(strategy="open_es", population=4, generations=3, inner_steps=2, inner_batch=16,
-                              val_size=40, lambda_s=0.1, lambda_t=0.1, shard=False, preserve_scale=False,
-                              chunk_size=0, signal_every=0),
+        evolve=cfgs.EvolveConfig(search=cfgs.SearchConfig(strategy="open_es", population=4, generations=3),
+                                 inner=cfgs.InnerLoopConfig(steps=2, batch=16, val_size=40),
+                                 wiring=cfgs.WiringGenomeConfig(preserve_scale=False),
+                                 fitness=cfgs.FitnessConfig(lambda_s=0.1, lambda_t=0.1, signal_every=0),
+                                 evaluation=cfgs.EvaluationConfig(shard=False, chunk_size=0)),
     ).validate()
     EV.evolve(cfg, tmp_path, dataset=ds, progress=False, stop_after_generations=2)
     gens = EV.evolve(cfg, tmp_path, dataset=ds, progress=False)["generations"]

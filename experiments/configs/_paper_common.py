@@ -14,7 +14,8 @@ manual tars, see gsnn.data). ``--set data.data_dir=...`` points at the TFDS fold
 """
 import dataclasses
 
-from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig, GeneticConfig, ModelConfig
+from gsnn.config import (Config, DataConfig, EvolveConfig, FitnessConfig, GeneticConfig, InnerLoopConfig, ModelConfig,
+                         SearchConfig, TrainConfig, WiringGenomeConfig)
 
 VARIANTS = ("direct", "genetic", "ste")
 
@@ -37,11 +38,13 @@ def imagenet_recipe() -> TrainConfig:
 def ste(population: int = 32) -> EvolveConfig:
     """STE at paper scale: CMA-ES over a compact G0 genome, both operators with cosine-
     decayed weights, K = 50 inner steps of batch 64, 5,000 validation images."""
-    return EvolveConfig(strategy="cma_es", population=population, generations=30, std_init=0.1,
-                        inner_steps=50, inner_batch=64, val_size=5000, genome_interaction="compact",
-                        compact_rank=4, spatial_operator="spatial_entropy",
-                        temporal_operator="temporal_difference", lambda_s=0.1, lambda_t=0.1,
-                        lambda_schedule="cosine", final_variants=("evolved", "random", "direct"))
+    return EvolveConfig(
+        search=SearchConfig(strategy="cma_es", population=population, generations=30, std_init=0.1),
+        inner=InnerLoopConfig(steps=50, batch=64, val_size=5000),
+        wiring=WiringGenomeConfig(interaction="compact", compact_rank=4),
+        fitness=FitnessConfig(spatial_operator="spatial_entropy", temporal_operator="temporal_difference",
+                              lambda_s=0.1, lambda_t=0.1, lambda_schedule="cosine"),
+        final_variants=("evolved", "random", "direct"))
 
 
 def build(name: str, variant: str | None, *, arch: str, num_classes: int, source: str, genes: int,

@@ -32,7 +32,8 @@ config is used.
 Earlier settings (std 0.1, K = 10, 500 images, validation accuracy, a new base draw
 every generation) and their results are kept in experiments/results/evolve_demo/.
 """
-from gsnn.config import Config, DataConfig, EvolveConfig, TrainConfig, GeneticConfig, ModelConfig
+from gsnn.config import (Config, DataConfig, EvolveConfig, FitnessConfig, GeneticConfig, InnerLoopConfig,
+                         ModelConfig, RaceConfig, SearchConfig, TrainConfig, WiringGenomeConfig)
 
 
 DEMO_TRAIN_IMAGES = 5000  # the embedded set's training split
@@ -43,10 +44,10 @@ def get_config(arg=None):
         raise ValueError(f"evolve_demo takes no argument or 'race' (evolve_demo:race), got {arg!r}")
     train = TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
                         epochs=3, batch_size=64, log_every=0)
-    race = {}
+    race = RaceConfig()
     if arg == "race":
-        race = dict(race_top=4, race_data="validation", race_batch=train.batch_size,
-                    race_steps=train.epochs * (DEMO_TRAIN_IMAGES // train.batch_size))
+        race = RaceConfig(top=4, data="validation", batch=train.batch_size,
+                          steps=train.epochs * (DEMO_TRAIN_IMAGES // train.batch_size))
     return Config(
         name="evolve_demo" if arg is None else f"evolve_demo_{arg}",
         seed=0,
@@ -54,10 +55,11 @@ def get_config(arg=None):
                           genetic=GeneticConfig(encoding="position", genes=8)),
         train=train,
         data=DataConfig(source="demo"),
-        evolve=EvolveConfig(strategy="cma_es", population=16, generations=10, std_init=0.3,
-                            inner_steps=40, inner_batch=32, val_size=2000,
-                            genome_interaction="compact", compact_rank=2, genome_drive=True,
-                            fixed_base=True, fitness_metric="val_loss",
-                            lambda_s=0.1, lambda_t=0.1, lambda_schedule="cosine",
-                            target_val_accuracy=0.0, **race),
+        evolve=EvolveConfig(
+            search=SearchConfig(strategy="cma_es", population=16, generations=10, std_init=0.3,
+                                target_val_accuracy=0.0),
+            inner=InnerLoopConfig(steps=40, batch=32, val_size=2000),
+            wiring=WiringGenomeConfig(interaction="compact", compact_rank=2, drive=True),
+            fitness=FitnessConfig(metric="val_loss", lambda_s=0.1, lambda_t=0.1, lambda_schedule="cosine"),
+            race=race, fixed_base=True),
     )

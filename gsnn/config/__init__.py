@@ -5,8 +5,10 @@
   :mod:`~gsnn.config.names` (the names each field accepts, and ``check_choice``),
   :mod:`~gsnn.config.model` (``LIFConfig``, ``GeneticConfig``, ``NeuronConfig``,
   ``ModelConfig``), :mod:`~gsnn.config.train` (``TrainConfig``),
-  :mod:`~gsnn.config.data` (``DataConfig``), :mod:`~gsnn.config.evolve`
-  (``EvolveConfig``) and :mod:`~gsnn.config.experiment` (``Config``, the root).
+  :mod:`~gsnn.config.data` (``DataConfig``), :mod:`~gsnn.config.evolve_sections`
+  (``SearchConfig``, ``InnerLoopConfig``, ``WiringGenomeConfig``, ``FitnessConfig``,
+  ``RaceConfig``, ``EvaluationConfig``), :mod:`~gsnn.config.evolve` (``EvolveConfig``,
+  which nests them) and :mod:`~gsnn.config.experiment` (``Config``, the root).
 * :mod:`~gsnn.config.loader`: Python config files, ``--set`` overrides, smoke
   shrinking, the strict reading of a stored ``config.json``.
 * :mod:`~gsnn.config.migration`: the explicit migration of older stored configs.
@@ -16,6 +18,8 @@ Every public name of these modules is importable from here:
 """
 from gsnn.config.data import DataConfig
 from gsnn.config.evolve import EvolveConfig
+from gsnn.config.evolve_sections import (EvaluationConfig, FitnessConfig, InnerLoopConfig, RaceConfig, SearchConfig,
+                                         WiringGenomeConfig)
 from gsnn.config.experiment import Config
 from gsnn.config.loader import (PACKAGE_CONFIGS, all_keys, apply_overrides, available_configs, config_search_path,
                                 from_dict, load_config, read_config_file, replace, shrink_for_smoke)
@@ -29,8 +33,8 @@ from gsnn.config.names import (ARCHITECTURE_NAMES, CONV_IMPLS, DECAY_TARGETS, EN
 from gsnn.config.train import TrainConfig
 
 __all__ = [
-    "Config", "DataConfig", "EvolveConfig", "GeneticConfig", "LIFConfig", "ModelConfig", "NeuronConfig",
-    "TrainConfig", "PACKAGE_CONFIGS", "all_keys", "apply_overrides", "available_configs", "config_search_path",
+    "Config", "DataConfig", "EvaluationConfig", "EvolveConfig", "FitnessConfig", "GeneticConfig", "InnerLoopConfig",
+    "LIFConfig", "ModelConfig", "NeuronConfig", "RaceConfig", "SearchConfig", "TrainConfig", "WiringGenomeConfig", "PACKAGE_CONFIGS", "all_keys", "apply_overrides", "available_configs", "config_search_path",
     "from_dict", "load_config", "read_config_file", "replace", "shrink_for_smoke", "ADDED_KEYS", "RENAMED_KEYS",
     "migrate_stored_config", "ARCHITECTURE_NAMES", "CONV_IMPLS", "DECAY_TARGETS", "ENCODING_NAMES", "EXECUTIONS",
     "FACTORISED_ENCODINGS", "FANS", "FINAL_VARIANT_NAMES", "FITNESS_METRICS", "GENOME_INTERACTIONS", "INIT_SCHEMES",

@@ -29,24 +29,29 @@ PACKAGE_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "assets" / "conf
 
 
 def replace(obj, **changes):
-    """``dataclasses.replace`` that accepts dotted keys: ``replace(cfg, **{"train.epochs": 3})``."""
-    out = obj
+    """``dataclasses.replace`` that accepts dotted keys: ``replace(cfg, **{"train.epochs": 3})``.
+
+    All changes to one section are made together (one ``dataclasses.replace`` of it), so
+    a section that checks itself when built (:mod:`gsnn.config.evolve_sections`) sees
+    them at once: ``evolve.search.population`` and ``evolve.evaluation.chunk_size`` may
+    change together in any order.
+    """
+    names = [f.name for f in dataclasses.fields(obj)]
+    direct, nested = {}, {}
     for key, value in changes.items():
-        out = _set_path(out, key.split("."), value)
-    return out
-
-
-def _set_path(obj, parts: list[str], value):
-    field_names = [f.name for f in dataclasses.fields(obj)]
-    head = parts[0]
-    if head not in field_names:
-        raise KeyError(_unknown_key_message(obj, head))
-    if len(parts) == 1:
-        return dataclasses.replace(obj, **{head: value})
-    child = getattr(obj, head)
-    if not dataclasses.is_dataclass(child):
-        raise KeyError(f"{head!r} is a value, not a section; cannot set {'.'.join(parts)}")
-    return dataclasses.replace(obj, **{head: _set_path(child, parts[1:], value)})
+        head, _, rest = key.partition(".")
+        if head not in names:
+            raise KeyError(_unknown_key_message(obj, head))
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, sub in nested.items():
+        child = direct.get(head, getattr(obj, head))
+        if not dataclasses.is_dataclass(child):
+            raise KeyError(f"{head!r} is a value, not a section; cannot set {head}.{next(iter(sub))}")
+        direct[head] = replace(child, **sub)
+    return dataclasses.replace(obj, **direct) if direct else obj
 
 
 def all_keys(obj, prefix: str = "") -> list[str]:
@@ -113,7 +118,9 @@ def _to_tuple(value):
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """Applies ``key=value`` strings (dotted keys, values parsed by the field's type)."""
+    """Applies ``key=value`` strings (dotted keys, values parsed by the field's type), all
+    at once (:func:`replace`); a key given twice takes its last value."""
+    changes = {}
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key=value")
@@ -133,8 +140,8 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             value = _coerce(text.strip(), _field_type(obj, parts[-1]))
         except (ValueError, json.JSONDecodeError) as e:
             raise ValueError(f"cannot parse {text!r} for {key}: {e}") from None
-        cfg = replace(cfg, **{key: value})
-    return cfg
+        changes[key] = value
+    return replace(cfg, **changes)
 
 
 def _renamed_key(key: str) -> str:
@@ -154,11 +161,14 @@ def shrink_for_smoke(cfg: Config) -> Config:
     return dataclasses.replace(
         cfg,
         smoke=True,
-        evolve=dataclasses.replace(e, population=min(e.population, 4), generations=min(e.generations, 2),
-                                   inner_steps=min(e.inner_steps, 2), inner_batch=min(e.inner_batch, 8),
-                                   val_size=min(e.val_size, 20), chunk_size=-1,
-                                   race_steps=min(e.race_steps, 2), race_batch=min(e.race_batch, 8),
-                                   final_variants=e.final_variants[:1]),
+        evolve=dataclasses.replace(
+            e, search=dataclasses.replace(e.search, population=min(e.search.population, 4),
+                                          generations=min(e.search.generations, 2)),
+            inner=dataclasses.replace(e.inner, steps=min(e.inner.steps, 2), batch=min(e.inner.batch, 8),
+                                      val_size=min(e.inner.val_size, 20)),
+            race=dataclasses.replace(e.race, steps=min(e.race.steps, 2), batch=min(e.race.batch, 8)),
+            evaluation=dataclasses.replace(e.evaluation, chunk_size=-1),
+            final_variants=e.final_variants[:1]),
         model=dataclasses.replace(m, width=min(m.width, 0.125), T=min(m.T, 2),
                                   hidden=tuple(min(h, 32) for h in m.hidden)),
         train=dataclasses.replace(t, epochs=1, warmup_epochs=0.0, batch_size=min(t.batch_size, 16),
@@ -314,7 +324,8 @@ def read_config_file(path: str | os.PathLike) -> Config:
     """The config stored in a run's ``config.json``: read, migrated by
     :func:`migrate_stored_config`, then built by the strict :func:`from_dict`.
 
-    Not validated: callers validate (after their ``--set`` overrides, if any).
+    Not validated, but for what a section checks when it is built (the evolve
+    sections): callers validate (after their ``--set`` overrides, if any).
 
     Raises:
       FileNotFoundError: no file at ``path``.

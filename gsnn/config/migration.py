@@ -14,6 +14,41 @@ from typing import Any
 RENAMED_KEYS: dict[str, str] = {
     "model.neuron": "model.spiking",  # LIF settings; "neuron" is an encoding
     "model.genetic.path": "model.genetic.execution",  # "path" is a file or a pytree key
+    # the flat evolve section of gsnn before issue 24 part 5, now nested sections
+    "evolve.strategy": "evolve.search.strategy",
+    "evolve.population": "evolve.search.population",
+    "evolve.generations": "evolve.search.generations",
+    "evolve.std_init": "evolve.search.std_init",
+    "evolve.elite_ratio": "evolve.search.elite_ratio",
+    "evolve.target_val_accuracy": "evolve.search.target_val_accuracy",
+    "evolve.inner_steps": "evolve.inner.steps",
+    "evolve.inner_batch": "evolve.inner.batch",
+    "evolve.inner_learning_rate": "evolve.inner.learning_rate",
+    "evolve.val_size": "evolve.inner.val_size",
+    "evolve.genome_interaction": "evolve.wiring.interaction",
+    "evolve.compact_rank": "evolve.wiring.compact_rank",
+    "evolve.per_gene_stats": "evolve.wiring.per_gene_stats",
+    "evolve.evolve_encodings": "evolve.wiring.full_encodings",
+    "evolve.genome_gains": "evolve.wiring.gains",
+    "evolve.genome_drive": "evolve.wiring.drive",
+    "evolve.genome_tau": "evolve.wiring.tau",
+    "evolve.preserve_scale": "evolve.wiring.preserve_scale",
+    "evolve.spatial_operator": "evolve.fitness.spatial_operator",
+    "evolve.temporal_operator": "evolve.fitness.temporal_operator",
+    "evolve.fitness_metric": "evolve.fitness.metric",
+    "evolve.lambda_s": "evolve.fitness.lambda_s",
+    "evolve.lambda_t": "evolve.fitness.lambda_t",
+    "evolve.lambda_schedule": "evolve.fitness.lambda_schedule",
+    "evolve.signal_every": "evolve.fitness.signal_every",
+    "evolve.race_top": "evolve.race.top",
+    "evolve.race_steps": "evolve.race.steps",
+    "evolve.race_batch": "evolve.race.batch",
+    "evolve.race_data": "evolve.race.data",
+    "evolve.race_repeats": "evolve.race.repeats",
+    "evolve.race_baseline": "evolve.race.baseline",
+    "evolve.chunk_size": "evolve.evaluation.chunk_size",
+    "evolve.shard": "evolve.evaluation.shard",
+    "evolve.inject_nan": "evolve.evaluation.inject_nan",
 }
 
 #: Keys that configs stored by older gsnn versions lack, each with the value that
@@ -23,20 +58,20 @@ ADDED_KEYS: dict[str, Any] = {
     "data.sha256": "",  # no expected digest
     "data.stream": False,  # arrays in memory
     "data.val_per_class": 0,  # no validation split
-    "evolve.fitness_metric": "val_accuracy",  # A was the validation accuracy
+    "evolve.fitness.metric": "val_accuracy",  # A was the validation accuracy
     "evolve.fixed_base": False,  # a new base draw every generation
-    "evolve.genome_drive": False,  # no per-layer log-drives in the genome
-    "evolve.genome_tau": False,  # no per-layer time constants in the genome
-    "evolve.genome_gains": False,  # no per-layer log-gains in the genome
-    "evolve.inject_nan": [],  # no fault injection
-    "evolve.preserve_scale": False,  # evolved factors were not rescaled
-    "evolve.race_baseline": True,  # (no race ran: race_top 0)
-    "evolve.race_batch": 0,
-    "evolve.race_data": "held_out",
-    "evolve.race_repeats": 1,
-    "evolve.race_steps": 200,
-    "evolve.race_top": 0,  # no final race: the search's best was the evolved genome
-    "evolve.signal_every": 0,  # no signal measurement
+    "evolve.wiring.drive": False,  # no per-layer log-drives in the genome
+    "evolve.wiring.tau": False,  # no per-layer time constants in the genome
+    "evolve.wiring.gains": False,  # no per-layer log-gains in the genome
+    "evolve.evaluation.inject_nan": [],  # no fault injection
+    "evolve.wiring.preserve_scale": False,  # evolved factors were not rescaled
+    "evolve.race.baseline": True,  # (no race ran: race.top 0)
+    "evolve.race.batch": 0,
+    "evolve.race.data": "held_out",
+    "evolve.race.repeats": 1,
+    "evolve.race.steps": 200,
+    "evolve.race.top": 0,  # no final race: the search's best was the evolved genome
+    "evolve.fitness.signal_every": 0,  # no signal measurement
     "model.conv_impl": "xla",  # lax.conv_general_dilated
     "model.genetic.init_fan": "fan_in",  # Kaiming 2/fan_in
     "model.genetic.layer_genes": [],  # every layer had the global genes and rules
@@ -52,9 +87,11 @@ def migrate_stored_config(d: dict) -> tuple[dict, list[str]]:
 
     Three explicit migrations, nothing else:
 
-    * every key of :data:`RENAMED_KEYS` present under its old name moves to its new one;
+    * every key of :data:`RENAMED_KEYS` present under its old name moves to its new one
+      (the flat keys of the old evolve section into its nested sections, made where
+      missing);
     * every key of :data:`ADDED_KEYS` that ``d`` lacks gets its listed value;
-    * ``evolve.inner_learning_rate = 0.0`` (which meant "``train.learning_rate``")
+    * ``evolve.inner.learning_rate = 0.0`` (which meant "``train.learning_rate``")
       becomes ``None`` (what means it now; ``0.0`` is no longer valid).
 
     Args:
@@ -69,26 +106,33 @@ def migrate_stored_config(d: dict) -> tuple[dict, list[str]]:
     for old, new in RENAMED_KEYS.items():
         *old_sections, old_leaf = old.split(".")
         *new_sections, new_leaf = new.split(".")
-        src, dst = _section(out, old_sections), _section(out, new_sections)
-        if isinstance(src, dict) and old_leaf in src and isinstance(dst, dict) and new_leaf not in dst:
+        src = _section(out, old_sections)
+        if not (isinstance(src, dict) and old_leaf in src):
+            continue
+        dst = _section(out, new_sections, create=True)
+        if isinstance(dst, dict) and new_leaf not in dst:
             dst[new_leaf] = src.pop(old_leaf)
             changes.append(f"renamed {old} -> {new}")
     for key, value in ADDED_KEYS.items():
         *sections, leaf = key.split(".")
-        node = _section(out, sections)
+        node = _section(out, sections, create=True)
         if isinstance(node, dict) and leaf not in node:
             node[leaf] = value
             changes.append(f"added {key}={value!r}")
-    evolve = out.get("evolve")
-    if isinstance(evolve, dict) and evolve.get("inner_learning_rate") == 0.0:
-        evolve["inner_learning_rate"] = None
-        changes.append("evolve.inner_learning_rate 0.0 -> None (both mean train.learning_rate)")
+    inner = _section(out, ["evolve", "inner"])
+    if isinstance(inner, dict) and inner.get("learning_rate") == 0.0:
+        inner["learning_rate"] = None
+        changes.append("evolve.inner.learning_rate 0.0 -> None (both mean train.learning_rate)")
     return out, changes
 
 
-def _section(d: dict, sections: list[str]):
-    """The nested dict at ``sections`` of ``d``, or None where one is missing."""
+def _section(d: dict, sections: list[str], *, create: bool = False):
+    """The nested dict at ``sections`` of ``d``, or None where one is missing. With
+    ``create``, the sections below the top-level one are made where missing (a stored
+    config's top-level section is never made up: from_dict names it missing)."""
     node = d
-    for name in sections:
+    for depth, name in enumerate(sections):
+        if create and depth > 0 and isinstance(node, dict) and name not in node:
+            node[name] = {}
         node = node.get(name) if isinstance(node, dict) else None
     return node

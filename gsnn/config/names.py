@@ -40,13 +40,13 @@ STRATEGY_NAMES = ("cma_es", "sep_cma_es", "snes", "open_es", "simple_ga")
 #: :data:`gsnn.evolution.fitness.SPATIAL_OPERATORS`, :data:`gsnn.evolution.fitness.TEMPORAL_OPERATORS`.
 SPATIAL_OPERATOR_NAMES = ("spatial_entropy", "effective_rank", "activity_entropy", "none")
 TEMPORAL_OPERATOR_NAMES = ("temporal_difference", "learning_curve_area", "activity_difference", "none")
-#: Where the final race's minibatches and judging images come from (EvolveConfig.race_data).
+#: Where the final race's minibatches and judging images come from (RaceConfig.data, ``evolve.race.data``).
 RACE_DATA = ("held_out", "validation")
 #: :data:`gsnn.evolution.fitness.ACCURACY_TERMS`.
 FITNESS_METRICS = ("val_accuracy", "val_loss")
 #: :data:`gsnn.evolution.fitness.SCHEDULES`.
 LAMBDA_SCHEDULES = ("constant", "linear", "cosine", "exponential")
-#: Genome layouts of the interaction matrix (EvolveConfig.genome_interaction).
+#: Genome layouts of the interaction matrix (WiringGenomeConfig.interaction, ``evolve.wiring.interaction``).
 GENOME_INTERACTIONS = ("full", "compact")
 #: What an evolution trains to convergence afterwards (EvolveConfig.final_variants).
 FINAL_VARIANT_NAMES = ("evolved", "random", "direct")

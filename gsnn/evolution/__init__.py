@@ -22,7 +22,7 @@ One generation is ``ask -> vmap(evaluate) -> tell`` with keys split explicitly:
    to the strategy negated (evosax minimises). A diverging individual (non-finite loss)
    gets the worst fitness, is counted, and the generation goes on.
 
-Every ``evolve.signal_every`` generations (from the first) the population is evaluated a
+Every ``evolve.fitness.signal_every`` generations (from the first) the population is evaluated a
 second time with independent data and keys, and the rank correlation and variance ratio
 of the two evaluations are recorded per fitness term (:mod:`gsnn.evolution.signal`); the
 evolution's trajectory does not change.

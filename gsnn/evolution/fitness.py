@@ -202,7 +202,7 @@ def negative_loss_term(trace: InnerLoopTrace) -> jax.Array:
     return -trace.val_loss
 
 
-#: ``evolve.fitness_metric`` -> the accuracy term ``A`` of the fitness.
+#: ``evolve.fitness.metric`` -> the accuracy term ``A`` of the fitness.
 ACCURACY_TERMS: dict[str, Callable[[InnerLoopTrace], jax.Array]] = {
     "val_accuracy": accuracy_term,
     "val_loss": negative_loss_term,
@@ -224,9 +224,9 @@ def check_temporal_operator(name: str, time_steps: int) -> None:
     of ``time_steps`` steps (the spike change needs two consecutive steps)."""
     need = MIN_TIME_STEPS.get(name, 1)
     if time_steps < need:
-        raise ValueError(f"evolve.temporal_operator={name!r} needs model.T >= {need} (the change of the spikes "
+        raise ValueError(f"evolve.fitness.temporal_operator={name!r} needs model.T >= {need} (the change of the spikes "
                          f"between consecutive time steps), got T={time_steps}; set model.T >= {need} or "
-                         f"another evolve.temporal_operator")
+                         f"another evolve.fitness.temporal_operator")
 
 
 def check_spatial_operator(name: str, genes: int) -> None:
@@ -235,9 +235,9 @@ def check_spatial_operator(name: str, genes: int) -> None:
     individual as diverged (a non-finite ``H_S``)."""
     need = MIN_GENES.get(name, 1)
     if genes < need:
-        raise ValueError(f"evolve.spatial_operator={name!r} needs model.genetic.genes >= {need} (the spectral "
+        raise ValueError(f"evolve.fitness.spatial_operator={name!r} needs model.genetic.genes >= {need} (the spectral "
                          f"entropy of G divides by log g), got genes={genes}; set model.genetic.genes >= {need} "
-                         f"or evolve.spatial_operator to 'effective_rank' or 'none'")
+                         f"or evolve.fitness.spatial_operator to 'effective_rank' or 'none'")
 
 
 def lambda_schedule(kind: str, value: float, generations: int) -> optax.Schedule:

@@ -5,12 +5,14 @@ A genome is a pytree (DESIGN 1.3)::
     {"interaction": {...},           # G0: "full" -> {"G": [g, g]}
                                      #     "compact" -> {"log_scale": [], "identity": [],
                                      #                   "u": [g, r], "v": [g, r]}
-     "mean":    {matrix: [m]},       # per encoding matrix, m = g (per_gene_stats) or 1
+     "mean":    {matrix: [m]},       # per encoding matrix, m = g (wiring.per_gene_stats) or 1
      "log_std": {matrix: [m]},
-     "encodings": {matrix: [rows, g]},   # only with evolve_encodings
-     "log_gain": {layer: []},            # only with genome_gains (position mode)
-     "log_drive": {norm: []},            # only with genome_drive (any encoding)
-     "log_tau": {neuron_layer: []}}      # only with genome_tau (PLIF networks)
+     "encodings": {matrix: [rows, g]},   # only with wiring.full_encodings
+     "log_gain": {layer: []},            # only with wiring.gains (position mode)
+     "log_drive": {norm: []},            # only with wiring.drive (any encoding)
+     "log_tau": {neuron_layer: []}}      # only with wiring.tau (PLIF networks)
+
+(the options are the keys of ``evolve.wiring``, :class:`gsnn.config.WiringGenomeConfig`).
 
 An encoding matrix is a population encoding (``neuron`` mode) or a layer's ``x_pre`` /
 ``x_post`` (``position`` mode). A network is built from ``(genome, base)`` by a pure
@@ -25,23 +27,23 @@ orthogonal ``Q`` (the ``1/sqrt(g)`` keeps the low-rank term on the scale of ``Q`
 The all-zero genome (full mode: ``G = Q``) reproduces the random initialisation exactly;
 it is the strategy's starting mean and the "random wiring" baseline.
 
-With ``genome_gains`` each position-encoded layer also has a log-gain: its ``x_pre``
-rows are multiplied by ``exp(log_gain)`` after everything above (``preserve_scale``
+With ``wiring.gains`` each position-encoded layer also has a log-gain: its ``x_pre``
+rows are multiplied by ``exp(log_gain)`` after everything above (``wiring.preserve_scale``
 included), so the layer's ``W`` starts ``exp(log_gain)`` times the balanced
 initialisation (``exp(R * log_gain)`` with ``R`` interaction rules, whose
 products each scale). These scales set the firing rates and the gradient flow of an SNN,
-which ``preserve_scale`` otherwise holds fixed. Batch norm follows every hidden
+which ``wiring.preserve_scale`` otherwise holds fixed. Batch norm follows every hidden
 synapse, though, so in the training forward pass a gain cancels; what remains is the
 layer's effective learning rate (measured: ``benchmarks/results/fitness_signal_gains.json``).
 
-With ``genome_drive`` each batch-norm layer (each feeds a spiking layer) has a
+With ``wiring.drive`` each batch-norm layer (each feeds a spiking layer) has a
 log-drive: its scale and shift are multiplied by ``exp(log_drive)``. At initialisation
 that is exactly a threshold of ``v_th * exp(-log_drive)`` for the spiking layer it
 feeds (the LIF update is linear in the input until the threshold, and the reset is to
 0 or by the threshold): the genome sets each layer's firing rate, which no
 normalisation undoes. The final training then trains the scale and shift as usual.
 
-With ``genome_tau`` each spiking layer has a log time-constant offset ``d``: its
+With ``wiring.tau`` each spiking layer has a log time-constant offset ``d``: its
 membrane time constant is ``tau = 1 + (tau0 - 1) * exp(d)`` (always > 1; ``tau0`` the
 model's ``spiking.tau``). It needs PLIF layers (``model.spiking.learnable_tau``), whose
 parameter ``w`` (``1/tau = sigmoid(w)``) the genome sets to ``w0 - d``. Unlike the
@@ -49,7 +51,7 @@ parts above it can persist through training: with ``train.lr_scale`` of the ``ne
 group at 0 the time constants stay what the genome chose (an innate trait); otherwise
 they are the PLIF layers' initial values.
 
-With ``preserve_scale`` (the default) every built matrix is rescaled to the rms of the
+With ``wiring.preserve_scale`` (the default) every built matrix is rescaled to the rms of the
 random draws it replaces, and ``G`` to the Frobenius norm of ``Q``. The genome then
 shapes the wiring (offsets, relative gene variances, the spectrum of ``G``) but not the
 overall scale of the factors. The balanced initialisation's trainability relies on
@@ -95,7 +97,7 @@ class GenomeSpec:
     interaction: str  # "full" | "compact"
     rank: int
     per_gene_stats: bool
-    evolve_encodings: bool
+    full_encodings: bool
     preserve_scale: bool = True
     gains: tuple[str, ...] = ()  # keys of the matrices a per-layer log-gain scales (x_pre)
     drives: tuple[str, ...] = ()  # names of the batch-norm layers a log-drive scales
@@ -106,28 +108,28 @@ def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConf
                 norms: Sequence[NormSpec] = (), neurons: Sequence[NeuronSpec] = ()) -> GenomeSpec:
     """The genome layout of a network described by ``synapses``, ``neurons`` and
     ``norms`` (the lists of ``models.describe``; ``norms`` is read only with
-    ``genome_drive``, ``neurons`` only with ``genome_tau``).
+    ``evolve.wiring.drive``, ``neurons`` only with ``evolve.wiring.tau``).
 
     Raises:
-      ValueError: the model is not genetically encoded; ``ecfg.spatial_operator`` is
+      ValueError: the model is not genetically encoded; ``ecfg.fitness.spatial_operator`` is
         undefined for ``gcfg.genes`` (:func:`gsnn.evolution.fitness.check_spatial_operator`);
-        ``ecfg.genome_gains`` with ``neuron`` encodings (whose populations are shared
-        by several layers, so no matrix belongs to one layer); or ``ecfg.genome_tau``
+        ``ecfg.wiring.gains`` with ``neuron`` encodings (whose populations are shared
+        by several layers, so no matrix belongs to one layer); or ``ecfg.wiring.tau``
         without PLIF layers.
     """
     if gcfg.encoding == "direct":
         raise ValueError("evolution needs a genetically encoded model: set model.genetic.encoding "
                          "to 'position' or 'neuron' (and model.genetic.genes > 0)")
-    fitness.check_spatial_operator(ecfg.spatial_operator, gcfg.genes)
-    if ecfg.genome_gains and gcfg.encoding != "position":
-        raise ValueError(f"evolve.genome_gains needs model.genetic.encoding='position' (got {gcfg.encoding!r}: "
+    fitness.check_spatial_operator(ecfg.fitness.spatial_operator, gcfg.genes)
+    if ecfg.wiring.gains and gcfg.encoding != "position":
+        raise ValueError(f"evolve.wiring.gains needs model.genetic.encoding='position' (got {gcfg.encoding!r}: "
                          "its population encodings are shared by several layers, so there is no per-layer "
-                         "matrix to scale); set evolve.genome_gains=false")
-    if ecfg.genome_drive and not norms:
-        raise ValueError("evolve.genome_drive needs the network's batch-norm layers: pass norms="
+                         "matrix to scale); set evolve.wiring.gains=false")
+    if ecfg.wiring.drive and not norms:
+        raise ValueError("evolve.wiring.drive needs the network's batch-norm layers: pass norms="
                          "models.describe(model)[2] (a network without batch norm has no drive to evolve)")
-    if ecfg.genome_tau and not any(n.learnable_tau for n in neurons):
-        raise ValueError("evolve.genome_tau sets each spiking layer's time constant through its PLIF parameter: "
+    if ecfg.wiring.tau and not any(n.learnable_tau for n in neurons):
+        raise ValueError("evolve.wiring.tau sets each spiking layer's time constant through its PLIF parameter: "
                          "set model.spiking.learnable_tau=true (and train.lr_scale=\"(('neuron',0.0),)\" to "
                          "keep the evolved time constants fixed during training)")
     mats: list[EncodingMatrix] = []
@@ -141,11 +143,12 @@ def genome_spec(gcfg: GeneticConfig, synapses: list[LayerSpec], ecfg: EvolveConf
         for name, size in energy.populations(synapses).items():
             mats.append(EncodingMatrix((f"pop_{name}",), size, encodings.population_std(gcfg.init_scheme, gcfg.encoding_gain,
                                                                                  gcfg.genes)))
-    gains = tuple(m.key for m in mats if m.keypath[-1] == "x_pre") if ecfg.genome_gains else ()
-    drives = tuple(n.name for n in norms) if ecfg.genome_drive else ()
-    taus = tuple(n.name for n in neurons if n.learnable_tau) if ecfg.genome_tau else ()
-    return GenomeSpec(gcfg.genes, tuple(mats), ecfg.genome_interaction, ecfg.compact_rank,
-                      ecfg.per_gene_stats, ecfg.evolve_encodings, ecfg.preserve_scale, gains, drives, taus)
+    gains = tuple(m.key for m in mats if m.keypath[-1] == "x_pre") if ecfg.wiring.gains else ()
+    drives = tuple(n.name for n in norms) if ecfg.wiring.drive else ()
+    taus = tuple(n.name for n in neurons if n.learnable_tau) if ecfg.wiring.tau else ()
+    w = ecfg.wiring
+    return GenomeSpec(gcfg.genes, tuple(mats), w.interaction, w.compact_rank, w.per_gene_stats, w.full_encodings,
+                      w.preserve_scale, gains, drives, taus)
 
 
 def _get(tree, keypath):
@@ -177,7 +180,7 @@ def default_genome(spec: GenomeSpec, reference_params) -> dict:
         "mean": {mat.key: jnp.zeros((m,)) for mat in spec.matrices},
         "log_std": {mat.key: jnp.zeros((m,)) for mat in spec.matrices},
     }
-    if spec.evolve_encodings:
+    if spec.full_encodings:
         genome["encodings"] = {mat.key: _get(reference_params, mat.keypath) / mat.std for mat in spec.matrices}
     if spec.gains:
         genome["log_gain"] = {key: jnp.zeros(()) for key in spec.gains}
@@ -218,7 +221,7 @@ def build_params(spec: GenomeSpec, genome: dict, base_params, reference_G: jax.A
     params = _set(base_params, ("G",), G)
     for mat in spec.matrices:
         draws = _get(base_params, mat.keypath)
-        base = genome["encodings"][mat.key] * mat.std if spec.evolve_encodings else draws
+        base = genome["encodings"][mat.key] * mat.std if spec.full_encodings else draws
         rows = mat.std * genome["mean"][mat.key][None, :] + jnp.exp(genome["log_std"][mat.key])[None, :] * base
         if spec.preserve_scale:
             rows = rows * (_rms(draws) / _rms(rows))
@@ -251,7 +254,7 @@ def genome_summary(spec: GenomeSpec, genome) -> str:
              + (f" (rank {spec.rank})" if spec.interaction == "compact" else f" ({spec.genes}x{spec.genes})"),
              f"{len(spec.matrices)} encoding matrices x (mean, log-std)"
              + (" per gene" if spec.per_gene_stats else "")]
-    if spec.evolve_encodings:
+    if spec.full_encodings:
         parts.append("full encodings")
     if spec.gains:
         parts.append(f"{len(spec.gains)} layer log-gains")

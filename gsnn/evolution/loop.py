@@ -84,20 +84,21 @@ class SearchDivergedError(FloatingPointError):
 
 def check_search_chose(cfg: cfgs.Config, best: dict, history: list[dict], workdir) -> None:
     """Raises :class:`SearchDivergedError` when the finished search (``history`` holds
-    all ``evolve.generations`` records) found no individual with a finite fitness
+    all ``evolve.search.generations`` records) found no individual with a finite fitness
     (``best['generation'] == 0``), instead of handing the zero genome (the random
     wiring) on as the evolved one."""
     e = cfg.evolve
-    if best["generation"] != 0 or len(history) < e.generations:
+    if best["generation"] != 0 or len(history) < e.search.generations:
         return
-    injected = (f"; evolve.inject_nan replaces {len(e.inject_nan)} of the {e.population} individuals of every "
-                f"generation by NaN" if e.inject_nan else "")
+    injected = (f"; evolve.evaluation.inject_nan replaces {len(e.evaluation.inject_nan)} of the "
+                f"{e.search.population} individuals of every generation by NaN" if e.evaluation.inject_nan else "")
     where = f" (per generation in {pathlib.Path(workdir) / 'evolution'})" if workdir is not None else ""
     raise SearchDivergedError(
         f"every individual of the search's {len(history)} generation(s) diverged (a non-finite inner-training loss or fitness, "
-        f"{e.population} per generation{injected}), so the search chose no genome and its 'evolved' network would be "
-        f"the random wiring; lower evolve.std_init, the inner learning rate (evolve.inner_learning_rate, else "
-        f"train.learning_rate) or evolve.inner_steps, and check the 'diverged' counts{where}")
+        f"{e.search.population} per generation{injected}), so the search chose no genome and its 'evolved' network "
+        f"would be the random wiring; lower evolve.search.std_init, the inner learning rate "
+        f"(evolve.inner.learning_rate, else train.learning_rate) or evolve.inner.steps, and check the 'diverged' "
+        f"counts{where}")
 
 
 def evolve(
@@ -124,8 +125,8 @@ def evolve(
       generations), ``best_fitness`` (that score), ``best_generation`` (0 only while a
       stopped search has no finite individual yet),
       ``genome_size``, ``signal`` (:func:`gsnn.evolution.signal.signal_summary` of the
-      generations measured every ``evolve.signal_every``), ``problem`` (the
-      :class:`Problem`, for the final training), ``race`` (with ``evolve.race_top``:
+      generations measured every ``evolve.fitness.signal_every``), ``problem`` (the
+      :class:`Problem`, for the final training), ``race`` (with ``evolve.race.top``:
       :func:`gsnn.evolution.race.race`'s record, whose winner is then ``best_genome``;
       else ``None``).
 
@@ -137,27 +138,30 @@ def evolve(
     e = cfg.evolve
     ds = dataset if dataset is not None else TR.load_data(cfg)
     if isinstance(ds, D.StreamingDataset):  # the inner loop needs arrays: a sample in memory
-        ds = ds.materialise(e.val_size + 4 * e.inner_steps * e.inner_batch, 0, seed=cfg.seed)
+        ds = ds.materialise(e.inner.val_size + 4 * e.inner.steps * e.inner.batch, 0, seed=cfg.seed)
     problem = make_problem(cfg, ds)
-    if e.signal_every:
+    if e.fitness.signal_every:
         check_held_out_sizes(problem)  # before the first generation, not at the first measurement
-    if e.race_top:
+    if e.race.top:
         RC.check_race_sizes(problem)  # before the search, not after it
     mean_genome = GN.default_genome(problem.spec, problem.reference_params)
-    strategy = make_strategy(e.strategy, e.population, mean_genome, std_init=e.std_init, elite_ratio=e.elite_ratio)
-    step = make_evolution_step(strategy, problem.evaluate_population, inject_nan=e.inject_nan, jit_parts=True)
+    strategy = make_strategy(e.search.strategy, e.search.population, mean_genome, std_init=e.search.std_init,
+                             elite_ratio=e.search.elite_ratio)
+    step = make_evolution_step(strategy, problem.evaluate_population, inject_nan=e.evaluation.inject_nan,
+                               jit_parts=True)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 23)
     key, k_init = jax.random.split(key)
     es_state = strategy_init(strategy, k_init, mean_genome)
     best = dict(fitness=-np.inf, genome=mean_genome, generation=0)
-    archive = RC.empty_archive(mean_genome, e.race_top) if e.race_top else None
-    final_ls = float(F.lambda_schedule(e.lambda_schedule, e.lambda_s, e.generations)(e.generations - 1))
-    final_lt = float(F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations)(e.generations - 1))
+    archive = RC.empty_archive(mean_genome, e.race.top) if e.race.top else None
+    last = e.search.generations - 1
+    final_ls = float(F.lambda_schedule(e.fitness.lambda_schedule, e.fitness.lambda_s, e.search.generations)(last))
+    final_lt = float(F.lambda_schedule(e.fitness.lambda_schedule, e.fitness.lambda_t, e.search.generations)(last))
     history: list[dict] = []
     signal: list[dict] = []
     _say = print if progress else (lambda *a, **k: None)
-    _say(f"{cfg.name}: {e.strategy} population {e.population}, {e.generations} generations, "
-         f"K={e.inner_steps} inner steps of batch {e.inner_batch}, val {len(problem.val_labels)} images; "
+    _say(f"{cfg.name}: {e.search.strategy} population {e.search.population}, {e.search.generations} generations, "
+         f"K={e.inner.steps} inner steps of batch {e.inner.batch}, val {len(problem.val_labels)} images; "
          f"{GN.genome_summary(problem.spec, mean_genome)}; devices {len(jax.devices())}"
          + (f" over {jax.process_count()} processes" if jax.process_count() > 1 else ""), flush=True)
 
@@ -178,7 +182,7 @@ def evolve(
         es_state, key = tree["es_state"], jax.random.wrap_key_data(tree["key"])
         history = meta["history"]
         # a checkpoint from before the signal measurement holds none; its config has
-        # signal_every = 0 (migrated), so check_same_config above let it through only then
+        # fitness.signal_every = 0 (migrated), so check_same_config above let it through only then
         signal = meta["signal"] if "signal" in meta else []
         best = dict(fitness=meta["best_fitness"], genome=tree["best_genome"], generation=meta["best_generation"])
         if archive is not None:
@@ -195,17 +199,17 @@ def evolve(
         best, archive = _generations(loop, state, run)
     check_search_chose(cfg, best, history, workdir)
     race = None
-    if archive is not None and len(history) == e.generations:
+    if archive is not None and len(history) == e.search.generations:
         race, genome = _race(cfg, ds, archive, mean_genome, workdir, _say)
         winner = race["finalists"][race["winner"]]
         best = dict(best, genome=genome)
         _say(f"race winner: {winner['source']}" + (f" (generation {winner['generation']})"
                                                   if winner["source"] == RC.SEARCH else ""), flush=True)
-    target = e.target_val_accuracy
+    target = e.search.target_val_accuracy
     reached = next((r["generation"] for r in history if target and r["best_val_accuracy"] >= target), None)
     return dict(generations=history, best_genome=best["genome"], best_fitness=best["fitness"],
                 best_generation=best["generation"], generations_to_target=reached,
-                signal=SG.signal_summary(e.signal_every, signal), race=race,
+                signal=SG.signal_summary(e.fitness.signal_every, signal), race=race,
                 genome_size=GN.genome_size(mean_genome), problem=problem, mean_genome=mean_genome)
 
 
@@ -217,17 +221,26 @@ def _checkpoint_tree(es_state, key, best_genome, archive: RC.Archive | None) -> 
     return tree
 
 
-#: Settings that act only after the last generation: a finished or stopped search may be
-#: resumed with other values (the race runs again, other final networks are trained; the
-#: archive's size, race_top, may not change).
-AFTER_SEARCH_KEYS = ("race_steps", "race_batch", "race_data", "race_repeats", "race_baseline", "final_variants")
+#: Settings of the evolve section that act only after the last generation (dotted under
+#: ``evolve``): a finished or stopped search may be resumed with other values (the race
+#: runs again, other final networks are trained; the archive's size, race.top, may not
+#: change).
+AFTER_SEARCH_KEYS = ("race.steps", "race.batch", "race.data", "race.repeats", "race.baseline", "final_variants")
 
 
 def _search_config(d: dict) -> dict:
     """A config dict without :data:`AFTER_SEARCH_KEYS`: what a resumed search must match."""
     if "evolve" not in d:
         return d
-    return dict(d, evolve={k: v for k, v in d["evolve"].items() if k not in AFTER_SEARCH_KEYS})
+    evolve = json.loads(json.dumps(d["evolve"]))  # a deep copy
+    for key in AFTER_SEARCH_KEYS:
+        *sections, leaf = key.split(".")
+        node = evolve
+        for name in sections:
+            node = node.get(name, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return dict(d, evolve=evolve)
 
 
 def _race(cfg: cfgs.Config, ds, archive: RC.Archive, mean_genome, workdir, say) -> tuple[dict, Any]:
@@ -236,11 +249,11 @@ def _race(cfg: cfgs.Config, ds, archive: RC.Archive, mean_genome, workdir, say) 
     back from there when a resumed run has already raced the same finalists with the
     same settings; otherwise (the race's settings changed on resuming) it races again."""
     path = pathlib.Path(workdir) / "evolution" / "race.json" if workdir is not None else None
-    genomes, about = RC.finalists(archive, mean_genome, cfg.evolve.race_baseline)
+    genomes, about = RC.finalists(archive, mean_genome, cfg.evolve.race.baseline)
     result = None
     if path is not None and path.exists():
-        # records written before race_batch / race_data existed raced like their defaults
-        stored = dict(dict(batch=cfg.evolve.inner_batch, data="held_out"), **json.loads(path.read_text()))
+        # records written before race.batch / race.data existed raced like their defaults
+        stored = dict(dict(batch=cfg.evolve.inner.batch, data="held_out"), **json.loads(path.read_text()))
         settings = RC.race_settings(cfg.evolve)
         if ([{k: f[k] for k in about[0]} for f in stored["finalists"]] == about
                 and {k: stored[k] for k in settings} == settings):
@@ -290,7 +303,7 @@ def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRu
     e = run.cfg.evolve
     state, history, best, signal, archive = ls
     ran = 0
-    for gen in range(len(history), e.generations):
+    for gen in range(len(history), e.search.generations):
         if run.stop_after_generations is not None and ran >= run.stop_after_generations:
             break
         t0 = time.perf_counter()
@@ -299,7 +312,7 @@ def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRu
         metrics = jax.device_get(metrics)
         fit = np.asarray(metrics["fitness"], np.float32)
         seconds = time.perf_counter() - t0
-        rec = _summarise(gen, metrics, seconds, e.inner_steps)
+        rec = _summarise(gen, metrics, seconds, e.inner.steps)
         # The genome kept for final training is ranked with the *last* generation's
         # lambdas: with decaying lambdas, raw fitness of early generations carries an
         # operator bonus that later ones do not, so raw fitness is not comparable
@@ -319,12 +332,12 @@ def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRu
         run.writer.write_scalars(gen + 1, record_scalars(rec, group="evolve", skip=("generation",)))
         run.writer.flush()
         ran += 1
-        run.say(f"gen {gen + 1:3d}/{e.generations}: best {rec['best_fitness']:.4f} mean {rec['mean_fitness']:.4f} "
+        run.say(f"gen {gen + 1:3d}/{e.search.generations}: best {rec['best_fitness']:.4f} mean {rec['mean_fitness']:.4f} "
                 f"± {rec['std_fitness']:.4f} | best val acc {rec['best_val_accuracy']:.4f} "
                 f"mean val loss {rec['mean_val_loss']:.3f} | "
                 f"H_S {rec['spatial']:.3f} D_T {rec['temporal']:.3f} | diverged {rec['diverged']} | "
                 f"{seconds:.1f}s ({rec['individual_steps_per_s']:.1f} indiv·steps/s)", flush=True)
-        if e.signal_every and gen % e.signal_every == 0:
+        if e.fitness.signal_every and gen % e.fitness.signal_every == 0:
             srec = _measure_signal(run, gen, metrics)
             signal.append(srec)
             run.writer.write_scalars(gen + 1, record_scalars(srec["terms"], group="signal",
@@ -336,7 +349,7 @@ def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRu
             meta.update(archive_fitness=[float(f) if np.isfinite(f) else None for f in archive.fitness],
                         archive_generation=archive.generation.tolist())
         loop.save(gen + 1, _checkpoint_tree(state.es_state, state.key, best["genome"], archive), meta)
-        loop.stop_if_requested(f"after generation {gen + 1}/{e.generations}")
+        loop.stop_if_requested(f"after generation {gen + 1}/{e.search.generations}")
     loop.close()
     return best, archive
 

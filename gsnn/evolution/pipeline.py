@@ -20,7 +20,7 @@ from gsnn.runtime.records import to_jsonable
 
 FINAL_VARIANTS = ("evolved", "random", "direct")
 #: The best genome is stored in ``evolution.json`` up to this many values (larger ones,
-#: e.g. with ``evolve_encodings``, stay in the checkpoint only).
+#: e.g. with ``evolve.wiring.full_encodings``, stay in the checkpoint only).
 GENOME_RECORD_LIMIT = 10_000
 
 

@@ -53,7 +53,7 @@ class Problem:
 
 def _inner_train_config(cfg: cfgs.Config) -> cfgs.Config:
     e = cfg.evolve
-    lr = cfg.train.learning_rate if e.inner_learning_rate is None else e.inner_learning_rate
+    lr = cfg.train.learning_rate if e.inner.learning_rate is None else e.inner.learning_rate
     return dataclasses.replace(cfg, train=dataclasses.replace(
         cfg.train, epochs=1, learning_rate=lr, warmup_epochs=0.0, nan_policy="stop"))
 
@@ -61,7 +61,7 @@ def _inner_train_config(cfg: cfgs.Config) -> cfgs.Config:
 def make_problem(cfg: cfgs.Config, dataset: D.ArrayDataset) -> Problem:
     """Splits the data, builds the model and the pure individual evaluation.
 
-    The accuracy term is ``evolve.fitness_metric``; the spiking activity on the
+    The accuracy term is ``evolve.fitness.metric``; the spiking activity on the
     validation images (:class:`gsnn.evolution.fitness.SpikeActivity`) is collected only
     when an activity operator is configured.
     """
@@ -69,14 +69,14 @@ def make_problem(cfg: cfgs.Config, dataset: D.ArrayDataset) -> Problem:
     e = cfg.evolve
     if dataset.num_classes != cfg.model.num_classes:
         raise ValueError(f"model.num_classes={cfg.model.num_classes} but the data has {dataset.num_classes} classes")
-    F.check_temporal_operator(e.temporal_operator, cfg.model.T)
-    train_split, val_split = dataset.split_validation(e.val_size, seed=cfg.seed)
-    if e.inner_batch > len(train_split.train_labels):
-        raise ValueError(f"evolve.inner_batch={e.inner_batch} is larger than the training split "
+    F.check_temporal_operator(e.fitness.temporal_operator, cfg.model.T)
+    train_split, val_split = dataset.split_validation(e.inner.val_size, seed=cfg.seed)
+    if e.inner.batch > len(train_split.train_labels):
+        raise ValueError(f"evolve.inner.batch={e.inner.batch} is larger than the training split "
                          f"({len(train_split.train_labels)} images)")
     mean, std = D.stats_for(dataset.name)
     inner_cfg = _inner_train_config(cfg)
-    steps = TR.make_steps(inner_cfg, e.inner_steps, mean, std, dataset.image_shape)
+    steps = TR.make_steps(inner_cfg, e.inner.steps, mean, std, dataset.image_shape)
     model = steps.model
     synapses, neurons, norms = M.describe(model, dataset.image_shape)
     spec = GN.genome_spec(cfg.model.genetic, synapses, e, norms, neurons)
@@ -89,13 +89,13 @@ def make_problem(cfg: cfgs.Config, dataset: D.ArrayDataset) -> Problem:
     n_val = (len(val_labels) // eval_bs) * eval_bs
     val_x = jnp.asarray(val_images[:n_val]).reshape((-1, eval_bs) + val_images.shape[1:])
     val_y = jnp.asarray(val_labels[:n_val]).reshape(-1, eval_bs)
-    probe = F.needs_activity(e.spatial_operator, e.temporal_operator)
+    probe = F.needs_activity(e.fitness.spatial_operator, e.fitness.temporal_operator)
     eval_step = TR.make_eval_step(model, mean=mean, std=std, activity=probe)
-    fitness_fn = F.make_fitness(F.get_operator(F.SPATIAL_OPERATORS, e.spatial_operator, "spatial"),
-                                F.get_operator(F.TEMPORAL_OPERATORS, e.temporal_operator, "temporal"),
-                                F.lambda_schedule(e.lambda_schedule, e.lambda_s, e.generations),
-                                F.lambda_schedule(e.lambda_schedule, e.lambda_t, e.generations),
-                                F.get_operator(F.ACCURACY_TERMS, e.fitness_metric, "fitness metric"))
+    fitness_fn = F.make_fitness(F.get_operator(F.SPATIAL_OPERATORS, e.fitness.spatial_operator, "spatial"),
+                                F.get_operator(F.TEMPORAL_OPERATORS, e.fitness.temporal_operator, "temporal"),
+                                F.lambda_schedule(e.fitness.lambda_schedule, e.fitness.lambda_s, e.search.generations),
+                                F.lambda_schedule(e.fitness.lambda_schedule, e.fitness.lambda_t, e.search.generations),
+                                F.get_operator(F.ACCURACY_TERMS, e.fitness.metric, "fitness metric"))
 
     def train_one(genome, key, xb, yb):
         """One individual: build from ``genome`` and train ``K`` steps on ``xb [K,B,H,W,C]``."""
@@ -136,13 +136,13 @@ def make_problem(cfg: cfgs.Config, dataset: D.ArrayDataset) -> Problem:
 
     pop_fn = jax.vmap(evaluate_one_on, in_axes=(0, None, None, None, None, None, None))
     chunk = resolve_chunk_size(e)
-    if chunk and chunk < e.population:
-        n_chunks = e.population // chunk
+    if chunk and chunk < e.search.population:
+        n_chunks = e.search.population // chunk
 
         def pop_fn_chunked(population, *args):
             chunks = jax.tree_util.tree_map(lambda a: a.reshape((n_chunks, chunk) + a.shape[1:]), population)
             out = jax.lax.map(lambda c: pop_fn(c, *args), chunks)
-            return jax.tree_util.tree_map(lambda a: a.reshape((e.population,) + a.shape[2:]), out)
+            return jax.tree_util.tree_map(lambda a: a.reshape((e.search.population,) + a.shape[2:]), out)
 
         evaluate_population_on = pop_fn_chunked
     else:
@@ -161,16 +161,16 @@ def make_problem(cfg: cfgs.Config, dataset: D.ArrayDataset) -> Problem:
 
 
 def _sharded(e: cfgs.EvolveConfig) -> bool:
-    return e.shard and len(jax.devices()) > 1
+    return e.evaluation.shard and len(jax.devices()) > 1
 
 
 def resolve_chunk_size(e: cfgs.EvolveConfig) -> int:
-    """``evolve.chunk_size`` with ``-1`` (auto) resolved: 1 (one individual after another)
+    """``evolve.evaluation.chunk_size`` with ``-1`` (auto) resolved: 1 (one individual after another)
     on a single CPU device, where a vmapped population ran 2-4x slower than a loop
     (batched small matmuls and grouped convolutions are slow in XLA's CPU backend), else
     0 (the whole population vmapped, and sharded when there are several devices)."""
-    if e.chunk_size >= 0:
-        return e.chunk_size
+    if e.evaluation.chunk_size >= 0:
+        return e.evaluation.chunk_size
     return 1 if jax.default_backend() == "cpu" and not _sharded(e) else 0
 
 
@@ -239,12 +239,12 @@ def generation_batches(problem: Problem, generation: int) -> tuple[np.ndarray, n
     ds = problem.train_split
     xs, ys = [], []
     epoch = 0
-    while len(xs) < e.inner_steps:
-        for xb, yb in D.batches(ds.train_images, ds.train_labels, e.inner_batch,
+    while len(xs) < e.inner.steps:
+        for xb, yb in D.batches(ds.train_images, ds.train_labels, e.inner.batch,
                                 seed=problem.cfg.seed + 7919 * (generation + 1), epoch=epoch):
             xs.append(xb)
             ys.append(yb)
-            if len(xs) == e.inner_steps:
+            if len(xs) == e.inner.steps:
                 break
         epoch += 1
     return np.stack(xs), np.stack(ys)
@@ -263,11 +263,11 @@ def check_held_out_sizes(problem: Problem) -> None:
     e = problem.cfg.evolve
     n_val = problem.val_x.shape[0] * problem.val_x.shape[1]
     n = len(problem.train_split.train_labels)
-    if n < n_val + e.inner_batch:
-        raise ValueError(f"evolve.signal_every={e.signal_every} evaluates the population a second time on {n_val} "
-                         f"validation images and minibatches of {e.inner_batch} drawn from the training split, "
-                         f"which holds only {n} images; use more training data, a smaller evolve.val_size or "
-                         f"evolve.inner_batch, or evolve.signal_every=0")
+    if n < n_val + e.inner.batch:
+        raise ValueError(f"evolve.fitness.signal_every={e.fitness.signal_every} evaluates the population a second "
+                         f"time on {n_val} validation images and minibatches of {e.inner.batch} drawn from the training split, "
+                         f"which holds only {n} images; use more training data, a smaller evolve.inner.val_size or "
+                         f"evolve.inner.batch, or evolve.fitness.signal_every=0")
 
 
 def signal_batches(problem: Problem, generation: int, stream: int = SIGNAL_STREAM
@@ -310,9 +310,9 @@ def _minibatches(problem: Problem, rng: np.random.Generator, pool: np.ndarray) -
     pass after pass over ``pool``, each a new permutation cut to whole batches."""
     e = problem.cfg.evolve
     ds = problem.train_split
-    per_epoch = (len(pool) // e.inner_batch) * e.inner_batch
-    epochs = [rng.permutation(pool)[:per_epoch] for _ in range(-(-e.inner_steps * e.inner_batch // per_epoch))]
-    idx = np.concatenate(epochs)[:e.inner_steps * e.inner_batch]
+    per_epoch = (len(pool) // e.inner.batch) * e.inner.batch
+    epochs = [rng.permutation(pool)[:per_epoch] for _ in range(-(-e.inner.steps * e.inner.batch // per_epoch))]
+    idx = np.concatenate(epochs)[:e.inner.steps * e.inner.batch]
     shape = ds.train_images.shape[1:]
-    return (np.asarray(ds.train_images[idx]).reshape((e.inner_steps, e.inner_batch) + shape),
-            np.asarray(ds.train_labels[idx], np.int32).reshape(e.inner_steps, e.inner_batch))
+    return (np.asarray(ds.train_images[idx]).reshape((e.inner.steps, e.inner.batch) + shape),
+            np.asarray(ds.train_labels[idx], np.int32).reshape(e.inner.steps, e.inner.batch))

@@ -5,15 +5,15 @@ A fitness of ``K`` inner steps ranks genomes reproducibly (``signal``), but what
 ranks is the start of training: at ``K = 40`` every selected genome had a trait that
 speeds the first steps (stronger drive, shorter time constants) and trained worse
 than its random twin with the full recipe. The race re-scores a few finalists at
-``evolve.race_steps`` inner steps, closer to the final training, and keeps the best:
+``evolve.race.steps`` inner steps, closer to the final training, and keeps the best:
 
-    finalists = the archive's top evolve.race_top genomes (by the last generation's lambdas)
-              + the zero genome (the random wiring; evolve.race_baseline)
-    for r in range(evolve.race_repeats):          # independent data and keys
-        every finalist: build, train race_steps steps of race_batch, score F on held-out images
+    finalists = the archive's top evolve.race.top genomes (by the last generation's lambdas)
+              + the zero genome (the random wiring; evolve.race.baseline)
+    for r in range(evolve.race.repeats):          # independent data and keys
+        every finalist: build, train race.steps steps of race.batch, score F on held-out images
     winner = argmax of the mean F                 # ties: the random wiring, else the search's order
 
-Where the race's data come from is ``evolve.race_data``. ``held_out``: minibatches and
+Where the race's data come from is ``evolve.race.data``. ``held_out``: minibatches and
 judging images are both drawn from the training split, disjoint, with a stream of
 their own (:func:`gsnn.evolution.problem.signal_batches`), so the images that ranked
 the search's genomes are not the ones that judge them against the random wiring
@@ -93,33 +93,36 @@ def finalists(archive: Archive, mean_genome, baseline: bool) -> tuple[Any, list[
         genomes.append(jax.tree_util.tree_map(np.asarray, mean_genome))
         about.append(dict(source=BASELINE, generation=0, search_fitness=None))
     if len(genomes) < 2:
-        raise ValueError(f"the race needs at least 2 finalists, got {len(genomes)}; raise evolve.race_top or set "
-                         f"evolve.race_baseline=true")
+        raise ValueError(f"the race needs at least 2 finalists, got {len(genomes)}; raise evolve.race.top or set "
+                         f"evolve.race.baseline=true")
     return jax.tree_util.tree_map(lambda *a: np.stack(a), *genomes), about
 
 
 def race_config(cfg: cfgs.Config, n_finalists: int) -> cfgs.Config:
-    """``cfg`` with the evaluation sized for the race: ``race_steps`` inner steps of
-    ``race_batch`` (0: ``inner_batch``), a population of ``n_finalists``, no signal
+    """``cfg`` with the evaluation sized for the race: ``race.steps`` inner steps of
+    ``race.batch`` (0: ``inner.batch``), a population of ``n_finalists``, no signal
     measurement or fault injection, and one finalist at a time where the run evaluated
     in chunks that do not divide it."""
     e = cfg.evolve
-    chunk = e.chunk_size if e.chunk_size <= 0 or n_finalists % e.chunk_size == 0 else 1
+    chunk = e.evaluation.chunk_size
+    chunk = chunk if chunk <= 0 or n_finalists % chunk == 0 else 1
     return dataclasses.replace(cfg, evolve=dataclasses.replace(
-        e, inner_steps=e.race_steps, inner_batch=e.race_batch or e.inner_batch, population=n_finalists,
-        signal_every=0, inject_nan=(), chunk_size=chunk))
+        e, search=dataclasses.replace(e.search, population=n_finalists),
+        inner=dataclasses.replace(e.inner, steps=e.race.steps, batch=e.race.batch or e.inner.batch),
+        fitness=dataclasses.replace(e.fitness, signal_every=0),
+        evaluation=dataclasses.replace(e.evaluation, inject_nan=(), chunk_size=chunk)))
 
 
 def race_settings(e: cfgs.EvolveConfig) -> dict:
     """What a race record was run with (a stored race is reused only when they match)."""
-    return dict(steps=e.race_steps, batch=e.race_batch or e.inner_batch, data=e.race_data, repeats=e.race_repeats)
+    return dict(steps=e.race.steps, batch=e.race.batch or e.inner.batch, data=e.race.data, repeats=e.race.repeats)
 
 
 def race_data(problem, repeat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The data of one race repeat, ``(xb [K, B, ...], yb [K, B], val_x [V, E, ...],
-    val_y [V, E])``, as ``evolve.race_data`` says (``problem`` is the race's own,
+    val_y [V, E])``, as ``evolve.race.data`` says (``problem`` is the race's own,
     :func:`race_config`)."""
-    if problem.cfg.evolve.race_data == "validation":
+    if problem.cfg.evolve.race.data == "validation":
         xb, yb = stream_batches(problem, repeat, RACE_STREAM)
         return xb, yb, np.asarray(problem.val_x), np.asarray(problem.val_y)
     return signal_batches(problem, repeat, stream=RACE_STREAM)
@@ -127,24 +130,24 @@ def race_data(problem, repeat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 def check_race_sizes(problem) -> None:
     """Raises ``ValueError``, before the search, when the run's training split (of the
-    search's ``problem``) cannot give the race its minibatches of ``race_batch`` and,
-    with ``race_data = held_out``, its judging images besides."""
+    search's ``problem``) cannot give the race its minibatches of ``race.batch`` and,
+    with ``race.data = held_out``, its judging images besides."""
     e = problem.cfg.evolve
-    batch = e.race_batch or e.inner_batch
+    batch = e.race.batch or e.inner.batch
     n = len(problem.train_split.train_labels)
-    held = problem.val_x.shape[0] * problem.val_x.shape[1] if e.race_data == "held_out" else 0
+    held = problem.val_x.shape[0] * problem.val_x.shape[1] if e.race.data == "held_out" else 0
     if n < held + batch:
         judged = f" and {held} held-out judging images" if held else ""
-        smaller = "a smaller evolve.race_batch or evolve.val_size, evolve.race_data=validation" if held else \
-            "a smaller evolve.race_batch"
-        raise ValueError(f"evolve.race_top={e.race_top} races the finalists on minibatches of {batch} "
-                         f"(evolve.race_batch){judged} drawn from the training split, which holds only {n} images; "
-                         f"use more training data, {smaller}, or evolve.race_top=0")
+        smaller = "a smaller evolve.race.batch or evolve.inner.val_size, evolve.race.data=validation" if held else \
+            "a smaller evolve.race.batch"
+        raise ValueError(f"evolve.race.top={e.race.top} races the finalists on minibatches of {batch} "
+                         f"(evolve.race.batch){judged} drawn from the training split, which holds only {n} images; "
+                         f"use more training data, {smaller}, or evolve.race.top=0")
 
 
 def race(cfg: cfgs.Config, dataset: D.ArrayDataset, genomes, about: list[dict], *,
          say: Callable = print) -> dict:
-    """Scores every finalist ``evolve.race_repeats`` times at ``evolve.race_steps``
+    """Scores every finalist ``evolve.race.repeats`` times at ``evolve.race.steps``
     inner steps and names the winner.
 
     Args:
@@ -162,19 +165,19 @@ def race(cfg: cfgs.Config, dataset: D.ArrayDataset, genomes, about: list[dict], 
       diverged), ``race_fitness_repeats``, ``race_val_loss``, ``race_val_accuracy``,
       ``race_val_accuracy_repeats``), ``leads_over_random`` (per finalist, its
       :func:`paired_lead` over the random wiring in ``fitness`` and ``val_accuracy``;
-      ``None`` without ``race_baseline``).
+      ``None`` without ``race.baseline``).
     """
     e = cfg.evolve
     t0 = time.perf_counter()
     problem = make_problem(race_config(cfg, len(about)), dataset)
     check_race_sizes(problem)
     settings = race_settings(e)
-    say(f"race: {len(about)} finalists x {e.race_repeats} repeat(s) at K={e.race_steps} inner steps of "
-        f"{settings['batch']}, judged on {e.race_data} images", flush=True)
-    last = jnp.asarray(e.generations - 1, jnp.int32)  # the last generation's lambdas
+    say(f"race: {len(about)} finalists x {e.race.repeats} repeat(s) at K={e.race.steps} inner steps of "
+        f"{settings['batch']}, judged on {e.race.data} images", flush=True)
+    last = jnp.asarray(e.search.generations - 1, jnp.int32)  # the last generation's lambdas
     key = jax.random.fold_in(jax.random.key(cfg.seed), 37)
     runs = []
-    for r in range(e.race_repeats):
+    for r in range(e.race.repeats):
         xb, yb, vx, vy = race_data(problem, r)
         out = problem.evaluate_population_on(jax.tree_util.tree_map(jnp.asarray, genomes), jax.random.fold_in(key, r),
                                              jnp.asarray(xb), jnp.asarray(yb), last, jnp.asarray(vx), jnp.asarray(vy))
@@ -184,7 +187,7 @@ def race(cfg: cfgs.Config, dataset: D.ArrayDataset, genomes, about: list[dict], 
     acc = np.stack([o["val_accuracy"] for o in runs])  # [R, C]
     loss = np.stack([o["val_loss"] for o in runs])  # [R, C]
     mean = fit.mean(axis=0)
-    winner, tied = pick_winner(mean, about, e.race_repeats)
+    winner, tied = pick_winner(mean, about, e.race.repeats)
     rows = []
     for i, a in enumerate(about):
         rows.append(dict(a, race_fitness=float(mean[i]), race_fitness_repeats=[float(f) for f in fit[:, i]],
@@ -201,7 +204,7 @@ def race(cfg: cfgs.Config, dataset: D.ArrayDataset, genomes, about: list[dict], 
                  for i in range(len(about))]
         lead = leads[winner]["val_accuracy"]
         if winner != base:
-            se = "" if lead["se"] is None else f" ± {100 * lead['se']:.2f} (standard error over {e.race_repeats} paired repeats)"
+            se = "" if lead["se"] is None else f" ± {100 * lead['se']:.2f} (standard error over {e.race.repeats} paired repeats)"
             say(f"race: the winner leads the random wiring by {100 * lead['mean']:+.2f} points of validation accuracy{se}",
                 flush=True)
     return dict(settings, seconds=time.perf_counter() - t0, winner=winner, tied=tied, finalists=rows,
@@ -213,7 +216,7 @@ def pick_winner(mean: np.ndarray, about: list[dict], repeats: int = 1) -> tuple[
     diverged in some repeat) and the indices that tie with it (``[]`` without a tie).
 
     Ties are decided explicitly: a tie with the random wiring goes to the random wiring
-    (a searched genome must beat it to be kept, ``evolve.race_baseline``); a tie among
+    (a searched genome must beat it to be kept, ``evolve.race.baseline``); a tie among
     searched genomes goes to the one the search ranked first (``about``'s order).
 
     Raises:
@@ -224,8 +227,8 @@ def pick_winner(mean: np.ndarray, about: list[dict], repeats: int = 1) -> tuple[
     if not np.isfinite(mean).any():
         raise ValueError(f"every race finalist diverged in at least one of its {repeats} repeat(s) (race fitness "
                          f"-inf for all {len(mean)}), so none can be chosen; the search's checkpoint is kept: resume "
-                         f"it with gsnn evolve --resume and a race that can train them (a smaller evolve.race_steps or "
-                         f"evolve.race_batch), or inspect the finalists' genomes")
+                         f"it with gsnn evolve --resume and a race that can train them (a smaller evolve.race.steps or "
+                         f"evolve.race.batch), or inspect the finalists' genomes")
     best = np.flatnonzero(mean == mean.max())
     base = [i for i in best if about[i]["source"] == BASELINE]
     winner = int(base[0] if base else best[0])

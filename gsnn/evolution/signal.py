@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 #: The terms measured, where the evaluation returns them: the combined fitness ``F``, its
-#: accuracy term ``A`` (``evolve.fitness_metric``), both candidates for ``A`` (validation
+#: accuracy term ``A`` (``evolve.fitness.metric``), both candidates for ``A`` (validation
 #: accuracy and loss), and the spatial and temporal operators ``H_S`` and ``D_T``.
 SIGNAL_TERMS = ("fitness", "accuracy_term", "val_accuracy", "val_loss", "spatial", "temporal")
 
