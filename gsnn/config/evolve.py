@@ -4,8 +4,59 @@ from __future__ import annotations
 
 import dataclasses
 
-from gsnn.config.names import (FINAL_VARIANT_NAMES, FITNESS_METRICS, GENOME_INTERACTIONS, LAMBDA_SCHEDULES, RACE_DATA,
+from gsnn.config.names import (ALLOCATION_GENOMES, FINAL_VARIANT_NAMES, OVER_BUDGET_RULES, FITNESS_METRICS, GENOME_INTERACTIONS, LAMBDA_SCHEDULES, RACE_DATA,
                                SPATIAL_OPERATOR_NAMES, STRATEGY_NAMES, TEMPORAL_OPERATOR_NAMES, check_choice)
+
+
+@dataclasses.dataclass(frozen=True)
+class AllocationConfig:
+    """What the genome holds, and the parameter budget of an allocation genome
+    (``evolve.allocation``; DESIGN 1.3, :mod:`gsnn.evolution.budget`).
+
+    Attributes:
+      genome: ``wiring`` (the initial wiring rules; the default, as before this
+        section), ``allocation`` (per encoded layer the active genes of each rule and
+        the active rules, a continuous ``z [L, R_max + 1]``; the network is built once at
+        ``max_genes`` x ``max_rules`` and every individual is a mask over it) or
+        ``both`` (the wiring genome with ``z`` as one more entry, ``"allocation"``).
+      budget: the most parameters an individual may have (stored scalars, counted as
+        :func:`gsnn.evolution.allocation.param_count` counts them); 0: the parameter
+        count of the uniform allocation of ``model.genetic.genes`` genes in each of
+        ``model.genetic.rules`` rules (the model as configured: the baseline row).
+      over_budget: ``project`` (an individual over the budget is scaled down onto it,
+        :func:`gsnn.evolution.allocation.project`: every evaluated and every returned
+        allocation is within budget) or ``penalty`` (it is evaluated as it is and its
+        fitness lowered by ``penalty * (params / budget - 1)``).
+      penalty: fitness units per unit of relative excess (``over_budget=penalty``).
+      max_genes: genes per rule of the network built at the maximum (0:
+        ``model.genetic.genes``; at least that).
+      max_rules: rules of the network built at the maximum (0: ``model.genetic.rules``;
+        at least that).
+    """
+
+    genome: str = "wiring"
+    budget: int = 0
+    over_budget: str = "project"
+    penalty: float = 1.0
+    max_genes: int = 0
+    max_rules: int = 0
+
+    def validate(self) -> "AllocationConfig":
+        check_choice(self.genome, ALLOCATION_GENOMES, "evolve.allocation.genome")
+        check_choice(self.over_budget, OVER_BUDGET_RULES, "evolve.allocation.over_budget")
+        if not isinstance(self.budget, int) or self.budget < 0:
+            raise ValueError(f"evolve.allocation.budget (the most parameters an individual may have) must be an int "
+                             f">= 0, got {self.budget!r}; 0 means the parameter count of the model as configured "
+                             f"(its genes and rules in every layer)")
+        if not self.penalty >= 0:
+            raise ValueError(f"evolve.allocation.penalty (fitness units per unit of relative excess over the budget) "
+                             f"must be >= 0, got {self.penalty}; use evolve.allocation.over_budget=project to keep "
+                             f"every individual within the budget instead")
+        for name in ("max_genes", "max_rules"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"evolve.allocation.{name} must be an int >= 0 (0: the model's own), got "
+                                 f"{getattr(self, name)!r}")
+        return self
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +149,11 @@ class EvolveConfig:
         before every evaluation (the strategy still sees the real genome). Checks that a
         diverging individual gets the worst fitness and the generation goes on.
       final_variants: what to train to convergence afterwards, with ``train``'s recipe:
-        ``evolved`` (best genome), ``random`` (same encoding, random wiring), ``direct``.
+        ``evolved`` (best genome), ``random`` (same encoding, random wiring; with an
+        allocation genome a random allocation at the budget), ``direct``, and
+        ``uniform`` (allocation genomes only: the model as configured).
+      allocation: what the genome holds, and the budget of an allocation genome
+        (:class:`AllocationConfig`).
     """
 
     strategy: str = "cma_es"
@@ -137,6 +192,7 @@ class EvolveConfig:
     target_val_accuracy: float = 0.0
     inject_nan: tuple[int, ...] = ()
     final_variants: tuple[str, ...] = ("evolved", "random", "direct")
+    allocation: AllocationConfig = AllocationConfig()
 
     def validate(self) -> "EvolveConfig":
         """Checks every concern of the section, each by its own function below."""
@@ -148,6 +204,11 @@ class EvolveConfig:
         _check_race(self)
         for v in self.final_variants:
             check_choice(v, FINAL_VARIANT_NAMES, "final variant")
+        self.allocation.validate()
+        if "uniform" in self.final_variants and self.allocation.genome == "wiring":
+            raise ValueError("evolve.final_variants 'uniform' (the model as configured, against which an evolved "
+                             "allocation is compared) needs an allocation genome: set evolve.allocation.genome to "
+                             "'allocation' or 'both', or drop 'uniform'")
         return self
 
 

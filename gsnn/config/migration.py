@@ -23,6 +23,8 @@ ADDED_KEYS: dict[str, Any] = {
     "data.sha256": "",  # no expected digest
     "data.stream": False,  # arrays in memory
     "data.val_per_class": 0,  # no validation split
+    "evolve.allocation": {"genome": "wiring", "budget": 0, "over_budget": "project", "penalty": 1.0,
+                          "max_genes": 0, "max_rules": 0},  # the wiring genome, as there was
     "evolve.fitness_metric": "val_accuracy",  # A was the validation accuracy
     "evolve.fixed_base": False,  # a new base draw every generation
     "evolve.genome_drive": False,  # no per-layer log-drives in the genome
@@ -77,7 +79,7 @@ def migrate_stored_config(d: dict) -> tuple[dict, list[str]]:
         *sections, leaf = key.split(".")
         node = _section(out, sections)
         if isinstance(node, dict) and leaf not in node:
-            node[leaf] = value
+            node[leaf] = json.loads(json.dumps(value))  # a copy: a section's dict is not shared
             changes.append(f"added {key}={value!r}")
     evolve = out.get("evolve")
     if isinstance(evolve, dict) and evolve.get("inner_learning_rate") == 0.0:
