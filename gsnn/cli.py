@@ -74,20 +74,23 @@ def _parse_shape(text: str | None) -> tuple[int, int, int] | None:
 def params_report(arch: str, num_classes: int, encoding: str = "direct", genes: int | None = None,
                   first_direct: bool = False, last_direct: bool = False, width: float = 1.0,
                   input_shape: tuple[int, int, int] | None = None, rules: int = 1,
-                  allocation: tuple[tuple[int, ...], ...] | None = None) -> dict:
+                  allocation: tuple[tuple[int, ...], ...] | None = None,
+                  hidden: tuple[int, ...] | None = None) -> dict:
     """Parameter counts of an architecture, direct and encoded (no computation); with
     ``allocation`` (per encoded layer, the genes of each active rule; ``genes`` and
-    ``rules`` the maxima), of the network that allocation masks (DESIGN 1.3)."""
+    ``rules`` the maxima), of the network that allocation masks (DESIGN 1.3);
+    ``hidden``: the MLP's hidden sizes (default: the model's)."""
     if encoding != "direct" and genes is None:
         raise ValueError(f"--genes is required for encoding {encoding!r}")
     genetic = GeneticConfig(encoding=encoding, genes=int(genes or 0), rules=rules, first_direct=first_direct,
                             last_direct=last_direct)
-    cfg = ModelConfig(arch=arch, num_classes=num_classes, width=width, genetic=genetic).validate()
+    sizes = {} if hidden is None else dict(hidden=tuple(hidden))
+    cfg = ModelConfig(arch=arch, num_classes=num_classes, width=width, genetic=genetic, **sizes).validate()
     shape = tuple(input_shape or M.default_input_shape(arch))
     if allocation is not None:
         layout = EV.allocation.make_layout(genetic, *M.describe(M.build_model(cfg), shape))
         layer_genes = EV.allocation.layer_genes(EV.allocation.from_counts(allocation, layout), layout)
-        cfg = ModelConfig(arch=arch, num_classes=num_classes, width=width,
+        cfg = ModelConfig(arch=arch, num_classes=num_classes, width=width, **sizes,
                           genetic=dataclasses.replace(genetic, layer_genes=layer_genes)).validate()
     rep = E.parameter_report(*M.describe(M.build_model(cfg), shape))
     out = rep.as_dict()
@@ -102,7 +105,8 @@ def params_report(arch: str, num_classes: int, encoding: str = "direct", genes: 
 def cmd_params(args) -> int:
     rep = params_report(args.arch, args.num_classes, args.encoding, args.genes, args.first_direct,
                         args.last_direct, args.width, _parse_shape(args.input_shape), args.rules,
-                        ast.literal_eval(args.allocation) if args.allocation else None)
+                        ast.literal_eval(args.allocation) if args.allocation else None,
+                        tuple(int(h) for h in args.hidden.split(",") if h) if args.hidden else None)
     print(T.params_table(rep))
     _write_json(args.json, rep)
     return 0
@@ -290,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allocation", default=None, metavar="TUPLE",
                    help="per encoded layer the genes of each active rule, e.g. '((14,14),(20,),(14,14),(28,))' "
                         "(--genes and --rules are the maxima; DESIGN 1.3)")
+    p.add_argument("--hidden", default=None, metavar="SIZES", help="the MLP's hidden sizes, e.g. 512,256")
     p.add_argument("--json", default=None, metavar="PATH")
     p.set_defaults(func=cmd_params)
 

@@ -143,6 +143,18 @@ def corrupt_config_file(tmp):
     cfgs.load_config(str(path))
 
 
+def _allocation_search(tmp, genes=4, **allocation):
+    """The allocation search of a tiny position MLP (4 genes x 2 rules) on 4x4x2 images."""
+    from gsnn.evolution import allocation as A
+    from gsnn.evolution import budget as BG
+
+    genetic = GeneticConfig(encoding="position", genes=genes, rules=2, **allocation.pop("genetic", {}))
+    cfg = cfgs.Config(model=M.ModelConfig(arch="mlp", hidden=(8,), T=1, genetic=genetic),
+                      evolve=cfgs.EvolveConfig(allocation=cfgs.AllocationConfig(genome="allocation", **allocation)))
+    model = M.build_model(BG.search_model_config(cfg.validate()))
+    BG.make_search(cfg, A.make_layout(model.cfg.genetic, *M.describe(model, (4, 4, 2))))
+
+
 # (README wording of the input, function, error type, fragments the message must contain)
 CASES = [
     ("unknown architecture `model.arch=resnet99`",
@@ -201,6 +213,29 @@ CASES = [
      race_all_diverged, ValueError, ["every race finalist diverged", "2 repeat(s)", "evolve.race.steps"]),
     ("energy of a synapse without a measured input density",
      energy_without_a_density, ValueError, ["no measured input density", "'readout'", "'stats' collection"]),
+    ("unknown genome `evolve.allocation.genome=layers`",
+     lambda tmp: cfgs.AllocationConfig(genome="layers").validate(), ValueError,
+     ["evolve.allocation.genome", "'wiring'", "'allocation'", "'both'"]),
+    ("unknown over-budget rule `evolve.allocation.over_budget=clip`",
+     lambda tmp: cfgs.AllocationConfig(over_budget="clip").validate(), ValueError, ["'project'", "'penalty'"]),
+    ("negative budget `evolve.allocation.budget=-1`",
+     lambda tmp: cfgs.AllocationConfig(budget=-1).validate(), ValueError, ["evolve.allocation.budget", ">= 0", "0 means"]),
+    ("negative budget penalty `evolve.allocation.penalty=-1`",
+     lambda tmp: cfgs.AllocationConfig(penalty=-1.0).validate(), ValueError, ["evolve.allocation.penalty", ">= 0"]),
+    ("negative maximum `evolve.allocation.max_genes=-2`",
+     lambda tmp: cfgs.AllocationConfig(max_genes=-2).validate(), ValueError, ["evolve.allocation.max_genes", ">= 0"]),
+    ("final variant `uniform` with the wiring genome",
+     lambda tmp: cfgs.EvolveConfig(final_variants=("evolved", "uniform")).validate(), ValueError,
+     ["'uniform'", "evolve.allocation.genome"]),
+    ("allocation maximum below the model's genes `evolve.allocation.max_genes=2` with 4 genes",
+     lambda tmp: _allocation_search(tmp, max_genes=2), ValueError, ["max_genes=2", "at least the model's genes (4)"]),
+    ("allocation budget below one gene per rule and layer `evolve.allocation.budget=10`",
+     lambda tmp: _allocation_search(tmp, budget=10), ValueError, ["budget=10", "one gene in each of 2 rules",
+                                                                  "max_rules"]),
+    ("allocation genome with `model.genetic.layer_genes` set",
+     lambda tmp: _allocation_search(tmp, genetic=dict(layer_genes=(("fc1_dense", (2, 2)), ("readout", (2, 2))))),
+     ValueError,
+     ["layer_genes empty"]),
     ("misspelt config key `--set train.epoch=3`",
      lambda tmp: cfgs.load_config("demo_direct", ["train.epoch=3"]), KeyError, ["train.epoch", "train.epochs"]),
     ("malformed value `--set model.T=four`",

@@ -18,27 +18,27 @@ Every public name of these modules is importable from here:
 """
 from gsnn.config.data import DataConfig
 from gsnn.config.evolve import EvolveConfig
-from gsnn.config.evolve_sections import (EvaluationConfig, FitnessConfig, InnerLoopConfig, RaceConfig, SearchConfig,
-                                         WiringGenomeConfig)
+from gsnn.config.evolve_sections import (AllocationConfig, EvaluationConfig, FitnessConfig, InnerLoopConfig,
+                                         RaceConfig, SearchConfig, WiringGenomeConfig)
 from gsnn.config.experiment import Config
 from gsnn.config.loader import (PACKAGE_CONFIGS, all_keys, apply_overrides, available_configs, config_search_path,
                                 from_dict, load_config, read_config_file, replace, shrink_for_smoke)
 from gsnn.config.migration import ADDED_KEYS, RENAMED_KEYS, migrate_stored_config
 from gsnn.config.model import GeneticConfig, LIFConfig, ModelConfig, NeuronConfig
-from gsnn.config.names import (ARCHITECTURE_NAMES, CONV_IMPLS, DECAY_TARGETS, ENCODING_NAMES, EXECUTIONS,
+from gsnn.config.names import (ALLOCATION_GENOMES, ARCHITECTURE_NAMES, CONV_IMPLS, DECAY_TARGETS, ENCODING_NAMES, EXECUTIONS,
                                FACTORISED_ENCODINGS, FANS, FINAL_VARIANT_NAMES, FITNESS_METRICS, GENOME_INTERACTIONS,
                                INIT_SCHEMES, INPUT_CODINGS, INTERACTION_INITS, LAMBDA_SCHEDULES, NAN_POLICIES,
-                               OPTIMIZERS, PARAM_GROUPS, RACE_DATA, RESETS, RESIDUALS, SPATIAL_OPERATOR_NAMES,
+                               OPTIMIZERS, OVER_BUDGET_RULES, PARAM_GROUPS, RACE_DATA, RESETS, RESIDUALS, SPATIAL_OPERATOR_NAMES,
                                STRATEGY_NAMES, SURROGATE_NAMES, TEMPORAL_OPERATOR_NAMES, UPDATE_FORMS, check_choice)
 from gsnn.config.train import TrainConfig
 
 __all__ = [
-    "Config", "DataConfig", "EvaluationConfig", "EvolveConfig", "FitnessConfig", "GeneticConfig", "InnerLoopConfig",
+    "AllocationConfig", "Config", "DataConfig", "EvaluationConfig", "EvolveConfig", "FitnessConfig", "GeneticConfig", "InnerLoopConfig",
     "LIFConfig", "ModelConfig", "NeuronConfig", "RaceConfig", "SearchConfig", "TrainConfig", "WiringGenomeConfig", "PACKAGE_CONFIGS", "all_keys", "apply_overrides", "available_configs", "config_search_path",
     "from_dict", "load_config", "read_config_file", "replace", "shrink_for_smoke", "ADDED_KEYS", "RENAMED_KEYS",
-    "migrate_stored_config", "ARCHITECTURE_NAMES", "CONV_IMPLS", "DECAY_TARGETS", "ENCODING_NAMES", "EXECUTIONS",
+    "migrate_stored_config", "ALLOCATION_GENOMES", "ARCHITECTURE_NAMES", "CONV_IMPLS", "DECAY_TARGETS", "ENCODING_NAMES", "EXECUTIONS",
     "FACTORISED_ENCODINGS", "FANS", "FINAL_VARIANT_NAMES", "FITNESS_METRICS", "GENOME_INTERACTIONS", "INIT_SCHEMES",
-    "INPUT_CODINGS", "INTERACTION_INITS", "LAMBDA_SCHEDULES", "NAN_POLICIES", "OPTIMIZERS", "PARAM_GROUPS",
+    "INPUT_CODINGS", "INTERACTION_INITS", "LAMBDA_SCHEDULES", "NAN_POLICIES", "OPTIMIZERS", "OVER_BUDGET_RULES", "PARAM_GROUPS",
     "RACE_DATA", "RESETS", "RESIDUALS", "SPATIAL_OPERATOR_NAMES", "STRATEGY_NAMES", "SURROGATE_NAMES",
     "TEMPORAL_OPERATOR_NAMES", "UPDATE_FORMS", "check_choice",
 ]

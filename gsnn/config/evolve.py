@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from gsnn.config.evolve_sections import (EvaluationConfig, FitnessConfig, InnerLoopConfig, RaceConfig, SearchConfig,
-                                         WiringGenomeConfig)
+from gsnn.config.evolve_sections import (AllocationConfig, EvaluationConfig, FitnessConfig, InnerLoopConfig,
+                                         RaceConfig, SearchConfig, WiringGenomeConfig)
 from gsnn.config.names import FINAL_VARIANT_NAMES, check_choice
 
 
@@ -38,7 +38,11 @@ class EvolveConfig:
         random one with the zero genome), a paired comparison. Off: the genome is scored
         as a distribution over draws.
       final_variants: what to train to convergence afterwards, with ``train``'s recipe:
-        ``evolved`` (best genome), ``random`` (same encoding, random wiring), ``direct``.
+        ``evolved`` (best genome), ``random`` (same encoding, random wiring; with an
+        allocation genome a random allocation at the budget), ``direct``, and
+        ``uniform`` (allocation genomes only: the model as configured).
+      allocation: what the genome holds, and the budget of an allocation genome
+        (:class:`AllocationConfig`).
 
     Built valid: each section checks itself, and this class the settings that need two
     of them (the chunks and the injected faults against the population) and the final
@@ -53,20 +57,23 @@ class EvolveConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     fixed_base: bool = False
     final_variants: tuple[str, ...] = ("evolved", "random", "direct")
+    allocation: AllocationConfig = AllocationConfig()
 
     def __post_init__(self) -> None:
         _check_across_sections(self)
 
     def validate(self) -> "EvolveConfig":
         """Checks every section (each by its own ``validate``), then the settings across them."""
-        for section in (self.search, self.inner, self.wiring, self.fitness, self.race, self.evaluation):
+        for section in (self.search, self.inner, self.wiring, self.fitness, self.race, self.evaluation,
+                        self.allocation):
             section.validate()
         _check_across_sections(self)
         return self
 
 
 def _check_across_sections(e: EvolveConfig) -> None:
-    """The population's chunks and injected faults (search x evaluation), and the final variants."""
+    """The population's chunks and injected faults (search x evaluation), and the final variants
+    (``uniform`` needs an allocation genome)."""
     population, chunk = e.search.population, e.evaluation.chunk_size
     if chunk > 0 and population % chunk:
         raise ValueError(f"evolve.search.population ({population}) must be a multiple of "
@@ -76,3 +83,7 @@ def _check_across_sections(e: EvolveConfig) -> None:
                          f"(0..{population - 1})")
     for v in e.final_variants:
         check_choice(v, FINAL_VARIANT_NAMES, "final variant")
+    if "uniform" in e.final_variants and e.allocation.genome == "wiring":
+        raise ValueError("evolve.final_variants 'uniform' (the model as configured, against which an evolved "
+                         "allocation is compared) needs an allocation genome: set evolve.allocation.genome to "
+                         "'allocation' or 'both', or drop 'uniform'")

@@ -1,6 +1,7 @@
 """The sections of the evolution's config (:class:`gsnn.config.evolve.EvolveConfig`): the
 search, each individual's inner loop, the wiring genome's layout, the fitness, the final
-race and how the population is evaluated. Each is a frozen dataclass that checks itself
+race, how the population is evaluated, and what the genome holds (wiring or an allocation
+under a parameter budget). Each is a frozen dataclass that checks itself
 when it is built (``__post_init__`` calls ``validate``), so an invalid section cannot
 exist; checks that need two sections are :class:`~gsnn.config.evolve.EvolveConfig`'s.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gsnn.config.names import (FITNESS_METRICS, GENOME_INTERACTIONS, LAMBDA_SCHEDULES, RACE_DATA,
+from gsnn.config.names import (ALLOCATION_GENOMES, FITNESS_METRICS, OVER_BUDGET_RULES, GENOME_INTERACTIONS, LAMBDA_SCHEDULES, RACE_DATA,
                                SPATIAL_OPERATOR_NAMES, STRATEGY_NAMES, TEMPORAL_OPERATOR_NAMES, check_choice)
 
 
@@ -270,4 +271,58 @@ class EvaluationConfig:
         population by :class:`~gsnn.config.evolve.EvolveConfig`)."""
         if self.chunk_size < -1:
             raise ValueError(f"evolve.evaluation.chunk_size must be >= 0 (or -1 for auto), got {self.chunk_size}")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class AllocationConfig:
+    """What the genome holds, and the parameter budget of an allocation genome
+    (``evolve.allocation``; DESIGN 1.3, :mod:`gsnn.evolution.budget`).
+
+    Attributes:
+      genome: ``wiring`` (the initial wiring rules; the default, as before this
+        section), ``allocation`` (per encoded layer the active genes of each rule and
+        the active rules, a continuous ``z [L, R_max + 1]``; the network is built once at
+        ``max_genes`` x ``max_rules`` and every individual is a mask over it) or
+        ``both`` (the wiring genome with ``z`` as one more entry, ``"allocation"``).
+      budget: the most parameters an individual may have (stored scalars, counted as
+        :func:`gsnn.evolution.allocation.param_count` counts them); 0: the parameter
+        count of the uniform allocation of ``model.genetic.genes`` genes in each of
+        ``model.genetic.rules`` rules (the model as configured: the baseline row).
+      over_budget: ``project`` (an individual over the budget is scaled down onto it,
+        :func:`gsnn.evolution.allocation.project`: every evaluated and every returned
+        allocation is within budget) or ``penalty`` (it is evaluated as it is and its
+        fitness lowered by ``penalty * (params / budget - 1)``).
+      penalty: fitness units per unit of relative excess (``over_budget=penalty``).
+      max_genes: genes per rule of the network built at the maximum (0:
+        ``model.genetic.genes``; at least that).
+      max_rules: rules of the network built at the maximum (0: ``model.genetic.rules``;
+        at least that).
+    """
+
+    genome: str = "wiring"
+    budget: int = 0
+    over_budget: str = "project"
+    penalty: float = 1.0
+    max_genes: int = 0
+    max_rules: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> "AllocationConfig":
+        check_choice(self.genome, ALLOCATION_GENOMES, "evolve.allocation.genome")
+        check_choice(self.over_budget, OVER_BUDGET_RULES, "evolve.allocation.over_budget")
+        if not isinstance(self.budget, int) or self.budget < 0:
+            raise ValueError(f"evolve.allocation.budget (the most parameters an individual may have) must be an int "
+                             f">= 0, got {self.budget!r}; 0 means the parameter count of the model as configured "
+                             f"(its genes and rules in every layer)")
+        if not self.penalty >= 0:
+            raise ValueError(f"evolve.allocation.penalty (fitness units per unit of relative excess over the budget) "
+                             f"must be >= 0, got {self.penalty}; use evolve.allocation.over_budget=project to keep "
+                             f"every individual within the budget instead")
+        for name in ("max_genes", "max_rules"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"evolve.allocation.{name} must be an int >= 0 (0: the model's own), got "
+                                 f"{getattr(self, name)!r}")
         return self

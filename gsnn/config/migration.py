@@ -59,6 +59,12 @@ ADDED_KEYS: dict[str, Any] = {
     "data.stream": False,  # arrays in memory
     "data.val_per_class": 0,  # no validation split
     "evolve.fitness.metric": "val_accuracy",  # A was the validation accuracy
+    "evolve.allocation.genome": "wiring",  # the wiring genome, as there was
+    "evolve.allocation.budget": 0,
+    "evolve.allocation.over_budget": "project",
+    "evolve.allocation.penalty": 1.0,
+    "evolve.allocation.max_genes": 0,
+    "evolve.allocation.max_rules": 0,
     "evolve.fixed_base": False,  # a new base draw every generation
     "evolve.wiring.drive": False,  # no per-layer log-drives in the genome
     "evolve.wiring.tau": False,  # no per-layer time constants in the genome
@@ -117,7 +123,7 @@ def migrate_stored_config(d: dict) -> tuple[dict, list[str]]:
         *sections, leaf = key.split(".")
         node = _section(out, sections, create=True)
         if isinstance(node, dict) and leaf not in node:
-            node[leaf] = value
+            node[leaf] = json.loads(json.dumps(value))  # a copy: a section's dict is not shared
             changes.append(f"added {key}={value!r}")
     inner = _section(out, ["evolve", "inner"])
     if isinstance(inner, dict) and inner.get("learning_rate") == 0.0:

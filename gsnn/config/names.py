@@ -49,7 +49,11 @@ LAMBDA_SCHEDULES = ("constant", "linear", "cosine", "exponential")
 #: Genome layouts of the interaction matrix (WiringGenomeConfig.interaction, ``evolve.wiring.interaction``).
 GENOME_INTERACTIONS = ("full", "compact")
 #: What an evolution trains to convergence afterwards (EvolveConfig.final_variants).
-FINAL_VARIANT_NAMES = ("evolved", "random", "direct")
+FINAL_VARIANT_NAMES = ("evolved", "random", "direct", "uniform")
+#: What the genome of an evolution holds (EvolveConfig.allocation.genome, DESIGN 1.3).
+ALLOCATION_GENOMES = ("wiring", "allocation", "both")
+#: What happens to an allocation over the parameter budget (EvolveConfig.allocation.over_budget).
+OVER_BUDGET_RULES = ("project", "penalty")
 #: What a training run does on a non-finite loss (TrainConfig.nan_policy).
 NAN_POLICIES = ("stop", "skip")
 

@@ -33,7 +33,8 @@ sigmoid(z)))``: equal-width bins of ``sigmoid(z)``, so CMA-ES can search it;
 :func:`to_genome` gives each count's bin centre.
 
 **Budget** (:func:`project`): an individual over a parameter budget is projected onto it
-(its genes scaled down by a common factor), not penalised.
+(its genes scaled down by a common factor); the search's switch
+(``evolve.allocation.over_budget``, :mod:`gsnn.evolution.budget`) may penalise it instead.
 """
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from gsnn import config as cfgs
 from gsnn.config import migrate_stored_config
 from gsnn import data as D
 from gsnn import training as TR
+import gsnn.evolution.budget as BG
 import gsnn.evolution.fitness as F
 import gsnn.evolution.genome as GN
 from gsnn.nn import networks as M
@@ -144,7 +145,7 @@ def evolve(
         check_held_out_sizes(problem)  # before the first generation, not at the first measurement
     if e.race.top:
         RC.check_race_sizes(problem)  # before the search, not after it
-    mean_genome = GN.default_genome(problem.spec, problem.reference_params)
+    mean_genome = BG.start(problem.search, GN.default_genome(problem.spec, problem.reference_params))
     strategy = make_strategy(e.search.strategy, e.search.population, mean_genome, std_init=e.search.std_init,
                              elite_ratio=e.search.elite_ratio)
     step = make_evolution_step(strategy, problem.evaluate_population, inject_nan=e.evaluation.inject_nan,
@@ -162,7 +163,7 @@ def evolve(
     _say = print if progress else (lambda *a, **k: None)
     _say(f"{cfg.name}: {e.search.strategy} population {e.search.population}, {e.search.generations} generations, "
          f"K={e.inner.steps} inner steps of batch {e.inner.batch}, val {len(problem.val_labels)} images; "
-         f"{GN.genome_summary(problem.spec, mean_genome)}; devices {len(jax.devices())}"
+         f"{_genome_line(problem, mean_genome)}; devices {len(jax.devices())}"
          + (f" over {jax.process_count()} processes" if jax.process_count() > 1 else ""), flush=True)
 
     loop = ResumableLoop(pathlib.Path(workdir) / "evolution" if workdir is not None else None,
@@ -211,6 +212,16 @@ def evolve(
                 best_generation=best["generation"], generations_to_target=reached,
                 signal=SG.signal_summary(e.fitness.signal_every, signal), race=race,
                 genome_size=GN.genome_size(mean_genome), problem=problem, mean_genome=mean_genome)
+
+
+def _genome_line(problem: Problem, mean_genome) -> str:
+    """The log's description of the genome (and of an allocation search's budget)."""
+    search = problem.search
+    if search is None:
+        return GN.genome_summary(problem.spec, mean_genome)
+    wiring = (GN.genome_summary(problem.spec, BG.wiring_part(mean_genome)) + " + "
+              if search.genome == "both" else f"genome: {GN.genome_size(mean_genome):,} values; ")
+    return wiring + BG.summary(search)
 
 
 def _checkpoint_tree(es_state, key, best_genome, archive: RC.Archive | None) -> dict:
@@ -319,6 +330,8 @@ def _generations(loop: ResumableLoop, ls: GenerationLoopState, run: GenerationRu
         # across generations.
         score = F.combine(np.asarray(metrics["accuracy_term"], np.float64), np.asarray(metrics["spatial"]),
                           np.asarray(metrics["temporal"]), run.final_lambda_s, run.final_lambda_t)
+        if "budget_penalty" in metrics:  # an allocation search's over-budget penalty (0 with projection)
+            score = score - np.asarray(metrics["budget_penalty"], np.float64)
         score = np.where(np.isfinite(fit) & np.isfinite(score), score, -np.inf)  # never a NaN best
         i_best = int(np.argmax(score))
         if score[i_best] > best["fitness"]:

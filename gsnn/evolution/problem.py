@@ -15,6 +15,8 @@ from gsnn import config as cfgs
 from gsnn import data as D
 from gsnn import training as TR
 from gsnn.runtime import distributed as DI
+import gsnn.evolution.allocation as A
+import gsnn.evolution.budget as BG
 import gsnn.evolution.fitness as F
 import gsnn.evolution.genome as GN
 from gsnn.nn import networks as M
@@ -48,7 +50,10 @@ class Problem:
     evaluate_population_on: Callable  # the same on another validation set: (..., generation, val_x, val_y)
     evaluate_one: Callable  # (genome, key, xb, yb, generation) -> dict of scalars
     train_one: Callable  # (genome, key, xb, yb) -> (G before training, TrainState after K steps, losses [K])
-    score_one: Callable  # (*train_one(...), generation, val_x, val_y) -> dict of scalars (evaluate_one's)
+    # (*train_one(genome, ...), generation, val_x, val_y, genome) -> dict of scalars (evaluate_one's);
+    # the trailing genome is read only by an allocation search (its masks), else it may be None
+    score_one: Callable
+    search: BG.Search | None = None  # the allocation search (evolve.allocation.genome != wiring)
 
 
 def _inner_train_config(cfg: cfgs.Config) -> cfgs.Config:
@@ -75,11 +80,14 @@ def make_problem(cfg: cfgs.Config, dataset: D.ArrayDataset) -> Problem:
         raise ValueError(f"evolve.inner.batch={e.inner.batch} is larger than the training split "
                          f"({len(train_split.train_labels)} images)")
     mean, std = D.stats_for(dataset.name)
-    inner_cfg = _inner_train_config(cfg)
+    # an allocation genome: the network at the maximum (BG.search_model_config), masked per individual
+    inner_cfg = _inner_train_config(dataclasses.replace(cfg, model=BG.search_model_config(cfg)))
     steps = TR.make_steps(inner_cfg, e.inner.steps, mean, std, dataset.image_shape)
     model = steps.model
     synapses, neurons, norms = M.describe(model, dataset.image_shape)
-    spec = GN.genome_spec(cfg.model.genetic, synapses, e, norms, neurons)
+    spec = GN.genome_spec(inner_cfg.model.genetic, synapses, e, norms, neurons)
+    search = (BG.make_search(cfg, A.make_layout(inner_cfg.model.genetic, synapses, neurons, norms))
+              if e.allocation.genome != "wiring" else None)
     k_ref = jax.random.fold_in(jax.random.key(cfg.seed), 17)
     reference = M.init_variables(model, k_ref, dataset.image_shape)
     reference_G = reference["params"]["G"]
@@ -97,42 +105,65 @@ def make_problem(cfg: cfgs.Config, dataset: D.ArrayDataset) -> Problem:
                                 F.lambda_schedule(e.fitness.lambda_schedule, e.fitness.lambda_t, e.search.generations),
                                 F.get_operator(F.ACCURACY_TERMS, e.fitness.metric, "fitness metric"))
 
+    def individual(genome, base_params):
+        """``(params, model, budget info)`` of one individual on the base draw: the
+        wiring genome's network, or an allocation's masked one (``info`` ``{}`` then not)."""
+        if search is None:
+            return GN.build_params(spec, genome, base_params, reference_G), model, {}
+        alloc, info = BG.individual(genome[BG.KEY], search)
+        wired = (base_params if search.genome == "allocation"
+                 else GN.build_params(spec, BG.wiring_part(genome), base_params, reference_G))
+        params, masked = BG.masked_individual(search, alloc, wired, model)
+        return params, masked, info
+
     def train_one(genome, key, xb, yb):
         """One individual: build from ``genome`` and train ``K`` steps on ``xb [K,B,H,W,C]``."""
         k_base, k_train = jax.random.split(key)
         base = M.init_variables(model, k_base if base_key is None else base_key, dataset.image_shape)
-        params = GN.build_params(spec, genome, base["params"], reference_G)
+        params, net, _ = individual(genome, base["params"])
         state = steps.state_from_variables({"params": params, "batch_stats": base["batch_stats"]})
+        train_step = steps.pure_train_step if net is model else steps.train_step_for(net)
 
         def body(st, inp):
             x, y, i = inp
-            st, m = steps.pure_train_step(st, x, y, jax.random.fold_in(k_train, i))
+            st, m = train_step(st, x, y, jax.random.fold_in(k_train, i))
             return st, m["loss"]
 
         state, losses = jax.lax.scan(body, state, (xb, yb, jnp.arange(xb.shape[0])))
         return params["G"], state, losses
 
-    def validate(state, vx, vy):
+    def validate(state, vx, vy, step=eval_step):
         """Correct count, loss sum (and activity sums) over ``vx [V, E, H, W, C]``, as means."""
         keys = ("correct", "loss_sum") + (("activity",) if probe else ())
-        one = lambda x, y: {k: v for k, v in eval_step(state.params, state.batch_stats, x, y).items() if k in keys}
+        one = lambda x, y: {k: v for k, v in step(state.params, state.batch_stats, x, y).items() if k in keys}
         zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(one, vx[0], vy[0]))
         sums, _ = jax.lax.scan(lambda c, inp: (jax.tree_util.tree_map(jnp.add, c, one(*inp)), None), zeros, (vx, vy))
         n = vx.shape[0] * vx.shape[1]
         return jax.tree_util.tree_map(lambda a: a / n, sums)
 
-    def score_one(g_init, state, losses, generation, vx, vy):
-        """A trained individual (:func:`train_one`'s outputs): validate on ``vx``, score."""
-        means = validate(state, vx, vy)
+    def score_one(g_init, state, losses, generation, vx, vy, genome=None):
+        """A trained individual (:func:`train_one`'s outputs): validate on ``vx``, score;
+        an allocation search's individual is validated masked by ``genome``'s allocation
+        and its fitness lowers by its ``budget_penalty``."""
+        info, step = {}, eval_step
+        if search is not None:
+            if genome is None:
+                raise ValueError("an allocation search's score_one needs the individual's genome (its masks)")
+            alloc, info = BG.individual(genome[BG.KEY], search)
+            _, masked = BG.masked_individual(search, alloc, state.params, model)
+            step = TR.make_eval_step(masked, mean=mean, std=std, activity=probe)
+        means = validate(state, vx, vy, step)
         activity = F.spike_activity(means["activity"]) if probe else None
         trace = F.InnerLoopTrace(g_init, state.params["G"], losses, means["correct"], means["loss_sum"], activity)
         out = fitness_fn(trace, generation)
         out["losses"] = losses
+        if info:
+            out.update(info, fitness=out["fitness"] - info["budget_penalty"])
         return out
 
     def evaluate_one_on(genome, key, xb, yb, generation, vx, vy):
         """One individual: build, train ``K`` steps on ``xb``, validate on ``vx``."""
-        return score_one(*train_one(genome, key, xb, yb), generation, vx, vy)
+        return score_one(*train_one(genome, key, xb, yb), generation, vx, vy, genome)
 
     pop_fn = jax.vmap(evaluate_one_on, in_axes=(0, None, None, None, None, None, None))
     chunk = resolve_chunk_size(e)
@@ -157,7 +188,7 @@ def make_problem(cfg: cfgs.Config, dataset: D.ArrayDataset) -> Problem:
 
     return Problem(cfg, steps, spec, reference["params"], reference_G, base_key, train_split, val_images, val_labels,
                    val_x, val_y, evaluate_population, evaluate_population_on, jax.jit(evaluate_one),
-                   jax.jit(train_one), jax.jit(score_one))
+                   jax.jit(train_one), jax.jit(score_one), search)
 
 
 def _sharded(e: cfgs.EvolveConfig) -> bool:

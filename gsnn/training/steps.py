@@ -68,6 +68,9 @@ class Steps:
     pure_train_step: Callable  # the same, not jitted (to vmap/scan inside other functions)
     pure_eval_step: Callable
     state_from_variables: Callable  # {'params', 'batch_stats'} -> fresh TrainState
+    # model -> the pure train step of this config for another model object of the same
+    # parameters (e.g. gsnn.evolution.budget.Masked: the network with an allocation's masks)
+    train_step_for: Callable | None = None
 
 
 def default_init_fn(model: M.SpikingNetwork, input_shape) -> Callable:
@@ -287,14 +290,17 @@ def make_steps(cfg: cfgs.Config, steps_per_epoch: int, mean, std, input_shape,
     def init(key):
         return state_from_variables(init_fn(key))
 
-    train_step = make_train_step(
-        model, tx, mean=mean, std=std, augment=dc.augment, crop_padding=dc.crop_padding,
-        label_smoothing=tc.label_smoothing, nan_policy=tc.nan_policy,
-        generated_weight_decay=tc.weight_decay if tc.weight_decay_on == "weights" else 0.0)
+    def train_step_for(net):
+        return make_train_step(
+            net, tx, mean=mean, std=std, augment=dc.augment, crop_padding=dc.crop_padding,
+            label_smoothing=tc.label_smoothing, nan_policy=tc.nan_policy,
+            generated_weight_decay=tc.weight_decay if tc.weight_decay_on == "weights" else 0.0)
+
+    train_step = train_step_for(model)
     eval_step = make_eval_step(model, mean=mean, std=std)
     return Steps(init=jax.jit(init), train_step=jax.jit(train_step, donate_argnums=0),
                  eval_step=jax.jit(eval_step), model=model, tx=tx, pure_train_step=train_step,
-                 pure_eval_step=eval_step, state_from_variables=state_from_variables)
+                 pure_eval_step=eval_step, state_from_variables=state_from_variables, train_step_for=train_step_for)
 
 
 def evaluate(steps: Steps, params, batch_stats, images: np.ndarray, labels: np.ndarray,

@@ -1,0 +1,416 @@
+"""Issue 26: evolve the encoding's allocation (genes per rule and rules, per layer) under
+a parameter budget, and measure it against the uniform and a random allocation at the
+same budget (DESIGN 1.3, ``evolve.allocation``), on the issue 11 study's recipe.
+
+    python experiments/allocation.py sample   --budget 54 --n 14 --seed 0        # random allocations at the budget
+    python experiments/allocation.py fitness  --budget 54 --horizons 10 40 160   # the search's fitness of each
+    python experiments/allocation.py train    --budget 54                        # each trained, study recipe
+    python experiments/allocation.py spearman --budget 54                        # rank correlation per horizon
+    python experiments/allocation.py budget-choice --budget 54 --seed 0          # project vs penalty, on validation
+    python experiments/allocation.py study    --budget 54 --seeds 0 1 2          # evolved | uniform | random
+    python experiments/allocation.py report                                      # experiments/results/allocation.json
+
+Budgets (``--budget``, the study's compression in percent, each in the mode of its
+baseline row of ``experiments/cifar10_study.py``): ``54`` = ``position_50_r2`` (52,550
+parameters; ``--mode neuron``: ``neuron_50_r2``, 51,146), ``82`` = ``neuron_80_r2``
+(20,426, neuron mode). The baseline row is the **uniform** allocation, and its count is
+the budget (``evolve.allocation.budget=0``); the searched network is built at twice the
+row's genes (``max_genes``) and its rules. Every run uses the study's recipe (10,000
+training images, a 5,000-image validation split outside them, 8 epochs, convnet_s; the
+test split read once per run at its end) and resumes: a subcommand skips what its files
+hold, trainings resume from their checkpoints under ``--runs``. Choices (the horizon, the
+budget rule) are made on validation (DESIGN 1.6). Every subcommand takes ``--smoke``:
+generated 8x8 images, the config shrunk to a CPU smoke test on an MLP
+(tests/test_allocation_experiment.py).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+import cifar10_study as S  # noqa: E402
+
+from gsnn import config as cfgs  # noqa: E402
+from gsnn import data as D  # noqa: E402
+from gsnn import evolution as EV  # noqa: E402
+from gsnn import training as TR  # noqa: E402
+from gsnn.analysis.stats import paired_difference, verdict  # noqa: E402
+from gsnn.evolution import allocation as A  # noqa: E402
+from gsnn.evolution import budget as BG  # noqa: E402
+from gsnn.evolution.signal import spearman as spearman_rho  # noqa: E402
+from gsnn.nn import networks as M  # noqa: E402
+from gsnn.runtime.provenance import provenance  # noqa: E402
+
+RESULTS = pathlib.Path("experiments/results/allocation")
+OUT = pathlib.Path("experiments/results/allocation.json")
+RUNS = pathlib.Path("runs/allocation")
+#: budget label -> mode -> the study's baseline row (the uniform allocation) and its count
+BASELINES = {"54": {"position": "position_50_r2", "neuron": "neuron_50_r2"}, "82": {"neuron": "neuron_80_r2"}}
+ISSUE_PARAMS = {"position_50_r2": 52_550, "neuron_50_r2": 51_146, "neuron_80_r2": 20_426}
+ARMS = ("evolved", "uniform", "random")
+DEFAULT_HORIZON = 40  # until `spearman` has chosen one
+#: The search (issue 13's settings with signal, on the allocation genome): CMA-ES, 8 x 6,
+#: minus the validation loss on 2,000 held-out images after K inner steps of 32, one base
+#: draw; the operators on G see the maximal G and are off.
+SEARCH = ["evolve.search.strategy=cma_es", "evolve.search.population=8", "evolve.search.generations=6", "evolve.search.std_init=0.5",
+          "evolve.inner.batch=32", "evolve.inner.val_size=2000", "evolve.fixed_base=true", "evolve.fitness.metric=val_loss",
+          "evolve.fitness.spatial_operator=none", "evolve.fitness.temporal_operator=none", "evolve.fitness.lambda_s=0.0",
+          "evolve.fitness.lambda_t=0.0", "evolve.fitness.signal_every=0", "evolve.allocation.genome=allocation",
+          "evolve.allocation.budget=0"]
+SMOKE_SHAPE = (8, 8, 3)
+
+
+def tag(args) -> str:
+    return f"b{args.budget}_{args.mode}"
+
+
+def baseline(args) -> str:
+    modes = BASELINES[args.budget]
+    if args.mode not in modes:
+        raise SystemExit(f"budget {args.budget} has a baseline in mode(s) {sorted(modes)}, not {args.mode!r}")
+    return modes[args.mode]
+
+
+def overrides(args, seed: int, extra: list[str] = ()) -> list[str]:
+    """The ``--set`` list of a run: the baseline row at the study's budget, the search
+    at twice its genes, then ``extra``."""
+    row = baseline(args)
+    genes = int(next(o for o in S.VARIANTS[row] if o.startswith("model.genetic.genes=")).split("=")[1])
+    return (S.VARIANTS[row] + S.BUDGET + SEARCH + [f"evolve.allocation.max_genes={2 * genes}",
+                                                   f"seed={seed}", f"name=allocation_{tag(args)}_s{seed}"] + list(extra))
+
+
+def config(args, seed: int, extra: list[str] = ()) -> cfgs.Config:
+    cfg = cfgs.load_config(S.BASE, overrides(args, seed, extra))
+    if args.smoke:  # after the shrink: the extra settings (horizon, finals) are kept
+        cfg = cfgs.shrink_for_smoke(cfg)
+        cfg = cfgs.replace(cfg, **{"evolve.search.population": 4, "evolve.search.generations": 1, "evolve.inner.val_size": 16,
+                                   "evolve.inner.batch": 8, "evolve.evaluation.shard": False, "model.arch": "mlp",
+                                   "model.hidden": (16,)})  # an MLP compiles in a fraction of a convnet's time
+        cfg = cfgs.apply_overrides(cfg, [o for o in extra if "inner_steps" not in o])  # K: shrunk to <= 2
+    return cfg.validate()
+
+
+def command(args, seed: int, extra: list[str], verb: str) -> str:
+    quoted = " ".join(f'"{o}"' if any(c in o for c in "( ,") else o for o in overrides(args, seed, extra))
+    return f"gsnn {verb} --config {S.BASE} --set {quoted}" + (" smoke=true" if args.smoke else "")
+
+
+def smoke_dataset(seed: int = 0) -> D.ArrayDataset:
+    """Generated data for ``--smoke``: 10 classes of 8x8 images, each class a noisy
+    colour pattern (learnable, so the accuracies differ), with a validation split."""
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(40, 215, (10,) + SMOKE_SHAPE)
+
+    def draw(n):
+        y = np.arange(n) % 10
+        x = np.clip(means[y] + rng.normal(0, 40, (n,) + SMOKE_SHAPE), 0, 255).astype(np.uint8)
+        return x, y.astype(np.int32)
+
+    (xt, yt), (xs, ys), (xv, yv) = draw(160), draw(40), draw(40)
+    return D.ArrayDataset("smoke", xt, yt, xs, ys, tuple(f"c{i}" for i in range(10)), xv, yv)
+
+
+def dataset(args, seed: int):
+    return smoke_dataset(seed) if args.smoke else TR.load_data(config(args, seed))
+
+
+def search_of(cfg: cfgs.Config, shape) -> BG.Search:
+    model = M.build_model(BG.search_model_config(cfg))
+    return BG.make_search(cfg, A.make_layout(model.cfg.genetic, *M.describe(model, shape)))
+
+
+def shape_of(args) -> tuple:
+    return SMOKE_SHAPE if args.smoke else (32, 32, 3)
+
+
+def folder(args) -> pathlib.Path:
+    out = pathlib.Path(args.results) / tag(args)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write(path: pathlib.Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1, default=float))
+    print(f"wrote {path}", flush=True)
+
+
+def allocation_of(rec: dict, layout: A.Layout) -> A.Allocation:
+    """A stored allocation (``counts``: per layer the genes of each active rule)."""
+    return A.from_counts([tuple(c) for c in rec["counts"]], layout)
+
+
+# --------------------------------------------------------------------------------------
+# sample, fitness, train, spearman
+# --------------------------------------------------------------------------------------
+
+
+def cmd_sample(args) -> int:
+    path = folder(args) / "samples.json"
+    if path.exists():
+        print(f"{path} exists; delete it to draw again", flush=True)
+        return 0
+    cfg = config(args, args.seed)
+    search = search_of(cfg, shape_of(args))
+    if not args.smoke and search.budget != ISSUE_PARAMS[baseline(args)]:
+        raise SystemExit(f"the baseline {baseline(args)} counts {search.budget:,} parameters, not the study's "
+                         f"{ISSUE_PARAMS[baseline(args)]:,}: the study's config changed")
+    key = jax.random.fold_in(jax.random.key(args.seed), 26)
+    samples = [dict(index=i, **BG.describe(BG.random_allocation(jax.random.fold_in(key, i), search), search))
+               for i in range(args.n)]
+    write(path, dict(budget=search.budget, baseline=baseline(args), seed=args.seed, max_genes=search.layout.genes,
+                     max_rules=search.layout.rules, samples=samples, provenance=provenance()))
+    return 0
+
+
+def _samples(args) -> list[dict]:
+    path = folder(args) / "samples.json"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run `sample` first")
+    return json.loads(path.read_text())["samples"]
+
+
+def cmd_fitness(args) -> int:
+    """Each sample's fitness at each horizon ``K``: the search's own evaluation
+    (:func:`gsnn.evolution.make_problem`, the generation-0 minibatches and key of a run
+    of seed ``--seed``, the last generation's lambdas), the whole sample one population."""
+    samples, ds = _samples(args), dataset(args, args.seed)
+    for k in args.horizons:
+        path = folder(args) / f"fitness_K{k}.json"
+        if path.exists():
+            print(f"skip K={k} (done)", flush=True)
+            continue
+        cfg = config(args, args.seed, [f"evolve.inner.steps={k}", f"evolve.search.population={len(samples)}"])
+        if args.smoke:
+            cfg = cfgs.replace(cfg, **{"evolve.inner.steps": k})
+        t0 = time.perf_counter()
+        problem = EV.make_problem(cfg, ds)
+        genomes = {BG.KEY: jnp.stack([A.to_genome(allocation_of(s, problem.search.layout), problem.search.layout) for s in samples])}
+        xb, yb = EV.generation_batches(problem, 0)
+        out = jax.device_get(problem.evaluate_population(
+            genomes, jax.random.fold_in(jax.random.key(args.seed), 23), jnp.asarray(xb), jnp.asarray(yb),
+            jnp.asarray(cfg.evolve.search.generations - 1, jnp.int32)))
+        rows = [dict(index=s["index"], params=int(out["params"][i]),
+                     **{t: float(out[t][i]) for t in ("fitness", "val_loss", "val_accuracy")})
+                for i, s in enumerate(samples)]
+        write(path, dict(horizon=k, rows=rows, seconds=time.perf_counter() - t0,
+                         command=command(args, args.seed, [f"evolve.inner.steps={k}"], "evolve"), provenance=provenance()))
+    return 0
+
+
+def train_allocation(args, seed: int, counts: list, name: str, ds) -> dict:
+    """One allocation trained with the study's recipe as its directly built network."""
+    cfg = config(args, seed)
+    search = search_of(cfg, ds.image_shape)
+    alloc = allocation_of(dict(counts=counts), search.layout)
+    vcfg = dataclasses.replace(cfg, name=f"{cfg.name}_{name}", model=BG.model_config(cfg, alloc, search))
+    g = vcfg.model.genetic
+    extra = [f"model.genetic.genes={g.genes}", f"model.genetic.rules={g.rules}"] + (
+        [f"model.genetic.layer_genes={g.layer_genes!r}".replace(" ", "")] if g.layer_genes else [])
+    rec = TR.result_record(TR.train_and_evaluate(vcfg, pathlib.Path(args.runs) / tag(args) / name, dataset=ds,
+                                                 progress=not args.smoke))
+    rec.update(counts=counts, command=command(args, seed, extra, "train"))
+    return rec
+
+
+def cmd_train(args) -> int:
+    samples, ds = _samples(args), None
+    out = folder(args) / "train"
+    out.mkdir(exist_ok=True)
+    for s in samples:
+        path = out / f"sample{s['index']}.json"
+        if path.exists():
+            continue
+        ds = ds or dataset(args, args.seed)
+        rec = train_allocation(args, args.seed, s["counts"], f"sample{s['index']}_s{args.seed}", ds)
+        write(path, dict(rec, index=s["index"], seed=args.seed))
+    return 0
+
+
+def fisher_interval(rho: float, n: int) -> list[float] | None:
+    """95% interval of a Spearman rho: Fisher z with the Bonett-Wright standard error
+    ``sqrt((1 + rho^2 / 2) / (n - 3))``; ``None`` for ``n < 4`` or an undefined rho."""
+    if n < 4 or not math.isfinite(rho):
+        return None
+    z, se = math.atanh(max(min(rho, 0.999999), -0.999999)), math.sqrt((1 + rho * rho / 2) / (n - 3))
+    return [math.tanh(z - 1.959964 * se), math.tanh(z + 1.959964 * se)]
+
+
+def spearman_table(args) -> dict:
+    trained = {json.loads(p.read_text())["index"]: json.loads(p.read_text())["val_accuracy"]
+               for p in sorted((folder(args) / "train").glob("sample*.json"))}
+    rows = []
+    for p in sorted(folder(args).glob("fitness_K*.json"), key=lambda p: int(p.stem[9:])):
+        fit = {r["index"]: r["fitness"] for r in json.loads(p.read_text())["rows"]}
+        common = sorted(set(fit) & set(trained))
+        rho = spearman_rho([fit[i] for i in common], [trained[i] for i in common]) if len(common) > 1 else float("nan")
+        rows.append(dict(horizon=int(p.stem[9:]), n=len(common), rho=rho, ci95=fisher_interval(rho, len(common))))
+    finite = [r for r in rows if math.isfinite(r["rho"])]
+    best = max(finite, key=lambda r: r["rho"])["horizon"] if finite else None
+    return dict(horizons=rows, chosen_horizon=best, against="final validation accuracy (study recipe)",
+                interval="Fisher z of rho with the Bonett-Wright standard error sqrt((1 + rho^2/2) / (n - 3))")
+
+
+def cmd_spearman(args) -> int:
+    table = spearman_table(args)
+    for r in table["horizons"]:
+        print(f"K={r['horizon']:4d}: rho {r['rho']:+.3f} (n {r['n']}, 95% CI {r['ci95']})", flush=True)
+    write(folder(args) / "spearman.json", table)
+    return 0
+
+
+def horizon(args) -> int:
+    path = folder(args) / "spearman.json"
+    chosen = json.loads(path.read_text())["chosen_horizon"] if path.exists() else None
+    return args.inner_steps or chosen or DEFAULT_HORIZON
+
+
+# --------------------------------------------------------------------------------------
+# budget-choice, study, report
+# --------------------------------------------------------------------------------------
+
+
+def evolve_run(args, seed: int, extra: list[str], name: str, ds) -> tuple[dict, str]:
+    """One search and its finals (``extra`` sets them); its result and its command."""
+    extra = [f"evolve.inner.steps={horizon(args)}"] + list(extra)
+    cfg = dataclasses.replace(config(args, seed, extra), name=f"allocation_{tag(args)}_{name}")
+    res = EV.run_evolution(cfg, pathlib.Path(args.runs) / tag(args) / name, dataset=ds, progress=not args.smoke)
+    return res, command(args, seed, extra, "evolve")
+
+
+def search_seconds(res: dict) -> float:
+    return sum(g["seconds"] for g in res["generations"]) + (res["race"]["seconds"] if res.get("race") else 0.0)
+
+
+def cmd_budget_choice(args) -> int:
+    path = folder(args) / "budget_choice.json"
+    if path.exists():
+        print(f"{path} exists (chosen: {json.loads(path.read_text())['chosen']})", flush=True)
+        return 0
+    ds, rows = dataset(args, args.seed), []
+    for rule in ("project", "penalty"):
+        extra = [f"evolve.allocation.over_budget={rule}", "evolve.final_variants=('evolved',)"]
+        res, cmd = evolve_run(args, args.seed, extra, f"budget_{rule}_s{args.seed}", ds)
+        ev = res["allocation"]["evolved"]
+        rows.append(dict(rule=rule, val_accuracy=res["final"]["evolved"]["val_accuracy"], params=ev["params"],
+                         within_budget=ev["within_budget"], counts=ev["counts"], search_seconds=search_seconds(res),
+                         command=cmd))
+    admissible = [r for r in rows if r["within_budget"]]
+    chosen = max(admissible, key=lambda r: r["val_accuracy"])["rule"]
+    write(path, dict(seed=args.seed, chosen=chosen, rows=rows, horizon=horizon(args),
+                     selected_on="validation accuracy of the evolved allocation trained with the study recipe; "
+                                 "an allocation over the budget is not admissible (equal-parameter comparison)",
+                     provenance=provenance()))
+    return 0
+
+
+def over_budget_rule(args) -> str:
+    path = folder(args) / "budget_choice.json"
+    return json.loads(path.read_text())["chosen"] if path.exists() else "project"
+
+
+def cmd_study(args) -> int:
+    out = folder(args) / "study"
+    out.mkdir(exist_ok=True)
+    for seed in args.seeds:
+        path = out / f"s{seed}.json"
+        if path.exists():
+            print(f"skip seed {seed} (done)", flush=True)
+            continue
+        extra = [f"evolve.allocation.over_budget={over_budget_rule(args)}",
+                 "evolve.final_variants=('evolved','uniform','random')"]
+        res, cmd = evolve_run(args, seed, extra, f"study_s{seed}", dataset(args, seed))
+        arms = {arm: dict(test_accuracy=res["final"][arm]["test_accuracy"], val_accuracy=res["final"][arm]["val_accuracy"],
+                          params=res["final"][arm]["params"], compression=res["final"][arm]["compression"],
+                          allocation=res["allocation"][arm]) for arm in ARMS}
+        write(path, dict(seed=seed, budget=res["allocation"]["budget"], arms=arms, search_seconds=search_seconds(res),
+                         horizon=horizon(args), over_budget=res["allocation"]["over_budget"], command=cmd,
+                         provenance=res["provenance"]))
+    return 0
+
+
+def report_rows(results: pathlib.Path) -> list[dict]:
+    """One row per (budget folder, arm) from the study's per-seed records."""
+    rows = []
+    for sub in sorted(p for p in results.iterdir() if (p / "study").is_dir()):
+        recs = sorted((json.loads(p.read_text()) for p in (sub / "study").glob("s*.json")), key=lambda r: r["seed"])
+        if not recs:
+            continue
+        sp = json.loads((sub / "spearman.json").read_text()) if (sub / "spearman.json").exists() else None
+        uniform = {r["seed"]: r["arms"]["uniform"]["test_accuracy"] for r in recs}
+        for arm in ARMS:
+            acc = {r["seed"]: r["arms"][arm]["test_accuracy"] for r in recs}
+            pd = paired_difference([acc[s] - uniform[s] for s in acc]) if arm != "uniform" else None
+            rows.append(dict(
+                budget=sub.name, budget_params=recs[0]["budget"], arm=arm, seeds=[r["seed"] for r in recs],
+                test_accuracies=[acc[r["seed"]] for r in recs],
+                val_accuracies=[r["arms"][arm]["val_accuracy"] for r in recs],
+                params=[r["arms"][arm]["params"] for r in recs],
+                compression=[r["arms"][arm]["compression"] for r in recs],
+                allocation=[r["arms"][arm]["allocation"]["layers"] for r in recs],
+                paired_delta_vs_uniform=None if pd is None else dict(pd.as_dict(), verdict=verdict(pd)),
+                search_seconds=[r["search_seconds"] for r in recs], horizon=recs[0]["horizon"],
+                over_budget=recs[0]["over_budget"], commands=[r["command"] for r in recs],
+                fitness_vs_trained_spearman=sp))
+    return rows
+
+
+def cmd_report(args) -> int:
+    rows = report_rows(pathlib.Path(args.results))
+    if not rows:
+        print(f"no study records under {args.results}; run `study` first", file=sys.stderr)
+        return 2
+    for r in rows:
+        d = r["paired_delta_vs_uniform"]
+        print(f"{r['budget']:12s} {r['arm']:8s} test {np.mean(r['test_accuracies']):.4f} params {r['params']} "
+              + ("" if d is None else f"vs uniform: {d['verdict']}"), flush=True)
+    write(pathlib.Path(args.out), rows)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def add(name, fn, seeds=False, **extra):
+        p = sub.add_parser(name)
+        p.add_argument("--budget", choices=sorted(BASELINES), required=name != "report")
+        p.add_argument("--mode", choices=("position", "neuron"), default=None)
+        p.add_argument("--smoke", action="store_true", help="generated 8x8 data, the config shrunk (tests)")
+        p.add_argument("--results", default=str(RESULTS))
+        p.add_argument("--runs", default=str(RUNS))
+        p.add_argument("--inner-steps", type=int, default=None, help="the search's horizon K (default: spearman's)")
+        if seeds:
+            p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+        else:
+            p.add_argument("--seed", type=int, default=0)
+        for flag, kw in extra.items():
+            p.add_argument(flag, **kw)
+        p.set_defaults(func=fn)
+
+    add("sample", cmd_sample, **{"--n": dict(type=int, default=14)})
+    add("fitness", cmd_fitness, **{"--horizons": dict(type=int, nargs="+", default=[10, 40, 160])})
+    add("train", cmd_train)
+    add("spearman", cmd_spearman)
+    add("budget-choice", cmd_budget_choice)
+    add("study", cmd_study, seeds=True)
+    add("report", cmd_report, **{"--out": dict(default=str(OUT))})
+    args = ap.parse_args(argv)
+    if args.budget is not None and args.mode is None:
+        args.mode = "position" if args.budget == "54" else "neuron"
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

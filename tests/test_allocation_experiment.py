@@ -1,0 +1,33 @@
+"""experiments/allocation.py end to end on its smoke path (generated 8x8 data, the config
+shrunk): sample, fitness at one horizon, train, spearman, study of one seed, report
+(budget-choice is two such searches; run by hand on --smoke)."""
+import json
+import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "experiments"))
+
+import allocation as X  # noqa: E402
+
+
+def test_the_allocation_experiment_runs_on_its_smoke_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # the study's config is found in ./experiments/configs
+    common = ["--budget", "82", "--smoke", "--results", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
+    assert X.main(["sample", "--n", "2", "--seed", "0"] + common) == 0
+    samples = json.loads((tmp_path / "res" / "b82_neuron" / "samples.json").read_text())
+    assert all(s["params"] <= samples["budget"] for s in samples["samples"])
+    assert X.main(["fitness", "--horizons", "2"] + common) == 0
+    assert X.main(["train"] + common) == 0
+    assert X.main(["spearman"] + common) == 0
+    sp = json.loads((tmp_path / "res" / "b82_neuron" / "spearman.json").read_text())
+    assert [r["horizon"] for r in sp["horizons"]] == [2] and all(r["n"] == 2 for r in sp["horizons"])
+    assert X.main(["study", "--seeds", "0"] + common) == 0
+    out = tmp_path / "allocation.json"
+    assert X.main(["report", "--results", str(tmp_path / "res"), "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["arm"] for r in rows] == ["evolved", "uniform", "random"]
+    keys = {"budget", "arm", "seeds", "test_accuracies", "params", "compression", "allocation",
+            "paired_delta_vs_uniform", "search_seconds", "commands", "fitness_vs_trained_spearman"}
+    assert keys <= set(rows[0])
+    assert rows[0]["params"][0] <= rows[0]["budget_params"] and rows[0]["paired_delta_vs_uniform"]["n"] == 1
