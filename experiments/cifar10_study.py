@@ -81,6 +81,10 @@ VARIANTS: dict[str, list[str]] = {
     "wide_position_50_r2": _POS + ["model.width=1.5", "model.genetic.genes=7", "model.genetic.rules=2",
                                    "model.genetic.last_direct=true"],
     "wide_neuron_80_r2": _NEU + ["model.width=1.5", "model.genetic.genes=24", "model.genetic.rules=2"],
+    # width 2.0 (tried because width 1.5 did not reach direct on validation, seed 0); neuron
+    # mode only: position mode's direct read-out alone is over the 50% budget at width 2
+    "wide2_neuron_50_r2": _NEU + ["model.width=2.0", "model.genetic.genes=48", "model.genetic.rules=2"],
+    "wide2_neuron_80_r2": _NEU + ["model.width=2.0", "model.genetic.genes=19", "model.genetic.rules=2"],
     # STE-evolved initial wiring (issue 13); its random-wiring twin is position_50
     "position_50_ste": _POS + ["model.genetic.genes=28", "model.genetic.last_direct=true"],
     # STE on the best 50% encoding with one base draw: the twin is the same draw with the

@@ -14,8 +14,9 @@ runs resume from their checkpoints and are skipped once their record exists):
 * ``underfit_10k``: the issue 11 study (10,000 training images, 8 epochs). Its records
   are the study's own (``experiments/results/cifar10_convnet_s``); new seeds also
   evaluate the training subset at the end (``train.final_train_eval``).
-* ``wide``: the same budget, encoded nets at width 1.5 with as many parameters as the
-  narrowed direct nets (``wide_*`` variants); paired with the study's direct width 1.
+* ``wide``: the same budget, encoded nets at width 1.5 (``wide_*``) and 2.0 (``wide2_*``,
+  neuron mode) with as many parameters as the narrowed direct nets; paired with the
+  study's direct width 1.
 * ``scarce_250``: 250 training images per class, a 5,000-image validation split from
   the images outside them, evaluated every 5 epochs, trained for the epoch budget that
   ``epochs`` chose on validation (separate direct runs of seed 0: with a cosine schedule,
@@ -48,7 +49,8 @@ SCARCE = ["data.train_per_class=250", "data.val_per_class=500", "data.test_per_c
 TABLE_VARIANTS = ["direct", "direct_w065", "direct_w037", "position_50_r2", "neuron_50_r2", "neuron_80_r2"]
 REGIMES = {
     "underfit_10k": dict(results=S.RESULTS, variants=TABLE_VARIANTS),
-    "wide": dict(results=OUT / "wide", variants=["wide_neuron_50_r2", "wide_position_50_r2", "wide_neuron_80_r2"],
+    "wide": dict(results=OUT / "wide", variants=["wide_neuron_50_r2", "wide_position_50_r2", "wide_neuron_80_r2",
+                                                  "wide2_neuron_50_r2", "wide2_neuron_80_r2"],
                  baselines=S.RESULTS),  # direct width 1 and the narrowed nets: the study's records
     "scarce_250": dict(results=OUT / "scarce_250", variants=TABLE_VARIANTS),
 }
