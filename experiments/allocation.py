@@ -63,11 +63,11 @@ DEFAULT_HORIZON = 40  # until `spearman` has chosen one
 #: The search (issue 13's settings with signal, on the allocation genome): CMA-ES, 8 x 6,
 #: minus the validation loss on 2,000 held-out images after K inner steps of 32, one base
 #: draw; the operators on G see the maximal G and are off.
-SEARCH = ["evolve.search.strategy=cma_es", "evolve.search.population=8", "evolve.search.generations=6", "evolve.search.std_init=0.5",
-          "evolve.inner.batch=32", "evolve.inner.val_size=2000", "evolve.fixed_base=true", "evolve.fitness.metric=val_loss",
-          "evolve.fitness.spatial_operator=none", "evolve.fitness.temporal_operator=none", "evolve.fitness.lambda_s=0.0",
-          "evolve.fitness.lambda_t=0.0", "evolve.fitness.signal_every=0", "evolve.allocation.genome=allocation",
-          "evolve.allocation.budget=0"]
+SEARCH = ["evolve.search.strategy=cma_es", "evolve.search.population=8", "evolve.search.generations=6",
+          "evolve.search.std_init=0.5", "evolve.inner.batch=32", "evolve.inner.val_size=2000", "evolve.fixed_base=true",
+          "evolve.fitness.metric=val_loss", "evolve.fitness.spatial_operator=none",
+          "evolve.fitness.temporal_operator=none", "evolve.fitness.lambda_s=0.0", "evolve.fitness.lambda_t=0.0",
+          "evolve.fitness.signal_every=0", "evolve.allocation.genome=allocation", "evolve.allocation.budget=0"]
 SMOKE_SHAPE = (8, 8, 3)
 
 
@@ -95,10 +95,11 @@ def config(args, seed: int, extra: list[str] = ()) -> cfgs.Config:
     cfg = cfgs.load_config(S.BASE, overrides(args, seed, extra))
     if args.smoke:  # after the shrink: the extra settings (horizon, finals) are kept
         cfg = cfgs.shrink_for_smoke(cfg)
-        cfg = cfgs.replace(cfg, **{"evolve.search.population": 4, "evolve.search.generations": 1, "evolve.inner.val_size": 16,
-                                   "evolve.inner.batch": 8, "evolve.evaluation.shard": False, "model.arch": "mlp",
+        cfg = cfgs.replace(cfg, **{"evolve.search.population": 4, "evolve.search.generations": 1,
+                                   "evolve.inner.val_size": 16, "evolve.inner.batch": 8,
+                                   "evolve.evaluation.shard": False, "model.arch": "mlp",
                                    "model.hidden": (16,)})  # an MLP compiles in a fraction of a convnet's time
-        cfg = cfgs.apply_overrides(cfg, [o for o in extra if "inner_steps" not in o])  # K: shrunk to <= 2
+        cfg = cfgs.apply_overrides(cfg, [o for o in extra if "inner.steps" not in o])  # K: shrunk to <= 2
     return cfg.validate()
 
 
