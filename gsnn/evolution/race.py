@@ -46,6 +46,10 @@ from gsnn.evolution.problem import make_problem, signal_batches, stream_batches
 RACE_STREAM = 1299709
 BASELINE = "random wiring"
 SEARCH = "search"
+#: What the baseline finalist (the search's starting mean, ``source`` :data:`BASELINE` in
+#: the records) is, by ``evolve.allocation.genome``: named so in the race's log.
+START_GENOME = {"wiring": "random wiring", "allocation": "uniform allocation",
+                "both": "random wiring, uniform allocation"}
 
 
 class Archive(NamedTuple):
@@ -195,7 +199,9 @@ def race(cfg: cfgs.Config, dataset: D.ArrayDataset, genomes, about: list[dict], 
                          race_val_accuracy=float(acc[:, i].mean()),
                          race_val_accuracy_repeats=[float(a) for a in acc[:, i]]))
         gen = f"gen {a['generation']:3d}" if a["source"] == SEARCH else "       "
-        say(f"  {'*' if i == winner else ' '} {a['source']:13s} {gen}  race F {mean[i]:.4f}  "
+        name = START_GENOME[e.allocation.genome] if a["source"] == BASELINE else a["source"]
+        say(f"  {'*' if i == winner else ' '} {name:{max(13, len(START_GENOME[e.allocation.genome]))}s} {gen}  "
+            f"race F {mean[i]:.4f}  "
             f"val loss {rows[-1]['race_val_loss']:.3f}  val acc {rows[-1]['race_val_accuracy']:.4f}", flush=True)
     base = next((i for i, a in enumerate(about) if a["source"] == BASELINE), None)
     leads = None
@@ -205,8 +211,8 @@ def race(cfg: cfgs.Config, dataset: D.ArrayDataset, genomes, about: list[dict], 
         lead = leads[winner]["val_accuracy"]
         if winner != base:
             se = "" if lead["se"] is None else f" ± {100 * lead['se']:.2f} (standard error over {e.race.repeats} paired repeats)"
-            say(f"race: the winner leads the random wiring by {100 * lead['mean']:+.2f} points of validation accuracy{se}",
-                flush=True)
+            say(f"race: the winner leads the {START_GENOME[e.allocation.genome]} by {100 * lead['mean']:+.2f} points "
+                f"of validation accuracy{se}", flush=True)
     return dict(settings, seconds=time.perf_counter() - t0, winner=winner, tied=tied, finalists=rows,
                 leads_over_random=leads)
 
