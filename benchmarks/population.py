@@ -15,6 +15,10 @@ warm-up (compilation) excluded, median of ``--repeats``. Prints a table and writ
 
     python benchmarks/population.py --width 0.25 --sizes 1 4 16 64 --host-devices 4 \
         --json benchmarks/results/population_demo_width.json
+
+With an allocation genome (``--config evolve_demo:allocation --noise 1.0``) the members
+are networks of different sizes masked from one maximal network, so they still vmap; each
+row then lists the members' parameter counts.
 """
 import os
 import sys
@@ -35,15 +39,18 @@ from gsnn import bench as B
 from gsnn import config as cfgs
 from gsnn import data as D
 from gsnn import evolution as EV
+from gsnn.evolution import budget as BG
 from gsnn.evolution import genome as GN
 
 
-def population_of(problem, P, key):
-    mean = GN.default_genome(problem.spec, problem.reference_params)
+def population_of(problem, P, key, noise):
+    """P genomes around the search's starting mean (the wiring genome's zero genome, an
+    allocation search's uniform allocation, or both), each leaf plus ``noise`` × N(0, 1)."""
+    mean = BG.start(problem.search, GN.default_genome(problem.spec, problem.reference_params))
     leaves, tree = jax.tree_util.tree_flatten(mean)
     keys = jax.random.split(key, len(leaves))
     return jax.tree_util.tree_unflatten(
-        tree, [l[None] + 0.1 * jax.random.normal(k, (P,) + l.shape) for l, k in zip(leaves, keys)])
+        tree, [l[None] + noise * jax.random.normal(k, (P,) + l.shape) for l, k in zip(leaves, keys)])
 
 
 def timed(fn, repeats):
@@ -65,6 +72,9 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--host-devices", type=int, default=1, help="forced CPU devices (for the sharded column)")
     ap.add_argument("--loop-max", type=int, default=64, help="skip the Python loop above this P")
+    ap.add_argument("--noise", type=float, default=0.1,
+                    help="std of the genomes around the starting mean (an allocation genome's z is a logit: "
+                         "1.0 gives individuals of different sizes)")
     ap.add_argument("--set", nargs="*", default=[], dest="overrides")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -80,7 +90,7 @@ def main(argv=None):
         problem = problem_for(P, 0)
         steps = problem.cfg.evolve.inner.steps
         xb, yb = (jnp.asarray(a) for a in EV.generation_batches(problem, 0))
-        pop = population_of(problem, P, jax.random.key(1))
+        pop = population_of(problem, P, jax.random.key(1), args.noise)
         gen = jnp.asarray(0, jnp.int32)
         key = jax.random.key(2)
         evaluate = jax.jit(jax.vmap(problem.evaluate_one, in_axes=(0, None, None, None, None)))
@@ -104,6 +114,8 @@ def main(argv=None):
                    peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         if "loop_s" in row:
             row["speedup_vmap_over_loop"] = row["loop_s"] / row["vmap_s"]
+        if problem.search is not None:  # an allocation population: how different its members are
+            row["member_params"] = [int(BG.individual(z, problem.search)[1]["params"]) for z in pop[BG.KEY]]
         rows.append(row)
         cols = "  ".join(f"{k[:-2]} {row[k]:7.2f}s" for k in ("vmap_s", "loop_s", "map_s", "chunked_s", "sharded_s")
                          if k in row)
