@@ -107,3 +107,15 @@ def test_a_race_in_which_every_finalist_diverged_is_an_error(monkeypatch):
     with pytest.raises(ValueError, match=r"every race finalist diverged in at least one of its 2 repeat\(s\).*"
                                          r"resume it with gsnn evolve --resume"):
         _race(monkeypatch, table)
+
+
+@pytest.mark.parametrize("strategy, finalists, raced_as", [("open_es", 3, "cma_es"), ("open_es", 4, "open_es"),
+                                                            ("snes", 3, "snes")])
+def test_the_race_config_sizes_the_population_to_the_finalists_and_accepts_an_odd_open_es_race(
+        strategy, finalists, raced_as):
+    cfg = _config(2)
+    cfg = cfgs.Config(**{**cfg.__dict__, "evolve": cfgs.EvolveConfig(
+        **{**cfg.evolve.__dict__, "search": cfgs.SearchConfig(strategy=strategy, population=4, generations=5)})})
+    rc = RC.race_config(cfg, finalists).validate()
+    assert rc.evolve.search.population == finalists and rc.evolve.search.strategy == raced_as
+    assert rc.evolve.inner.steps == 7 and rc.evolve.fitness.signal_every == 0

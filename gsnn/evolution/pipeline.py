@@ -24,7 +24,7 @@ from gsnn.runtime.provenance import provenance
 from gsnn.runtime.records import to_jsonable
 
 
-FINAL_VARIANTS = ("evolved", "random", "direct", "uniform")
+FINAL_VARIANTS = cfgs.FINAL_VARIANT_NAMES
 #: Folded into the seed's key for the ``random`` final of an allocation search.
 RANDOM_ALLOCATION_STREAM = 41
 #: The best genome is stored in ``evolution.json`` up to this many values (larger ones,
@@ -83,6 +83,8 @@ def run_evolution(
     race = evo["race"]
     kept_random = race is not None and race["finalists"][race["winner"]]["source"] == RC.BASELINE
     finals = allocation_finals(cfg, problem, evo) if problem.search is not None else None
+    if finals is not None and progress:
+        print(allocation_line(finals["record"]), flush=True)
     for variant in cfg.evolve.final_variants:
         if finals is not None and variant != "direct":
             final[variant] = _train_allocation_final(cfg, variant, finals, final, ds, workdir, progress)
@@ -139,7 +141,7 @@ def allocation_finals(cfg: cfgs.Config, problem, evo: dict) -> dict:
     (:func:`gsnn.evolution.allocation.slice_params`, equal to the directly built one's
     draws at those sizes: tests/test_allocation.py). ``record`` holds the budget rule
     and each allocation's :func:`gsnn.evolution.budget.describe` (the evolved one with
-    its ``gsnn params`` command), and is printed.
+    its ``gsnn params`` command) (:func:`allocation_line` says it in one line).
     """
     search = problem.search
     shape = problem.train_split.image_shape
@@ -158,11 +160,15 @@ def allocation_finals(cfg: cfgs.Config, problem, evo: dict) -> dict:
     models = dict(evolved=BG.model_config(cfg, evolved, search) if not keep_wiring else _layer_genes_model(cfg, evolved, search),
                   random=BG.model_config(cfg, random, search), uniform=cfg.model)
     init = dict(evolved=_sliced_init_fn(problem, best, evolved) if keep_wiring else None, random=None, uniform=None)
-    print(f"allocation search: budget {search.budget:,} parameters; evolved {record['evolved']['counts']} = "
-          f"{record['evolved']['params']:,} parameters; uniform {record['uniform']['params']:,}; random "
-          f"{record['random']['counts']} = {record['random']['params']:,}; count it: "
-          f"{record['evolved']['params_command']}", flush=True)
     return dict(models=models, init=init, record=record)
+
+
+def allocation_line(record: dict) -> str:
+    """One log line of :func:`allocation_finals`'s ``record``."""
+    ev, un, ra = record["evolved"], record["uniform"], record["random"]
+    return (f"allocation search: budget {record['budget']:,} parameters; evolved {ev['counts']} = "
+            f"{ev['params']:,} parameters; uniform {un['params']:,}; random {ra['counts']} = {ra['params']:,}; "
+            f"count it: {ev['params_command']}")
 
 
 def _layer_genes_model(cfg: cfgs.Config, alloc, search) -> cfgs.ModelConfig:

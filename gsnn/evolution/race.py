@@ -106,12 +106,15 @@ def race_config(cfg: cfgs.Config, n_finalists: int) -> cfgs.Config:
     """``cfg`` with the evaluation sized for the race: ``race.steps`` inner steps of
     ``race.batch`` (0: ``inner.batch``), a population of ``n_finalists``, no signal
     measurement or fault injection, and one finalist at a time where the run evaluated
-    in chunks that do not divide it."""
+    in chunks that do not divide it. The race runs no strategy, so an ``open_es`` search
+    races an odd number of finalists under ``cma_es``'s name (open_es needs antithetic
+    pairs, an even population)."""
     e = cfg.evolve
     chunk = e.evaluation.chunk_size
     chunk = chunk if chunk <= 0 or n_finalists % chunk == 0 else 1
+    strategy = "cma_es" if e.search.strategy == "open_es" and n_finalists % 2 else e.search.strategy
     return dataclasses.replace(cfg, evolve=dataclasses.replace(
-        e, search=dataclasses.replace(e.search, population=n_finalists),
+        e, search=dataclasses.replace(e.search, population=n_finalists, strategy=strategy),
         inner=dataclasses.replace(e.inner, steps=e.race.steps, batch=e.race.batch or e.inner.batch),
         fitness=dataclasses.replace(e.fitness, signal_every=0),
         evaluation=dataclasses.replace(e.evaluation, inject_nan=(), chunk_size=chunk)))
