@@ -1,11 +1,13 @@
 """Per-shape speed of the convolution implementations in :mod:`gsnn.core.conv` (CPU or GPU).
 
-    python benchmarks/conv_paths.py --json benchmarks/results/conv_paths.json
+    python benchmarks/conv_paths.py --json benchmarks/results/conv_paths_winograd.json
 
 For every shape (the W2 workload's three convolutions at T*B = 256, and convnet_s's at
 T*B = 512, plus a stride-2 and an odd-sized one) it times, jitted and warm, the forward
 pass, the input gradient and the weight gradient of each implementation, and prints
-achieved GFLOP/s (2*MACs / median time). Inputs are spike-like {0,1} maps.
+achieved GFLOP/s, nominal: the direct convolution's 2*MACs / median time, whatever the
+implementation computes (Winograd multiplies 2.25x fewer). Inputs are spike-like {0,1}
+maps. ``winograd`` runs on the 3x3 stride-1 shapes only.
 """
 import argparse
 import sys
@@ -39,6 +41,8 @@ def bench_shape(name, n, h, c_in, c_out, k, stride, reps, impls):
     gflop = 2 * y.shape[0] * y.shape[1] * y.shape[2] * k * k * c_in * c_out / 1e9
     rows = []
     for impl in impls:
+        if impl == "winograd" and (k != 3 or stride != 1):
+            continue
         f = lambda xx, ww: conv.conv2d(xx, ww, stride, "SAME", impl=impl)
         fwd = jax.jit(f)
         dw = jax.jit(lambda xx, ww, d: jax.vjp(lambda v: f(xx, v), ww)[1](d)[0])
@@ -56,13 +60,14 @@ def bench_shape(name, n, h, c_in, c_out, k, stride, reps, impls):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--impls", nargs="+", default=["xla", "taps", "patches"])
+    ap.add_argument("--impls", nargs="+", default=["xla", "taps", "patches", "winograd"])
+    ap.add_argument("--shapes", nargs="+", default=[s[0] for s in SHAPES], choices=[s[0] for s in SHAPES])
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     rows = []
     print(f"{'shape':18s} {'impl':8s} {'GFLOP':>6s} {'fwd':>7s} {'dX':>7s} {'dW':>7s}  GFLOP/s   "
           f"{'fwd+dW+dX ms':>12s}  auto picks")
-    for shape in SHAPES:
+    for shape in (s for s in SHAPES if s[0] in args.shapes):
         for r in bench_shape(*shape, args.reps, args.impls):
             rows.append(r)
             auto = conv.choose_impl((r["k"], r["k"], r["C_in"], r["C_out"]), r["stride"])

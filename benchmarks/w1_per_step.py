@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -147,25 +145,9 @@ def main(argv=None) -> int:
     for step, _ in paths.values():
         for _ in range(1 + args.warm):
             jax.block_until_ready(step())
-    wall = {n: [] for n in paths}
-    cpu = {n: [] for n in paths}
-    for _ in range(args.reps):
-        for name, (step, _) in paths.items():
-            c0, t0 = time.process_time(), time.perf_counter()
-            jax.block_until_ready(step())
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
+    rows = GB.interleaved({name: step for name, (step, _) in paths.items()}, args.reps, B,
+                          {name: dict(cost_analysis=c) for name, c in costs.items()})
     base = args.paths[0]
-    mw, mc = statistics.median(wall[base]), statistics.median(cpu[base])
-    rows = {}
-    print(f"{'path':16s} {'wall ms':>9s} {'cpu ms':>9s} {'samples/s':>10s} {'speed vs ' + base:>14s} "
-          f"{'cpu speed vs ' + base:>18s}")
-    for name in paths:
-        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-        rows[name] = dict(wall_ms=w * 1e3, cpu_ms=c * 1e3, samples_per_s=B / w, speed_vs_ref=mw / w,
-                          cpu_speed_vs_ref=mc / c, wall_times_ms=[round(t * 1e3, 2) for t in wall[name]],
-                          cpu_times_ms=[round(t * 1e3, 2) for t in cpu[name]], cost_analysis=costs[name])
-        print(f"{name:16s} {w * 1e3:9.1f} {c * 1e3:9.1f} {B / w:10.1f} {mw / w:14.3f} {mc / c:18.3f}")
     record = dict(benchmark="w1_per_step", command=" ".join([os.path.basename(sys.argv[0])] + (argv or sys.argv[1:])),
                   T=T, batch=B, reps=args.reps, warm=args.warm, baseline=base, paths=rows,
                   provenance=provenance())

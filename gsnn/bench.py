@@ -323,6 +323,35 @@ def median_seconds(fn: Callable, args: tuple, reps: int) -> float:
     return statistics.median(times)
 
 
+def interleaved(steps: dict[str, Callable[[], Any]], reps: int, batch: int, extra: dict | None = None) -> dict:
+    """Times warm ``steps`` in rounds of one call each (A, B, ..., A, B, ...), waiting for
+    every result, and prints a table. The first step is the baseline.
+
+    Returns, per name: median ``wall_ms`` and process ``cpu_ms``, ``samples_per_s``
+    (``batch`` / wall), ``speed_vs_ref`` and ``cpu_speed_vs_ref`` (baseline time / this
+    time; > 1 is faster), the ``reps`` times, and the entries of ``extra[name]``."""
+    wall = {n: [] for n in steps}
+    cpu = {n: [] for n in steps}
+    for _ in range(reps):
+        for name, step in steps.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            jax.block_until_ready(step())
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    base = next(iter(steps))
+    mw, mc = statistics.median(wall[base]), statistics.median(cpu[base])
+    print(f"{'path':16s} {'wall ms':>9s} {'cpu ms':>9s} {'samples/s':>10s} {'speed vs ' + base:>14s} "
+          f"{'cpu speed vs ' + base:>18s}")
+    rows = {}
+    for name in steps:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        rows[name] = dict(wall_ms=w * 1e3, cpu_ms=c * 1e3, samples_per_s=batch / w, speed_vs_ref=mw / w,
+                          cpu_speed_vs_ref=mc / c, wall_times_ms=[round(t * 1e3, 2) for t in wall[name]],
+                          cpu_times_ms=[round(t * 1e3, 2) for t in cpu[name]], **(extra or {}).get(name, {}))
+        print(f"{name:16s} {w * 1e3:9.1f} {c * 1e3:9.1f} {batch / w:10.1f} {mw / w:14.3f} {mc / c:18.3f}")
+    return rows
+
+
 def environment() -> dict:
     """Where a benchmark ran: machine, backend, devices, jax version."""
     return dict(machine=platform.processor() or platform.machine(), backend=jax.default_backend(),

@@ -31,7 +31,7 @@ ARCHITECTURE_NAMES = ("mlp", "convnet_s", "vgg11", "vgg16", "resnet19", "resnet1
 INPUT_CODINGS = ("direct", "poisson")
 RESIDUALS = ("standard", "sew")
 #: :data:`gsnn.core.conv.CONV_IMPLS`.
-CONV_IMPLS = ("auto", "xla", "taps", "patches", "matmul")
+CONV_IMPLS = ("auto", "xla", "taps", "patches", "matmul", "winograd")
 OPTIMIZERS = ("sgd", "adamw")
 DECAY_TARGETS = ("factors", "weights")
 PARAM_GROUPS = ("weight", "encoding", "interaction", "spatial", "neuron", "other")
