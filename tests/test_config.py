@@ -231,8 +231,23 @@ def test_override_one_element_tuple_with_trailing_comma():
     assert cfg.train.lr_scale == (("encoding", 2.0),)
     cfg = cfgs.apply_overrides(cfgs.Config(), ["evolve.final_variants=()"])
     assert cfg.evolve.final_variants == ()
-    with pytest.raises(ValueError, match="tuple literal"):
+    with pytest.raises(ValueError, match=r"tuple literal such as \(\('encoding', 2.0\),\)"):
         cfgs.apply_overrides(cfgs.Config(), ["train.lr_scale=((encoding"])
+
+
+@pytest.mark.parametrize("text, expected", [("evolved", ("evolved",)), ("evolved,random", ("evolved", "random")),
+                                            ("[evolved, direct]", ("evolved", "direct")),
+                                            ("('random',)", ("random",))])
+def test_a_tuple_of_names_takes_bare_words(text, expected):
+    cfg = cfgs.apply_overrides(cfgs.Config(), [f"evolve.final_variants={text}"])
+    assert cfg.evolve.final_variants == expected
+
+
+def test_a_bad_tuple_override_names_an_example_of_its_own_type():
+    with pytest.raises(ValueError, match=r"such as \(512, 256\), got 'a b'"):
+        cfgs.apply_overrides(cfgs.Config(), ["model.hidden=a b"])
+    with pytest.raises(ValueError, match="bare words"):
+        cfgs.apply_overrides(cfgs.Config(), ["evolve.final_variants=evolved;random"])
 
 
 def test_config_file_with_argument(in_repo, tmp_path):

@@ -80,6 +80,14 @@ def _field_type(obj, name: str):
     return hints[name]
 
 
+_TUPLE_EXAMPLES = {
+    tuple[str, ...]: "('evolved', 'random') (or bare words: evolved,random)",
+    tuple[int, ...]: "(512, 256)",
+    tuple[tuple[str, float], ...]: "(('encoding', 2.0),)",
+    tuple[tuple[str, tuple[int, ...]], ...]: "(('conv1_conv', (28, 28)), ('conv2_conv', (19,)))",
+}
+
+
 def _coerce(text: str, tp) -> Any:
     """Parses ``text`` as a value of type ``tp`` (bool/int/float/str/tuple/Optional)."""
     origin = typing.get_origin(tp)
@@ -104,7 +112,12 @@ def _coerce(text: str, tp) -> Any:
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            raise ValueError(f"expected a Python tuple literal such as (('encoding', 2.0),), got {text!r}") from None
+            if typing.get_args(tp)[:1] == (str,):  # tuple[str, ...] also takes bare words: evolved,random
+                words = [w.strip() for w in text.strip("[]() ").split(",")]
+                if all(w.isidentifier() for w in words):
+                    return tuple(words)
+            raise ValueError(f"expected a Python tuple literal such as {_TUPLE_EXAMPLES.get(tp, '(1, 2)')}, "
+                             f"got {text!r}") from None
         if isinstance(value, (str, int, float)):
             value = (value,)
         return _to_tuple(list(value) if isinstance(value, (list, tuple)) else value)
