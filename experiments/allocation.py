@@ -168,8 +168,15 @@ def cmd_sample(args) -> int:
         raise SystemExit(f"the baseline {baseline(args)} counts {search.budget:,} parameters, not the study's "
                          f"{ISSUE_PARAMS[baseline(args)]:,}: the study's config changed")
     key = jax.random.fold_in(jax.random.key(args.seed), 26)
-    samples = [dict(index=i, **BG.describe(BG.random_allocation(jax.random.fold_in(key, i), search), search))
-               for i in range(args.n)]
+    samples, seen, draw = [], set(), 0
+    while len(samples) < args.n:  # distinct allocations: a repeated one would count twice in the correlation
+        if draw >= 100 * args.n:
+            raise SystemExit(f"found only {len(samples)} distinct allocations in {draw} draws; lower --n")
+        d = BG.describe(BG.random_allocation(jax.random.fold_in(key, draw), search), search)
+        draw += 1
+        if str(d["counts"]) not in seen:
+            seen.add(str(d["counts"]))
+            samples.append(dict(index=len(samples), draw=draw - 1, **d))
     write(path, dict(budget=search.budget, baseline=baseline(args), seed=args.seed, max_genes=search.layout.genes,
                      max_rules=search.layout.rules, samples=samples, provenance=provenance()))
     return 0
@@ -248,9 +255,24 @@ def fisher_interval(rho: float, n: int) -> list[float] | None:
     return [math.tanh(z - 1.959964 * se), math.tanh(z + 1.959964 * se)]
 
 
+def distinct_samples(samples: list[dict]) -> tuple[list[int], list[int]]:
+    """The indices of the first sample of each distinct allocation, and of the repeats
+    (samples drawn before the sampler kept them distinct may repeat one: a repeat trains
+    to the same accuracy and would count twice in the correlation)."""
+    first, repeats = {}, []
+    for s in samples:
+        key = str(s["counts"])
+        if key in first:
+            repeats.append(s["index"])
+        else:
+            first[key] = s["index"]
+    return sorted(first.values()), repeats
+
+
 def spearman_table(args) -> dict:
-    trained = {json.loads(p.read_text())["index"]: json.loads(p.read_text())["val_accuracy"]
-               for p in sorted((folder(args) / "train").glob("sample*.json"))}
+    keep, repeats = distinct_samples(_samples(args))
+    trained = {r["index"]: r["val_accuracy"] for r in (json.loads(p.read_text())
+               for p in sorted((folder(args) / "train").glob("sample*.json"))) if r["index"] in keep}
     rows = []
     for p in sorted(folder(args).glob("fitness_K*.json"), key=lambda p: int(p.stem[9:])):
         fit = {r["index"]: r["fitness"] for r in json.loads(p.read_text())["rows"]}
@@ -260,6 +282,7 @@ def spearman_table(args) -> dict:
     finite = [r for r in rows if math.isfinite(r["rho"])]
     best = max(finite, key=lambda r: r["rho"])["horizon"] if finite else None
     return dict(horizons=rows, chosen_horizon=best, against="final validation accuracy (study recipe)",
+                repeated_allocations_left_out=repeats,
                 interval="Fisher z of rho with the Bonett-Wright standard error sqrt((1 + rho^2/2) / (n - 3))")
 
 

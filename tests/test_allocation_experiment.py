@@ -21,6 +21,7 @@ def test_the_allocation_experiment_runs_on_its_smoke_path(tmp_path, monkeypatch)
     assert X.main(["train"] + common) == 0
     assert X.main(["spearman"] + common) == 0
     sp = json.loads((tmp_path / "res" / "b82_neuron" / "spearman.json").read_text())
+    assert len({str(s["counts"]) for s in samples["samples"]}) == 2 and sp["repeated_allocations_left_out"] == []
     assert [r["horizon"] for r in sp["horizons"]] == [2] and all(r["n"] == 2 for r in sp["horizons"])
     assert X.main(["study", "--seeds", "0"] + common) == 0
     out = tmp_path / "allocation.json"
@@ -31,3 +32,9 @@ def test_the_allocation_experiment_runs_on_its_smoke_path(tmp_path, monkeypatch)
             "paired_delta_vs_uniform", "search_seconds", "commands", "fitness_vs_trained_spearman"}
     assert keys <= set(rows[0])
     assert rows[0]["params"][0] <= rows[0]["budget_params"] and rows[0]["paired_delta_vs_uniform"]["n"] == 1
+
+
+def test_a_repeated_allocation_counts_once_in_the_correlation():
+    samples = [dict(index=0, counts=[[3, 2]]), dict(index=1, counts=[[4]]), dict(index=2, counts=[[3, 2]]),
+               dict(index=3, counts=[[2, 3]])]
+    assert X.distinct_samples(samples) == ([0, 1, 3], [2])
