@@ -19,7 +19,8 @@ row's genes (``max_genes``) and its rules. Every run uses the study's recipe (10
 training images, a 5,000-image validation split outside them, 8 epochs, convnet_s; the
 test split read once per run at its end) and resumes: a subcommand skips what its files
 hold, trainings resume from their checkpoints under ``--runs``. Choices (the horizon, the
-budget rule) are made on validation (DESIGN 1.6). Every subcommand takes ``--smoke``:
+budget rule) are made on validation (DESIGN 1.6), at budget 54, and every budget uses them
+(``study`` stops if one is not made yet). Every subcommand takes ``--smoke``:
 generated 8x8 images, the config shrunk to a CPU smoke test on an MLP
 (tests/test_allocation_experiment.py).
 """
@@ -59,7 +60,9 @@ RUNS = pathlib.Path("runs/allocation")
 BASELINES = {"54": {"position": "position_50_r2", "neuron": "neuron_50_r2"}, "82": {"neuron": "neuron_80_r2"}}
 ISSUE_PARAMS = {"position_50_r2": 52_550, "neuron_50_r2": 51_146, "neuron_80_r2": 20_426}
 ARMS = ("evolved", "uniform", "random")
-DEFAULT_HORIZON = 40  # until `spearman` has chosen one
+#: the budget folder whose `spearman` and `budget-choice` choose the horizon and the
+#: over-budget rule for every budget (both on validation)
+CHOICE_TAG = "b54_position"
 #: The search (issue 13's settings with signal, on the allocation genome): CMA-ES, 8 x 6,
 #: minus the validation loss on 2,000 held-out images after K inner steps of 32, one base
 #: draw; the operators on G see the maximal G and are off.
@@ -294,10 +297,24 @@ def cmd_spearman(args) -> int:
     return 0
 
 
+def chosen(args, name: str, key: str):
+    """A choice made on validation (``spearman.json``'s horizon, ``budget_choice.json``'s
+    over-budget rule): this budget's own file if it has one, else the one of
+    :data:`CHOICE_TAG`, where the study makes its choices for every budget; ``None``
+    before it is made."""
+    for path in (folder(args) / name, pathlib.Path(args.results) / CHOICE_TAG / name):
+        if path.exists():
+            return json.loads(path.read_text())[key]
+    return None
+
+
 def horizon(args) -> int:
-    path = folder(args) / "spearman.json"
-    chosen = json.loads(path.read_text())["chosen_horizon"] if path.exists() else None
-    return args.inner_steps or chosen or DEFAULT_HORIZON
+    """The search's horizon K: ``--inner-steps``, else the one ``spearman`` chose."""
+    k = args.inner_steps or chosen(args, "spearman.json", "chosen_horizon")
+    if k is None:
+        raise SystemExit(f"no horizon chosen yet: run `spearman` (budget 54) or pass --inner-steps "
+                         f"(looked in {folder(args)} and {pathlib.Path(args.results) / CHOICE_TAG})")
+    return k
 
 
 # --------------------------------------------------------------------------------------
@@ -340,8 +357,11 @@ def cmd_budget_choice(args) -> int:
 
 
 def over_budget_rule(args) -> str:
-    path = folder(args) / "budget_choice.json"
-    return json.loads(path.read_text())["chosen"] if path.exists() else "project"
+    """``--over-budget``, else the rule ``budget-choice`` chose."""
+    rule = args.over_budget or chosen(args, "budget_choice.json", "chosen")
+    if rule is None:
+        raise SystemExit("no over-budget rule chosen yet: run `budget-choice` (budget 54) or pass --over-budget")
+    return rule
 
 
 def cmd_study(args) -> int:
@@ -428,7 +448,8 @@ def main(argv=None) -> int:
     add("train", cmd_train)
     add("spearman", cmd_spearman)
     add("budget-choice", cmd_budget_choice)
-    add("study", cmd_study, seeds=True)
+    add("study", cmd_study, seeds=True, **{"--over-budget": dict(choices=("project", "penalty"), default=None,
+                                                                  help="default: the rule budget-choice chose")})
     add("report", cmd_report, **{"--out": dict(default=str(OUT))})
     args = ap.parse_args(argv)
     if args.budget is not None and args.mode is None:

@@ -5,6 +5,8 @@ import json
 import pathlib
 import sys
 
+import pytest
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))
 
@@ -23,7 +25,9 @@ def test_the_allocation_experiment_runs_on_its_smoke_path(tmp_path, monkeypatch)
     sp = json.loads((tmp_path / "res" / "b82_neuron" / "spearman.json").read_text())
     assert len({str(s["counts"]) for s in samples["samples"]}) == 2 and sp["repeated_allocations_left_out"] == []
     assert [r["horizon"] for r in sp["horizons"]] == [2] and all(r["n"] == 2 for r in sp["horizons"])
-    assert X.main(["study", "--seeds", "0"] + common) == 0
+    with pytest.raises(SystemExit, match="no over-budget rule chosen yet"):  # no silent default
+        X.main(["study", "--seeds", "0"] + common)
+    assert X.main(["study", "--seeds", "0", "--over-budget", "project", "--inner-steps", "2"] + common) == 0
     out = tmp_path / "allocation.json"
     assert X.main(["report", "--results", str(tmp_path / "res"), "--out", str(out)]) == 0
     rows = json.loads(out.read_text())
@@ -38,3 +42,20 @@ def test_a_repeated_allocation_counts_once_in_the_correlation():
     samples = [dict(index=0, counts=[[3, 2]]), dict(index=1, counts=[[4]]), dict(index=2, counts=[[3, 2]]),
                dict(index=3, counts=[[2, 3]])]
     assert X.distinct_samples(samples) == ([0, 1, 3], [2])
+
+
+def test_every_budget_uses_the_horizon_and_rule_chosen_at_54(tmp_path):
+    import argparse
+
+    args = lambda budget, mode: argparse.Namespace(results=str(tmp_path), budget=budget, mode=mode, inner_steps=None,
+                                                   over_budget=None)
+    b82 = args("82", "neuron")
+    with pytest.raises(SystemExit, match="no horizon chosen yet"):
+        X.horizon(b82)
+    X.write(X.folder(args("54", "position")) / "spearman.json", dict(chosen_horizon=160))
+    X.write(X.folder(args("54", "position")) / "budget_choice.json", dict(chosen="penalty"))
+    assert (X.horizon(b82), X.over_budget_rule(b82)) == (160, "penalty")
+    X.write(X.folder(b82) / "spearman.json", dict(chosen_horizon=40))  # a budget's own choice comes first
+    assert X.horizon(b82) == 40
+    b82.inner_steps, b82.over_budget = 10, "project"
+    assert (X.horizon(b82), X.over_budget_rule(b82)) == (10, "project")
