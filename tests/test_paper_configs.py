@@ -1,6 +1,7 @@
 """Every paper-scale config (experiments/configs: ResNet-19 CIFAR-10/100, VGG-16 CIFAR-10,
-ResNet-34 ImageNet; direct, genetic, STE) loads, states what the paper needs, and runs one
-training step at smoke size on generated data of the dataset's shape."""
+ResNet-34 ImageNet; direct, genetic, STE) loads, states what the paper needs, and traces its
+training step (and the STE config its population evaluation) at the paper's shapes and
+settings: shapes and trees checked, nothing compiled, so that the suite stays in minutes."""
 import pathlib
 import sys
 
