@@ -20,7 +20,9 @@ training images, a 5,000-image validation split outside them, 8 epochs, convnet_
 test split read once per run at its end) and resumes: a subcommand skips what its files
 hold, trainings resume from their checkpoints under ``--runs``. Choices (the horizon, the
 budget rule) are made on validation (DESIGN 1.6), at budget 54, and every budget uses them
-(``study`` stops if one is not made yet). Every subcommand takes ``--smoke``:
+(``study`` stops if one is not made yet). At the seed of ``budget-choice``, ``study``
+reuses the chosen rule's search, which is the same search (same seed, data, config
+and rule), and its trained evolved allocation, and trains the uniform and random arms. Every subcommand takes ``--smoke``:
 generated 8x8 images, the config shrunk to a CPU smoke test on an MLP
 (tests/test_allocation_experiment.py).
 """
@@ -346,7 +348,9 @@ def cmd_budget_choice(args) -> int:
         ev = res["allocation"]["evolved"]
         rows.append(dict(rule=rule, val_accuracy=res["final"]["evolved"]["val_accuracy"], params=ev["params"],
                          within_budget=ev["within_budget"], counts=ev["counts"], search_seconds=search_seconds(res),
-                         command=cmd))
+                         command=cmd, run=f"budget_{rule}_s{args.seed}",
+                         # the chosen rule's search is the study's search at this seed (cmd_study)
+                         final=res["final"]["evolved"], allocation=res["allocation"]))
     admissible = [r for r in rows if r["within_budget"]]
     chosen = max(admissible, key=lambda r: r["val_accuracy"])["rule"]
     write(path, dict(seed=args.seed, chosen=chosen, rows=rows, horizon=horizon(args),
@@ -372,16 +376,39 @@ def cmd_study(args) -> int:
         if path.exists():
             print(f"skip seed {seed} (done)", flush=True)
             continue
-        extra = [f"evolve.allocation.over_budget={over_budget_rule(args)}",
-                 "evolve.final_variants=('evolved','uniform','random')"]
-        res, cmd = evolve_run(args, seed, extra, f"study_s{seed}", dataset(args, seed))
+        rule, prior = over_budget_rule(args), choice_run(args, seed)
+        extra = [f"evolve.allocation.over_budget={rule}"]
+        if prior is None:
+            res, cmd = evolve_run(args, seed, extra + ["evolve.final_variants=('evolved','uniform','random')"],
+                                  f"study_s{seed}", dataset(args, seed))
+        else:  # the search resumes finished from its checkpoint; uniform and random are trained beside it
+            res, cmd = evolve_run(args, seed, extra + ["evolve.final_variants=('uniform','random')"], prior["run"],
+                                  dataset(args, seed))
+            res["final"]["evolved"] = prior["final"]
+            assert res["allocation"]["evolved"]["counts"] == prior["allocation"]["evolved"]["counts"], "not the same search"
         arms = {arm: dict(test_accuracy=res["final"][arm]["test_accuracy"], val_accuracy=res["final"][arm]["val_accuracy"],
                           params=res["final"][arm]["params"], compression=res["final"][arm]["compression"],
                           allocation=res["allocation"][arm]) for arm in ARMS}
         write(path, dict(seed=seed, budget=res["allocation"]["budget"], arms=arms, search_seconds=search_seconds(res),
                          horizon=horizon(args), over_budget=res["allocation"]["over_budget"], command=cmd,
+                         search_from=None if prior is None else f"budget-choice: {prior['command']}",
                          provenance=res["provenance"]))
     return 0
+
+
+def choice_run(args, seed: int) -> dict | None:
+    """The budget-choice row whose search is the study's search at ``seed``, if any: the
+    chosen rule's, at this budget and seed (same seed, data, config and rule; only the
+    finals differ, which a resumed search does not compare), so the study reuses its
+    search and its trained evolved allocation instead of running both again."""
+    path = folder(args) / "budget_choice.json"
+    if not path.exists():
+        return None
+    choice = json.loads(path.read_text())
+    if choice["seed"] != seed or choice["chosen"] != over_budget_rule(args):
+        return None
+    row = next(r for r in choice["rows"] if r["rule"] == choice["chosen"])
+    return row if "final" in row else None  # rows written before 2026-12-06 hold no final record
 
 
 def report_rows(results: pathlib.Path) -> list[dict]:

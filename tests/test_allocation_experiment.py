@@ -59,3 +59,16 @@ def test_every_budget_uses_the_horizon_and_rule_chosen_at_54(tmp_path):
     assert X.horizon(b82) == 40
     b82.inner_steps, b82.over_budget = 10, "project"
     assert (X.horizon(b82), X.over_budget_rule(b82)) == (10, "project")
+
+
+def test_the_study_reuses_the_budget_choice_search_of_its_seed_and_rule(tmp_path):
+    import argparse
+
+    args = argparse.Namespace(results=str(tmp_path), budget="54", mode="position", inner_steps=None, over_budget=None)
+    rows = [dict(rule="project", run="budget_project_s0", final=dict(test_accuracy=0.5), allocation={}),
+            dict(rule="penalty", run="budget_penalty_s0", final=dict(test_accuracy=0.6), allocation={})]
+    X.write(X.folder(args) / "budget_choice.json", dict(seed=0, chosen="penalty", rows=rows))
+    assert X.choice_run(args, 0)["run"] == "budget_penalty_s0"
+    assert X.choice_run(args, 1) is None  # another seed: its own search
+    args.over_budget = "project"  # a rule other than the chosen one: its own search
+    assert X.choice_run(args, 0) is None
