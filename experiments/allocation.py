@@ -237,13 +237,21 @@ def train_allocation(args, seed: int, counts: list, name: str, ds) -> dict:
     return rec
 
 
+def trained_path(args, index: int, seed: int) -> pathlib.Path:
+    """``train/sample{i}.json`` for seed 0 (the first measurement), ``sample{i}_s{seed}.json``
+    for a repeat at another seed."""
+    return folder(args) / "train" / (f"sample{index}.json" if seed == 0 else f"sample{index}_s{seed}.json")
+
+
 def cmd_train(args) -> int:
+    """Each sample trained at ``--seed``: at seed 0 every sample, at another seed (a repeat,
+    for the trained accuracy's seed-to-seed reliability) each distinct allocation once."""
     samples, ds = _samples(args), None
-    out = folder(args) / "train"
-    out.mkdir(exist_ok=True)
+    (folder(args) / "train").mkdir(exist_ok=True)
+    keep = set(distinct_samples(samples)[0]) if args.seed != 0 else {s["index"] for s in samples}
     for s in samples:
-        path = out / f"sample{s['index']}.json"
-        if path.exists():
+        path = trained_path(args, s["index"], args.seed)
+        if path.exists() or s["index"] not in keep:
             continue
         ds = ds or dataset(args, args.seed)
         rec = train_allocation(args, args.seed, s["counts"], f"sample{s['index']}_s{args.seed}", ds)
@@ -274,27 +282,90 @@ def distinct_samples(samples: list[dict]) -> tuple[list[int], list[int]]:
     return sorted(first.values()), repeats
 
 
+def trained_accuracies(args) -> dict[int, dict[int, float]]:
+    """``{sample index: {seed: final validation accuracy}}`` of the distinct samples trained."""
+    keep = set(distinct_samples(_samples(args))[0])
+    out: dict[int, dict[int, float]] = {}
+    for p in sorted((folder(args) / "train").glob("sample*.json")):
+        r = json.loads(p.read_text())
+        if r["index"] in keep:
+            out.setdefault(r["index"], {})[r.get("seed", 0)] = r["val_accuracy"]
+    return out
+
+
+def reliability(trained: dict[int, dict[int, float]]) -> dict | None:
+    """How much of the spread of trained accuracy across allocations is the allocation's
+    and how much one training's noise, from the allocations trained at seeds 0 and 1:
+    their Spearman rho and Pearson r across allocations (the test-retest reliability,
+    which bounds any fitness's correlation with one training: about ``sqrt(r)``), the
+    noise sd of one training ``sd(a0 - a1) / sqrt(2)`` and the between-allocation sd
+    ``sqrt(max(0, cov(a0, a1)))`` (points). ``None`` below 4 allocations."""
+    both = sorted(i for i, a in trained.items() if 0 in a and 1 in a)
+    if len(both) < 4:
+        return None
+    a0, a1 = (np.array([trained[i][s] for i in both]) * 100 for s in (0, 1))
+    rho = spearman_rho(list(a0), list(a1))
+    cov = float(np.cov(a0, a1, ddof=1)[0, 1])
+    return dict(n=len(both), seeds=[0, 1], spearman=rho, spearman_ci95=fisher_interval(rho, len(both)),
+                pearson=float(np.corrcoef(a0, a1)[0, 1]), noise_sd_points=float(np.std(a0 - a1, ddof=1) / math.sqrt(2)),
+                between_allocation_sd_points=math.sqrt(max(0.0, cov)),
+                spread_sd_points=float(np.std(np.concatenate([a0, a1]), ddof=1)))
+
+
 def spearman_table(args) -> dict:
+    """Per horizon ``K``: Spearman rho (and 95% interval) of the fitness against the trained
+    validation accuracy, at seed 0 (``rho``, all distinct samples) and against the mean
+    over the seeds every allocation has (``rho_mean``, when a repeat seed exists).
+
+    The horizon chosen: among those whose interval (of ``rho_mean`` where it exists, else
+    ``rho``) lies above 0, the highest rho; if none, the ranking carries at no measured
+    horizon and the longest one is taken (the closest to the full recipe: DESIGN 1.5),
+    which ``chosen_because`` says."""
     keep, repeats = distinct_samples(_samples(args))
-    trained = {r["index"]: r["val_accuracy"] for r in (json.loads(p.read_text())
-               for p in sorted((folder(args) / "train").glob("sample*.json"))) if r["index"] in keep}
+    trained = trained_accuracies(args)
+    seeds = sorted({s for a in trained.values() for s in a})
+    complete = {i: float(np.mean([a[s] for s in seeds])) for i, a in trained.items() if all(s in a for s in seeds)}
     rows = []
     for p in sorted(folder(args).glob("fitness_K*.json"), key=lambda p: int(p.stem[9:])):
         fit = {r["index"]: r["fitness"] for r in json.loads(p.read_text())["rows"]}
-        common = sorted(set(fit) & set(trained))
-        rho = spearman_rho([fit[i] for i in common], [trained[i] for i in common]) if len(common) > 1 else float("nan")
-        rows.append(dict(horizon=int(p.stem[9:]), n=len(common), rho=rho, ci95=fisher_interval(rho, len(common))))
-    finite = [r for r in rows if math.isfinite(r["rho"])]
-    best = max(finite, key=lambda r: r["rho"])["horizon"] if finite else None
-    return dict(horizons=rows, chosen_horizon=best, against="final validation accuracy (study recipe)",
-                repeated_allocations_left_out=repeats,
+        row = dict(horizon=int(p.stem[9:]), seconds=json.loads(p.read_text()).get("seconds"))
+        for name, target in (("", {i: a[0] for i, a in trained.items() if 0 in a}), ("_mean", complete)):
+            if name and len(seeds) < 2:
+                continue
+            common = sorted(set(fit) & set(target))
+            rho = spearman_rho([fit[i] for i in common], [target[i] for i in common]) if len(common) > 1 else float("nan")
+            row.update({f"rho{name}": rho, f"n{name}": len(common), f"ci95{name}": fisher_interval(rho, len(common))})
+        rows.append(row)
+    key = "_mean" if len(seeds) >= 2 else ""
+    carried = [r for r in rows if r[f"ci95{key}"] is not None and r[f"ci95{key}"][0] > 0]
+    if carried:
+        best = max(carried, key=lambda r: r[f"rho{key}"])["horizon"]
+        because = f"the highest rho{key} among the horizons whose 95% interval lies above 0"
+    elif rows:
+        best = rows[-1]["horizon"]
+        because = (f"no horizon's rho{key} has its 95% interval above 0 (the fitness ranks allocations at none): "
+                   "the longest horizon measured, the closest to the full recipe")
+    else:
+        best, because = None, "no fitness measured"
+    return dict(horizons=rows, chosen_horizon=best, chosen_because=because, seeds=seeds,
+                against="final validation accuracy (study recipe); rho_mean: its mean over `seeds`",
+                reliability=reliability(trained), repeated_allocations_left_out=repeats,
                 interval="Fisher z of rho with the Bonett-Wright standard error sqrt((1 + rho^2/2) / (n - 3))")
 
 
 def cmd_spearman(args) -> int:
     table = spearman_table(args)
     for r in table["horizons"]:
-        print(f"K={r['horizon']:4d}: rho {r['rho']:+.3f} (n {r['n']}, 95% CI {r['ci95']})", flush=True)
+        ci = lambda c: "-" if c is None else f"[{c[0]:+.2f}, {c[1]:+.2f}]"
+        print(f"K={r['horizon']:4d}: rho {r['rho']:+.3f} (n {r['n']}, 95% CI {ci(r['ci95'])})"
+              + (f"; against the mean over seeds {table['seeds']}: {r['rho_mean']:+.3f} (n {r['n_mean']}, "
+                 f"95% CI {ci(r['ci95_mean'])})" if "rho_mean" in r else ""), flush=True)
+    if table["reliability"]:
+        rel = table["reliability"]
+        print(f"seed 0 vs 1 over {rel['n']} allocations: rho {rel['spearman']:+.3f}, r {rel['pearson']:+.3f}; "
+              f"one training's noise sd {rel['noise_sd_points']:.2f} points, between allocations "
+              f"{rel['between_allocation_sd_points']:.2f}", flush=True)
+    print(f"chosen horizon: {table['chosen_horizon']} ({table['chosen_because']})", flush=True)
     write(folder(args) / "spearman.json", table)
     return 0
 
@@ -418,7 +489,8 @@ def report_rows(results: pathlib.Path) -> list[dict]:
         recs = sorted((json.loads(p.read_text()) for p in (sub / "study").glob("s*.json")), key=lambda r: r["seed"])
         if not recs:
             continue
-        sp = json.loads((sub / "spearman.json").read_text()) if (sub / "spearman.json").exists() else None
+        sp_path = next((p for p in (sub / "spearman.json", results / CHOICE_TAG / "spearman.json") if p.exists()), None)
+        sp = json.loads(sp_path.read_text()) if sp_path else None
         uniform = {r["seed"]: r["arms"]["uniform"]["test_accuracy"] for r in recs}
         for arm in ARMS:
             acc = {r["seed"]: r["arms"][arm]["test_accuracy"] for r in recs}

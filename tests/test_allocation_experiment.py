@@ -5,6 +5,7 @@ import json
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -72,3 +73,35 @@ def test_the_study_reuses_the_budget_choice_search_of_its_seed_and_rule(tmp_path
     assert X.choice_run(args, 1) is None  # another seed: its own search
     args.over_budget = "project"  # a rule other than the chosen one: its own search
     assert X.choice_run(args, 0) is None
+
+
+def test_the_horizon_is_one_whose_ranking_carries_else_the_longest(tmp_path):
+    import argparse
+
+    args = argparse.Namespace(results=str(tmp_path), budget="54", mode="position")
+    acc = [0.50, 0.52, 0.55, 0.57, 0.60, 0.61]
+    X.write(X.folder(args) / "samples.json", dict(samples=[dict(index=i, counts=[[i + 1]]) for i in range(6)]))
+    (X.folder(args) / "train").mkdir()
+    for i, a in enumerate(acc):
+        X.write(X.trained_path(args, i, 0), dict(index=i, seed=0, val_accuracy=a))
+    fitness = {10: [3, 1, 5, 0, 2, 4], 40: [0, 1, 2, 3, 4, 5], 80: [1, 0, 3, 2, 5, 4]}  # ranks
+    for k, f in fitness.items():
+        X.write(X.folder(args) / f"fitness_K{k}.json", dict(rows=[dict(index=i, fitness=float(v)) for i, v in enumerate(f)]))
+    table = X.spearman_table(args)
+    from scipy.stats import spearmanr
+
+    np.testing.assert_allclose([r["rho"] for r in table["horizons"]],
+                               [spearmanr(fitness[k], acc)[0] for k in (10, 40, 80)], atol=1e-12)
+    assert table["chosen_horizon"] == 40  # the only interval above 0 (K = 80: rho 0.83, n 6)
+    (X.folder(args) / "fitness_K40.json").unlink()
+    X.write(X.folder(args) / "fitness_K80.json", dict(rows=[dict(index=i, fitness=float(v))
+                                                            for i, v in enumerate([2, 0, 5, 1, 4, 3])]))
+    table = X.spearman_table(args)
+    assert table["chosen_horizon"] == 80 and "no horizon" in table["chosen_because"]
+    # a repeat at seed 1 that moves every allocation by the same amount: all of the spread is
+    # the allocations', none one training's noise
+    for i, a in enumerate(acc):
+        X.write(X.trained_path(args, i, 1), dict(index=i, seed=1, val_accuracy=a + 0.01))
+    rel = X.spearman_table(args)["reliability"]
+    assert rel["n"] == 6 and rel["noise_sd_points"] < 1e-9 and abs(rel["pearson"] - 1) < 1e-9
+    assert abs(rel["between_allocation_sd_points"] - np.std(np.array(acc) * 100, ddof=1)) < 1e-9
