@@ -21,10 +21,10 @@ test split read once per run at its end) and resumes: a subcommand skips what it
 hold, trainings resume from their checkpoints under ``--runs``. Choices (the horizon, the
 budget rule) are made on validation (DESIGN 1.6), at budget 54, and every budget uses them
 (``study`` stops if one is not made yet). At the seed of ``budget-choice``, ``study``
-reuses the chosen rule's search, which is the same search (same seed, data, config
-and rule), and its trained evolved allocation, and trains the uniform and random arms. Every subcommand takes ``--smoke``:
-generated 8x8 images, the config shrunk to a CPU smoke test on an MLP
-(tests/test_allocation_experiment.py).
+reuses the chosen rule's search, which is the same search (same seed, data, config and
+rule), with its trained evolved allocation, and trains the uniform and random arms.
+Every subcommand takes ``--smoke``: generated 8x8 images, the config shrunk to a CPU
+smoke test on an MLP (tests/test_allocation_experiment.py).
 """
 from __future__ import annotations
 
@@ -321,7 +321,7 @@ def spearman_table(args) -> dict:
     ``rho``) lies above 0, the highest rho; if none, the ranking carries at no measured
     horizon and the longest one is taken (the closest to the full recipe: DESIGN 1.5),
     which ``chosen_because`` says."""
-    keep, repeats = distinct_samples(_samples(args))
+    repeats = distinct_samples(_samples(args))[1]
     trained = trained_accuracies(args)
     seeds = sorted({s for a in trained.values() for s in a})
     complete = {i: float(np.mean([a[s] for s in seeds])) for i, a in trained.items() if all(s in a for s in seeds)}
@@ -355,8 +355,8 @@ def spearman_table(args) -> dict:
 
 def cmd_spearman(args) -> int:
     table = spearman_table(args)
+    ci = lambda c: "-" if c is None else f"[{c[0]:+.2f}, {c[1]:+.2f}]"
     for r in table["horizons"]:
-        ci = lambda c: "-" if c is None else f"[{c[0]:+.2f}, {c[1]:+.2f}]"
         print(f"K={r['horizon']:4d}: rho {r['rho']:+.3f} (n {r['n']}, 95% CI {ci(r['ci95'])})"
               + (f"; against the mean over seeds {table['seeds']}: {r['rho_mean']:+.3f} (n {r['n_mean']}, "
                  f"95% CI {ci(r['ci95_mean'])})" if "rho_mean" in r else ""), flush=True)
@@ -456,7 +456,9 @@ def cmd_study(args) -> int:
             res, cmd = evolve_run(args, seed, extra + ["evolve.final_variants=('uniform','random')"], prior["run"],
                                   dataset(args, seed))
             res["final"]["evolved"] = prior["final"]
-            assert res["allocation"]["evolved"]["counts"] == prior["allocation"]["evolved"]["counts"], "not the same search"
+            if res["allocation"]["evolved"]["counts"] != prior["allocation"]["evolved"]["counts"]:
+                raise RuntimeError(f"the resumed search of {prior['run']} returned another allocation than "
+                                   "budget-choice recorded: not the same search")
         arms = {arm: dict(test_accuracy=res["final"][arm]["test_accuracy"], val_accuracy=res["final"][arm]["val_accuracy"],
                           params=res["final"][arm]["params"], compression=res["final"][arm]["compression"],
                           allocation=res["allocation"][arm]) for arm in ARMS}
