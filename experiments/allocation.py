@@ -48,6 +48,7 @@ from gsnn import config as cfgs  # noqa: E402
 from gsnn import data as D  # noqa: E402
 from gsnn import evolution as EV  # noqa: E402
 from gsnn import training as TR  # noqa: E402
+from gsnn.analysis import plots  # noqa: E402
 from gsnn.analysis.stats import paired_difference, verdict  # noqa: E402
 from gsnn.evolution import allocation as A  # noqa: E402
 from gsnn.evolution import budget as BG  # noqa: E402
@@ -334,7 +335,8 @@ def spearman_table(args) -> dict:
                 continue
             common = sorted(set(fit) & set(target))
             rho = spearman_rho([fit[i] for i in common], [target[i] for i in common]) if len(common) > 1 else float("nan")
-            row.update({f"rho{name}": rho, f"n{name}": len(common), f"ci95{name}": fisher_interval(rho, len(common))})
+            row.update({f"rho{name}": rho, f"n{name}": len(common), f"ci95{name}": fisher_interval(rho, len(common)),
+                        f"points{name}": [[i, fit[i], target[i]] for i in common]})  # index, fitness, accuracy
         rows.append(row)
     key = "_mean" if len(seeds) >= 2 else ""
     carried = [r for r in rows if r[f"ci95{key}"] is not None and r[f"ci95{key}"][0] > 0]
@@ -347,7 +349,7 @@ def spearman_table(args) -> dict:
                    "the longest horizon measured, the closest to the full recipe")
     else:
         best, because = None, "no fitness measured"
-    return dict(horizons=rows, chosen_horizon=best, chosen_because=because, seeds=seeds,
+    return dict(horizons=rows, chosen_horizon=best, chosen_because=because, seeds=seeds, target_key=key,
                 against="final validation accuracy (study recipe); rho_mean: its mean over `seeds`",
                 reliability=reliability(trained), repeated_allocations_left_out=repeats,
                 interval="Fisher z of rho with the Bonett-Wright standard error sqrt((1 + rho^2/2) / (n - 3))")
@@ -367,7 +369,27 @@ def cmd_spearman(args) -> int:
               f"{rel['between_allocation_sd_points']:.2f}", flush=True)
     print(f"chosen horizon: {table['chosen_horizon']} ({table['chosen_because']})", flush=True)
     write(folder(args) / "spearman.json", table)
+    key, seeds = table["target_key"], table["seeds"]
+    panels = [dict(horizon=r["horizon"], rho=r[f"rho{key}"], ci95=r[f"ci95{key}"],
+                   fitness=[f for _, f, _ in r[f"points{key}"]], trained=[100 * a for _, _, a in r[f"points{key}"]])
+              for r in table["horizons"]]
+    if panels:
+        png = plots.plot_fitness_vs_trained(
+            panels, folder(args) / "spearman.png", reference=uniform_val_accuracy(args, seeds),
+            reference_label=f"{baseline(args)} (uniform), seeds {seeds}",
+            ylabel="trained validation accuracy (%)" + (f", mean of seeds {seeds}" if key else ""))
+        print(f"wrote {png}", flush=True)
     return 0
+
+
+def uniform_val_accuracy(args, seeds: list[int]) -> float | None:
+    """The uniform row's validation accuracy (percent, mean over ``seeds``) in the issue 11
+    study's results, or ``None`` where that file or those seeds are missing (--smoke)."""
+    path = pathlib.Path("experiments/results/cifar10_convnet_s.json")
+    row = next((r for r in json.loads(path.read_text()) if r["variant"] == baseline(args)), None) \
+        if path.exists() and not args.smoke else None
+    vals = dict(zip(row["val_seeds"], row["val_accuracies"])) if row else {}
+    return 100 * float(np.mean([vals[s] for s in seeds])) if seeds and all(s in vals for s in seeds) else None
 
 
 def chosen(args, name: str, key: str):

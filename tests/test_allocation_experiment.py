@@ -26,6 +26,7 @@ def test_the_allocation_experiment_runs_on_its_smoke_path(tmp_path, monkeypatch)
     sp = json.loads((tmp_path / "res" / "b82_neuron" / "spearman.json").read_text())
     assert len({str(s["counts"]) for s in samples["samples"]}) == 2 and sp["repeated_allocations_left_out"] == []
     assert [r["horizon"] for r in sp["horizons"]] == [2] and all(r["n"] == 2 for r in sp["horizons"])
+    assert (tmp_path / "res" / "b82_neuron" / "spearman.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(SystemExit, match="no over-budget rule chosen yet"):  # no silent default
         X.main(["study", "--seeds", "0"] + common)
     assert X.main(["study", "--seeds", "0", "--over-budget", "project", "--inner-steps", "2"] + common) == 0

@@ -263,6 +263,29 @@ def plot_signal(signal: Mapping, ax=None, *, title: str = "Signal: two evaluatio
     return ax
 
 
+def plot_fitness_vs_trained(panels: Sequence[Mapping], path: str | os.PathLike, *, reference: float | None = None,
+                            reference_label: str = "", ylabel: str = "trained validation accuracy (%)"
+                            ) -> pathlib.Path:
+    """Whether a search's fitness ranks what training then reaches: one scatter per
+    horizon (``panels``: ``horizon``, ``fitness`` and ``trained`` lists of one length,
+    ``rho`` and ``ci95`` [low, high] or ``None``), fitness on x, the trained accuracy in
+    percent on y; ``reference`` (percent) a dashed line, e.g. the baseline row's."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, p in zip(axes[0], panels):
+        ax.scatter(p["fitness"], p["trained"], s=18, color=COLORS[0])
+        if reference is not None:
+            ax.axhline(reference, color=COLORS[1], ls="--", lw=1.0, label=reference_label or None)
+        ci = p.get("ci95")
+        ax.set_title(f"K = {p['horizon']}: rho {p['rho']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""),
+                     fontsize=9)
+        ax.set_xlabel("fitness (minus validation loss)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    if reference is not None and reference_label:
+        axes[0][0].legend(fontsize=7)
+    return save(fig, path)
+
+
 def plot_evolution(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
     """``gsnn evolve``'s figure: (a) fitness per generation, (b) H_S and D_T per
     generation, (c) test accuracy vs parameters of the final variants, and (d) the
