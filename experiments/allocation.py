@@ -6,7 +6,7 @@ same budget (DESIGN 1.3, ``evolve.allocation``), on the issue 11 study's recipe.
     python experiments/allocation.py fitness  --budget 54 --horizons 10 40 160   # the search's fitness of each
     python experiments/allocation.py train    --budget 54                        # each trained, study recipe
     python experiments/allocation.py spearman --budget 54                        # rank correlation per horizon
-    python experiments/allocation.py budget-choice --budget 54 --seed 0          # project vs penalty, on validation
+    python experiments/allocation.py budget-choice --budget 54 --seed 3          # project vs penalty, on validation
     python experiments/allocation.py study    --budget 54 --seeds 0 1 2          # evolved | uniform | random
     python experiments/allocation.py report                                      # experiments/results/allocation.json
 
@@ -20,10 +20,9 @@ training images, a 5,000-image validation split outside them, 8 epochs, convnet_
 test split read once per run at its end) and resumes: a subcommand skips what its files
 hold, trainings resume from their checkpoints under ``--runs``. Choices (the horizon, the
 budget rule) are made on validation (DESIGN 1.6), at budget 54, and every budget uses them
-(``study`` stops if one is not made yet). At the seed of ``budget-choice``, ``study``
-reuses the chosen rule's search, which is the same search (same seed, data, config and
-rule), with its trained evolved allocation, and trains the uniform and random arms.
-Every subcommand takes ``--smoke``: generated 8x8 images, the config shrunk to a CPU
+(``study`` stops if one is not made yet). ``budget-choice`` runs at seed 3, outside the
+study's seeds: the chosen rule's search, reused at a study seed, would bring the better of
+two trainings into that seed's evolved arm. Every subcommand takes ``--smoke``: generated 8x8 images, the config shrunk to a CPU
 smoke test on an MLP (tests/test_allocation_experiment.py).
 """
 from __future__ import annotations
@@ -66,6 +65,12 @@ ARMS = ("evolved", "uniform", "random")
 #: the budget folder whose `spearman` and `budget-choice` choose the horizon and the
 #: over-budget rule for every budget (both on validation)
 CHOICE_TAG = "b54_position"
+STUDY_SEEDS = (0, 1, 2)
+CHOICE_SEED = 3  # budget-choice's: outside the study's seeds
+#: The horizon when no measured one ranks allocations (no interval above 0): fixed on
+#: 2026-12-06, before K = 320 was measured, as the longest horizon whose search fits the
+#: study's compute (a K = 320 search costs twice as much), not chosen on validation
+FALLBACK_HORIZON = 160
 #: The search (issue 13's settings with signal, on the allocation genome): CMA-ES, 8 x 6,
 #: minus the validation loss on 2,000 held-out images after K inner steps of 32, one base
 #: draw; the operators on G see the maximal G and are off.
@@ -284,33 +289,39 @@ def distinct_samples(samples: list[dict]) -> tuple[list[int], list[int]]:
 
 
 def trained_accuracies(args) -> dict[int, dict[int, float]]:
-    """``{sample index: {seed: final validation accuracy}}`` of the distinct samples trained."""
+    """``{sample index: {seed: final validation accuracy}}`` of the distinct samples trained
+    (the seed read from the file name, :func:`trained_path`)."""
     keep = set(distinct_samples(_samples(args))[0])
     out: dict[int, dict[int, float]] = {}
     for p in sorted((folder(args) / "train").glob("sample*.json")):
-        r = json.loads(p.read_text())
-        if r["index"] in keep:
-            out.setdefault(r["index"], {})[r.get("seed", 0)] = r["val_accuracy"]
+        index, _, seed = p.stem[len("sample"):].partition("_s")
+        if int(index) in keep:
+            out.setdefault(int(index), {})[int(seed or 0)] = json.loads(p.read_text())["val_accuracy"]
     return out
 
 
 def reliability(trained: dict[int, dict[int, float]]) -> dict | None:
     """How much of the spread of trained accuracy across allocations is the allocation's
-    and how much one training's noise, from the allocations trained at seeds 0 and 1:
-    their Spearman rho and Pearson r across allocations (the test-retest reliability,
-    which bounds any fitness's correlation with one training: about ``sqrt(r)``), the
-    noise sd of one training ``sd(a0 - a1) / sqrt(2)`` and the between-allocation sd
-    ``sqrt(max(0, cov(a0, a1)))`` (points). ``None`` below 4 allocations."""
+    and how much one training's noise, from the allocations trained at seeds 0 and 1
+    (model ``a[i, s] = mu[i] + e[i, s]``, independent noise of sd ``sigma``; a seed also
+    redraws the training subset and validation split, so ``sigma`` includes them):
+    ``noise_sd_points`` = ``sd(a0 - a1) / sqrt(2)`` (one training's sigma),
+    ``between_allocation_sd_points`` = ``sqrt(max(0, cov(a0, a1)))``, their Spearman and
+    Pearson ``r`` across allocations (the test-retest reliability ``R1``, estimated by
+    ``r``), and the ceilings it puts on any fitness's Pearson correlation with the
+    trained accuracy: ``sqrt(R1)`` against one training, ``sqrt(2 R1 / (1 + R1))``
+    against the mean of two (Spearman-Brown). Points; ``None`` below 4 allocations."""
     both = sorted(i for i, a in trained.items() if 0 in a and 1 in a)
     if len(both) < 4:
         return None
     a0, a1 = (np.array([trained[i][s] for i in both]) * 100 for s in (0, 1))
-    rho = spearman_rho(list(a0), list(a1))
-    cov = float(np.cov(a0, a1, ddof=1)[0, 1])
-    return dict(n=len(both), seeds=[0, 1], spearman=rho, spearman_ci95=fisher_interval(rho, len(both)),
-                pearson=float(np.corrcoef(a0, a1)[0, 1]), noise_sd_points=float(np.std(a0 - a1, ddof=1) / math.sqrt(2)),
-                between_allocation_sd_points=math.sqrt(max(0.0, cov)),
-                spread_sd_points=float(np.std(np.concatenate([a0, a1]), ddof=1)))
+    rho, r = spearman_rho(list(a0), list(a1)), float(np.corrcoef(a0, a1)[0, 1])
+    r1 = max(r, 0.0)
+    return dict(n=len(both), seeds=[0, 1], spearman=rho, spearman_ci95=fisher_interval(rho, len(both)), pearson=r,
+                noise_sd_points=float(np.std(a0 - a1, ddof=1) / math.sqrt(2)),
+                between_allocation_sd_points=math.sqrt(max(0.0, float(np.cov(a0, a1, ddof=1)[0, 1]))),
+                per_seed_sd_points=[float(np.std(a, ddof=1)) for a in (a0, a1)],
+                ceiling_one_training=math.sqrt(r1), ceiling_mean_of_two=math.sqrt(2 * r1 / (1 + r1)))
 
 
 def spearman_table(args) -> dict:
@@ -318,10 +329,9 @@ def spearman_table(args) -> dict:
     validation accuracy, at seed 0 (``rho``, all distinct samples) and against the mean
     over the seeds every allocation has (``rho_mean``, when a repeat seed exists).
 
-    The horizon chosen: among those whose interval (of ``rho_mean`` where it exists, else
-    ``rho``) lies above 0, the highest rho; if none, the ranking carries at no measured
-    horizon and the longest one is taken (the closest to the full recipe: DESIGN 1.5),
-    which ``chosen_because`` says."""
+    The horizon chosen: among those whose interval (of ``rho_mean`` once every distinct
+    allocation has every seed, else ``rho``) lies above 0, the highest rho; if none,
+    :data:`FALLBACK_HORIZON` (when measured), which ``chosen_because`` says."""
     repeats = distinct_samples(_samples(args))[1]
     trained = trained_accuracies(args)
     seeds = sorted({s for a in trained.values() for s in a})
@@ -338,17 +348,20 @@ def spearman_table(args) -> dict:
             row.update({f"rho{name}": rho, f"n{name}": len(common), f"ci95{name}": fisher_interval(rho, len(common)),
                         f"points{name}": [[i, fit[i], target[i]] for i in common]})  # index, fitness, accuracy
         rows.append(row)
-    key = "_mean" if len(seeds) >= 2 else ""
+    repeated = len(seeds) >= 2 and len(complete) == len(trained)
+    key = "_mean" if repeated else ""
     carried = [r for r in rows if r[f"ci95{key}"] is not None and r[f"ci95{key}"][0] > 0]
     if carried:
         best = max(carried, key=lambda r: r[f"rho{key}"])["horizon"]
         because = f"the highest rho{key} among the horizons whose 95% interval lies above 0"
-    elif rows:
-        best = rows[-1]["horizon"]
-        because = (f"no horizon's rho{key} has its 95% interval above 0 (the fitness ranks allocations at none): "
-                   "the longest horizon measured, the closest to the full recipe")
     else:
-        best, because = None, "no fitness measured"
+        n = rows[0][f"n{key}"] if rows else 0
+        best = FALLBACK_HORIZON if any(r["horizon"] == FALLBACK_HORIZON for r in rows) else None
+        because = (f"at n = {n} no horizon's rho{key} can be told apart from 0 (every 95% interval reaches it): "
+                   f"the fixed fallback K = {FALLBACK_HORIZON}, chosen for the study's compute, not on validation"
+                   + ("" if best else " (not measured yet)"))
+    if len(seeds) >= 2 and not repeated:
+        because += f"; the repeat at seeds {seeds[1:]} is partial ({len(complete)} of {len(trained)}): seed 0 only"
     return dict(horizons=rows, chosen_horizon=best, chosen_because=because, seeds=seeds, target_key=key,
                 against="final validation accuracy (study recipe); rho_mean: its mean over `seeds`",
                 reliability=reliability(trained), repeated_allocations_left_out=repeats,
@@ -366,10 +379,12 @@ def cmd_spearman(args) -> int:
         rel = table["reliability"]
         print(f"seed 0 vs 1 over {rel['n']} allocations: rho {rel['spearman']:+.3f}, r {rel['pearson']:+.3f}; "
               f"one training's noise sd {rel['noise_sd_points']:.2f} points, between allocations "
-              f"{rel['between_allocation_sd_points']:.2f}", flush=True)
+              f"{rel['between_allocation_sd_points']:.2f}; ceiling on a fitness's r: {rel['ceiling_one_training']:.2f} "
+              f"(one training), {rel['ceiling_mean_of_two']:.2f} (mean of two)", flush=True)
     print(f"chosen horizon: {table['chosen_horizon']} ({table['chosen_because']})", flush=True)
     write(folder(args) / "spearman.json", table)
-    key, seeds = table["target_key"], table["seeds"]
+    key = table["target_key"]
+    seeds = table["seeds"] if key else [0]
     panels = [dict(horizon=r["horizon"], rho=r[f"rho{key}"], ci95=r[f"ci95{key}"],
                    fitness=[f for _, f, _ in r[f"points{key}"]], trained=[100 * a for _, _, a in r[f"points{key}"]])
               for r in table["horizons"]]
@@ -434,6 +449,9 @@ def cmd_budget_choice(args) -> int:
     if path.exists():
         print(f"{path} exists (chosen: {json.loads(path.read_text())['chosen']})", flush=True)
         return 0
+    if args.seed in STUDY_SEEDS:
+        raise SystemExit(f"budget-choice --seed {args.seed} is a study seed {STUDY_SEEDS}: the chosen rule's search "
+                         f"there would be the better of two; use a seed outside them (default {CHOICE_SEED})")
     ds, rows = dataset(args, args.seed), []
     for rule in ("project", "penalty"):
         extra = [f"evolve.allocation.over_budget={rule}", "evolve.final_variants=('evolved',)"]
@@ -441,10 +459,10 @@ def cmd_budget_choice(args) -> int:
         ev = res["allocation"]["evolved"]
         rows.append(dict(rule=rule, val_accuracy=res["final"]["evolved"]["val_accuracy"], params=ev["params"],
                          within_budget=ev["within_budget"], counts=ev["counts"], search_seconds=search_seconds(res),
-                         command=cmd, run=f"budget_{rule}_s{args.seed}",
-                         # the chosen rule's search is the study's search at this seed (cmd_study)
-                         final=res["final"]["evolved"], allocation=res["allocation"]))
+                         command=cmd, final=res["final"]["evolved"], allocation=res["allocation"]))
     admissible = [r for r in rows if r["within_budget"]]
+    if not admissible:
+        raise SystemExit(f"neither rule's evolved allocation is within the budget: {[r['params'] for r in rows]}")
     chosen = max(admissible, key=lambda r: r["val_accuracy"])["rule"]
     write(path, dict(seed=args.seed, chosen=chosen, rows=rows, horizon=horizon(args),
                      selected_on="validation accuracy of the evolved allocation trained with the study recipe; "
@@ -469,41 +487,16 @@ def cmd_study(args) -> int:
         if path.exists():
             print(f"skip seed {seed} (done)", flush=True)
             continue
-        rule, prior = over_budget_rule(args), choice_run(args, seed)
-        extra = [f"evolve.allocation.over_budget={rule}"]
-        if prior is None:
-            res, cmd = evolve_run(args, seed, extra + ["evolve.final_variants=('evolved','uniform','random')"],
-                                  f"study_s{seed}", dataset(args, seed))
-        else:  # the search resumes finished from its checkpoint; uniform and random are trained beside it
-            res, cmd = evolve_run(args, seed, extra + ["evolve.final_variants=('uniform','random')"], prior["run"],
-                                  dataset(args, seed))
-            res["final"]["evolved"] = prior["final"]
-            if res["allocation"]["evolved"]["counts"] != prior["allocation"]["evolved"]["counts"]:
-                raise RuntimeError(f"the resumed search of {prior['run']} returned another allocation than "
-                                   "budget-choice recorded: not the same search")
+        extra = [f"evolve.allocation.over_budget={over_budget_rule(args)}",
+                 "evolve.final_variants=('evolved','uniform','random')"]
+        res, cmd = evolve_run(args, seed, extra, f"study_s{seed}", dataset(args, seed))
         arms = {arm: dict(test_accuracy=res["final"][arm]["test_accuracy"], val_accuracy=res["final"][arm]["val_accuracy"],
                           params=res["final"][arm]["params"], compression=res["final"][arm]["compression"],
                           allocation=res["allocation"][arm]) for arm in ARMS}
         write(path, dict(seed=seed, budget=res["allocation"]["budget"], arms=arms, search_seconds=search_seconds(res),
                          horizon=horizon(args), over_budget=res["allocation"]["over_budget"], command=cmd,
-                         search_from=None if prior is None else f"budget-choice: {prior['command']}",
                          provenance=res["provenance"]))
     return 0
-
-
-def choice_run(args, seed: int) -> dict | None:
-    """The budget-choice row whose search is the study's search at ``seed``, if any: the
-    chosen rule's, at this budget and seed (same seed, data, config and rule; only the
-    finals differ, which a resumed search does not compare), so the study reuses its
-    search and its trained evolved allocation instead of running both again."""
-    path = folder(args) / "budget_choice.json"
-    if not path.exists():
-        return None
-    choice = json.loads(path.read_text())
-    if choice["seed"] != seed or choice["chosen"] != over_budget_rule(args):
-        return None
-    row = next(r for r in choice["rows"] if r["rule"] == choice["chosen"])
-    return row if "final" in row else None  # rows written before 2026-12-06 hold no final record
 
 
 def report_rows(results: pathlib.Path) -> list[dict]:
@@ -559,9 +552,9 @@ def main(argv=None) -> int:
         p.add_argument("--runs", default=str(RUNS))
         p.add_argument("--inner-steps", type=int, default=None, help="the search's horizon K (default: spearman's)")
         if seeds:
-            p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+            p.add_argument("--seeds", type=int, nargs="+", default=list(STUDY_SEEDS))
         else:
-            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--seed", type=int, default=CHOICE_SEED if name == "budget-choice" else 0)
         for flag, kw in extra.items():
             p.add_argument(flag, **kw)
         p.set_defaults(func=fn)

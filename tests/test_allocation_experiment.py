@@ -63,21 +63,15 @@ def test_every_budget_uses_the_horizon_and_rule_chosen_at_54(tmp_path):
     assert (X.horizon(b82), X.over_budget_rule(b82)) == (10, "project")
 
 
-def test_the_study_reuses_the_budget_choice_search_of_its_seed_and_rule(tmp_path):
+def test_budget_choice_refuses_a_study_seed(tmp_path):
+    with pytest.raises(SystemExit, match="is a study seed"):
+        X.main(["budget-choice", "--budget", "54", "--seed", "0", "--smoke", "--results", str(tmp_path)])
+
+
+def test_the_horizon_is_one_whose_ranking_carries_else_the_fixed_fallback(tmp_path):
     import argparse
 
-    args = argparse.Namespace(results=str(tmp_path), budget="54", mode="position", inner_steps=None, over_budget=None)
-    rows = [dict(rule="project", run="budget_project_s0", final=dict(test_accuracy=0.5), allocation={}),
-            dict(rule="penalty", run="budget_penalty_s0", final=dict(test_accuracy=0.6), allocation={})]
-    X.write(X.folder(args) / "budget_choice.json", dict(seed=0, chosen="penalty", rows=rows))
-    assert X.choice_run(args, 0)["run"] == "budget_penalty_s0"
-    assert X.choice_run(args, 1) is None  # another seed: its own search
-    args.over_budget = "project"  # a rule other than the chosen one: its own search
-    assert X.choice_run(args, 0) is None
-
-
-def test_the_horizon_is_one_whose_ranking_carries_else_the_longest(tmp_path):
-    import argparse
+    from scipy.stats import spearmanr
 
     args = argparse.Namespace(results=str(tmp_path), budget="54", mode="position")
     acc = [0.50, 0.52, 0.55, 0.57, 0.60, 0.61]
@@ -85,24 +79,28 @@ def test_the_horizon_is_one_whose_ranking_carries_else_the_longest(tmp_path):
     (X.folder(args) / "train").mkdir()
     for i, a in enumerate(acc):
         X.write(X.trained_path(args, i, 0), dict(index=i, seed=0, val_accuracy=a))
-    fitness = {10: [3, 1, 5, 0, 2, 4], 40: [0, 1, 2, 3, 4, 5], 80: [1, 0, 3, 2, 5, 4]}  # ranks
-    for k, f in fitness.items():
-        X.write(X.folder(args) / f"fitness_K{k}.json", dict(rows=[dict(index=i, fitness=float(v)) for i, v in enumerate(f)]))
+    fit = lambda k, ranks: X.write(X.folder(args) / f"fitness_K{k}.json",
+                                   dict(rows=[dict(index=i, fitness=float(v)) for i, v in enumerate(ranks)]))
+    fitness = {10: [3, 1, 5, 0, 2, 4], 40: [0, 1, 2, 3, 4, 5], X.FALLBACK_HORIZON: [1, 0, 3, 2, 5, 4]}
+    for k, ranks in fitness.items():
+        fit(k, ranks)
     table = X.spearman_table(args)
-    from scipy.stats import spearmanr
-
     np.testing.assert_allclose([r["rho"] for r in table["horizons"]],
-                               [spearmanr(fitness[k], acc)[0] for k in (10, 40, 80)], atol=1e-12)
-    assert table["chosen_horizon"] == 40  # the only interval above 0 (K = 80: rho 0.83, n 6)
+                               [spearmanr(fitness[k], acc)[0] for k in sorted(fitness)], atol=1e-12)
+    assert table["chosen_horizon"] == 40  # the only interval above 0 (the fallback's rho 0.83 at n 6 reaches 0)
     (X.folder(args) / "fitness_K40.json").unlink()
-    X.write(X.folder(args) / "fitness_K80.json", dict(rows=[dict(index=i, fitness=float(v))
-                                                            for i, v in enumerate([2, 0, 5, 1, 4, 3])]))
+    fit(2 * X.FALLBACK_HORIZON, [0, 2, 1, 4, 5, 3])  # longer, but its interval (rho 0.77, n 6) reaches 0 too
     table = X.spearman_table(args)
-    assert table["chosen_horizon"] == 80 and "no horizon" in table["chosen_because"]
-    # a repeat at seed 1 that moves every allocation by the same amount: all of the spread is
-    # the allocations', none one training's noise
+    assert table["chosen_horizon"] == X.FALLBACK_HORIZON and "told apart from 0" in table["chosen_because"]
+    # a repeat at seed 1, first partial (the choice stays on seed 0), then complete; every
+    # allocation moved by the same amount: all of the spread is the allocations', no noise
+    X.write(X.trained_path(args, 0, 1), dict(index=0, seed=1, val_accuracy=acc[0] + 0.01))
+    assert "partial (1 of 6)" in X.spearman_table(args)["chosen_because"]
     for i, a in enumerate(acc):
         X.write(X.trained_path(args, i, 1), dict(index=i, seed=1, val_accuracy=a + 0.01))
-    rel = X.spearman_table(args)["reliability"]
+    table = X.spearman_table(args)
+    rel = table["reliability"]
+    assert table["target_key"] == "_mean" and "partial" not in table["chosen_because"]
     assert rel["n"] == 6 and rel["noise_sd_points"] < 1e-9 and abs(rel["pearson"] - 1) < 1e-9
     assert abs(rel["between_allocation_sd_points"] - np.std(np.array(acc) * 100, ddof=1)) < 1e-9
+    assert abs(rel["ceiling_one_training"] - 1) < 1e-9 and abs(rel["ceiling_mean_of_two"] - 1) < 1e-9
