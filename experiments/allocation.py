@@ -391,7 +391,7 @@ def cmd_spearman(args) -> int:
     if panels:
         png = plots.plot_fitness_vs_trained(
             panels, folder(args) / "spearman.png", reference=uniform_val_accuracy(args, seeds),
-            reference_label=f"{baseline(args)} (uniform), seeds {seeds}",
+            reference_label=f"{baseline(args)} (uniform), seeds {seeds}", xlabel="fitness (minus validation loss)",
             ylabel="trained validation accuracy (%)" + (f", mean of seeds {seeds}" if key else ""))
         print(f"wrote {png}", flush=True)
     return 0

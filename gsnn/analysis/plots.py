@@ -264,8 +264,8 @@ def plot_signal(signal: Mapping, ax=None, *, title: str = "Signal: two evaluatio
 
 
 def plot_fitness_vs_trained(panels: Sequence[Mapping], path: str | os.PathLike, *, reference: float | None = None,
-                            reference_label: str = "", ylabel: str = "trained validation accuracy (%)"
-                            ) -> pathlib.Path:
+                            reference_label: str = "", xlabel: str = "fitness",
+                            ylabel: str = "trained validation accuracy (%)") -> pathlib.Path:
     """Whether a search's fitness ranks what training then reaches: one scatter per
     horizon (``panels``: ``horizon``, ``fitness`` and ``trained`` lists of one length,
     ``rho`` and ``ci95`` [low, high] or ``None``), fitness on x, the trained accuracy in
@@ -278,7 +278,7 @@ def plot_fitness_vs_trained(panels: Sequence[Mapping], path: str | os.PathLike, 
         ci = p.get("ci95")
         ax.set_title(f"K = {p['horizon']}: rho {p['rho']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""),
                      fontsize=9)
-        ax.set_xlabel("fitness (minus validation loss)")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     if reference is not None and reference_label:
