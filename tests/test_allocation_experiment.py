@@ -1,6 +1,7 @@
 """experiments/allocation.py end to end on its smoke path (generated 8x8 data, the config
 shrunk): sample, fitness at one horizon, train, spearman, study of one seed, report
 (budget-choice is two such searches; run by hand on --smoke)."""
+import argparse
 import json
 import pathlib
 import sys
@@ -46,11 +47,13 @@ def test_a_repeated_allocation_counts_once_in_the_correlation():
     assert X.distinct_samples(samples) == ([0, 1, 3], [2])
 
 
-def test_every_budget_uses_the_horizon_and_rule_chosen_at_54(tmp_path):
-    import argparse
+def _args(tmp_path, budget="54", mode="position"):
+    """The parsed arguments the helpers under test read."""
+    return argparse.Namespace(results=str(tmp_path), budget=budget, mode=mode, inner_steps=None, over_budget=None)
 
-    args = lambda budget, mode: argparse.Namespace(results=str(tmp_path), budget=budget, mode=mode, inner_steps=None,
-                                                   over_budget=None)
+
+def test_every_budget_uses_the_horizon_and_rule_chosen_at_54(tmp_path):
+    args = lambda budget, mode: _args(tmp_path, budget, mode)
     b82 = args("82", "neuron")
     with pytest.raises(SystemExit, match="no horizon chosen yet"):
         X.horizon(b82)
@@ -69,11 +72,9 @@ def test_budget_choice_refuses_a_study_seed(tmp_path):
 
 
 def test_the_horizon_is_one_whose_ranking_carries_else_the_fixed_fallback(tmp_path):
-    import argparse
-
     from scipy.stats import spearmanr
 
-    args = argparse.Namespace(results=str(tmp_path), budget="54", mode="position")
+    args = _args(tmp_path)
     acc = [0.50, 0.52, 0.55, 0.57, 0.60, 0.61]
     X.write(X.folder(args) / "samples.json", dict(samples=[dict(index=i, counts=[[i + 1]]) for i in range(6)]))
     (X.folder(args) / "train").mkdir()
