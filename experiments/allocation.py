@@ -6,6 +6,7 @@ same budget (DESIGN 1.3, ``evolve.allocation``), on the issue 11 study's recipe.
     python experiments/allocation.py fitness  --budget 54 --horizons 10 40 160   # the search's fitness of each
     python experiments/allocation.py train    --budget 54                        # each trained, study recipe
     python experiments/allocation.py spearman --budget 54                        # rank correlation per horizon
+    python experiments/allocation.py structure --budget 54                       # which layer's genes go with accuracy
     python experiments/allocation.py budget-choice --budget 54 --seed 3          # project vs penalty, on validation
     python experiments/allocation.py study    --budget 54 --seeds 0 1 2          # evolved | uniform | random
     python experiments/allocation.py report                                      # experiments/results/allocation.json
@@ -397,6 +398,76 @@ def cmd_spearman(args) -> int:
     return 0
 
 
+def structure_features(samples: list[dict]) -> dict[str, dict[int, int]]:
+    """Per encoded layer (in call order), the allocation's active genes (summed over its
+    active rules) and active rules: ``{"<layer> genes" | "<layer> rules": {sample index:
+    count}}``."""
+    out: dict[str, dict[int, int]] = {}
+    for s in samples:
+        for name, layer in s["layers"].items():
+            out.setdefault(f"{name} genes", {})[s["index"]] = int(sum(layer["genes"]))
+            out.setdefault(f"{name} rules", {})[s["index"]] = int(layer["rules"])
+    return out
+
+
+def structure_table(args) -> dict:
+    """Which part of an allocation goes with the trained accuracy, and whether the fitness
+    sees it: per feature (:func:`structure_features`), the Spearman rho (95% interval) of
+    the feature against the trained validation accuracy at each seed trained (and their
+    mean, where every allocation has every seed), and against the fitness at each horizon.
+    Distinct allocations only. The features are not chosen in advance: an interval here
+    is descriptive (six features per budget), a repeat at a new seed is the test."""
+    keep = distinct_samples(_samples(args))[0]
+    feats = structure_features([s for s in _samples(args) if s["index"] in keep])
+    trained = trained_accuracies(args)
+    seeds = sorted({s for a in trained.values() for s in a})
+    targets = {f"trained_s{s}": {i: a[s] for i, a in trained.items() if s in a} for s in seeds}
+    if len(seeds) > 1:
+        targets["trained_mean"] = {i: float(np.mean(list(a.values()))) for i, a in trained.items() if len(a) == len(seeds)}
+    for p in sorted(folder(args).glob("fitness_K*.json"), key=lambda p: int(p.stem[9:])):
+        targets[f"fitness_K{p.stem[9:]}"] = {r["index"]: r["fitness"] for r in json.loads(p.read_text())["rows"]}
+    rows = []
+    for name, feat in feats.items():
+        row = dict(feature=name)
+        for tname, target in targets.items():
+            common = sorted(set(feat) & set(target))
+            rho = spearman_rho([feat[i] for i in common], [target[i] for i in common]) if len(common) > 3 else float("nan")
+            row[tname] = dict(rho=rho, n=len(common), ci95=fisher_interval(rho, len(common)))
+        rows.append(row)
+    return dict(rows=rows, features={k: {str(i): v for i, v in f.items()} for k, f in feats.items()},
+                trained={str(i): {str(s): v for s, v in a.items()} for i, a in trained.items()}, seeds=seeds,
+                note="rho of each feature against each target; features picked after seeing seed 0, so a repeat "
+                     "seed (trained_s1) is the check, not these intervals")
+
+
+def cmd_structure(args) -> int:
+    table = structure_table(args)
+    targets = [k for k in table["rows"][0] if k != "feature"] if table["rows"] else []
+    print("feature".ljust(20) + "".join(t.rjust(16) for t in targets), flush=True)
+    for r in table["rows"]:
+        print(r["feature"].ljust(20) + "".join(f"{r[t]['rho']:+16.2f}" for t in targets), flush=True)
+    write(folder(args) / "structure.json", table)
+    layers = [r["feature"] for r in table["rows"] if r["feature"].endswith(" genes")]
+    seeds = table["seeds"]
+    key = "trained_mean" if "trained_mean" in targets else "trained_s0"
+    if layers and key in targets:
+        acc = {int(i): float(np.mean(list(a.values()))) if key == "trained_mean" else a.get("0")
+               for i, a in table["trained"].items()}
+        panels = []
+        for name in layers:
+            feat = {int(i): v for i, v in table["features"][name].items()}
+            common = sorted(i for i in feat if acc.get(i) is not None)
+            row = next(r for r in table["rows"] if r["feature"] == name)
+            panels.append(dict(label=name, rho=row[key]["rho"], ci95=row[key]["ci95"],
+                               fitness=[feat[i] for i in common], trained=[100 * acc[i] for i in common]))
+        png = plots.plot_fitness_vs_trained(
+            panels, folder(args) / "structure.png", reference=uniform_val_accuracy(args, seeds if key == "trained_mean" else [0]),
+            reference_label=f"{baseline(args)} (uniform)", xlabel="active genes in the layer (all rules)",
+            ylabel="trained validation accuracy (%)" + (f", mean of seeds {seeds}" if key == "trained_mean" else ""))
+        print(f"wrote {png}", flush=True)
+    return 0
+
+
 def uniform_val_accuracy(args, seeds: list[int]) -> float | None:
     """The uniform row's validation accuracy (percent, mean over ``seeds``) in the issue 11
     study's results, or ``None`` where that file or those seeds are missing (--smoke)."""
@@ -563,6 +634,7 @@ def main(argv=None) -> int:
     add("fitness", cmd_fitness, **{"--horizons": dict(type=int, nargs="+", default=[10, 40, 160])})
     add("train", cmd_train)
     add("spearman", cmd_spearman)
+    add("structure", cmd_structure)
     add("budget-choice", cmd_budget_choice)
     add("study", cmd_study, seeds=True, **{"--over-budget": dict(choices=("project", "penalty"), default=None,
                                                                   help="default: the rule budget-choice chose")})

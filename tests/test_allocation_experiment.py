@@ -1,5 +1,5 @@
 """experiments/allocation.py end to end on its smoke path (generated 8x8 data, the config
-shrunk): sample, fitness at one horizon, train, spearman, study of one seed, report
+shrunk): sample, fitness at one horizon, train, spearman, structure, study of one seed, report
 (budget-choice is two such searches; run by hand on --smoke)."""
 import argparse
 import json
@@ -28,6 +28,8 @@ def test_the_allocation_experiment_runs_on_its_smoke_path(tmp_path, monkeypatch)
     assert len({str(s["counts"]) for s in samples["samples"]}) == 2 and sp["repeated_allocations_left_out"] == []
     assert [r["horizon"] for r in sp["horizons"]] == [2] and all(r["n"] == 2 for r in sp["horizons"])
     assert (tmp_path / "res" / "b82_neuron" / "spearman.png").read_bytes()[:4] == b"\x89PNG"
+    assert X.main(["structure"] + common) == 0
+    assert (tmp_path / "res" / "b82_neuron" / "structure.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(SystemExit, match="no over-budget rule chosen yet"):  # no silent default
         X.main(["study", "--seeds", "0"] + common)
     assert X.main(["study", "--seeds", "0", "--over-budget", "project", "--inner-steps", "2"] + common) == 0
@@ -105,3 +107,32 @@ def test_the_horizon_is_one_whose_ranking_carries_else_the_fixed_fallback(tmp_pa
     assert rel["n"] == 6 and rel["noise_sd_points"] < 1e-9 and abs(rel["pearson"] - 1) < 1e-9
     assert abs(rel["between_allocation_sd_points"] - np.std(np.array(acc) * 100, ddof=1)) < 1e-9
     assert abs(rel["ceiling_one_training"] - 1) < 1e-9 and abs(rel["ceiling_mean_of_two"] - 1) < 1e-9
+
+
+def test_structure_ranks_each_layers_genes_and_rules_against_accuracy_and_fitness(tmp_path):
+    from scipy.stats import spearmanr
+
+    args = _args(tmp_path)
+    genes = [[[4], [2, 2]], [[3, 3], [1]], [[1], [4, 4]], [[2, 1], [3]], [[4, 4], [2]], [[1], [1]]]
+    acc0, acc1 = [0.50, 0.55, 0.61, 0.52, 0.48, 0.57], [0.51, 0.53, 0.60, 0.54, 0.47, 0.56]
+    fitness = [2, 5, 0, 1, 4, 3]
+    samples = [dict(index=i, counts=g, layers={"a": dict(genes=g[0], rules=len(g[0])), "b": dict(genes=g[1], rules=len(g[1]))})
+               for i, g in enumerate(genes)]
+    X.write(X.folder(args) / "samples.json", dict(samples=samples))
+    (X.folder(args) / "train").mkdir()
+    for i in range(6):
+        X.write(X.trained_path(args, i, 0), dict(index=i, seed=0, val_accuracy=acc0[i]))
+    X.write(X.folder(args) / "fitness_K40.json", dict(rows=[dict(index=i, fitness=f) for i, f in enumerate(fitness)]))
+    table = X.structure_table(args)
+    rows = {r["feature"]: r for r in table["rows"]}
+    a_genes = [sum(g[0]) for g in genes]
+    assert set(rows) == {"a genes", "a rules", "b genes", "b rules"} and "trained_mean" not in rows["a genes"]
+    assert abs(rows["a genes"]["trained_s0"]["rho"] - spearmanr(a_genes, acc0)[0]) < 1e-12
+    assert abs(rows["b rules"]["fitness_K40"]["rho"] - spearmanr([len(g[1]) for g in genes], fitness)[0]) < 1e-12
+    for i in range(6):
+        X.write(X.trained_path(args, i, 1), dict(index=i, seed=1, val_accuracy=acc1[i]))
+    rows = {r["feature"]: r for r in X.structure_table(args)["rows"]}
+    mean = (np.array(acc0) + np.array(acc1)) / 2
+    assert abs(rows["a genes"]["trained_s1"]["rho"] - spearmanr(a_genes, acc1)[0]) < 1e-12
+    assert abs(rows["a genes"]["trained_mean"]["rho"] - spearmanr(a_genes, mean)[0]) < 1e-12
+    assert rows["a genes"]["trained_mean"]["n"] == 6
