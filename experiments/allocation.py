@@ -453,12 +453,14 @@ def cmd_structure(args) -> int:
     if layers and key in targets:
         acc = {int(i): float(np.mean(list(a.values()))) if key == "trained_mean" else a.get("0")
                for i, a in table["trained"].items()}
+        search = search_of(config(args, 0), shape_of(args))
+        uniform = structure_features([dict(index=0, **BG.describe(search.uniform, search))])  # the star on the line
         panels = []
         for name in layers:
             feat = {int(i): v for i, v in table["features"][name].items()}
             common = sorted(i for i in feat if acc.get(i) is not None)
             row = next(r for r in table["rows"] if r["feature"] == name)
-            panels.append(dict(label=name, rho=row[key]["rho"], ci95=row[key]["ci95"],
+            panels.append(dict(label=name, rho=row[key]["rho"], ci95=row[key]["ci95"], reference_x=uniform[name][0],
                                fitness=[feat[i] for i in common], trained=[100 * acc[i] for i in common]))
         png = plots.plot_fitness_vs_trained(
             panels, folder(args) / "structure.png", reference=uniform_val_accuracy(args, seeds if key == "trained_mean" else [0]),

@@ -270,12 +270,15 @@ def plot_fitness_vs_trained(panels: Sequence[Mapping], path: str | os.PathLike, 
     horizon (``panels``: ``horizon``, ``fitness`` and ``trained`` lists of one length,
     ``rho`` and ``ci95`` [low, high] or ``None``), fitness on x, the trained accuracy in
     percent on y; ``reference`` (percent) a dashed line, e.g. the baseline row's. A panel's
-    ``label`` replaces its "K = horizon" title (e.g. another quantity on x)."""
+    ``label`` replaces its "K = horizon" title (e.g. another quantity on x); its
+    ``reference_x`` puts the reference on the x axis too (a star on the line)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), sharey=True, squeeze=False)
     for ax, p in zip(axes[0], panels):
         ax.scatter(p["fitness"], p["trained"], s=18, color=COLORS[0])
         if reference is not None:
             ax.axhline(reference, color=COLORS[1], ls="--", lw=1.0, label=reference_label or None)
+            if p.get("reference_x") is not None:
+                ax.scatter([p["reference_x"]], [reference], marker="*", s=90, color=COLORS[1], zorder=3)
         ci = p.get("ci95")
         ax.set_title(f"{p.get('label') or 'K = ' + str(p['horizon'])}: rho {p['rho']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""),
                      fontsize=9)
