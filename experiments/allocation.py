@@ -451,8 +451,8 @@ def cmd_structure(args) -> int:
     seeds = table["seeds"]
     key = "trained_mean" if "trained_mean" in targets else "trained_s0"
     if layers and key in targets:
-        acc = {int(i): float(np.mean(list(a.values()))) if key == "trained_mean" else a.get("0")
-               for i, a in table["trained"].items()}
+        acc = {i: float(np.mean(list(a.values()))) if key == "trained_mean" else a.get(0)
+               for i, a in trained_accuracies(args).items()}
         search = search_of(config(args, 0), shape_of(args))
         uniform = structure_features([dict(index=0, **BG.describe(search.uniform, search))])  # the star on the line
         panels = []
