@@ -9,6 +9,8 @@ same budget (DESIGN 1.3, ``evolve.allocation``), on the issue 11 study's recipe.
     python experiments/allocation.py structure --budget 54                       # which layer's genes go with accuracy
     python experiments/allocation.py budget-choice --budget 54 --seed 3          # project vs penalty, on validation
     python experiments/allocation.py study    --budget 54 --seeds 0 1 2          # evolved | uniform | random
+    python experiments/allocation.py surrogate --budget 54                       # evolved on a fit to the trained samples
+    python experiments/allocation.py surrogate-study --budget 54 --seeds 0 1 2   # that allocation, trained per seed
     python experiments/allocation.py report                                      # experiments/results/allocation.json
 
 Budgets (``--budget``, the study's compression in percent, each in the mode of its
@@ -52,6 +54,7 @@ from gsnn.analysis import plots  # noqa: E402
 from gsnn.analysis.stats import paired_difference, verdict  # noqa: E402
 from gsnn.evolution import allocation as A  # noqa: E402
 from gsnn.evolution import budget as BG  # noqa: E402
+from gsnn.evolution import surrogate as SU  # noqa: E402
 from gsnn.evolution.signal import spearman as spearman_rho  # noqa: E402
 from gsnn.nn import networks as M  # noqa: E402
 from gsnn.runtime.provenance import provenance  # noqa: E402
@@ -63,6 +66,9 @@ RUNS = pathlib.Path("runs/allocation")
 BASELINES = {"54": {"position": "position_50_r2", "neuron": "neuron_50_r2"}, "82": {"neuron": "neuron_80_r2"}}
 ISSUE_PARAMS = {"position_50_r2": 52_550, "neuron_50_r2": 51_146, "neuron_80_r2": 20_426}
 ARMS = ("evolved", "uniform", "random")
+#: The arm evolved on the surrogate fitted to the trained samples (``surrogate``), trained
+#: by ``surrogate-study`` apart from the study's search and paired with its uniform arm
+SURROGATE_ARM = "surrogate"
 #: the budget folder whose `spearman` and `budget-choice` choose the horizon and the
 #: over-budget rule for every budget (both on validation)
 CHOICE_TAG = "b54_position"
@@ -275,6 +281,10 @@ def fisher_interval(rho: float, n: int) -> list[float] | None:
     return [math.tanh(z - 1.959964 * se), math.tanh(z + 1.959964 * se)]
 
 
+def ci_text(c: list[float] | None) -> str:
+    return "-" if c is None else f"[{c[0]:+.2f}, {c[1]:+.2f}]"
+
+
 def distinct_samples(samples: list[dict]) -> tuple[list[int], list[int]]:
     """The indices of the first sample of each distinct allocation, and of the repeats
     (samples drawn before the sampler kept them distinct may repeat one: a repeat trains
@@ -325,6 +335,13 @@ def reliability(trained: dict[int, dict[int, float]]) -> dict | None:
                 ceiling_one_training=math.sqrt(r1), ceiling_mean_of_two=math.sqrt(2 * r1 / (1 + r1)))
 
 
+def seeds_and_means(trained: dict[int, dict[int, float]]) -> tuple[list[int], dict[int, float]]:
+    """The seeds trained, and each allocation's mean accuracy over them (only the
+    allocations trained at every one of them)."""
+    seeds = sorted({s for a in trained.values() for s in a})
+    return seeds, {i: float(np.mean([a[s] for s in seeds])) for i, a in trained.items() if all(s in a for s in seeds)}
+
+
 def spearman_table(args) -> dict:
     """Per horizon ``K``: Spearman rho (and 95% interval) of the fitness against the trained
     validation accuracy, at seed 0 (``rho``, all distinct samples) and against the mean
@@ -335,8 +352,7 @@ def spearman_table(args) -> dict:
     :data:`FALLBACK_HORIZON` (when measured), which ``chosen_because`` says."""
     repeats = distinct_samples(_samples(args))[1]
     trained = trained_accuracies(args)
-    seeds = sorted({s for a in trained.values() for s in a})
-    complete = {i: float(np.mean([a[s] for s in seeds])) for i, a in trained.items() if all(s in a for s in seeds)}
+    seeds, complete = seeds_and_means(trained)
     rows = []
     for p in sorted(folder(args).glob("fitness_K*.json"), key=lambda p: int(p.stem[9:])):
         fit = {r["index"]: r["fitness"] for r in json.loads(p.read_text())["rows"]}
@@ -371,11 +387,10 @@ def spearman_table(args) -> dict:
 
 def cmd_spearman(args) -> int:
     table = spearman_table(args)
-    ci = lambda c: "-" if c is None else f"[{c[0]:+.2f}, {c[1]:+.2f}]"
     for r in table["horizons"]:
-        print(f"K={r['horizon']:4d}: rho {r['rho']:+.3f} (n {r['n']}, 95% CI {ci(r['ci95'])})"
+        print(f"K={r['horizon']:4d}: rho {r['rho']:+.3f} (n {r['n']}, 95% CI {ci_text(r['ci95'])})"
               + (f"; against the mean over seeds {table['seeds']}: {r['rho_mean']:+.3f} (n {r['n_mean']}, "
-                 f"95% CI {ci(r['ci95_mean'])})" if "rho_mean" in r else ""), flush=True)
+                 f"95% CI {ci_text(r['ci95_mean'])})" if "rho_mean" in r else ""), flush=True)
     if table["reliability"]:
         rel = table["reliability"]
         print(f"seed 0 vs 1 over {rel['n']} allocations: rho {rel['spearman']:+.3f}, r {rel['pearson']:+.3f}; "
@@ -501,6 +516,116 @@ def horizon(args) -> int:
 
 
 # --------------------------------------------------------------------------------------
+# surrogate, surrogate-study
+# --------------------------------------------------------------------------------------
+
+
+def surrogate_data(args, search: BG.Search) -> dict:
+    """What the surrogate is fitted to: the distinct trained samples' validation accuracy
+    (percent; the mean over the seeds trained, each allocation at every one of them), and
+    the uniform row at the same seeds where the issue 11 study holds it (it is an
+    allocation trained with the same recipe). ``x [n, F]``, ``y [n]``, ``labels``."""
+    samples = {s["index"]: s for s in _samples(args)}
+    trained = trained_accuracies(args)
+    seeds, means = seeds_and_means(trained)
+    if len(means) != len(trained):
+        raise SystemExit(f"the repeat at seeds {seeds[1:]} is partial ({len(means)} of {len(trained)} allocations "
+                         f"trained at every seed): finish `train --seed` first, so the fit uses each allocation's mean")
+    if len(means) < 4:
+        raise SystemExit(f"the surrogate needs at least 4 trained allocations; {len(means)} are: run `train` first")
+    ids = sorted(means)
+    x = [np.asarray(SU.features(allocation_of(samples[i], search.layout))) for i in ids]
+    y, labels = [100 * means[i] for i in ids], [f"sample{i}" for i in ids]
+    uni = uniform_val_accuracy(args, seeds)
+    if uni is not None:
+        x.append(np.asarray(SU.features(search.uniform)))
+        y.append(uni)
+        labels.append(baseline(args))
+    seconds = sum(e["epoch_seconds"] for p in (folder(args) / "train").glob("sample*.json")
+                  for e in json.loads(p.read_text())["history"])
+    return dict(x=np.array(x), y=np.array(y), labels=labels, seeds=seeds, training_seconds=seconds)
+
+
+def cmd_surrogate(args) -> int:
+    """Fit the surrogate (:mod:`gsnn.evolution.surrogate`) to the trained samples, measure
+    how it ranks an allocation it has not seen (nested leave-one-out Spearman rho with its
+    interval: the number ``spearman`` gives each horizon), and evolve the allocation on it
+    (CMA-ES, 32 x 100, projected onto the budget, inside the samples' range). Writes
+    ``surrogate.json`` and ``surrogate.png`` (the leave-one-out predictions against the
+    trained accuracy). Everything it fits and chooses is validation accuracy."""
+    path = folder(args) / "surrogate.json"
+    if path.exists():
+        print(f"{path} exists; delete it to fit again", flush=True)
+        return 0
+    search = search_of(config(args, 0), shape_of(args))
+    data = surrogate_data(args, search)
+    x, y, names = data["x"], data["y"], SU.feature_names(search.layout)
+    loo = SU.nested_loo_predictions(x, y)
+    rho = spearman_rho(list(loo), list(y))
+    lam = SU.choose_lambda(x, y)
+    model = SU.fit_ridge(x, y, lam)
+    box = SU.box_of(x, model)
+    t0 = time.perf_counter()
+    best, history = SU.evolve_on_surrogate(search.layout, search.budget, model, box, search.uniform,
+                                           jax.random.fold_in(jax.random.key(0), 26))
+    seconds = time.perf_counter() - t0
+    found = BG.describe(best, search)
+    predicted = float(SU.predict(model, SU.features(best)))
+    uniform_pred = float(SU.predict(model, SU.features(search.uniform)))
+    print(f"surrogate on {len(y)} trained allocations (seeds {data['seeds']}): nested leave-one-out rho {rho:+.3f} "
+          f"{ci_text(fisher_interval(rho, len(y)))}, rmse {np.sqrt(np.mean((loo - y) ** 2)):.2f} points; lam {lam}", flush=True)
+    print(f"evolved on it: {found['counts']} ({found['params']:,} parameters of {search.budget:,}), predicted "
+          f"{predicted:.2f}% against the uniform allocation's {uniform_pred:.2f}% ({seconds:.1f} s)", flush=True)
+    write(path, dict(
+        seeds=data["seeds"], n=len(y), features=names, lam=lam, lam_grid=list(SU.LAMBDAS),
+        weights=dict(zip(names, model.weights.tolist())), intercept=model.intercept,
+        box=dict(lo=dict(zip(names, box.lo.tolist())), hi=dict(zip(names, box.hi.tolist()))),
+        points=[dict(label=lab, features=xi.tolist(), trained=yi, loo_prediction=pi)
+                for lab, xi, yi, pi in zip(data["labels"], x, y, loo)],
+        loo=dict(rho=rho, ci95=fisher_interval(rho, len(y)), rmse_points=float(np.sqrt(np.mean((loo - y) ** 2))),
+                 how="each allocation predicted by the model fitted on the others, its lam chosen on them alone"),
+        found=found, predicted=predicted, uniform_predicted=uniform_pred, history=history, search_seconds=seconds,
+        sample_training_seconds=data["training_seconds"],
+        selected_on="validation accuracy of the trained samples (and the uniform row), study recipe",
+        command=f"python experiments/allocation.py surrogate --budget {args.budget} --mode {args.mode}"
+                + (" --smoke" if args.smoke else ""), provenance=provenance()))
+    uni = uniform_val_accuracy(args, data["seeds"])
+    png = plots.plot_fitness_vs_trained(
+        [dict(label="surrogate (nested leave-one-out)", rho=rho, ci95=fisher_interval(rho, len(y)),
+              fitness=list(loo), trained=list(y), reference_x=None if uni is None else float(loo[-1]))],
+        folder(args) / "surrogate.png", reference=uni, reference_label=f"{baseline(args)} (uniform)",
+        xlabel="predicted validation accuracy (%)",
+        ylabel="trained validation accuracy (%)")
+    print(f"wrote {png}", flush=True)
+    return 0
+
+
+def surrogate_path(args, seed: int) -> pathlib.Path:
+    return folder(args) / "study" / f"{SURROGATE_ARM}_s{seed}.json"
+
+
+def cmd_surrogate_study(args) -> int:
+    """The allocation ``surrogate`` found, trained as its directly built network at each
+    study seed (the study's recipe), paired in ``report`` with the study's uniform arm."""
+    path = folder(args) / "surrogate.json"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run `surrogate` first")
+    sur = json.loads(path.read_text())
+    (folder(args) / "study").mkdir(exist_ok=True)
+    for seed in args.seeds:
+        out = surrogate_path(args, seed)
+        if out.exists():
+            print(f"skip seed {seed} (done)", flush=True)
+            continue
+        rec = train_allocation(args, seed, sur["found"]["counts"], f"{SURROGATE_ARM}_s{seed}", dataset(args, seed))
+        write(out, dict(rec, seed=seed, allocation=sur["found"], surrogate=dict(
+            n=sur["n"], seeds=sur["seeds"], loo=sur["loo"], lam=sur["lam"], predicted=sur["predicted"],
+            uniform_predicted=sur["uniform_predicted"], search_seconds=sur["search_seconds"],
+            sample_training_seconds=sur["sample_training_seconds"])))
+    return 0
+
+
+# --------------------------------------------------------------------------------------
 # budget-choice, study, report
 # --------------------------------------------------------------------------------------
 
@@ -576,7 +701,7 @@ def report_rows(results: pathlib.Path) -> list[dict]:
     """One row per (budget folder, arm) from the study's per-seed records."""
     rows = []
     for sub in sorted(p for p in results.iterdir() if (p / "study").is_dir()):
-        recs = sorted((json.loads(p.read_text()) for p in (sub / "study").glob("s*.json")), key=lambda r: r["seed"])
+        recs = sorted((json.loads(p.read_text()) for p in (sub / "study").glob("s[0-9]*.json")), key=lambda r: r["seed"])
         if not recs:
             continue
         sp_path = next((p for p in (sub / "spearman.json", results / CHOICE_TAG / "spearman.json") if p.exists()), None)
@@ -596,6 +721,23 @@ def report_rows(results: pathlib.Path) -> list[dict]:
                 search_seconds=[r["search_seconds"] for r in recs], horizon=recs[0]["horizon"],
                 over_budget=recs[0]["over_budget"], commands=[r["command"] for r in recs],
                 fitness_vs_trained_spearman=sp))
+        sur = sorted((json.loads(p.read_text()) for p in (sub / "study").glob(f"{SURROGATE_ARM}_s*.json")),
+                     key=lambda r: r["seed"])
+        paired = [r for r in sur if r["seed"] in uniform]
+        if len(paired) < len(sur):
+            print(f"{sub.name}: surrogate seeds {sorted({r['seed'] for r in sur} - set(uniform))} have no study record "
+                  f"(its uniform arm) yet: left out of the pairing", file=sys.stderr)
+        if paired:
+            pd = paired_difference([r["test_accuracy"] - uniform[r["seed"]] for r in paired])
+            rows.append(dict(
+                budget=sub.name, budget_params=recs[0]["budget"], arm=SURROGATE_ARM, seeds=[r["seed"] for r in paired],
+                test_accuracies=[r["test_accuracy"] for r in paired], val_accuracies=[r["val_accuracy"] for r in paired],
+                params=[r["params"] for r in paired], compression=[r["compression"] for r in paired],
+                allocation=[r["allocation"]["layers"] for r in paired],
+                paired_delta_vs_uniform=dict(pd.as_dict(), verdict=verdict(pd)),
+                search_seconds=[r["surrogate"]["search_seconds"] for r in paired],
+                sample_training_seconds=paired[0]["surrogate"]["sample_training_seconds"],
+                commands=[r["command"] for r in paired], surrogate=paired[0]["surrogate"]))
     return rows
 
 
@@ -640,6 +782,8 @@ def main(argv=None) -> int:
     add("budget-choice", cmd_budget_choice)
     add("study", cmd_study, seeds=True, **{"--over-budget": dict(choices=("project", "penalty"), default=None,
                                                                   help="default: the rule budget-choice chose")})
+    add("surrogate", cmd_surrogate)
+    add("surrogate-study", cmd_surrogate_study, seeds=True)
     add("report", cmd_report, **{"--out": dict(default=str(OUT))})
     args = ap.parse_args(argv)
     if args.budget is not None and args.mode is None:

@@ -1,6 +1,7 @@
 """experiments/allocation.py end to end on its smoke path (generated 8x8 data, the config
-shrunk): sample, fitness at one horizon, train, spearman, structure, study of one seed, report
-(budget-choice is two such searches; run by hand on --smoke)."""
+shrunk): sample, fitness at one horizon, train, spearman, structure, surrogate, study and
+surrogate-study of one seed, report (budget-choice is two such searches; run by hand on
+--smoke)."""
 import argparse
 import json
 import pathlib
@@ -18,29 +19,38 @@ import allocation as X  # noqa: E402
 def test_the_allocation_experiment_runs_on_its_smoke_path(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)  # the study's config is found in ./experiments/configs
     common = ["--budget", "82", "--smoke", "--results", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
-    assert X.main(["sample", "--n", "2", "--seed", "0"] + common) == 0
+    assert X.main(["sample", "--n", "4", "--seed", "0"] + common) == 0
     samples = json.loads((tmp_path / "res" / "b82_neuron" / "samples.json").read_text())
     assert all(s["params"] <= samples["budget"] for s in samples["samples"])
     assert X.main(["fitness", "--horizons", "2"] + common) == 0
     assert X.main(["train"] + common) == 0
     assert X.main(["spearman"] + common) == 0
     sp = json.loads((tmp_path / "res" / "b82_neuron" / "spearman.json").read_text())
-    assert len({str(s["counts"]) for s in samples["samples"]}) == 2 and sp["repeated_allocations_left_out"] == []
-    assert [r["horizon"] for r in sp["horizons"]] == [2] and all(r["n"] == 2 for r in sp["horizons"])
+    assert len({str(s["counts"]) for s in samples["samples"]}) == 4 and sp["repeated_allocations_left_out"] == []
+    assert [r["horizon"] for r in sp["horizons"]] == [2] and all(r["n"] == 4 for r in sp["horizons"])
     assert (tmp_path / "res" / "b82_neuron" / "spearman.png").read_bytes()[:4] == b"\x89PNG"
     assert X.main(["structure"] + common) == 0
     assert (tmp_path / "res" / "b82_neuron" / "structure.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit, match="run `surrogate` first"):
+        X.main(["surrogate-study", "--seeds", "0"] + common)
+    assert X.main(["surrogate"] + common) == 0
+    sur = json.loads((tmp_path / "res" / "b82_neuron" / "surrogate.json").read_text())
+    assert sur["n"] == 4 and sur["found"]["within_budget"] and len(sur["points"]) == 4  # no uniform row in --smoke
+    assert (tmp_path / "res" / "b82_neuron" / "surrogate.png").read_bytes()[:4] == b"\x89PNG"
+    assert X.main(["surrogate-study", "--seeds", "0"] + common) == 0
     with pytest.raises(SystemExit, match="no over-budget rule chosen yet"):  # no silent default
         X.main(["study", "--seeds", "0"] + common)
     assert X.main(["study", "--seeds", "0", "--over-budget", "project", "--inner-steps", "2"] + common) == 0
     out = tmp_path / "allocation.json"
     assert X.main(["report", "--results", str(tmp_path / "res"), "--out", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert [r["arm"] for r in rows] == ["evolved", "uniform", "random"]
+    assert [r["arm"] for r in rows] == ["evolved", "uniform", "random", "surrogate"]
     keys = {"budget", "arm", "seeds", "test_accuracies", "params", "compression", "allocation",
             "paired_delta_vs_uniform", "search_seconds", "commands", "fitness_vs_trained_spearman"}
     assert keys <= set(rows[0])
     assert rows[0]["params"][0] <= rows[0]["budget_params"] and rows[0]["paired_delta_vs_uniform"]["n"] == 1
+    assert rows[3]["params"][0] == sur["found"]["params"] and rows[3]["paired_delta_vs_uniform"]["n"] == 1
+    assert keys - {"fitness_vs_trained_spearman"} <= set(rows[3]) and rows[3]["surrogate"]["loo"] == sur["loo"]
 
 
 def test_a_repeated_allocation_counts_once_in_the_correlation():
@@ -136,3 +146,22 @@ def test_structure_ranks_each_layers_genes_and_rules_against_accuracy_and_fitnes
     assert abs(rows["a genes"]["trained_s1"]["rho"] - spearmanr(a_genes, acc1)[0]) < 1e-12
     assert abs(rows["a genes"]["trained_mean"]["rho"] - spearmanr(a_genes, mean)[0]) < 1e-12
     assert rows["a genes"]["trained_mean"]["n"] == 6
+
+
+def test_the_surrogate_refuses_a_partial_repeat_and_fits_each_allocations_mean(tmp_path):
+    args = _args(tmp_path, "82", "neuron")
+    args.smoke = True
+    search = X.search_of(X.config(args, 0), X.SMOKE_SHAPE)
+    samples = [dict(index=i, counts=[[g] for _ in search.layout.layers]) for i, g in enumerate((1, 2, 3, 4))]
+    X.write(X.folder(args) / "samples.json", dict(samples=samples))
+    (X.folder(args) / "train").mkdir()
+    for i in range(4):
+        X.write(X.trained_path(args, i, 0), dict(index=i, seed=0, val_accuracy=0.5 + 0.01 * i, history=[]))
+    X.write(X.trained_path(args, 0, 1), dict(index=0, seed=1, val_accuracy=0.6, history=[]))
+    with pytest.raises(SystemExit, match="partial \\(1 of 4"):
+        X.surrogate_data(args, search)
+    for i in range(1, 4):
+        X.write(X.trained_path(args, i, 1), dict(index=i, seed=1, val_accuracy=0.52, history=[]))
+    data = X.surrogate_data(args, search)
+    np.testing.assert_allclose(data["y"], [55.0, 51.5, 52.0, 52.5])  # percent, the mean of seeds 0 and 1
+    assert data["seeds"] == [0, 1] and data["x"][:, 0].tolist() == [1, 2, 3, 4]  # first layer's genes

@@ -7,7 +7,8 @@ Modules: :mod:`~gsnn.evolution.genome`, :mod:`~gsnn.evolution.fitness`,
 :mod:`~gsnn.evolution.pipeline` (evolution, then the final trainings),
 :mod:`~gsnn.evolution.signal` (the fitness's signal: two evaluations of a population),
 :mod:`~gsnn.evolution.allocation` (the allocation genome: masks over a network built at
-the maximum, its parameter count and budget).
+the maximum, its parameter count and budget), :mod:`~gsnn.evolution.surrogate` (a fitness
+for it fitted to trained allocations, and CMA-ES on it).
 
 One generation is ``ask -> vmap(evaluate) -> tell`` with keys split explicitly:
 

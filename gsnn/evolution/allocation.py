@@ -173,6 +173,17 @@ def active_genes(alloc: Allocation) -> Array:
     return jnp.where(jnp.arange(alloc.genes.shape[1]) < alloc.rules[:, None], alloc.genes, 0)
 
 
+def even_split(alloc: Allocation, layout: Layout) -> Allocation:
+    """Each layer's active genes (summed over its active rules) split over those rules as
+    evenly as can be (sizes differ by at most one, the larger first); an inactive rule
+    keeps 1. Pure, traceable. ``[[3, 5], [4, 7]]`` with rules ``[2, 1]`` -> ``[[4, 4], [4, 1]]``."""
+    total = jnp.sum(active_genes(alloc), axis=1)
+    r = jnp.arange(layout.rules)[None]
+    rules = alloc.rules[:, None]
+    genes = jnp.where(r < rules, (total[:, None] // rules) + (r < total[:, None] % rules), 1)
+    return alloc._replace(genes=jnp.clip(genes, 1, layout.genes).astype(jnp.int32))
+
+
 def interaction_sizes(alloc: Allocation) -> Array:
     """``m_r [R]``: the largest active block of ``G_r`` over the layers (0: unused)."""
     return jnp.max(active_genes(alloc), axis=0)
