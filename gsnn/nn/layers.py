@@ -196,7 +196,9 @@ class Synapse(nn.Module):
     map position (DESIGN 1.1).
 
     With the ``weight_sq`` collection mutable, an encoded layer sows ``||W||_F^2`` of its
-    generated weight (``frobenius_sq``; for weight decay on ``W``).
+    generated weight (``frobenius_sq``; for weight decay on ``W``); with ``generated``
+    mutable, every layer sows its weight as the matrix ``[kh*kw*C_in, C_out]``
+    (``weight``; :mod:`gsnn.analysis.effective_lr`).
 
     Per-layer genes (``genetic_cfg.layer_genes``): the layer's parameters are tuples of
     per-rule arrays and ``s`` comes from its own genes (:func:`ragged_rms`). An
@@ -299,6 +301,8 @@ class Synapse(nn.Module):
         if not enc.encoded:
             w = params["kernel"]
             y = x @ w if dense else conv_fn(x, w)
+            if self.is_mutable_collection("generated"):
+                self.sow("generated", "weight", w.reshape(-1, c_out), reduce_fn=lambda _, b: b, init_fn=lambda: 0.0)
         else:
             if shared is None:
                 raise ValueError(f"{_module_name(self)}: a genetic layer needs the shared genetic inputs")
@@ -321,6 +325,9 @@ class Synapse(nn.Module):
                 y = x @ w if dense else conv_fn(x, w.reshape(kh, kw, c_in, c_out))
             else:
                 y = enc.factorised(x, params, shared, geom, scale, conv_fn)
+            if self.is_mutable_collection("generated"):
+                full = w if w is not None else encodings.rule_product(factors, scale, rule_mask)
+                self.sow("generated", "weight", full, reduce_fn=lambda _, b: b, init_fn=lambda: 0.0)
             if self.is_mutable_collection("weight_sq"):
                 sq = jnp.sum(w * w) if w is not None else encodings.frobenius_sq(factors, scale)
                 self.sow("weight_sq", "frobenius_sq", sq, reduce_fn=lambda _, b: b, init_fn=lambda: 0.0)

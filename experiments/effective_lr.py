@@ -1,0 +1,136 @@
+"""The effective learning rate of the study's generated weights at initialisation
+(``gsnn.analysis.effective_lr``): how far one SGD step moves each layer's weight against
+the step of a direct weight, for the study's rows and for the trained allocations of
+issue 26, and how it goes with their trained accuracy.
+
+    python experiments/effective_lr.py variants                 # direct, position_50_r2, neuron_50_r2, ...
+    python experiments/effective_lr.py allocations --budget 54  # the trained samples of experiments/allocation.py
+
+Every number is of the network at its seed-0 initialisation (the study's config, built
+directly), probed with one isotropic ``Gamma`` per layer on one random image; ``self`` 1
+and ``cross`` 0 is a direct weight. Writes ``experiments/results/effective_lr/*.json``
+(and ``allocations_b54.png``: each layer's ``self`` against the trained validation
+accuracy). Seconds per network on this CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import jax
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+import allocation as X  # noqa: E402
+import cifar10_study as S  # noqa: E402
+
+from gsnn import config as cfgs  # noqa: E402
+from gsnn.analysis import effective_lr as E  # noqa: E402
+from gsnn.analysis import plots  # noqa: E402
+from gsnn.evolution import budget as BG  # noqa: E402
+from gsnn.nn import networks as M  # noqa: E402
+from gsnn.runtime.provenance import provenance  # noqa: E402
+
+OUT = pathlib.Path("experiments/results/effective_lr")
+VARIANTS = ("direct", "position_50_r2", "neuron_50_r2", "neuron_80_r2", "direct_w065", "direct_w037")
+SHAPE = (32, 32, 3)
+
+
+def rates(model_cfg: cfgs.ModelConfig, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per layer ``{"self", "cross"}`` of ``model_cfg``'s network at its ``seed`` initialisation."""
+    model = M.build_model(model_cfg)
+    variables = M.init_variables(model, jax.random.key(seed), SHAPE)
+    images = jax.random.uniform(jax.random.key(seed + 1), (1,) + SHAPE)
+    weights_of = E.weight_fn(model, variables, images, jax.random.key(seed + 2))
+    probes = E.isotropic_probes(weights_of(variables["params"]), jax.random.key(seed + 3))
+    return E.effective_learning_rates(weights_of, variables["params"], probes)
+
+
+def show(label: str, r: dict) -> None:
+    print(f"{label:32s} " + "  ".join(f"{k}: self {v['self']:6.2f} cross {v['cross']:5.2f}" for k, v in r.items()),
+          flush=True)
+
+
+def cmd_variants(args) -> int:
+    rows = []
+    for name in args.variants:
+        cfg = cfgs.load_config(S.BASE, S.VARIANTS[name] + S.BUDGET)
+        r = rates(cfg.model)
+        show(name, r)
+        rows.append(dict(variant=name, layers=r, overrides=S.VARIANTS[name]))
+    write(OUT / "variants.json", dict(rows=rows, probe="one isotropic Gamma per layer, seed-0 initialisation",
+                                      command="python experiments/effective_lr.py variants", provenance=provenance()))
+    return 0
+
+
+def cmd_allocations(args) -> int:
+    a = argparse.Namespace(results=args.results, budget=args.budget, mode=args.mode, smoke=False,
+                           runs=str(X.RUNS), inner_steps=None)
+    a.mode = a.mode or ("position" if a.budget == "54" else "neuron")
+    cfg = X.config(a, 0)
+    search = X.search_of(cfg, SHAPE)
+    trained = X.trained_accuracies(a)
+    seeds, means = X.seeds_and_means(trained)
+    if len(means) != len(trained):
+        seeds, means = [0], {i: v[0] for i, v in trained.items() if 0 in v}
+    rows = []
+    for s in X._samples(a):
+        if s["index"] not in means:
+            continue
+        r = rates(BG.model_config(cfg, X.allocation_of(s, search.layout), search))
+        show(f"sample{s['index']} {s['counts']}", r)
+        rows.append(dict(index=s["index"], counts=s["counts"], val_accuracy=100 * means[s["index"]], layers=r))
+    uniform = rates(BG.model_config(cfg, search.uniform, search))
+    show(f"uniform {X.baseline(a)}", uniform)
+    table = {}
+    for layer in rows[0]["layers"]:
+        for kind in ("self", "cross"):
+            x = [r["layers"][layer][kind] for r in rows]
+            rho = X.spearman_rho(x, [r["val_accuracy"] for r in rows]) if np.ptp(x) > 0 else float("nan")
+            table[f"{layer} {kind}"] = dict(rho=rho, ci95=X.fisher_interval(rho, len(rows)), n=len(rows))
+    for k, v in table.items():
+        print(f"{k:24s} rho with trained accuracy {v['rho']:+.2f} {X.ci_text(v['ci95'])}", flush=True)
+    folder = pathlib.Path(args.out)
+    write(folder / f"allocations_b{a.budget}.json", dict(
+        rows=rows, uniform=uniform, seeds=seeds, rho_with_trained=table,
+        command=f"python experiments/effective_lr.py allocations --budget {a.budget}", provenance=provenance()))
+    uni_acc = X.uniform_val_accuracy(a, seeds)
+    layers = [k for k in rows[0]["layers"] if np.ptp([r["layers"][k]["self"] for r in rows]) > 0]
+    panels = [dict(label=f"{k} self", rho=table[f"{k} self"]["rho"], ci95=table[f"{k} self"]["ci95"],
+                   reference_x=uniform[k]["self"], fitness=[r["layers"][k]["self"] for r in rows],
+                   trained=[r["val_accuracy"] for r in rows]) for k in layers]
+    png = plots.plot_fitness_vs_trained(panels, folder / f"allocations_b{a.budget}.png", reference=uni_acc,
+                                        reference_label=f"{X.baseline(a)} (uniform)",
+                                        xlabel="effective learning rate (x direct)",
+                                        ylabel=f"trained validation accuracy (%), seeds {seeds}")
+    print(f"wrote {png}", flush=True)
+    return 0
+
+
+def write(path: pathlib.Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=1, default=float))
+    print(f"wrote {path}", flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    v = sub.add_parser("variants")
+    v.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(S.VARIANTS))
+    v.set_defaults(func=cmd_variants)
+    a = sub.add_parser("allocations")
+    a.add_argument("--budget", choices=sorted(X.BASELINES), default="54")
+    a.add_argument("--mode", choices=("position", "neuron"), default=None)
+    a.add_argument("--results", default=str(X.RESULTS))
+    a.add_argument("--out", default=str(OUT))
+    a.set_defaults(func=cmd_allocations)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The effective learning rate of generated weights (gsnn.analysis.effective_lr): one SGD
+step's move of each layer's weight, against numpy's hand-written J J^T Gamma for two
+position-encoded layers sharing G; 1 and 0 for direct weights; and the network's sown
+weights are the ones its layers use."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gsnn import config as cfgs
+from gsnn.analysis import effective_lr as E
+from gsnn.core import encodings
+from gsnn.nn import networks as M
+
+
+def test_two_layers_sharing_g_move_as_the_hand_computation():
+    rng = np.random.default_rng(0)
+    g, s1, s2 = 5, 0.7, 1.3
+    p = dict(a1=rng.normal(size=(6, g)), b1=rng.normal(size=(4, g)), a2=rng.normal(size=(3, g)),
+             b2=rng.normal(size=(7, g)), G=rng.normal(size=(g, g)))
+    weights_of = lambda q: {"l1": s1 * q["a1"] @ q["G"] @ q["b1"].T, "l2": s2 * q["a2"] @ q["G"] @ q["b2"].T}
+    probes = {"l1": rng.normal(size=(6, 4)), "l2": rng.normal(size=(3, 7))}
+    out = E.effective_learning_rates(weights_of, {k: jnp.asarray(v) for k, v in p.items()},
+                                     {k: jnp.asarray(v) for k, v in probes.items()})
+    a1, b1, a2, b2, G, c = p["a1"], p["b1"], p["a2"], p["b2"], p["G"], probes["l1"]
+    # the probe on layer 1: the SGD direction of each array, then the move of each weight
+    d_a1, d_b1, d_G = s1 * c @ b1 @ G.T, s1 * c.T @ a1 @ G, s1 * a1.T @ c @ b1
+    moved1 = s1 * (d_a1 @ G @ b1.T + a1 @ d_G @ b1.T + a1 @ G @ d_b1.T)
+    moved2 = s2 * a2 @ d_G @ b2.T
+    assert out["l1"]["self"] == pytest.approx(np.sum(c * moved1) / np.sum(c * c), rel=1e-5)
+    assert out["l1"]["cross"] == pytest.approx(np.linalg.norm(moved2) / np.linalg.norm(c), rel=1e-5)
+    assert out["l2"]["cross"] > 0 and out["l2"]["self"] > 0
+    # G's learning rate at 0 (its group, ``interaction``): only layer 1's own arrays move
+    frozen = E.effective_learning_rates(weights_of, {k: jnp.asarray(v) for k, v in p.items()},
+                                        {k: jnp.asarray(v) for k, v in probes.items()}, {"interaction": 0.0})
+    own = s1 * (d_a1 @ G @ b1.T + a1 @ G @ d_b1.T)
+    assert frozen["l1"]["self"] == pytest.approx(np.sum(c * own) / np.sum(c * c), rel=1e-5)
+    assert frozen["l1"]["cross"] == 0.0
+
+
+def test_a_direct_weight_moves_by_its_own_gradient_and_nothing_else():
+    rng = np.random.default_rng(1)
+    params = {"w1": jnp.asarray(rng.normal(size=(3, 4))), "w2": jnp.asarray(rng.normal(size=(4, 2)))}
+    out = E.effective_learning_rates(lambda q: {"a": q["w1"], "b": q["w2"]}, params,
+                                     E.isotropic_probes({"a": params["w1"], "b": params["w2"]}, jax.random.key(0)))
+    for v in out.values():
+        assert v["self"] == pytest.approx(1.0, rel=1e-6) and v["cross"] == 0.0
+
+
+@pytest.mark.parametrize("encoding", ["direct", "position"])
+def test_the_network_sows_the_weights_its_layers_use(encoding):
+    cfg = M.ModelConfig(arch="mlp", hidden=(8,), T=2, genetic=cfgs.GeneticConfig(encoding=encoding, genes=3))
+    model = M.build_model(cfg)
+    variables = M.init_variables(model, jax.random.key(0), (4, 4, 3))
+    x = jax.random.uniform(jax.random.key(1), (2, 4, 4, 3))
+    weights = E.weight_fn(model, variables, x, jax.random.key(2))(variables["params"])
+    assert sorted(weights) == ["fc1_dense", "readout"] and weights["fc1_dense"].shape == (48, 8)
+    p = variables["params"]
+    if encoding == "direct":
+        np.testing.assert_array_equal(np.asarray(weights["fc1_dense"]), np.asarray(p["fc1_dense"]["kernel"]))
+    else:
+        # the encoded layer's weight is s * x_pre G x_post^T with the shared G: the sown W
+        # over its own x_pre, rescaled, equals G x_post^T up to the fixed scale
+        w = np.asarray(weights["fc1_dense"])
+        ref = np.asarray(p["fc1_dense"]["x_pre"]) @ np.asarray(p["G"]) @ np.asarray(p["fc1_dense"]["x_post"]).T
+        scale = w.ravel() @ ref.ravel() / (ref.ravel() @ ref.ravel())
+        np.testing.assert_allclose(w, scale * ref, rtol=1e-5, atol=1e-7)
+        assert scale > 0
+    rates = E.effective_learning_rates(E.weight_fn(model, variables, x, jax.random.key(2)), p,
+                                       E.isotropic_probes(weights, jax.random.key(3)))
+    assert (rates["fc1_dense"]["self"] == pytest.approx(1.0, rel=1e-5)) == (encoding == "direct")
