@@ -35,6 +35,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import shlex
 import sys
 import time
 
@@ -122,7 +123,7 @@ def config(args, seed: int, extra: list[str] = ()) -> cfgs.Config:
 
 
 def command(args, seed: int, extra: list[str], verb: str) -> str:
-    quoted = " ".join(f'"{o}"' if any(c in o for c in "( ,") else o for o in overrides(args, seed, extra))
+    quoted = " ".join(shlex.quote(o) for o in overrides(args, seed, extra))
     return f"gsnn {verb} --config {S.BASE} --set {quoted}" + (" smoke=true" if args.smoke else "")
 
 

@@ -28,6 +28,7 @@ import argparse
 import json
 import pathlib
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -135,7 +136,7 @@ def _config(name: str, seed: int, budget: list[str]):
 def command_for(name: str, seed: int, budget: list[str]) -> str:
     """The single gsnn command that reproduces one run of the study (seed included: a
     seed sets the initialisation and the training subset together)."""
-    quoted = " ".join(f'"{s}"' if "(" in s else s for s in _overrides(name, seed, budget))
+    quoted = " ".join(shlex.quote(s) for s in _overrides(name, seed, budget))
     return f"gsnn {'evolve' if TWIN_OF.get(name, name) in EVOLVED else 'train'} --config {BASE} --set {quoted}"
 
 

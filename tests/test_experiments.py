@@ -1,6 +1,7 @@
 """The experiment scripts' own logic: the CIFAR-10 study's aggregation over seeds and the
 rank analysis behind its reading (experiments/cifar10_study.py, rank_analysis.py)."""
 import pathlib
+import shlex
 import statistics
 import sys
 
@@ -102,7 +103,7 @@ def test_a_recorded_command_reproduces_the_study_run(tmp_path):
                                      "train.eval_batch_size=60", "model.width=0.125", "model.T=2"]
     rec = cifar10_study.run_one("position_50_r2", 1, budget, tmp_path / "runs", tmp_path / "results")
     assert rec["rules"] == 2 and rec["genes"] == 14 and rec["last_direct"] and not rec["diverged"]
-    argv = rec["command"].split()[1:] + ["--workdir", str(tmp_path / "cli"), "--json", str(tmp_path / "cli.json")]
+    argv = shlex.split(rec["command"])[1:] + ["--workdir", str(tmp_path / "cli"), "--json", str(tmp_path / "cli.json")]
     assert argv[0] == "train" and "seed=1" in argv
     assert cli.main(argv) == 0
     import json
@@ -115,11 +116,11 @@ def test_a_recorded_command_reproduces_the_study_run(tmp_path):
 def test_study_command_reproduces_the_config():
     from gsnn import config as cfgs
 
-    cmd = cifar10_study.command_for("position_50_ste", 1, cifar10_study.BUDGET)
+    budget = cifar10_study.BUDGET + ['train.lr_scale=(("interaction",0.25),)']  # quotes inside a tuple
+    cmd = cifar10_study.command_for("position_50_ste", 1, budget)
     assert cmd.startswith("gsnn evolve --config convnet_s_cifar10_direct --set ")
-    sets = [s.strip('"') for s in cmd.split(" --set ", 1)[1].split(" ")]
-    assert cfgs.load_config("convnet_s_cifar10_direct", sets) == \
-        cifar10_study._config("position_50_ste", 1, cifar10_study.BUDGET)
+    sets = shlex.split(cmd.split(" --set ", 1)[1])  # as a shell reads it
+    assert cfgs.load_config("convnet_s_cifar10_direct", sets) == cifar10_study._config("position_50_ste", 1, budget)
 
 
 def test_rank_truncation_is_the_best_low_rank_kernel():
