@@ -6,6 +6,7 @@ the direct net narrowed to its size.
     python experiments/regimes.py run --regime scarce_250 --seeds 0 1 2
     python experiments/regimes.py run --regime wide --seeds 0 --variants wide_neuron_50_r2 wide_position_50_r2
     python experiments/regimes.py run --regime underfit_10k --seeds 3 4 5
+    python experiments/regimes.py run --regime underfit_10k_lr --seeds 0 1 2   # each at its own lr
     python experiments/regimes.py report                       # experiments/results/regimes.json (+ .md)
 
 Regimes (every one trains with the study recipe of ``experiments/cifar10_study.py``;
@@ -17,6 +18,9 @@ runs resume from their checkpoints and are skipped once their record exists):
 * ``wide``: the same budget, encoded nets at width 1.5 (``wide_*``) and 2.0 (``wide2_*``,
   neuron mode) with as many parameters as the narrowed direct nets; paired with the
   study's direct width 1.
+* ``underfit_10k_lr``: the same, each variant at its own peak learning rate, chosen on
+  validation at seed 0 from a grid (``experiments/lr_choice.py``; the study trains all
+  at 0.1); its seed 0 is the run that chose it.
 * ``scarce_250``: 250 training images per class, a 5,000-image validation split from
   the images outside them, evaluated every 5 epochs, trained for the epoch budget that
   ``epochs`` chose on validation (separate direct runs of seed 0: with a cosine schedule,
@@ -53,7 +57,11 @@ REGIMES = {
                                                   "wide2_neuron_50_r2", "wide2_neuron_80_r2"],
                  baselines=S.RESULTS),  # direct width 1 and the narrowed nets: the study's records
     "scarce_250": dict(results=OUT / "scarce_250", variants=TABLE_VARIANTS),
+    # the under-fitting study with each variant at its own peak learning rate, chosen on
+    # validation at seed 0 (experiments/lr_choice.py); seed 0 is that choice's own run
+    "underfit_10k_lr": dict(results=OUT / "underfit_10k_lr", variants=TABLE_VARIANTS),
 }
+LR_CHOICE = pathlib.Path("experiments/results/lr_choice/lr_choice.json")
 
 
 def scarce_budget(epochs: int) -> list[str]:
@@ -94,8 +102,49 @@ def cmd_epochs(args) -> int:
     return 0
 
 
+def chosen_lrs(variants: list[str]) -> dict[str, float]:
+    """Each variant's peak learning rate from ``lr_choice.json``; stops where one is
+    missing or was chosen at the top of its grid (the optimum not bracketed)."""
+    if not LR_CHOICE.is_file():
+        raise SystemExit(f"{LR_CHOICE} is missing: run `python experiments/lr_choice.py run` and `report` first")
+    rows = {r["variant"]: r for r in json.loads(LR_CHOICE.read_text())["rows"]}
+    missing = [v for v in variants if v not in rows]
+    edge = [v for v in variants if v in rows and rows[v]["at_grid_edge"]
+            and rows[v]["chosen_lr"] == max(float(k) for k in rows[v]["val_accuracy"])]
+    if missing or edge:
+        raise SystemExit(f"no learning rate chosen for {missing}; chosen at the top of the grid (extend it with "
+                         f"`lr_choice.py run --lrs ...`) for {edge}")
+    return {v: rows[v]["chosen_lr"] for v in variants}
+
+
+def cmd_run_lr(args) -> int:
+    """``underfit_10k_lr``: each variant trained at its own learning rate; seed 0 is the
+    run that chose it (copied from the lr-choice records, not trained again)."""
+    import shutil
+
+    import lr_choice as LC
+
+    reg = REGIMES[args.regime]
+    reg["results"].mkdir(parents=True, exist_ok=True)
+    for variant, lr in chosen_lrs(args.variants or reg["variants"]).items():
+        seeds = list(args.seeds)
+        if 0 in seeds:
+            seeds.remove(0)
+            src, dst = LC.folder(lr) / f"{variant}_s0.json", reg["results"] / f"{variant}_s0.json"
+            if not dst.exists():
+                shutil.copyfile(src, dst)
+                print(f"{variant} seed 0: the lr-choice run at {lr:g} ({src})", flush=True)
+        if seeds:
+            S.main(["run", "--seeds", *map(str, seeds), "--variants", variant, "--budget", *S.BUDGET,
+                    "--set", f"train.learning_rate={lr:g}", "--results", str(reg["results"]),
+                    "--runs", str(RUNS / args.regime / f"lr{lr:g}")])
+    return 0
+
+
 def cmd_run(args) -> int:
     reg = REGIMES[args.regime]
+    if args.regime == "underfit_10k_lr":
+        return cmd_run_lr(args)
     variants = args.variants or reg["variants"]
     return S.main(["run", "--seeds", *map(str, args.seeds), "--variants", *variants,
                    "--budget", *budget(args.regime, args.seeds), "--results", str(reg["results"]),

@@ -382,3 +382,32 @@ def test_a_regime_row_pairs_with_direct_and_the_narrowed_net_and_reports_the_gap
     assert row["compression"] == pytest.approx(1 - 53900 / 113962) and row["train_val_gap"] == pytest.approx(0.11)
     assert row["commits"] == ["abc"] and row["machines"] == ["x, 2 cores, cpu"] and row["seeds"] == [0, 1, 2]
     assert "| wide_neuron_50_r2 |" in regimes.markdown([row])
+
+
+def test_each_variants_learning_rate_is_the_validation_best_and_must_be_bracketed(tmp_path, monkeypatch):
+    """lr_choice.py picks each variant's rate by validation accuracy (the study's own
+    record at 0.1), and the per-variant regime refuses a rate at the top of its grid."""
+    import json
+
+    import lr_choice
+    import regimes
+
+    study, out = tmp_path / "study", tmp_path / "lr"
+    monkeypatch.setattr(cifar10_study, "RESULTS", study)
+    monkeypatch.setattr(lr_choice, "OUT", out)
+    val = {"direct": {0.05: 0.57, 0.1: 0.62, 0.2: 0.645}, "position_50_r2": {0.05: 0.59, 0.1: 0.6176, 0.2: 0.60}}
+    for variant, by_lr in val.items():
+        for lr, v in by_lr.items():
+            lr_choice.folder(lr).mkdir(parents=True, exist_ok=True)
+            (lr_choice.folder(lr) / f"{variant}_s0.json").write_text(json.dumps(dict(val_accuracy=v)))
+    rows = {r["variant"]: r for r in lr_choice.table()}
+    assert rows["position_50_r2"]["chosen_lr"] == 0.1 and not rows["position_50_r2"]["at_grid_edge"]
+    assert rows["direct"]["chosen_lr"] == 0.2 and rows["direct"]["at_grid_edge"]
+    assert rows["direct"]["gain_over_study_lr"] == pytest.approx(2.5)
+    assert lr_choice.main(["report"]) == 0
+    monkeypatch.setattr(regimes, "LR_CHOICE", out / "lr_choice.json")
+    assert regimes.chosen_lrs(["position_50_r2"]) == {"position_50_r2": 0.1}
+    with pytest.raises(SystemExit, match=r"top of the grid .* for \['direct'\]"):
+        regimes.chosen_lrs(["direct", "position_50_r2"])
+    with pytest.raises(SystemExit, match=r"no learning rate chosen for \['neuron_50_r2'\]"):
+        regimes.chosen_lrs(["neuron_50_r2"])

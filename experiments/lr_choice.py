@@ -1,0 +1,119 @@
+"""Is the study's shared learning rate each variant's own? The issue 11 recipe (SGD,
+momentum 0.9, cosine, 10k images, 8 epochs) trains every variant at lr 0.1; this picks
+each variant's peak learning rate on validation (seed 0) from a grid, since a generated
+weight steps several times as far as a direct one at the same rate
+(``experiments/effective_lr.py``).
+
+    python experiments/lr_choice.py run --variants direct position_50_r2 --lrs 0.05 0.2
+    python experiments/lr_choice.py report   # results/lr_choice.json, .md and .png
+
+lr 0.1 is the study's own record of seed 0 (``results/cifar10_convnet_s``); every other
+rate is a run of ``cifar10_study.py run --set train.learning_rate=LR`` under
+``results/lr_choice/lr{LR}``. Validation accuracy only: the test accuracies these records
+hold are not read here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+import cifar10_study as S  # noqa: E402
+
+from gsnn.analysis import plots  # noqa: E402
+
+OUT = pathlib.Path("experiments/results/lr_choice")
+STUDY_LR = 0.1  # the recipe's (experiments/configs/convnet_s_cifar10_direct.py)
+
+
+def folder(lr: float) -> pathlib.Path:
+    return S.RESULTS if lr == STUDY_LR else OUT / f"lr{lr:g}"
+
+
+def cmd_run(args) -> int:
+    for lr in args.lrs:
+        if lr == STUDY_LR:
+            print(f"lr {lr:g} is the study's own run: skipped", flush=True)
+            continue
+        S.main(["run", "--seeds", str(args.seed), "--variants", *args.variants, "--set", f"train.learning_rate={lr:g}",
+                "--results", str(folder(lr)), "--runs", f"runs/lr_choice/lr{lr:g}"])
+    return 0
+
+
+def table(seed: int = 0) -> list[dict]:
+    """Per variant with a run at a rate other than the study's: its validation accuracy
+    at every rate measured (percent) and the rate with the highest (``chosen``)."""
+    lrs = sorted({STUDY_LR} | {float(p.name[2:]) for p in OUT.glob("lr*") if p.is_dir()})
+    rows = []
+    for variant in S.VARIANTS:
+        val = {}
+        for lr in lrs:
+            path = folder(lr) / f"{variant}_s{seed}.json"
+            if path.exists():
+                rec = json.loads(path.read_text())
+                val[lr] = None if rec.get("diverged") else 100 * rec["val_accuracy"]
+        if len(val) < 2:
+            continue
+        finite = {lr: v for lr, v in val.items() if v is not None}
+        chosen = max(finite, key=finite.get)
+        rows.append(dict(variant=variant, seed=seed, val_accuracy={f"{lr:g}": v for lr, v in val.items()},
+                         chosen_lr=chosen, gain_over_study_lr=finite[chosen] - finite[STUDY_LR]
+                         if STUDY_LR in finite else None, at_grid_edge=chosen in (min(val), max(val))))
+    return rows
+
+
+def cmd_report(args) -> int:
+    rows = table(args.seed)
+    if not rows:
+        print(f"no variant has a run at a rate other than {STUDY_LR:g} under {OUT}", file=sys.stderr)
+        return 2
+    lrs = sorted({float(k) for r in rows for k in r["val_accuracy"]})
+    cell = lambda v: "–" if v is None else f"{v:.2f}"
+    lines = ["| variant | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen | gain over 0.1 |",
+             "|---|" + "---|" * (len(lrs) + 2)]
+    for r in rows:
+        vals = [cell(r["val_accuracy"].get(f"{lr:g}")) if f"{lr:g}" in r["val_accuracy"] else "" for lr in lrs]
+        edge = " (grid edge)" if r["at_grid_edge"] else ""
+        lines.append(f"| `{r['variant']}` | " + " | ".join(vals) + f" | {r['chosen_lr']:g}{edge} | "
+                     f"{r['gain_over_study_lr']:+.2f} |")
+    md = "\n".join(lines)
+    print(md, flush=True)
+    (OUT / "lr_choice.md").write_text(md + "\n")
+    (OUT / "lr_choice.json").write_text(json.dumps(dict(
+        rows=rows, selected_on=f"validation accuracy, seed {args.seed}, issue 11 recipe at each peak rate",
+        command="python experiments/lr_choice.py report"), indent=1))
+    fig, ax = plots.plt.subplots(figsize=(5.2, 3.6))
+    for i, r in enumerate(rows):
+        pts = sorted((float(k), v) for k, v in r["val_accuracy"].items() if v is not None)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=plots.COLORS[i % len(plots.COLORS)],
+                label=r["variant"])
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("peak learning rate (SGD, cosine)")
+    ax.set_ylabel(f"validation accuracy (%), seed {args.seed}")
+    ax.axvline(STUDY_LR, color="0.6", ls="--", lw=1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    print(f"wrote {plots.save(fig, OUT / 'lr_choice.png')}", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--variants", nargs="+", required=True, choices=list(S.VARIANTS))
+    r.add_argument("--lrs", type=float, nargs="+", required=True)
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=cmd_run)
+    p = sub.add_parser("report")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_report)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
