@@ -4,7 +4,7 @@ each variant's peak learning rate on validation (seed 0) from a grid, since a ge
 weight steps several times as far as a direct one at the same rate
 (``experiments/effective_lr.py``).
 
-    python experiments/lr_choice.py run --variants direct position_50_r2 --lrs 0.05 0.2
+    python experiments/lr_choice.py run --variants direct position_50_r2 --lrs 0.05 0.2 --bracket
     python experiments/lr_choice.py report   # results/lr_choice.json, .md and .png
 
 lr 0.1 is the study's own record of seed 0 (``results/cifar10_convnet_s``); every other
@@ -33,13 +33,28 @@ def folder(lr: float) -> pathlib.Path:
     return S.RESULTS if lr == STUDY_LR else OUT / f"lr{lr:g}"
 
 
+def run_at(lr: float, variants: list[str], seed: int) -> None:
+    if lr == STUDY_LR:
+        print(f"lr {lr:g} is the study's own run: skipped", flush=True)
+        return
+    S.main(["run", "--seeds", str(seed), "--variants", *variants, "--set", f"train.learning_rate={lr:g}",
+            "--results", str(folder(lr)), "--runs", f"runs/lr_choice/lr{lr:g}"])
+
+
 def cmd_run(args) -> int:
+    """The grid ``--lrs`` for every variant; with ``--bracket``, then twice the top rate
+    for each variant whose best is still its highest, until none is (at most
+    ``--max-doublings`` times)."""
     for lr in args.lrs:
-        if lr == STUDY_LR:
-            print(f"lr {lr:g} is the study's own run: skipped", flush=True)
-            continue
-        S.main(["run", "--seeds", str(args.seed), "--variants", *args.variants, "--set", f"train.learning_rate={lr:g}",
-                "--results", str(folder(lr)), "--runs", f"runs/lr_choice/lr{lr:g}"])
+        run_at(lr, args.variants, args.seed)
+    for _ in range(args.max_doublings if args.bracket else 0):
+        top = {r["variant"]: max(float(k) for k in r["val_accuracy"]) for r in table(args.seed)
+               if r["variant"] in args.variants and r["at_grid_edge"]
+               and r["chosen_lr"] == max(float(k) for k in r["val_accuracy"])}
+        if not top:
+            break
+        for lr in sorted(set(top.values())):
+            run_at(2 * lr, [v for v, t in top.items() if t == lr], args.seed)
     return 0
 
 
@@ -107,6 +122,8 @@ def main(argv=None) -> int:
     r.add_argument("--variants", nargs="+", required=True, choices=list(S.VARIANTS))
     r.add_argument("--lrs", type=float, nargs="+", required=True)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--bracket", action="store_true", help="double the top rate while it is the best")
+    r.add_argument("--max-doublings", type=int, default=3)
     r.set_defaults(func=cmd_run)
     p = sub.add_parser("report")
     p.add_argument("--seed", type=int, default=0)

@@ -411,3 +411,25 @@ def test_each_variants_learning_rate_is_the_validation_best_and_must_be_brackete
         regimes.chosen_lrs(["direct", "position_50_r2"])
     with pytest.raises(SystemExit, match=r"no learning rate chosen for \['neuron_50_r2'\]"):
         regimes.chosen_lrs(["neuron_50_r2"])
+
+
+def test_bracket_doubles_the_top_rate_until_the_best_is_inside_the_grid(tmp_path, monkeypatch):
+    import json
+
+    import lr_choice
+
+    monkeypatch.setattr(cifar10_study, "RESULTS", tmp_path / "study")
+    monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
+    ran = []
+
+    def fake_run(lr, variants, seed):  # validation accuracy peaks at lr 0.4
+        ran.append(lr)
+        for v in variants:
+            lr_choice.folder(lr).mkdir(parents=True, exist_ok=True)
+            (lr_choice.folder(lr) / f"{v}_s{seed}.json").write_text(json.dumps(dict(val_accuracy=0.6 - abs(lr - 0.4))))
+
+    monkeypatch.setattr(lr_choice, "run_at", fake_run)
+    assert lr_choice.main(["run", "--variants", "direct", "--lrs", "0.1", "0.2", "--bracket"]) == 0
+    assert ran == [0.1, 0.2, 0.4, 0.8]
+    (row,) = lr_choice.table()
+    assert row["chosen_lr"] == 0.4 and not row["at_grid_edge"]
