@@ -75,6 +75,8 @@ def cmd_allocations(args) -> int:
     trained = X.trained_accuracies(a)
     seeds, means = X.seeds_and_means(trained)
     if len(means) != len(trained):
+        print(f"the repeat at seeds {seeds[1:]} is partial ({len(means)} of {len(trained)}): seed 0's accuracies",
+              flush=True)
         seeds, means = [0], {i: v[0] for i, v in trained.items() if 0 in v}
     rows = []
     for s in X._samples(a):

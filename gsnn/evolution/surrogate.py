@@ -18,12 +18,13 @@ validation accuracy of allocations trained at the full recipe.
   every unit of standardised distance outside it costs :data:`BOX_WEIGHT` fitness units.
 * **Search** (:func:`evolve_on_surrogate`): CMA-ES over the allocation genome ``z``
   (:func:`gsnn.evolution.allocation.from_genome`), every individual's genes split evenly
-  over its rules in each layer (:func:`gsnn.evolution.allocation.even_split`: the features
-  see only a layer's sum, so the split would otherwise be wherever the search drifted,
-  e.g. a rule of one gene; the even split is the study's uniform rows' own) and projected onto the
-  budget (:func:`gsnn.evolution.allocation.project`; on a surrogate an evaluation costs
-  nothing, so the projection's reason, no spent trainings, becomes: the result is always
-  admissible), the fitness minimised ``-predict(features) + BOX_WEIGHT * box_excess``.
+  over its rules in each layer (:func:`gsnn.evolution.allocation.even_split`: the
+  features see only a layer's sum, so the split would otherwise be wherever the search
+  drifted, e.g. a rule of one gene; the even split is the study's uniform rows' own) and
+  projected onto the budget (:func:`gsnn.evolution.allocation.project`; on a surrogate
+  an evaluation costs nothing, so the projection's reason, no spent trainings, becomes:
+  the result is always admissible), the fitness minimised
+  ``-predict(features) + BOX_WEIGHT * box_excess``.
   The best individual over all generations is returned.
 """
 from __future__ import annotations
