@@ -433,3 +433,28 @@ def test_bracket_doubles_the_top_rate_until_the_best_is_inside_the_grid(tmp_path
     assert ran == [0.1, 0.2, 0.4, 0.8]
     (row,) = lr_choice.table()
     assert row["chosen_lr"] == 0.4 and not row["at_grid_edge"]
+
+
+def test_the_per_variant_lr_regime_reuses_the_choosing_run_and_trains_the_other_seeds(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    import lr_choice
+    import regimes
+
+    monkeypatch.setattr(cifar10_study, "RESULTS", tmp_path / "study")
+    monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
+    monkeypatch.setitem(regimes.REGIMES, "underfit_10k_lr", dict(results=tmp_path / "tuned", variants=["direct"]))
+    for lr, v in ((0.1, 0.62), (0.2, 0.65), (0.4, 0.64)):
+        lr_choice.folder(lr).mkdir(parents=True, exist_ok=True)
+        (lr_choice.folder(lr) / "direct_s0.json").write_text(json.dumps(dict(val_accuracy=v, lr=lr)))
+    assert lr_choice.main(["report"]) == 0
+    monkeypatch.setattr(regimes, "LR_CHOICE", tmp_path / "lr" / "lr_choice.json")
+    calls = []
+    monkeypatch.setattr(cifar10_study, "main", lambda argv: calls.append(argv) or 0)
+    args = argparse.Namespace(regime="underfit_10k_lr", seeds=[0, 1, 2], variants=None)
+    assert regimes.cmd_run(args) == 0
+    assert json.loads((tmp_path / "tuned" / "direct_s0.json").read_text())["lr"] == 0.2  # the choosing run
+    (argv,) = calls
+    assert argv[argv.index("--seeds") + 1:argv.index("--variants")] == ["1", "2"]
+    assert "train.learning_rate=0.2" in argv and argv[argv.index("--variants") + 1] == "direct"
