@@ -89,6 +89,20 @@ def test_make_tx_takes_values_and_matches_a_hand_computed_sgd_step():
         training.make_tx(params, optimizer="sgdd", schedule=lambda s: 0.1)
 
 
+def test_a_population_gets_its_own_learning_rate_over_its_group():
+    params = {"pop_input": jnp.ones((3, 2)), "pop_out": jnp.ones((4, 2)), "G": jnp.ones((2, 2))}
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    tx = training.make_tx(params, optimizer="sgd", schedule=lambda step: 0.1, momentum=0.0,
+                          lr_scale={"pop_input": 0.1, "encoding": 0.5})
+    upd, _ = tx.update(grads, tx.init(params), params)
+    np.testing.assert_allclose(upd["pop_input"], -0.1 * 0.1, rtol=1e-6)  # its own, not its group's 0.5
+    np.testing.assert_allclose(upd["pop_out"], -0.1 * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(upd["G"], -0.1, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"neither a parameter group .* nor a population of this network "
+                                         r"\['pop_input', 'pop_out'\]"):
+        training.make_tx(params, optimizer="sgd", schedule=lambda s: 0.1, lr_scale={"pop_conv9": 0.1})
+
+
 def test_warmup_cosine_schedule():
     sched = training.learning_rate_schedule(cfgs.TrainConfig(learning_rate=0.2, epochs=2, warmup_epochs=0.5), 10)
     assert float(sched(0)) == 0.0

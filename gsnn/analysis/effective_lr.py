@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
-from gsnn.nn.groups import group_labels
+from gsnn.nn.groups import scale_labels
 
 #: The collection :class:`gsnn.nn.layers.Synapse` sows its weight matrix into.
 COLLECTION = "generated"
@@ -57,11 +57,12 @@ def effective_learning_rates(weights_of: Callable[[dict], dict], params: dict, p
     """Per layer ``{"self": ..., "cross": ...}`` (module docstring) at ``params``, with
     the probe ``probes[layer]`` on that layer alone: one VJP of ``weights_of`` per layer
     and its transpose. ``lr_scale``: per parameter group learning-rate multipliers
-    (``train.lr_scale``'s groups, :mod:`gsnn.nn.groups`; 1 for a group not named), so
+    (``train.lr_scale``'s groups or populations, :mod:`gsnn.nn.groups`; 1 for one not named), so
     the step of each array is ``-lr * scale * dL/dtheta``."""
     weights, vjp = jax.vjp(weights_of, params)
     transpose = lambda cot: vjp(cot)[0]  # J^T, linear in the cotangent
-    factor = jax.tree_util.tree_map(lambda g: float((lr_scale or {}).get(g, 1.0)), group_labels(params))
+    scales = dict(lr_scale or {})
+    factor = jax.tree_util.tree_map(lambda g: float(scales.get(g, 1.0)), scale_labels(params, scales))
     out = {}
     for name in weights:
         gamma = {k: jnp.zeros_like(v) if k != name else probes[name] for k, v in weights.items()}

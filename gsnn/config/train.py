@@ -30,7 +30,8 @@ class TrainConfig:
       grad_clip: global-norm clipping (0 = off).
       lr_scale: per parameter group learning-rate multipliers, as ``((group, factor),
         ...)`` with groups ``weight``, ``encoding``, ``interaction``, ``spatial``,
-        ``neuron`` (PLIF time constants), ``other`` (norm, biases). A factor 0 freezes a group.
+        ``neuron`` (PLIF time constants), ``other`` (norm, biases), or a ``neuron``-mode
+        population ``pop_<name>`` (overrides its group). A factor 0 freezes a group.
       nan_policy: ``"stop"`` (raise, naming epoch and step) or ``"skip"`` (drop the
         step's update and halve the learning rate).
       log_every: fetch the metrics summed on the device and print a progress line every
@@ -85,5 +86,6 @@ class TrainConfig:
             raise ValueError(f"train.warmup_epochs ({self.warmup_epochs}) must be >= 0 and less than train.epochs "
                              f"({self.epochs})")
         for group, _ in self.lr_scale:
-            check_choice(group, PARAM_GROUPS, "parameter group", where="in train.lr_scale")
+            if not str(group).startswith("pop_"):  # a population is checked against the network (make_tx)
+                check_choice(group, PARAM_GROUPS, "parameter group", where="in train.lr_scale")
         return self

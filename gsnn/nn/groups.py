@@ -12,12 +12,17 @@ from typing import Any
 import jax
 
 
-def param_group(keypath: tuple) -> str:
-    """The parameter group of a leaf, from its key path (``jax.tree_util`` keys)."""
-    # a per-layer-genes array is a tuple of per-rule arrays: its group is the tuple's name
+def leaf_name(keypath: tuple) -> str:
+    """A leaf's own name (the last key of its path; a per-layer-genes array is a tuple of
+    per-rule arrays, named by the tuple)."""
     names = [getattr(k, "key", getattr(k, "name", str(k))) for k in keypath
              if not isinstance(k, jax.tree_util.SequenceKey)]
-    leaf = str(names[-1])
+    return str(names[-1])
+
+
+def param_group(keypath: tuple) -> str:
+    """The parameter group of a leaf, from its key path (``jax.tree_util`` keys)."""
+    leaf = leaf_name(keypath)
     if leaf == "kernel":
         return "weight"
     if leaf in ("x_pre", "x_post") or leaf.startswith("pop_"):
@@ -34,3 +39,24 @@ def param_group(keypath: tuple) -> str:
 def group_labels(params) -> Any:
     """A pytree of group names matching ``params``."""
     return jax.tree_util.tree_map_with_path(lambda p, _: param_group(p), params)
+
+
+def scale_labels(params, keys) -> Any:
+    """A pytree of labels for per-array learning rates: a leaf named by one of ``keys``
+    (a ``neuron``-mode population, ``pop_<name>``) keeps its own name, every other leaf
+    its group.
+
+    Raises:
+      ValueError: a key that is neither a group nor a population of ``params``.
+    """
+    from gsnn.config.names import PARAM_GROUPS
+
+    names = {leaf_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
+    unknown = [k for k in keys if k not in PARAM_GROUPS and k not in names]
+    if unknown:
+        pops = sorted(n for n in names if n.startswith("pop_"))
+        raise ValueError(f"train.lr_scale names {unknown}, neither a parameter group {list(PARAM_GROUPS)} nor a "
+                         f"population of this network {pops}")
+    own = {k for k in keys if k not in PARAM_GROUPS}
+    return jax.tree_util.tree_map_with_path(lambda p, _: leaf_name(p) if leaf_name(p) in own else param_group(p),
+                                            params)

@@ -13,7 +13,7 @@ import jax
 import optax
 
 from gsnn import config as cfgs
-from gsnn.nn.groups import group_labels
+from gsnn.nn.groups import group_labels, scale_labels
 
 
 def warmup_cosine(peak: float, total_steps: int, warmup_steps: int = 0) -> optax.Schedule:
@@ -38,16 +38,17 @@ def make_tx(params, *, optimizer: str, schedule: optax.Schedule, momentum: float
       schedule: learning rate per step, applied last, so ``lr_scale`` multiplies every
         group's update and weight decay alike.
       weight_decay: L2 coefficient on the groups in ``decay_groups``.
-      lr_scale: learning-rate multiplier per group (default 1).
+      lr_scale: learning-rate multiplier per group, or per ``neuron``-mode population
+        (``pop_<name>``, overriding its group; default 1).
       grad_clip: clip the global gradient norm to this (0: no clipping).
     """
     if optimizer not in cfgs.OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {list(cfgs.OPTIMIZERS)}")
-    labels = group_labels(params)
-    decay_mask = jax.tree_util.tree_map(lambda g: g in decay_groups, labels)
+    decay_mask = jax.tree_util.tree_map(lambda g: g in decay_groups, group_labels(params))
     scales = dict(lr_scale or {})
+    labels = scale_labels(params, scales)
     group_scale = optax.multi_transform(
-        {g: optax.scale(float(scales.get(g, 1.0))) for g in cfgs.PARAM_GROUPS}, labels
+        {g: optax.scale(float(scales.get(g, 1.0))) for g in set(cfgs.PARAM_GROUPS) | set(scales)}, labels
     )
     parts = [optax.clip_by_global_norm(grad_clip)] if grad_clip > 0 else []
     if optimizer == "sgd":
