@@ -67,9 +67,8 @@ def cmd_variants(args) -> int:
 
 
 def cmd_allocations(args) -> int:
-    a = argparse.Namespace(results=args.results, budget=args.budget, mode=args.mode, smoke=False,
-                           runs=str(X.RUNS), inner_steps=None)
-    a.mode = a.mode or ("position" if a.budget == "54" else "neuron")
+    a = argparse.Namespace(results=args.results, budget=args.budget, smoke=False, runs=str(X.RUNS), inner_steps=None,
+                           mode=args.mode or ("position" if args.budget == "54" else "neuron"))
     cfg = X.config(a, 0)
     search = X.search_of(cfg, SHAPE)
     trained = X.trained_accuracies(a)
