@@ -11,6 +11,8 @@ from typing import Any
 
 import jax
 
+from gsnn.config.names import PARAM_GROUPS
+
 
 def leaf_name(keypath: tuple) -> str:
     """A leaf's own name (the last key of its path; a per-layer-genes array is a tuple of
@@ -49,8 +51,6 @@ def scale_labels(params, keys) -> Any:
     Raises:
       ValueError: a key that is neither a group nor a population of ``params``.
     """
-    from gsnn.config.names import PARAM_GROUPS
-
     names = {leaf_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
     unknown = [k for k in keys if k not in PARAM_GROUPS and k not in names]
     if unknown:
