@@ -5,7 +5,14 @@ weight steps several times as far as a direct one at the same rate
 (``experiments/effective_lr.py``).
 
     python experiments/lr_choice.py run --variants direct position_50_r2 --lrs 0.05 0.2 --bracket
+    python experiments/lr_choice.py run --match --variants neuron_80_r2 --lrs 0.4   # steps matched to direct
     python experiments/lr_choice.py report   # results/lr_choice.json, .md and .png
+
+``--match`` trains with per-array learning-rate scales (``train.lr_scale``) that bring
+every layer's step at initialisation to a direct weight's at the same rate
+(``gsnn.analysis.effective_lr.matching_scales``), so the encoded net can train at
+direct's own rate; its runs sit under ``results/lr_choice/match_lr{LR}`` and its rows
+are named ``<variant>+match``.
 
 lr 0.1 is the study's own record of seed 0 (``results/cifar10_convnet_s``); every other
 rate is a run of ``cifar10_study.py run --set train.learning_rate=LR`` under
@@ -22,23 +29,54 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 import cifar10_study as S  # noqa: E402
+import jax  # noqa: E402
 
+from gsnn import config as cfgs  # noqa: E402
+from gsnn.analysis import effective_lr as E  # noqa: E402
 from gsnn.analysis import plots  # noqa: E402
+from gsnn.nn import networks as M  # noqa: E402
 
 OUT = pathlib.Path("experiments/results/lr_choice")
 STUDY_LR = 0.1  # the recipe's (experiments/configs/convnet_s_cifar10_direct.py)
+SHAPE = (32, 32, 3)
 
 
-def folder(lr: float) -> pathlib.Path:
+MATCH = "+match"
+
+
+def folder(lr: float, match: bool = False) -> pathlib.Path:
+    if match:
+        return OUT / f"match_lr{lr:g}"
     return S.RESULTS if lr == STUDY_LR else OUT / f"lr{lr:g}"
 
 
-def run_at(lr: float, variants: list[str], seed: int) -> None:
-    if lr == STUDY_LR:
+def matched_scales(variant: str, seed: int) -> tuple[tuple[str, float], ...]:
+    """``train.lr_scale`` for ``variant`` at its ``seed`` initialisation that brings every
+    layer's ``self`` step multiplier to 1 (:func:`effective_lr.matching_scales`; four
+    significant digits)."""
+    cfg = cfgs.load_config(S.BASE, S.VARIANTS[variant] + S.BUDGET)
+    model = M.build_model(cfg.model)
+    variables = M.init_variables(model, jax.random.key(seed), SHAPE)
+    weights_of = E.weight_fn(model, variables, jax.random.uniform(jax.random.key(seed + 1), (1,) + SHAPE),
+                             jax.random.key(seed + 2))
+    probes = E.isotropic_probes(weights_of(variables["params"]), jax.random.key(seed + 3))
+    scales = E.matching_scales(E.self_contributions(weights_of, variables["params"], probes))
+    return tuple((a, float(f"{s:.4g}")) for a, s in sorted(scales.items()) if a != "weight" or s != 1.0)
+
+
+def run_at(lr: float, variants: list[str], seed: int, match: bool = False) -> None:
+    if lr == STUDY_LR and not match:
         print(f"lr {lr:g} is the study's own run: skipped", flush=True)
         return
-    S.main(["run", "--seeds", str(seed), "--variants", *variants, "--set", f"train.learning_rate={lr:g}",
-            "--results", str(folder(lr)), "--runs", f"runs/lr_choice/lr{lr:g}"])
+    where = ["--results", str(folder(lr, match)), "--runs", f"runs/lr_choice/{folder(lr, match).name}"]
+    if not match:
+        S.main(["run", "--seeds", str(seed), "--variants", *variants, "--set", f"train.learning_rate={lr:g}"] + where)
+        return
+    for v in variants:  # each its own scales
+        scale = matched_scales(v, seed)
+        print(f"{v}{MATCH} seed {seed}: train.lr_scale={scale}", flush=True)
+        S.main(["run", "--seeds", str(seed), "--variants", v, "--set", f"train.learning_rate={lr:g}",
+                f"train.lr_scale={scale}"] + where)
 
 
 def cmd_run(args) -> int:
@@ -46,37 +84,43 @@ def cmd_run(args) -> int:
     for each variant whose best is still its highest, until none is (at most
     ``--max-doublings`` times)."""
     for lr in args.lrs:
-        run_at(lr, args.variants, args.seed)
+        run_at(lr, args.variants, args.seed, args.match)
+    names = {v + (MATCH if args.match else ""): v for v in args.variants}
     for _ in range(args.max_doublings if args.bracket else 0):
-        top = {r["variant"]: max(float(k) for k in r["val_accuracy"]) for r in table(args.seed)
-               if r["variant"] in args.variants and r["at_grid_edge"]
+        top = {names[r["variant"]]: max(float(k) for k in r["val_accuracy"]) for r in table(args.seed)
+               if r["variant"] in names and r["at_grid_edge"]
                and r["chosen_lr"] == max(float(k) for k in r["val_accuracy"])}
         if not top:
             break
         for lr in sorted(set(top.values())):
-            run_at(2 * lr, [v for v, t in top.items() if t == lr], args.seed)
+            run_at(2 * lr, [v for v, t in top.items() if t == lr], args.seed, args.match)
     return 0
 
 
 def table(seed: int = 0) -> list[dict]:
-    """Per variant with a run at a rate other than the study's: its validation accuracy
-    at every rate measured (percent) and the rate with the highest (``chosen``)."""
+    """Per variant with a run at a rate other than the study's (and per matched variant
+    with a run): its validation accuracy at every rate measured (percent), the rate with
+    the highest (``chosen``) and its gain over the study's own run at 0.1."""
     lrs = sorted({STUDY_LR} | {float(p.name[2:]) for p in OUT.glob("lr*") if p.is_dir()})
+    matched = sorted(float(p.name[len("match_lr"):]) for p in OUT.glob("match_lr*") if p.is_dir())
     rows = []
-    for variant in S.VARIANTS:
+    for variant, match in [(v, False) for v in S.VARIANTS] + [(v, True) for v in S.VARIANTS]:
         val = {}
-        for lr in lrs:
-            path = folder(lr) / f"{variant}_s{seed}.json"
+        for lr in matched if match else lrs:
+            path = folder(lr, match) / f"{variant}_s{seed}.json"
             if path.exists():
                 rec = json.loads(path.read_text())
                 val[lr] = None if rec.get("diverged") else 100 * rec["val_accuracy"]
-        if len(val) < 2:
+        if len(val) < (1 if match else 2):
             continue
         finite = {lr: v for lr, v in val.items() if v is not None}
         chosen = max(finite, key=finite.get)
-        rows.append(dict(variant=variant, seed=seed, val_accuracy={f"{lr:g}": v for lr, v in val.items()},
-                         chosen_lr=chosen, gain_over_study_lr=finite[chosen] - finite[STUDY_LR]
-                         if STUDY_LR in finite else None, at_grid_edge=chosen in (min(val), max(val))))
+        study = folder(STUDY_LR) / f"{variant}_s{seed}.json"
+        base = json.loads(study.read_text()) if study.exists() else None
+        gain = None if base is None or base.get("diverged") else finite[chosen] - 100 * base["val_accuracy"]
+        rows.append(dict(variant=variant + (MATCH if match else ""), seed=seed,
+                         val_accuracy={f"{lr:g}": v for lr, v in val.items()}, chosen_lr=chosen,
+                         gain_over_study_lr=gain, at_grid_edge=chosen in (min(val), max(val))))
     return rows
 
 
@@ -93,7 +137,7 @@ def cmd_report(args) -> int:
         vals = [cell(r["val_accuracy"].get(f"{lr:g}")) if f"{lr:g}" in r["val_accuracy"] else "" for lr in lrs]
         edge = " (grid edge)" if r["at_grid_edge"] else ""
         lines.append(f"| `{r['variant']}` | " + " | ".join(vals) + f" | {r['chosen_lr']:g}{edge} | "
-                     f"{r['gain_over_study_lr']:+.2f} |")
+                     f"{'–' if r['gain_over_study_lr'] is None else format(r['gain_over_study_lr'], '+.2f')} |")
     md = "\n".join(lines)
     print(md, flush=True)
     (OUT / "lr_choice.md").write_text(md + "\n")
@@ -124,6 +168,7 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--bracket", action="store_true", help="double the top rate while it is the best")
     r.add_argument("--max-doublings", type=int, default=3)
+    r.add_argument("--match", action="store_true", help="per-array rates that match each layer's step to direct's")
     r.set_defaults(func=cmd_run)
     p = sub.add_parser("report")
     p.add_argument("--seed", type=int, default=0)

@@ -71,3 +71,62 @@ def test_the_network_sows_the_weights_its_layers_use(encoding):
     rates = E.effective_learning_rates(E.weight_fn(model, variables, x, jax.random.key(2)), p,
                                        E.isotropic_probes(weights, jax.random.key(3)))
     assert (rates["fc1_dense"]["self"] == pytest.approx(1.0, rel=1e-5)) == (encoding == "direct")
+
+
+def _two_layers(rng, g=4):
+    """Two layers ``l1 = a G b^T``, ``l2 = b' G c^T`` in the names :mod:`gsnn.nn.groups`
+    labels: per-layer factors (``encoding``) and a shared ``G`` (``interaction``)."""
+    p = dict(l1=dict(x_pre=rng.normal(size=(6, g)), x_post=rng.normal(size=(4, g))),
+             l2=dict(x_pre=rng.normal(size=(3, g)), x_post=rng.normal(size=(5, g))), G=rng.normal(size=(g, g)))
+    weights_of = lambda q: {n: q[n]["x_pre"] @ q["G"] @ q[n]["x_post"].T for n in ("l1", "l2")}
+    return jax.tree_util.tree_map(jnp.asarray, p), weights_of
+
+
+def test_the_self_multiplier_splits_into_the_squared_gradient_of_each_label():
+    rng = np.random.default_rng(2)
+    p, weights_of = _two_layers(rng)
+    probes = {"l1": jnp.asarray(rng.normal(size=(6, 4))), "l2": jnp.asarray(rng.normal(size=(3, 5)))}
+    parts = E.self_contributions(weights_of, p, probes)
+    a, b, G, c = (np.asarray(v) for v in (p["l1"]["x_pre"], p["l1"]["x_post"], p["G"], probes["l1"]))
+    norm2 = np.sum(c * c)
+    d_a, d_b, d_G = c @ b @ G.T, c.T @ a @ G, a.T @ c @ b
+    assert parts["l1"]["encoding"] == pytest.approx((np.sum(d_a ** 2) + np.sum(d_b ** 2)) / norm2, rel=1e-5)
+    assert parts["l1"]["interaction"] == pytest.approx(np.sum(d_G ** 2) / norm2, rel=1e-5)
+    # the parts add up to the multiplier of the reverse-over-reverse path, at any scales
+    scales = {"encoding": 0.3, "interaction": 2.0}
+    rates = E.effective_learning_rates(weights_of, p, probes, scales)
+    for layer in ("l1", "l2"):
+        assert sum(scales[k] * v for k, v in parts[layer].items()) == pytest.approx(rates[layer]["self"], rel=1e-5)
+
+
+@pytest.mark.parametrize("target", [0.5, 2.0])
+def test_matching_scales_bring_every_layer_to_the_target(target):
+    """Two ``neuron``-mode layers (populations a -> b -> c, a shared G): four labels for two
+    layers, so the target is reached exactly, checked on the independent path."""
+    rng = np.random.default_rng(3)
+    g = 4
+    p = dict(l1=dict(pop_a=rng.normal(size=(6, g)), pop_b=rng.normal(size=(4, g))),
+             l2=dict(pop_c=rng.normal(size=(5, g))), G=rng.normal(size=(g, g)))
+    p = jax.tree_util.tree_map(jnp.asarray, p)
+    weights_of = lambda q: {"l1": 3.0 * q["l1"]["pop_a"] @ q["G"] @ q["l1"]["pop_b"].T,
+                            "l2": 0.2 * q["l1"]["pop_b"] @ q["G"] @ q["l2"]["pop_c"].T}
+    probes = {"l1": jnp.asarray(rng.normal(size=(6, 4))), "l2": jnp.asarray(rng.normal(size=(4, 5)))}
+    parts = E.self_contributions(weights_of, p, probes)
+    assert set(parts["l1"]) == {"pop_a", "pop_b", "interaction"} and set(parts["l2"]) == {"pop_b", "pop_c",
+                                                                                          "interaction"}
+    before = E.effective_learning_rates(weights_of, p, probes)
+    assert before["l1"]["self"] / before["l2"]["self"] > 20  # far from matched
+    scales = E.matching_scales(parts, target=target)
+    after = E.effective_learning_rates(weights_of, p, probes, scales)
+    for layer in ("l1", "l2"):
+        assert after[layer]["self"] == pytest.approx(target, rel=2e-2)
+
+
+def test_a_direct_network_keeps_its_rates_and_bad_targets_are_refused():
+    parts = {"a": {"weight": 1.0}, "b": {"weight": 1.0}}
+    assert E.matching_scales(parts) == pytest.approx({"weight": 1.0})
+    assert E.matching_scales(parts, target=0.5) == pytest.approx({"weight": 0.5}, rel=1e-3)
+    with pytest.raises(ValueError, match="positive"):
+        E.matching_scales(parts, target=0.0)
+    with pytest.raises(ValueError, match="nothing to match"):
+        E.matching_scales({"a": {}})

@@ -422,17 +422,25 @@ def test_bracket_doubles_the_top_rate_until_the_best_is_inside_the_grid(tmp_path
     monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
     ran = []
 
-    def fake_run(lr, variants, seed):  # validation accuracy peaks at lr 0.4
-        ran.append(lr)
+    def fake_run(lr, variants, seed, match=False):  # validation accuracy peaks at lr 0.4 (0.8 matched)
+        ran.append((lr, match))
         for v in variants:
-            lr_choice.folder(lr).mkdir(parents=True, exist_ok=True)
-            (lr_choice.folder(lr) / f"{v}_s{seed}.json").write_text(json.dumps(dict(val_accuracy=0.6 - abs(lr - 0.4))))
+            lr_choice.folder(lr, match).mkdir(parents=True, exist_ok=True)
+            acc = 0.6 - abs(lr - (0.8 if match else 0.4))
+            (lr_choice.folder(lr, match) / f"{v}_s{seed}.json").write_text(json.dumps(dict(val_accuracy=acc)))
 
     monkeypatch.setattr(lr_choice, "run_at", fake_run)
     assert lr_choice.main(["run", "--variants", "direct", "--lrs", "0.1", "0.2", "--bracket"]) == 0
-    assert ran == [0.1, 0.2, 0.4, 0.8]
+    assert ran == [(0.1, False), (0.2, False), (0.4, False), (0.8, False)]
     (row,) = lr_choice.table()
     assert row["chosen_lr"] == 0.4 and not row["at_grid_edge"]
+    # matched rates: their own folders and rows, one run is a row, bracketed the same way
+    ran.clear()
+    assert lr_choice.main(["run", "--match", "--variants", "direct", "--lrs", "0.4", "--bracket"]) == 0
+    assert ran == [(0.4, True), (0.8, True), (1.6, True)]
+    rows = {r["variant"]: r for r in lr_choice.table()}
+    assert rows["direct+match"]["chosen_lr"] == 0.8 and not rows["direct+match"]["at_grid_edge"]
+    assert rows["direct"]["chosen_lr"] == 0.4 and rows["direct+match"]["gain_over_study_lr"] is None  # no 0.1 run
 
 
 def test_the_per_variant_lr_regime_reuses_the_choosing_run_and_trains_the_other_seeds(tmp_path, monkeypatch):

@@ -24,9 +24,11 @@ from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import traverse_util
+from scipy.optimize import least_squares
 
-from gsnn.nn.groups import scale_labels
+from gsnn.nn.groups import leaf_name, scale_labels
 
 #: The collection :class:`gsnn.nn.layers.Synapse` sows its weight matrix into.
 COLLECTION = "generated"
@@ -75,3 +77,58 @@ def effective_learning_rates(weights_of: Callable[[dict], dict], params: dict, p
         out[name] = dict(self=float(jnp.vdot(probes[name], moved[name]) / norm2),
                          cross=float(jnp.sqrt(cross2 / norm2)))
     return out
+
+
+def populations(params: dict) -> tuple[str, ...]:
+    """The ``neuron``-mode populations of ``params`` (``pop_<name>`` leaves), sorted."""
+    names = {leaf_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
+    return tuple(sorted(n for n in names if n.startswith("pop_")))
+
+
+def self_contributions(weights_of: Callable[[dict], dict], params: dict, probes: Mapping[str, jax.Array]
+                       ) -> dict[str, dict[str, float]]:
+    """Per layer ``l`` and learning-rate label ``a`` (a parameter group, or a population of
+    its own: :func:`gsnn.nn.groups.scale_labels` with every population named), the part of
+    ``l``'s ``self`` multiplier that the arrays labelled ``a`` carry:
+    ``c[l][a] = ||(J^T Gamma_l)_a||^2 / ||Gamma_l||^2``, so that with per-label scales
+    ``s`` the multiplier is ``self_l = sum_a s_a c[l][a]`` (labels that do not move ``l``
+    are left out)."""
+    weights, vjp = jax.vjp(weights_of, params)
+    labels = scale_labels(params, populations(params))
+    out = {}
+    for name in weights:
+        gamma = {k: jnp.zeros_like(v) if k != name else probes[name] for k, v in weights.items()}
+        (grads,) = vjp(gamma)
+        norm2 = float(jnp.vdot(probes[name], probes[name]))
+        parts: dict[str, float] = {}
+        for label, g in zip(jax.tree_util.tree_leaves(labels), jax.tree_util.tree_leaves(grads)):
+            parts[label] = parts.get(label, 0.0) + float(jnp.vdot(g, g)) / norm2
+        out[name] = {a: c for a, c in parts.items() if c > 0}
+    return out
+
+
+def matching_scales(contributions: Mapping[str, Mapping[str, float]], target: float = 1.0,
+                    ridge: float = 1e-3) -> dict[str, float]:
+    """Per-label learning-rate scales that bring every layer's ``self`` multiplier to
+    ``target`` (1: each layer steps as a direct weight at the same rate): the least
+    squares fit of ``log(sum_a s_a c[l][a] / target)`` over the layers, in ``log s``,
+    with a ``ridge`` pull of each ``log s_a`` toward their mean (the most uniform rates)
+    that decides what the layers leave free (more labels than layers). ``contributions``:
+    :func:`self_contributions`. Returns ``{label: s}`` for every label that moves a layer.
+
+    Raises:
+      ValueError: a non-positive ``target``, or no contributions.
+    """
+    if target <= 0:
+        raise ValueError(f"target must be a positive multiplier, got {target}")
+    labels = sorted({a for c in contributions.values() for a in c})
+    if not labels:
+        raise ValueError("no layer has a contribution: nothing to match")
+    layers = sorted(contributions)
+    c = np.array([[contributions[l].get(a, 0.0) for a in labels] for l in layers])
+
+    def residuals(u):
+        return np.concatenate([np.log(c @ np.exp(u) / target), np.sqrt(ridge) * (u - u.mean())])
+
+    u = least_squares(residuals, np.zeros(len(labels)), method="lm").x
+    return {a: float(np.exp(v)) for a, v in zip(labels, u)}
