@@ -51,6 +51,8 @@ EPOCH_CANDIDATES = (50, 100, 150)
 SCARCE = ["data.train_per_class=250", "data.val_per_class=500", "data.test_per_class=0", "train.log_every=0",
           "train.eval_every=5", "train.final_train_eval=true"]
 TABLE_VARIANTS = ["direct", "direct_w065", "direct_w037", "position_50_r2", "neuron_50_r2", "neuron_80_r2"]
+# encoded rows trained with their steps matched to direct's (lr_choice.py run --match)
+MATCHED = ["position_50_r2+match"]
 REGIMES = {
     "underfit_10k": dict(results=S.RESULTS, variants=TABLE_VARIANTS),
     "wide": dict(results=OUT / "wide", variants=["wide_neuron_50_r2", "wide_position_50_r2", "wide_neuron_80_r2",
@@ -59,7 +61,7 @@ REGIMES = {
     "scarce_250": dict(results=OUT / "scarce_250", variants=TABLE_VARIANTS),
     # the under-fitting study with each variant at its own peak learning rate, chosen on
     # validation at seed 0 (experiments/lr_choice.py); seed 0 is that choice's own run
-    "underfit_10k_lr": dict(results=OUT / "underfit_10k_lr", variants=TABLE_VARIANTS),
+    "underfit_10k_lr": dict(results=OUT / "underfit_10k_lr", variants=TABLE_VARIANTS + MATCHED),
 }
 LR_CHOICE = pathlib.Path("experiments/results/lr_choice/lr_choice.json")
 
@@ -119,26 +121,41 @@ def chosen_lrs(variants: list[str]) -> dict[str, float]:
 
 def cmd_run_lr(args) -> int:
     """``underfit_10k_lr``: each variant trained at its own learning rate; seed 0 is the
-    run that chose it (copied from the lr-choice records, not trained again)."""
-    import shutil
-
+    run that chose it (copied from the lr-choice records, not trained again). A
+    ``<variant>+match`` row trains with the per-array rates that match its steps to
+    direct's (``lr_choice.matched_scales``, computed at each seed's initialisation)."""
     import lr_choice as LC
 
     reg = REGIMES[args.regime]
     reg["results"].mkdir(parents=True, exist_ok=True)
     for variant, lr in chosen_lrs(args.variants or reg["variants"]).items():
-        seeds = list(args.seeds)
-        if 0 in seeds:
-            seeds.remove(0)
-            src, dst = LC.folder(lr) / f"{variant}_s0.json", reg["results"] / f"{variant}_s0.json"
-            if not dst.exists():
-                shutil.copyfile(src, dst)
-                print(f"{variant} seed 0: the lr-choice run at {lr:g} ({src})", flush=True)
-        if seeds:
-            S.main(["run", "--seeds", *map(str, seeds), "--variants", variant, "--budget", *S.BUDGET,
-                    "--set", f"train.learning_rate={lr:g}", "--results", str(reg["results"]),
-                    "--runs", str(RUNS / args.regime / f"lr{lr:g}")])
+        base, match = variant.removesuffix(LC.MATCH), variant.endswith(LC.MATCH)
+        seeds = [s for s in args.seeds if s != 0]
+        if 0 in args.seeds:
+            src = LC.folder(lr, match) / f"{base}_s0.json"
+            copy_record(src, reg["results"] / f"{variant}_s0.json", variant)
+        raw = reg["results"] / "match" if match else reg["results"]
+        for group in [[s] for s in seeds] if match else ([seeds] if seeds else []):  # matched: own scales per seed
+            extra = [f"train.lr_scale={LC.matched_scales(base, group[0])}"] if match else []
+            S.main(["run", "--seeds", *map(str, group), "--variants", base, "--budget", *S.BUDGET,
+                    "--set", f"train.learning_rate={lr:g}", *extra, "--results", str(raw),
+                    "--runs", str(RUNS / args.regime / LC.folder(lr, match).name)])
+            if match:
+                copy_record(raw / f"{base}_s{group[0]}.json", reg["results"] / f"{variant}_s{group[0]}.json",
+                            variant)
     return 0
+
+
+def copy_record(src: pathlib.Path, dst: pathlib.Path, variant: str) -> None:
+    """``src``'s run record as ``dst``, named ``variant`` (once: an existing ``dst`` is kept)."""
+    if dst.exists():
+        return
+    if not src.is_file():
+        raise SystemExit(f"{src} is missing: the run it records has not finished")
+    rec = json.loads(src.read_text())
+    rec["variant"] = variant
+    dst.write_text(json.dumps(rec, indent=1))
+    print(f"{variant}: the record {src}", flush=True)
 
 
 def cmd_run(args) -> int:

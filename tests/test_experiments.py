@@ -467,3 +467,41 @@ def test_the_per_variant_lr_regime_reuses_the_choosing_run_and_trains_the_other_
     (argv,) = calls
     assert argv[argv.index("--seeds") + 1:argv.index("--variants")] == ["1", "2"]
     assert "train.learning_rate=0.2" in argv and argv[argv.index("--variants") + 1] == "direct"
+
+
+def test_a_matched_row_trains_each_seed_with_its_own_scales_under_its_own_name(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    import lr_choice
+    import regimes
+
+    monkeypatch.setattr(cifar10_study, "RESULTS", tmp_path / "study")
+    monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
+    monkeypatch.setitem(regimes.REGIMES, "underfit_10k_lr", dict(results=tmp_path / "tuned",
+                                                                 variants=["position_50_r2+match"]))
+    for lr, v in ((0.2, 0.62), (0.4, 0.64), (0.8, 0.63)):
+        lr_choice.folder(lr, True).mkdir(parents=True, exist_ok=True)
+        (lr_choice.folder(lr, True) / "position_50_r2_s0.json").write_text(
+            json.dumps(dict(val_accuracy=v, lr=lr, seed=0, variant="position_50_r2")))
+    assert lr_choice.main(["report"]) == 0
+    monkeypatch.setattr(regimes, "LR_CHOICE", tmp_path / "lr" / "lr_choice.json")
+    monkeypatch.setattr(lr_choice, "matched_scales", lambda v, seed: (("encoding", 0.25 + seed),))
+    calls = []
+
+    def fake_main(argv):
+        calls.append(argv)
+        raw = pathlib.Path(argv[argv.index("--results") + 1])
+        raw.mkdir(parents=True, exist_ok=True)
+        seed = int(argv[argv.index("--seeds") + 1])
+        (raw / f"position_50_r2_s{seed}.json").write_text(json.dumps(dict(seed=seed, variant="position_50_r2")))
+        return 0
+
+    monkeypatch.setattr(cifar10_study, "main", fake_main)
+    assert regimes.cmd_run(argparse.Namespace(regime="underfit_10k_lr", seeds=[0, 1, 2], variants=None)) == 0
+    assert [c[c.index("--seeds") + 1] for c in calls] == ["1", "2"]
+    assert all("train.learning_rate=0.4" in c for c in calls)
+    assert "train.lr_scale=(('encoding', 2.25),)" in calls[1]
+    for seed, lr in ((0, 0.4), (1, None), (2, None)):
+        rec = json.loads((tmp_path / "tuned" / f"position_50_r2+match_s{seed}.json").read_text())
+        assert rec["variant"] == "position_50_r2+match" and rec.get("lr") == lr
