@@ -15,11 +15,13 @@ accuracy). Seconds per network on this CPU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -28,6 +30,8 @@ import allocation as X  # noqa: E402
 import cifar10_study as S  # noqa: E402
 
 from gsnn import config as cfgs  # noqa: E402
+from gsnn import data as D  # noqa: E402
+from gsnn import training as TR  # noqa: E402
 from gsnn.analysis import effective_lr as E  # noqa: E402
 from gsnn.analysis import plots  # noqa: E402
 from gsnn.evolution import budget as BG  # noqa: E402
@@ -39,14 +43,61 @@ VARIANTS = ("direct", "position_50_r2", "neuron_50_r2", "neuron_80_r2", "direct_
 SHAPE = (32, 32, 3)
 
 
-def rates(model_cfg: cfgs.ModelConfig, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Per layer ``{"self", "cross"}`` of ``model_cfg``'s network at its ``seed`` initialisation."""
+def network(model_cfg: cfgs.ModelConfig, seed: int = 0):
+    """``(variables, weights_of)`` of ``model_cfg``'s network at its ``seed`` initialisation
+    (:func:`effective_lr.weight_fn` on one random image)."""
     model = M.build_model(model_cfg)
     variables = M.init_variables(model, jax.random.key(seed), SHAPE)
     images = jax.random.uniform(jax.random.key(seed + 1), (1,) + SHAPE)
-    weights_of = E.weight_fn(model, variables, images, jax.random.key(seed + 2))
+    return variables, E.weight_fn(model, variables, images, jax.random.key(seed + 2))
+
+
+def rates(model_cfg: cfgs.ModelConfig, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per layer ``{"self", "cross"}`` of ``model_cfg``'s network at its ``seed`` initialisation."""
+    variables, weights_of = network(model_cfg, seed)
     probes = E.isotropic_probes(weights_of(variables["params"]), jax.random.key(seed + 3))
     return E.effective_learning_rates(weights_of, variables["params"], probes)
+
+
+def training_batch(seed: int, n: int) -> tuple[jax.Array, jax.Array]:
+    """The first ``n`` images (normalised) and labels of seed ``seed``'s training subset."""
+    ds = TR.load_data(cfgs.load_config(S.BASE, S.BUDGET + [f"seed={seed}"]))
+    return D.normalize(ds.train_images[:n], *D.stats_for(ds.name)), jnp.asarray(ds.train_labels[:n])
+
+
+def cmd_probes(args) -> int:
+    """Each encoded variant's step multipliers along its real loss gradient on a training
+    batch (:func:`effective_lr.gradient_probes`) against the isotropic probe's, and the
+    multipliers along the gradient after the isotropic matching (``lr_choice.py --match``)."""
+    images, labels = training_batch(0, args.batch)
+    direct_cfg = cfgs.load_config(S.BASE, S.VARIANTS["direct"] + S.BUDGET).model
+    rows = []
+    for name in args.variants:
+        cfg = cfgs.load_config(S.BASE, S.VARIANTS[name] + S.BUDGET).model
+        variables, weights_of = network(cfg)
+        params = variables["params"]
+        weights = weights_of(params)
+        direct = M.build_model(dataclasses.replace(direct_cfg, width=cfg.width))
+        template = M.init_variables(direct, jax.random.key(0), SHAPE)["params"]
+        probes = dict(isotropic=E.isotropic_probes(weights, jax.random.key(3)),
+                      gradient=E.gradient_probes(direct, template, variables, weights, images, labels,
+                                                 jax.random.key(4)))
+        row = dict(variant=name)
+        for kind, probe in probes.items():
+            parts = E.self_contributions(weights_of, params, probe)
+            row[kind] = dict(self={k: sum(c.values()) for k, c in parts.items()}, scales=E.matching_scales(parts))
+        matched = E.effective_learning_rates(weights_of, params, probes["gradient"], row["isotropic"]["scales"])
+        row["gradient"]["self_after_isotropic_matching"] = {k: v["self"] for k, v in matched.items()}
+        for key, label in ((("isotropic", "self"), "self, isotropic probe"), (("gradient", "self"), "self, gradient"),
+                           (("gradient", "self_after_isotropic_matching"), "gradient, matched")):
+            vals = row[key[0]][key[1]]
+            print(f"{name:16s} {label:22s} " + "  ".join(f"{k} {v:7.3f}" for k, v in vals.items()), flush=True)
+        rows.append(row)
+    write(OUT / "probes.json", dict(rows=rows, batch=args.batch, probe="seed-0 initialisation; gradient: the "
+                                    "cross-entropy on the first training images of seed 0, training mode",
+                                    command=f"python experiments/effective_lr.py probes --batch {args.batch}",
+                                    provenance=provenance()))
+    return 0
 
 
 def show(label: str, r: dict) -> None:
@@ -123,6 +174,11 @@ def main(argv=None) -> int:
     v = sub.add_parser("variants")
     v.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(S.VARIANTS))
     v.set_defaults(func=cmd_variants)
+    p = sub.add_parser("probes")
+    p.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if not v.startswith("direct")],
+                   choices=list(S.VARIANTS))
+    p.add_argument("--batch", type=int, default=128)
+    p.set_defaults(func=cmd_probes)
     a = sub.add_parser("allocations")
     a.add_argument("--budget", choices=sorted(X.BASELINES), default="54")
     a.add_argument("--mode", choices=("position", "neuron"), default=None)

@@ -4,6 +4,8 @@ position-encoded layers sharing G; 1 and 0 for direct weights; and the network's
 weights are the ones its layers use."""
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -130,3 +132,38 @@ def test_a_direct_network_keeps_its_rates_and_bad_targets_are_refused():
         E.matching_scales(parts, target=0.0)
     with pytest.raises(ValueError, match="nothing to match"):
         E.matching_scales({"a": {}})
+
+
+def test_the_gradient_probe_is_the_loss_gradient_at_the_generated_weights():
+    """Chain rule: the encoded net's own parameter gradient is J^T Gamma for the probe the
+    direct twin gives, and the probe differs from the isotropic one."""
+    import optax
+
+    cfg = M.ModelConfig(arch="mlp", hidden=(8,), T=2, genetic=cfgs.GeneticConfig(encoding="position", genes=3))
+    model = M.build_model(cfg)
+    variables = M.init_variables(model, jax.random.key(0), (4, 4, 3))
+    x = jax.random.normal(jax.random.key(1), (6, 4, 4, 3))
+    labels = jnp.arange(6) % 10
+    weights_of = E.weight_fn(model, variables, x[:1], jax.random.key(2))
+    weights = weights_of(variables["params"])
+    direct = M.build_model(dataclasses.replace(cfg, genetic=cfgs.GeneticConfig(encoding="direct")))
+    template = M.init_variables(direct, jax.random.key(5), (4, 4, 3))["params"]
+    probes = E.gradient_probes(direct, template, variables, weights, x, labels, jax.random.key(3))
+    assert {k: v.shape for k, v in probes.items()} == {k: v.shape for k, v in weights.items()}
+
+    def loss(params):
+        logits, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats", "stats"],
+                                rngs={"coding": jax.random.key(3)})
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    own = jax.grad(loss)(variables["params"])
+    _, vjp = jax.vjp(weights_of, variables["params"])
+    (chain,) = vjp(probes)
+    for name in ("x_pre", "x_post"):
+        np.testing.assert_allclose(np.asarray(chain["fc1_dense"][name]), np.asarray(own["fc1_dense"][name]),
+                                   rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(chain["G"]), np.asarray(own["G"]), rtol=1e-4, atol=1e-7)
+    assert float(jnp.abs(chain["G"]).max()) > 0
+    with pytest.raises(ValueError, match="no kernel"):
+        E.gradient_probes(direct, template, variables, {**weights, "conv9": weights["readout"]}, x, labels,
+                          jax.random.key(3))

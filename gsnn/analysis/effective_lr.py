@@ -25,6 +25,7 @@ from typing import Callable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import traverse_util
 from scipy.optimize import least_squares
 
@@ -132,3 +133,40 @@ def matching_scales(contributions: Mapping[str, Mapping[str, float]], target: fl
 
     u = least_squares(residuals, np.zeros(len(labels)), method="lm").x
     return {a: float(np.exp(v)) for a, v in zip(labels, u)}
+
+
+def gradient_probes(direct_model, direct_params: dict, variables: Mapping, weights: Mapping[str, jax.Array],
+                    images: jax.Array, labels: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
+    """``Gamma_l = dL/dW_l`` at the generated weights: the gradient of the mean softmax
+    cross-entropy of ``direct_model`` (the same network with direct weights, parameters
+    ``direct_params`` as a template) carrying ``weights`` (:func:`weight_fn`'s, per layer
+    ``[kh*kw*C_in, C_out]``) and every other parameter and collection of the encoded
+    net's ``variables``, on ``images [B, H, W, C]`` (normalised float) with int
+    ``labels [B]``, in training mode (batch statistics), ``key`` for the input coding.
+    The probe a training step's gradient gives, where :func:`isotropic_probes` gives
+    every direction the same weight.
+
+    Raises:
+      ValueError: a layer of ``weights`` the template has no kernel for, or a non-kernel
+        parameter of the template the encoded net lacks.
+    """
+    flat = traverse_util.flatten_dict(direct_params, sep="/")
+    own = traverse_util.flatten_dict(variables["params"], sep="/")
+    kernels = {k.removesuffix("/kernel"): k for k in flat if k.endswith("/kernel")}
+    if set(weights) - set(kernels):
+        raise ValueError(f"layers {sorted(set(weights) - set(kernels))} have no kernel in the direct template")
+    missing = [k for k in flat if not k.endswith("/kernel") and k not in own]
+    if missing:
+        raise ValueError(f"the encoded net has no {missing}: it is not the direct template's architecture")
+    twin = {k: weights[name].reshape(v.shape) if (name := k.removesuffix("/kernel")) in weights and k in kernels.values()
+            else own[k] for k, v in flat.items()}
+    others = {c: v for c, v in variables.items() if c != "params"}
+
+    def loss(kernel_values):
+        p = traverse_util.unflatten_dict({**twin, **{kernels[n]: w for n, w in kernel_values.items()}}, sep="/")
+        logits, _ = direct_model.apply({**others, "params": p}, images, train=True, mutable=["batch_stats", "stats"],
+                                       rngs={"coding": key})
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    grads = jax.grad(loss)({n: twin[kernels[n]] for n in weights})
+    return {n: g.reshape(weights[n].shape) for n, g in grads.items()}
