@@ -65,6 +65,37 @@ def training_batch(seed: int, n: int) -> tuple[jax.Array, jax.Array]:
     return D.normalize(ds.train_images[:n], *D.stats_for(ds.name)), jnp.asarray(ds.train_labels[:n])
 
 
+def cmd_trained(args) -> int:
+    """Each run's step multipliers (isotropic probe, the run's own ``train.lr_scale``
+    applied) at its initialisation and at its newest checkpoint, with each layer's
+    ``||W||^2``: how far the steps drift from where they were set (``lr_choice.py
+    --match`` sets them at initialisation), in absolute terms and relative to the weight's
+    size (``relative_growth``: the trained ``self / ||W||^2`` over the initial one)."""
+    rows = []
+    for wd in args.workdirs:
+        cfg, state, _ = TR.load_trained(wd)
+        variables, weights_of = network(cfg.model, cfg.seed)
+        scale = dict(cfg.train.lr_scale)
+        row = dict(workdir=wd, lr=cfg.train.learning_rate, lr_scale=scale, step=int(state.step))
+        for when, params in (("init", variables["params"]), ("trained", state.params)):
+            weights = weights_of(params)
+            probes = E.isotropic_probes(weights, jax.random.key(3))
+            row[when] = {k: v["self"] for k, v in E.effective_learning_rates(weights_of, params, probes, scale).items()}
+            row[f"{when}_weight_sq"] = {k: float(jnp.vdot(w, w)) for k, w in weights.items()}
+        # a normalised layer (batch norm after it) responds to W's direction: the step
+        # relative to the weight's size, ||dW||^2 / ||W||^2, against its value at init
+        row["relative_growth"] = {k: row["trained"][k] / row["trained_weight_sq"][k] * row["init_weight_sq"][k]
+                                  / row["init"][k] for k in row["init"]}
+        for key in ("init", "trained", "relative_growth"):
+            print(f"{pathlib.Path(wd).parent.name}/{pathlib.Path(wd).name:18s} {key:15s} "
+                  + "  ".join(f"{k} {v:8.3f}" for k, v in row[key].items()), flush=True)
+        rows.append(row)
+    write(OUT / f"{args.name}.json", dict(rows=rows, probe="one isotropic Gamma per layer, the run's lr_scale applied",
+                                          command="python experiments/effective_lr.py trained " + " ".join(args.workdirs)
+                                          + f" --name {args.name}", provenance=provenance()))
+    return 0
+
+
 def cmd_probes(args) -> int:
     """Each encoded variant's step multipliers along its real loss gradient on a training
     batch (:func:`effective_lr.gradient_probes`) against the isotropic probe's, and the
@@ -174,6 +205,10 @@ def main(argv=None) -> int:
     v = sub.add_parser("variants")
     v.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(S.VARIANTS))
     v.set_defaults(func=cmd_variants)
+    t = sub.add_parser("trained")
+    t.add_argument("workdirs", nargs="+", help="training workdirs (gsnn train's; the newest checkpoint is read)")
+    t.add_argument("--name", default="trained", help="the output's stem under results/effective_lr/")
+    t.set_defaults(func=cmd_trained)
     p = sub.add_parser("probes")
     p.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if not v.startswith("direct")],
                    choices=list(S.VARIANTS))
