@@ -29,19 +29,16 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 import cifar10_study as S  # noqa: E402
+import effective_lr as EX  # noqa: E402
 import jax  # noqa: E402
 
 from gsnn import config as cfgs  # noqa: E402
 from gsnn.analysis import effective_lr as E  # noqa: E402
 from gsnn.analysis import plots  # noqa: E402
-from gsnn.nn import networks as M  # noqa: E402
 
 OUT = pathlib.Path("experiments/results/lr_choice")
 STUDY_LR = 0.1  # the recipe's (experiments/configs/convnet_s_cifar10_direct.py)
-SHAPE = (32, 32, 3)
-
-
-MATCH = "+match"
+MATCH = "+match"  # the name suffix of a variant trained with matched steps
 
 
 def folder(lr: float, match: bool = False) -> pathlib.Path:
@@ -51,14 +48,12 @@ def folder(lr: float, match: bool = False) -> pathlib.Path:
 
 
 def matched_scales(variant: str, seed: int) -> tuple[tuple[str, float], ...]:
-    """``train.lr_scale`` for ``variant`` at its ``seed`` initialisation that brings every
-    layer's ``self`` step multiplier to 1 (:func:`effective_lr.matching_scales`; four
-    significant digits)."""
+    """``train.lr_scale`` for ``variant`` that brings every layer's ``self`` step
+    multiplier to 1 (:func:`effective_lr.matching_scales`, four significant digits), at
+    the initialisation ``effective_lr.py`` probes for ``seed`` (drawn with
+    ``jax.random.key(seed)``, one isotropic probe per layer)."""
     cfg = cfgs.load_config(S.BASE, S.VARIANTS[variant] + S.BUDGET)
-    model = M.build_model(cfg.model)
-    variables = M.init_variables(model, jax.random.key(seed), SHAPE)
-    weights_of = E.weight_fn(model, variables, jax.random.uniform(jax.random.key(seed + 1), (1,) + SHAPE),
-                             jax.random.key(seed + 2))
+    variables, weights_of = EX.network(cfg.model, seed)
     probes = E.isotropic_probes(weights_of(variables["params"]), jax.random.key(seed + 3))
     scales = E.matching_scales(E.self_contributions(weights_of, variables["params"], probes))
     return tuple((a, float(f"{s:.4g}")) for a, s in sorted(scales.items()) if a != "weight" or s != 1.0)
