@@ -90,6 +90,23 @@ def cmd_trained(args) -> int:
             print(f"{pathlib.Path(wd).parent.name}/{pathlib.Path(wd).name:18s} {key:15s} "
                   + "  ".join(f"{k} {v:8.3f}" for k, v in row[key].items()), flush=True)
         rows.append(row)
+    fig, axes = plots.plt.subplots(1, 2, figsize=(10, 3.6))
+    layers = list(rows[0]["init"])
+    width = 0.8 / len(rows)
+    for i, row in enumerate(rows):
+        label = f"{pathlib.Path(row['workdir']).parent.name}/{pathlib.Path(row['workdir']).name}"
+        for ax, key in zip(axes, ("trained", "relative_growth")):
+            ax.bar(np.arange(len(layers)) + i * width, [row[key][k] for k in layers], width, label=label,
+                   color=plots.COLORS[i % len(plots.COLORS)])
+    for ax, title in zip(axes, ("step x direct at the end (log; 1 = a direct weight)",
+                                "self / ||W||^2 (the step a batch-normalised layer feels) at the end over at init")):
+        ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2, layers, fontsize=7)
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="0.6", ls="--", lw=1)
+        ax.set_title(title, fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=6)
+    print(f"wrote {plots.save(fig, OUT / f'{args.name}.png')}", flush=True)
     write(OUT / f"{args.name}.json", dict(rows=rows, probe="one isotropic Gamma per layer, the run's lr_scale applied",
                                           command="python experiments/effective_lr.py trained " + " ".join(args.workdirs)
                                           + f" --name {args.name}", provenance=provenance()))
