@@ -121,7 +121,8 @@ def chosen_lrs(variants: list[str]) -> dict[str, float]:
 
 def cmd_run_lr(args) -> int:
     """``underfit_10k_lr``: each variant trained at its own learning rate; seed 0 is the
-    run that chose it (copied from the lr-choice records, not trained again). A
+    run that chose it (copied from the lr-choice records, not trained again), and a
+    variant whose rate is the study's reuses the study's runs of every seed it has. A
     ``<variant>+match`` row trains with the per-array rates that match its steps to
     direct's (``lr_choice.matched_scales``, computed at each seed's initialisation)."""
     import lr_choice as LC
@@ -134,6 +135,11 @@ def cmd_run_lr(args) -> int:
         if 0 in args.seeds:
             src = LC.folder(lr, match) / f"{base}_s0.json"
             copy_record(src, reg["results"] / f"{variant}_s0.json", variant)
+        if lr == LC.STUDY_LR and not match:  # the study's own runs are these: reused, not retrained
+            done = [s for s in seeds if (LC.folder(lr) / f"{base}_s{s}.json").is_file()]
+            for s in done:
+                copy_record(LC.folder(lr) / f"{base}_s{s}.json", reg["results"] / f"{variant}_s{s}.json", variant)
+            seeds = [s for s in seeds if s not in done]
         raw = reg["results"] / "match" if match else reg["results"]
         for group in [[s] for s in seeds] if match else ([seeds] if seeds else []):  # matched: own scales per seed
             extra = [f"train.lr_scale={LC.matched_scales(base, group[0])}"] if match else []
@@ -320,8 +326,10 @@ def cmd_bench(args) -> int:
 def cmd_report(args) -> int:
     rows = [r for regime in REGIMES for r in regime_rows(regime)]
     steps = json.loads(STEP_TIMES.read_text())["rows"] if STEP_TIMES.is_file() else {}
-    for r in rows:
-        r["step_ms"] = steps.get(r["variant"], {}).get("step_ms")
+    from lr_choice import MATCH
+
+    for r in rows:  # a matched row's network is its variant's: the same step
+        r["step_ms"] = steps.get(r["variant"].removesuffix(MATCH), {}).get("step_ms")
     out = pathlib.Path(args.out)
     out.write_text(json.dumps(rows, indent=1))
     md = markdown(rows)

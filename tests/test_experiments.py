@@ -505,3 +505,27 @@ def test_a_matched_row_trains_each_seed_with_its_own_scales_under_its_own_name(t
     for seed, lr in ((0, 0.4), (1, None), (2, None)):
         rec = json.loads((tmp_path / "tuned" / f"position_50_r2+match_s{seed}.json").read_text())
         assert rec["variant"] == "position_50_r2+match" and rec.get("lr") == lr
+
+
+def test_a_variant_at_the_study_rate_reuses_the_study_runs(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    import lr_choice
+    import regimes
+
+    monkeypatch.setattr(cifar10_study, "RESULTS", tmp_path / "study")
+    monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
+    monkeypatch.setitem(regimes.REGIMES, "underfit_10k_lr", dict(results=tmp_path / "tuned", variants=["direct"]))
+    for lr, v in ((0.05, 0.60), (0.1, 0.62), (0.2, 0.61)):
+        lr_choice.folder(lr).mkdir(parents=True, exist_ok=True)
+        (lr_choice.folder(lr) / "direct_s0.json").write_text(json.dumps(dict(val_accuracy=v, lr=lr)))
+    (lr_choice.folder(0.1) / "direct_s1.json").write_text(json.dumps(dict(val_accuracy=0.63, lr=0.1, seed=1)))
+    assert lr_choice.main(["report"]) == 0
+    monkeypatch.setattr(regimes, "LR_CHOICE", tmp_path / "lr" / "lr_choice.json")
+    calls = []
+    monkeypatch.setattr(cifar10_study, "main", lambda argv: calls.append(argv) or 0)
+    assert regimes.cmd_run(argparse.Namespace(regime="underfit_10k_lr", seeds=[0, 1, 2], variants=None)) == 0
+    assert json.loads((tmp_path / "tuned" / "direct_s1.json").read_text())["val_accuracy"] == 0.63
+    (argv,) = calls  # only the seed the study lacks is trained
+    assert argv[argv.index("--seeds") + 1:argv.index("--variants")] == ["2"]
