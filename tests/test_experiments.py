@@ -444,8 +444,9 @@ def test_bracket_doubles_the_top_rate_until_the_best_is_inside_the_grid(tmp_path
     assert rows["direct+match"]["gain_over_study_lr"] == pytest.approx(30.0)
 
 
-def test_the_per_variant_lr_regime_reuses_the_choosing_run_and_trains_the_other_seeds(tmp_path, monkeypatch):
-    import argparse
+def _tuned_regime(tmp_path, monkeypatch, variant: str, val_by_lr: dict, match: bool = False):
+    """``lr_choice`` and ``regimes`` pointed at ``tmp_path``, the regime ``underfit_10k_lr``
+    holding ``variant`` alone, its seed-0 records at each rate of ``val_by_lr``, reported."""
     import json
 
     import lr_choice
@@ -453,12 +454,23 @@ def test_the_per_variant_lr_regime_reuses_the_choosing_run_and_trains_the_other_
 
     monkeypatch.setattr(cifar10_study, "RESULTS", tmp_path / "study")
     monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
-    monkeypatch.setitem(regimes.REGIMES, "underfit_10k_lr", dict(results=tmp_path / "tuned", variants=["direct"]))
-    for lr, v in ((0.1, 0.62), (0.2, 0.65), (0.4, 0.64)):
-        lr_choice.folder(lr).mkdir(parents=True, exist_ok=True)
-        (lr_choice.folder(lr) / "direct_s0.json").write_text(json.dumps(dict(val_accuracy=v, lr=lr)))
+    monkeypatch.setitem(regimes.REGIMES, "underfit_10k_lr", dict(results=tmp_path / "tuned", variants=[variant]))
+    base = variant.removesuffix(lr_choice.MATCH)
+    for lr, v in val_by_lr.items():
+        lr_choice.folder(lr, match).mkdir(parents=True, exist_ok=True)
+        (lr_choice.folder(lr, match) / f"{base}_s0.json").write_text(
+            json.dumps(dict(val_accuracy=v, lr=lr, seed=0, variant=base)))
     assert lr_choice.main(["report"]) == 0
     monkeypatch.setattr(regimes, "LR_CHOICE", tmp_path / "lr" / "lr_choice.json")
+
+
+def test_the_per_variant_lr_regime_reuses_the_choosing_run_and_trains_the_other_seeds(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    import regimes
+
+    _tuned_regime(tmp_path, monkeypatch, "direct", {0.1: 0.62, 0.2: 0.65, 0.4: 0.64})
     calls = []
     monkeypatch.setattr(cifar10_study, "main", lambda argv: calls.append(argv) or 0)
     args = argparse.Namespace(regime="underfit_10k_lr", seeds=[0, 1, 2], variants=None)
@@ -476,16 +488,7 @@ def test_a_matched_row_trains_each_seed_with_its_own_scales_under_its_own_name(t
     import lr_choice
     import regimes
 
-    monkeypatch.setattr(cifar10_study, "RESULTS", tmp_path / "study")
-    monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
-    monkeypatch.setitem(regimes.REGIMES, "underfit_10k_lr", dict(results=tmp_path / "tuned",
-                                                                 variants=["position_50_r2+match"]))
-    for lr, v in ((0.2, 0.62), (0.4, 0.64), (0.8, 0.63)):
-        lr_choice.folder(lr, True).mkdir(parents=True, exist_ok=True)
-        (lr_choice.folder(lr, True) / "position_50_r2_s0.json").write_text(
-            json.dumps(dict(val_accuracy=v, lr=lr, seed=0, variant="position_50_r2")))
-    assert lr_choice.main(["report"]) == 0
-    monkeypatch.setattr(regimes, "LR_CHOICE", tmp_path / "lr" / "lr_choice.json")
+    _tuned_regime(tmp_path, monkeypatch, "position_50_r2+match", {0.2: 0.62, 0.4: 0.64, 0.8: 0.63}, match=True)
     monkeypatch.setattr(lr_choice, "matched_scales", lambda v, seed: (("encoding", 0.25 + seed),))
     calls = []
 
@@ -514,15 +517,8 @@ def test_a_variant_at_the_study_rate_reuses_the_study_runs(tmp_path, monkeypatch
     import lr_choice
     import regimes
 
-    monkeypatch.setattr(cifar10_study, "RESULTS", tmp_path / "study")
-    monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
-    monkeypatch.setitem(regimes.REGIMES, "underfit_10k_lr", dict(results=tmp_path / "tuned", variants=["direct"]))
-    for lr, v in ((0.05, 0.60), (0.1, 0.62), (0.2, 0.61)):
-        lr_choice.folder(lr).mkdir(parents=True, exist_ok=True)
-        (lr_choice.folder(lr) / "direct_s0.json").write_text(json.dumps(dict(val_accuracy=v, lr=lr)))
+    _tuned_regime(tmp_path, monkeypatch, "direct", {0.05: 0.60, 0.1: 0.62, 0.2: 0.61})
     (lr_choice.folder(0.1) / "direct_s1.json").write_text(json.dumps(dict(val_accuracy=0.63, lr=0.1, seed=1)))
-    assert lr_choice.main(["report"]) == 0
-    monkeypatch.setattr(regimes, "LR_CHOICE", tmp_path / "lr" / "lr_choice.json")
     calls = []
     monkeypatch.setattr(cifar10_study, "main", lambda argv: calls.append(argv) or 0)
     assert regimes.cmd_run(argparse.Namespace(regime="underfit_10k_lr", seeds=[0, 1, 2], variants=None)) == 0
