@@ -29,7 +29,7 @@ import optax
 from flax import traverse_util
 from scipy.optimize import least_squares
 
-from gsnn.nn.groups import leaf_name, scale_labels
+from gsnn.nn.groups import leaf_names, scale_labels
 
 #: The collection :class:`gsnn.nn.layers.Synapse` sows its weight matrix into.
 COLLECTION = "generated"
@@ -82,8 +82,7 @@ def effective_learning_rates(weights_of: Callable[[dict], dict], params: dict, p
 
 def populations(params: dict) -> tuple[str, ...]:
     """The ``neuron``-mode populations of ``params`` (``pop_<name>`` leaves), sorted."""
-    names = {leaf_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
-    return tuple(sorted(n for n in names if n.startswith("pop_")))
+    return tuple(sorted(n for n in leaf_names(params) if n.startswith("pop_")))
 
 
 def self_contributions(weights_of: Callable[[dict], dict], params: dict, probes: Mapping[str, jax.Array]

@@ -38,6 +38,11 @@ def param_group(keypath: tuple) -> str:
     return "other"
 
 
+def leaf_names(params) -> set[str]:
+    """The own names of every leaf of ``params`` (:func:`leaf_name`)."""
+    return {leaf_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
+
+
 def group_labels(params) -> Any:
     """A pytree of group names matching ``params``."""
     return jax.tree_util.tree_map_with_path(lambda p, _: param_group(p), params)
@@ -51,7 +56,7 @@ def scale_labels(params, keys) -> Any:
     Raises:
       ValueError: a key that is neither a group nor a population of ``params``.
     """
-    names = {leaf_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
+    names = leaf_names(params)
     unknown = [k for k in keys if k not in PARAM_GROUPS and k not in names]
     if unknown:
         pops = sorted(n for n in names if n.startswith("pop_"))
