@@ -7,6 +7,7 @@ weight steps several times as far as a direct one at the same rate
     python experiments/lr_choice.py run --variants direct position_50_r2 --lrs 0.05 0.2 --bracket
     python experiments/lr_choice.py run --match --variants neuron_80_r2 --lrs 0.4   # steps matched to direct
     python experiments/lr_choice.py report   # results/lr_choice.json, .md and .png
+    python experiments/lr_choice.py run --regime scarce_250 --variants direct --lrs 0.2 0.4 --bracket
 
 ``--match`` trains with per-array learning-rate scales (``train.lr_scale``) that bring
 every layer's step at initialisation to a direct weight's at the same rate
@@ -16,8 +17,10 @@ are named ``<variant>+match``.
 
 lr 0.1 is the study's own record of seed 0 (``results/cifar10_convnet_s``); every other
 rate is a run of ``cifar10_study.py run --set train.learning_rate=LR`` under
-``results/lr_choice/lr{LR}``. Validation accuracy only: the test accuracies these records
-hold are not read here.
+``results/lr_choice/lr{LR}``. ``--regime scarce_250`` asks the same of the data-scarce
+regime (``experiments/regimes.py``: its budget, its own runs at 0.1), under
+``results/lr_choice/scarce_250/``. Validation accuracy only: the test accuracies these
+records hold are not read here.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import cifar10_study as S  # noqa: E402
 import effective_lr as EX  # noqa: E402
 import jax  # noqa: E402
+import regimes as R  # noqa: E402
 
 from gsnn import config as cfgs  # noqa: E402
 from gsnn.analysis import effective_lr as E  # noqa: E402
@@ -39,12 +43,25 @@ from gsnn.analysis import plots  # noqa: E402
 OUT = pathlib.Path("experiments/results/lr_choice")
 STUDY_LR = 0.1  # the recipe's (experiments/configs/convnet_s_cifar10_direct.py)
 MATCH = "+match"  # the name suffix of a variant trained with matched steps
+STUDY = "underfit_10k"  # the issue 11 study's regime, whose choices sit directly under OUT
+TUNABLE = (STUDY, "scarce_250")  # the regimes a rate can be chosen in
 
 
-def folder(lr: float, match: bool = False) -> pathlib.Path:
+def root(regime: str = STUDY) -> pathlib.Path:
+    return OUT if regime == STUDY else OUT / regime
+
+
+def folder(lr: float, match: bool = False, regime: str = STUDY) -> pathlib.Path:
     if match:
-        return OUT / f"match_lr{lr:g}"
-    return S.RESULTS if lr == STUDY_LR else OUT / f"lr{lr:g}"
+        return root(regime) / f"match_lr{lr:g}"
+    if lr != STUDY_LR:
+        return root(regime) / f"lr{lr:g}"
+    return S.RESULTS if regime == STUDY else R.REGIMES[regime]["results"]
+
+
+def budget(regime: str) -> list[str]:
+    """The ``--budget`` of ``regime``'s runs (the study's is ``cifar10_study``'s default)."""
+    return [] if regime == STUDY else ["--budget", *R.budget(regime, [0])]
 
 
 def matched_scales(variant: str, seed: int) -> tuple[tuple[str, float], ...]:
@@ -59,11 +76,12 @@ def matched_scales(variant: str, seed: int) -> tuple[tuple[str, float], ...]:
     return tuple((a, float(f"{s:.4g}")) for a, s in sorted(scales.items()) if a != "weight" or s != 1.0)
 
 
-def run_at(lr: float, variants: list[str], seed: int, match: bool = False) -> None:
+def run_at(lr: float, variants: list[str], seed: int, match: bool = False, regime: str = STUDY) -> None:
     if lr == STUDY_LR and not match:
-        print(f"lr {lr:g} is the study's own run: skipped", flush=True)
+        print(f"lr {lr:g} is the {regime} regime's own run: skipped", flush=True)
         return
-    where = ["--results", str(folder(lr, match)), "--runs", f"runs/lr_choice/{folder(lr, match).name}"]
+    runs = pathlib.Path("runs/lr_choice") / ("" if regime == STUDY else regime) / folder(lr, match).name
+    where = ["--results", str(folder(lr, match, regime)), "--runs", str(runs)] + budget(regime)
     if not match:
         S.main(["run", "--seeds", str(seed), "--variants", *variants, "--set", f"train.learning_rate={lr:g}"] + where)
         return
@@ -79,30 +97,30 @@ def cmd_run(args) -> int:
     for each variant whose best is still its highest, until none is (at most
     ``--max-doublings`` times)."""
     for lr in args.lrs:
-        run_at(lr, args.variants, args.seed, args.match)
+        run_at(lr, args.variants, args.seed, args.match, args.regime)
     names = {v + (MATCH if args.match else ""): v for v in args.variants}
     for _ in range(args.max_doublings if args.bracket else 0):
-        top = {names[r["variant"]]: max(float(k) for k in r["val_accuracy"]) for r in table(args.seed)
+        top = {names[r["variant"]]: max(float(k) for k in r["val_accuracy"]) for r in table(args.seed, args.regime)
                if r["variant"] in names and r["at_grid_edge"]
                and r["chosen_lr"] == max(float(k) for k in r["val_accuracy"])}
         if not top:
             break
         for lr in sorted(set(top.values())):
-            run_at(2 * lr, [v for v, t in top.items() if t == lr], args.seed, args.match)
+            run_at(2 * lr, [v for v, t in top.items() if t == lr], args.seed, args.match, args.regime)
     return 0
 
 
-def table(seed: int = 0) -> list[dict]:
+def table(seed: int = 0, regime: str = STUDY) -> list[dict]:
     """Per variant with a run at a rate other than the study's (and per matched variant
-    with a run): its validation accuracy at every rate measured (percent), the rate with
-    the highest (``chosen``) and its gain over the study's own run at 0.1."""
-    lrs = sorted({STUDY_LR} | {float(p.name[2:]) for p in OUT.glob("lr*") if p.is_dir()})
-    matched = sorted(float(p.name[len("match_lr"):]) for p in OUT.glob("match_lr*") if p.is_dir())
+    with a run) in ``regime``: its validation accuracy at every rate measured (percent),
+    the rate with the highest (``chosen``) and its gain over the regime's own run at 0.1."""
+    lrs = sorted({STUDY_LR} | {float(p.name[2:]) for p in root(regime).glob("lr*") if p.is_dir()})
+    matched = sorted(float(p.name[len("match_lr"):]) for p in root(regime).glob("match_lr*") if p.is_dir())
     rows = []
     for variant, match in [(v, False) for v in S.VARIANTS] + [(v, True) for v in S.VARIANTS]:
         val = {}
         for lr in matched if match else lrs:
-            path = folder(lr, match) / f"{variant}_s{seed}.json"
+            path = folder(lr, match, regime) / f"{variant}_s{seed}.json"
             if path.exists():
                 rec = json.loads(path.read_text())
                 val[lr] = None if rec.get("diverged") else 100 * rec["val_accuracy"]
@@ -110,7 +128,7 @@ def table(seed: int = 0) -> list[dict]:
             continue
         finite = {lr: v for lr, v in val.items() if v is not None}
         chosen = max(finite, key=finite.get)
-        study = folder(STUDY_LR) / f"{variant}_s{seed}.json"
+        study = folder(STUDY_LR, regime=regime) / f"{variant}_s{seed}.json"
         base = json.loads(study.read_text()) if study.exists() else None
         gain = None if base is None or base.get("diverged") else finite[chosen] - 100 * base["val_accuracy"]
         rows.append(dict(variant=variant + (MATCH if match else ""), seed=seed,
@@ -120,9 +138,9 @@ def table(seed: int = 0) -> list[dict]:
 
 
 def cmd_report(args) -> int:
-    rows = table(args.seed)
+    rows, out = table(args.seed, args.regime), root(args.regime)
     if not rows:
-        print(f"no variant has a run at a rate other than {STUDY_LR:g} under {OUT}", file=sys.stderr)
+        print(f"no variant has a run at a rate other than {STUDY_LR:g} under {out}", file=sys.stderr)
         return 2
     lrs = sorted({float(k) for r in rows for k in r["val_accuracy"]})
     cell = lambda v: "–" if v is None else f"{v:.2f}"
@@ -135,10 +153,12 @@ def cmd_report(args) -> int:
                      f"{'–' if r['gain_over_study_lr'] is None else format(r['gain_over_study_lr'], '+.2f')} |")
     md = "\n".join(lines)
     print(md, flush=True)
-    (OUT / "lr_choice.md").write_text(md + "\n")
-    (OUT / "lr_choice.json").write_text(json.dumps(dict(
-        rows=rows, selected_on=f"validation accuracy, seed {args.seed}, issue 11 recipe at each peak rate",
-        command="python experiments/lr_choice.py report"), indent=1))
+    recipe = "issue 11 recipe" if args.regime == STUDY else f"the {args.regime} regime's recipe"
+    command = "python experiments/lr_choice.py report" + ("" if args.regime == STUDY else f" --regime {args.regime}")
+    (out / "lr_choice.md").write_text(md + "\n")
+    (out / "lr_choice.json").write_text(json.dumps(dict(
+        rows=rows, regime=args.regime, selected_on=f"validation accuracy, seed {args.seed}, {recipe} at each peak rate",
+        command=command), indent=1))
     fig, ax = plots.plt.subplots(figsize=(5.2, 3.6))
     for i, r in enumerate(rows):
         pts = sorted((float(k), v) for k, v in r["val_accuracy"].items() if v is not None)
@@ -150,7 +170,7 @@ def cmd_report(args) -> int:
     ax.axvline(STUDY_LR, color="0.6", ls="--", lw=1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    print(f"wrote {plots.save(fig, OUT / 'lr_choice.png')}", flush=True)
+    print(f"wrote {plots.save(fig, out / 'lr_choice.png')}", flush=True)
     return 0
 
 
@@ -168,6 +188,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("report")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_report)
+    for q in (r, p):
+        q.add_argument("--regime", choices=TUNABLE, default=STUDY, help="whose recipe and runs at 0.1")
     args = ap.parse_args(argv)
     return args.func(args)
 

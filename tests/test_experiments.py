@@ -422,7 +422,7 @@ def test_bracket_doubles_the_top_rate_until_the_best_is_inside_the_grid(tmp_path
     monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
     ran = []
 
-    def fake_run(lr, variants, seed, match=False):  # validation accuracy peaks at lr 0.4 (0.8 matched)
+    def fake_run(lr, variants, seed, match=False, regime="underfit_10k"):  # peaks at lr 0.4 (0.8 matched)
         ran.append((lr, match))
         for v in variants:
             lr_choice.folder(lr, match).mkdir(parents=True, exist_ok=True)
@@ -442,6 +442,45 @@ def test_bracket_doubles_the_top_rate_until_the_best_is_inside_the_grid(tmp_path
     assert rows["direct+match"]["chosen_lr"] == 0.8 and not rows["direct+match"]["at_grid_edge"]
     # its gain is over the unmatched study run at 0.1 (30 points below the peak)
     assert rows["direct+match"]["gain_over_study_lr"] == pytest.approx(30.0)
+
+
+def test_a_rate_is_chosen_in_the_scarce_regime_on_its_own_budget_and_runs(tmp_path, monkeypatch):
+    """``--regime scarce_250``: the runs get the regime's budget and their own folders, the
+    regime's records at 0.1 are its lr-0.1 column, and the study's table does not see them."""
+    import json
+
+    import lr_choice
+    import regimes
+
+    monkeypatch.setattr(cifar10_study, "RESULTS", tmp_path / "study")
+    monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
+    monkeypatch.setitem(regimes.REGIMES, "scarce_250", dict(results=tmp_path / "scarce", variants=["direct"]))
+    monkeypatch.setattr(regimes, "SCARCE_EPOCHS", tmp_path / "epochs.json")
+    (tmp_path / "epochs.json").write_text(json.dumps(dict(chosen_epochs=150)))
+    calls = []
+
+    def fake_main(argv):  # validation accuracy 0.65 at 0.1 (the regime's own run), 0.66 at 0.2
+        calls.append(argv)
+        out = pathlib.Path(argv[argv.index("--results") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "direct_s0.json").write_text(json.dumps(dict(val_accuracy=0.66)))
+        return 0
+
+    monkeypatch.setattr(cifar10_study, "main", fake_main)
+    (tmp_path / "scarce").mkdir()
+    (tmp_path / "scarce" / "direct_s0.json").write_text(json.dumps(dict(val_accuracy=0.65)))
+    assert lr_choice.main(["run", "--regime", "scarce_250", "--variants", "direct", "--lrs", "0.1", "0.2"]) == 0
+    (argv,) = calls  # 0.1 is the regime's own run
+    assert argv[argv.index("--results") + 1] == str(tmp_path / "lr" / "scarce_250" / "lr0.2")
+    assert argv[argv.index("--runs") + 1] == str(pathlib.Path("runs/lr_choice/scarce_250/lr0.2"))
+    budget = argv[argv.index("--budget") + 1:]
+    assert "train.epochs=150" in budget and "data.train_per_class=250" in budget
+    (row,) = lr_choice.table(0, "scarce_250")
+    assert row["val_accuracy"] == {"0.1": 65.0, "0.2": 66.0} and row["gain_over_study_lr"] == pytest.approx(1.0)
+    assert lr_choice.table(0) == []  # the study regime's table holds none of it
+    assert lr_choice.main(["report", "--regime", "scarce_250"]) == 0
+    saved = json.loads((tmp_path / "lr" / "scarce_250" / "lr_choice.json").read_text())
+    assert saved["regime"] == "scarce_250" and saved["command"].endswith("--regime scarce_250")
 
 
 def _tuned_regime(tmp_path, monkeypatch, variant: str, val_by_lr: dict, match: bool = False):
