@@ -7,6 +7,7 @@ the direct net narrowed to its size.
     python experiments/regimes.py run --regime wide --seeds 0 --variants wide_neuron_50_r2 wide_position_50_r2
     python experiments/regimes.py run --regime underfit_10k --seeds 3 4 5
     python experiments/regimes.py run --regime underfit_10k_lr --seeds 0 1 2   # each at its own lr
+    python experiments/regimes.py run --regime scarce_250_lr --seeds 0 1 2 --variants direct position_50_r2+match
     python experiments/regimes.py report                       # experiments/results/regimes.json (+ .md)
 
 Regimes (every one trains with the study recipe of ``experiments/cifar10_study.py``;
@@ -21,6 +22,7 @@ runs resume from their checkpoints and are skipped once their record exists):
 * ``underfit_10k_lr``: the same, each variant at its own peak learning rate, chosen on
   validation at seed 0 from a grid (``experiments/lr_choice.py``; the study trains all
   at 0.1); its seed 0 is the run that chose it.
+* ``scarce_250_lr``: the same for ``scarce_250`` (``lr_choice.py --regime scarce_250``).
 * ``scarce_250``: 250 training images per class, a 5,000-image validation split from
   the images outside them, evaluated every 5 epochs, trained for the epoch budget that
   ``epochs`` chose on validation (separate direct runs of seed 0: with a cosine schedule,
@@ -59,11 +61,13 @@ REGIMES = {
                                                   "wide2_neuron_50_r2", "wide2_neuron_80_r2"],
                  baselines=S.RESULTS),  # direct width 1 and the narrowed nets: the study's records
     "scarce_250": dict(results=OUT / "scarce_250", variants=TABLE_VARIANTS),
-    # the under-fitting study with each variant at its own peak learning rate, chosen on
-    # validation at seed 0 (experiments/lr_choice.py); seed 0 is that choice's own run
-    "underfit_10k_lr": dict(results=OUT / "underfit_10k_lr", variants=TABLE_VARIANTS + MATCHED),
+    # a regime with each variant at its own peak learning rate, chosen on validation at
+    # seed 0 in the regime it is tuned from (experiments/lr_choice.py); seed 0 is that
+    # choice's own run
+    "underfit_10k_lr": dict(results=OUT / "underfit_10k_lr", variants=TABLE_VARIANTS + MATCHED,
+                            tuned_from="underfit_10k"),
+    "scarce_250_lr": dict(results=OUT / "scarce_250_lr", variants=TABLE_VARIANTS + MATCHED, tuned_from="scarce_250"),
 }
-LR_CHOICE = pathlib.Path("experiments/results/lr_choice/lr_choice.json")
 
 
 def scarce_budget(epochs: int) -> list[str]:
@@ -71,7 +75,9 @@ def scarce_budget(epochs: int) -> list[str]:
 
 
 def budget(regime: str, seeds: list[int]) -> list[str]:
-    """The ``--set`` budget every variant of ``regime`` trains with."""
+    """The ``--set`` budget every variant of ``regime`` trains with (a tuned regime's is
+    the one it is tuned from, and its learning rates are each variant's own)."""
+    regime = REGIMES[regime].get("tuned_from", regime)
     if regime == "wide":
         return list(S.BUDGET)
     if regime == "underfit_10k":
@@ -104,12 +110,17 @@ def cmd_epochs(args) -> int:
     return 0
 
 
-def chosen_lrs(variants: list[str]) -> dict[str, float]:
-    """Each variant's peak learning rate from ``lr_choice.json``; stops where one is
-    missing or was chosen at the top of its grid (the optimum not bracketed)."""
-    if not LR_CHOICE.is_file():
-        raise SystemExit(f"{LR_CHOICE} is missing: run `python experiments/lr_choice.py run` and `report` first")
-    rows = {r["variant"]: r for r in json.loads(LR_CHOICE.read_text())["rows"]}
+def chosen_lrs(variants: list[str], tuned_from: str = "underfit_10k") -> dict[str, float]:
+    """Each variant's peak learning rate from ``lr_choice.json`` of regime ``tuned_from``;
+    stops where one is missing or was chosen at the top of its grid (the optimum not
+    bracketed)."""
+    import lr_choice as LC
+
+    path = LC.root(tuned_from) / "lr_choice.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run `python experiments/lr_choice.py run --regime {tuned_from}` and "
+                         f"`report --regime {tuned_from}` first")
+    rows = {r["variant"]: r for r in json.loads(path.read_text())["rows"]}
     missing = [v for v in variants if v not in rows]
     edge = [v for v in variants if v in rows and rows[v]["at_grid_edge"]
             and rows[v]["chosen_lr"] == max(float(k) for k in rows[v]["val_accuracy"])]
@@ -120,32 +131,34 @@ def chosen_lrs(variants: list[str]) -> dict[str, float]:
 
 
 def cmd_run_lr(args) -> int:
-    """``underfit_10k_lr``: each variant trained at its own learning rate; seed 0 is the
-    run that chose it (copied from the lr-choice records, not trained again), and a
-    variant whose rate is the study's reuses the study's runs of every seed it has. A
-    ``<variant>+match`` row trains with the per-array rates that match its steps to
-    direct's (``lr_choice.matched_scales``, computed at each seed's initialisation)."""
+    """A tuned regime (``underfit_10k_lr``, ``scarce_250_lr``): each variant trained at its
+    own learning rate; seed 0 is the run that chose it (copied from the lr-choice records,
+    not trained again), and a variant whose rate is 0.1 reuses the untuned regime's runs
+    of every seed it has. A ``<variant>+match`` row trains with the per-array rates that
+    match its steps to direct's (``lr_choice.matched_scales``, computed at each seed's
+    initialisation)."""
     import lr_choice as LC
 
     reg = REGIMES[args.regime]
+    tuned = reg["tuned_from"]
     reg["results"].mkdir(parents=True, exist_ok=True)
-    for variant, lr in chosen_lrs(args.variants or reg["variants"]).items():
+    for variant, lr in chosen_lrs(args.variants or reg["variants"], tuned).items():
         base, match = variant.removesuffix(LC.MATCH), variant.endswith(LC.MATCH)
         seeds = [s for s in args.seeds if s != 0]
+        at = LC.folder(lr, match, tuned)
         if 0 in args.seeds:
-            src = LC.folder(lr, match) / f"{base}_s0.json"
-            copy_record(src, reg["results"] / f"{variant}_s0.json", variant)
-        if lr == LC.STUDY_LR and not match:  # the study's own runs are these: reused, not retrained
-            done = [s for s in seeds if (LC.folder(lr) / f"{base}_s{s}.json").is_file()]
+            copy_record(at / f"{base}_s0.json", reg["results"] / f"{variant}_s0.json", variant)
+        if lr == LC.STUDY_LR and not match:  # the untuned regime's own runs are these: reused, not retrained
+            done = [s for s in seeds if (at / f"{base}_s{s}.json").is_file()]
             for s in done:
-                copy_record(LC.folder(lr) / f"{base}_s{s}.json", reg["results"] / f"{variant}_s{s}.json", variant)
+                copy_record(at / f"{base}_s{s}.json", reg["results"] / f"{variant}_s{s}.json", variant)
             seeds = [s for s in seeds if s not in done]
         raw = reg["results"] / "match" if match else reg["results"]
         for group in [[s] for s in seeds] if match else ([seeds] if seeds else []):  # matched: own scales per seed
             extra = [f"train.lr_scale={LC.matched_scales(base, group[0])}"] if match else []
-            S.main(["run", "--seeds", *map(str, group), "--variants", base, "--budget", *S.BUDGET,
+            S.main(["run", "--seeds", *map(str, group), "--variants", base, "--budget", *budget(args.regime, group),
                     "--set", f"train.learning_rate={lr:g}", *extra, "--results", str(raw),
-                    "--runs", str(RUNS / args.regime / LC.folder(lr, match).name)])
+                    "--runs", str(RUNS / args.regime / at.name)])
             if match:
                 copy_record(raw / f"{base}_s{group[0]}.json", reg["results"] / f"{variant}_s{group[0]}.json",
                             variant)
@@ -166,7 +179,7 @@ def copy_record(src: pathlib.Path, dst: pathlib.Path, variant: str) -> None:
 
 def cmd_run(args) -> int:
     reg = REGIMES[args.regime]
-    if args.regime == "underfit_10k_lr":
+    if "tuned_from" in reg:
         return cmd_run_lr(args)
     variants = args.variants or reg["variants"]
     return S.main(["run", "--seeds", *map(str, args.seeds), "--variants", *variants,

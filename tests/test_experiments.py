@@ -405,7 +405,6 @@ def test_each_variants_learning_rate_is_the_validation_best_and_must_be_brackete
     assert rows["direct"]["chosen_lr"] == 0.2 and rows["direct"]["at_grid_edge"]
     assert rows["direct"]["gain_over_study_lr"] == pytest.approx(2.5)
     assert lr_choice.main(["report"]) == 0
-    monkeypatch.setattr(regimes, "LR_CHOICE", out / "lr_choice.json")
     assert regimes.chosen_lrs(["position_50_r2"]) == {"position_50_r2": 0.1}
     with pytest.raises(SystemExit, match=r"top of the grid .* for \['direct'\]"):
         regimes.chosen_lrs(["direct", "position_50_r2"])
@@ -493,14 +492,14 @@ def _tuned_regime(tmp_path, monkeypatch, variant: str, val_by_lr: dict, match: b
 
     monkeypatch.setattr(cifar10_study, "RESULTS", tmp_path / "study")
     monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
-    monkeypatch.setitem(regimes.REGIMES, "underfit_10k_lr", dict(results=tmp_path / "tuned", variants=[variant]))
+    monkeypatch.setitem(regimes.REGIMES, "underfit_10k_lr", dict(results=tmp_path / "tuned", variants=[variant],
+                                                                 tuned_from="underfit_10k"))
     base = variant.removesuffix(lr_choice.MATCH)
     for lr, v in val_by_lr.items():
         lr_choice.folder(lr, match).mkdir(parents=True, exist_ok=True)
         (lr_choice.folder(lr, match) / f"{base}_s0.json").write_text(
             json.dumps(dict(val_accuracy=v, lr=lr, seed=0, variant=base)))
     assert lr_choice.main(["report"]) == 0
-    monkeypatch.setattr(regimes, "LR_CHOICE", tmp_path / "lr" / "lr_choice.json")
 
 
 def test_the_per_variant_lr_regime_reuses_the_choosing_run_and_trains_the_other_seeds(tmp_path, monkeypatch):
@@ -547,6 +546,37 @@ def test_a_matched_row_trains_each_seed_with_its_own_scales_under_its_own_name(t
     for seed, lr in ((0, 0.4), (1, None), (2, None)):
         rec = json.loads((tmp_path / "tuned" / f"position_50_r2+match_s{seed}.json").read_text())
         assert rec["variant"] == "position_50_r2+match" and rec.get("lr") == lr
+
+
+def test_the_scarce_tuned_regime_trains_at_the_scarce_choice_on_the_scarce_budget(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    import lr_choice
+    import regimes
+
+    monkeypatch.setattr(lr_choice, "OUT", tmp_path / "lr")
+    monkeypatch.setitem(regimes.REGIMES, "scarce_250", dict(results=tmp_path / "scarce", variants=["direct"]))
+    monkeypatch.setitem(regimes.REGIMES, "scarce_250_lr", dict(results=tmp_path / "tuned", variants=["direct"],
+                                                               tuned_from="scarce_250"))
+    monkeypatch.setattr(regimes, "SCARCE_EPOCHS", tmp_path / "epochs.json")
+    (tmp_path / "epochs.json").write_text(json.dumps(dict(chosen_epochs=150)))
+    for lr, v in {0.1: 0.64, 0.2: 0.66, 0.4: 0.65}.items():  # 0.1: the scarce regime's own run
+        lr_choice.folder(lr, regime="scarce_250").mkdir(parents=True, exist_ok=True)
+        (lr_choice.folder(lr, regime="scarce_250") / "direct_s0.json").write_text(
+            json.dumps(dict(val_accuracy=v, lr=lr, seed=0, variant="direct")))
+    assert lr_choice.main(["report", "--regime", "scarce_250"]) == 0
+    with pytest.raises(SystemExit, match="lr_choice.json is missing"):  # the study regime has no choice here
+        regimes.chosen_lrs(["direct"])
+    calls = []
+    monkeypatch.setattr(cifar10_study, "main", lambda argv: calls.append(argv) or 0)
+    assert regimes.cmd_run(argparse.Namespace(regime="scarce_250_lr", seeds=[0, 1, 2], variants=None)) == 0
+    assert json.loads((tmp_path / "tuned" / "direct_s0.json").read_text())["lr"] == 0.2  # the choosing run
+    (argv,) = calls
+    assert argv[argv.index("--seeds") + 1:argv.index("--variants")] == ["1", "2"]
+    budget = argv[argv.index("--budget") + 1:argv.index("--set")]
+    assert "train.epochs=150" in budget and "data.train_per_class=250" in budget
+    assert "train.learning_rate=0.2" in argv
 
 
 def test_a_variant_at_the_study_rate_reuses_the_study_runs(tmp_path, monkeypatch):
