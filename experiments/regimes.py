@@ -248,6 +248,7 @@ def regime_rows(regime: str) -> list[dict]:
             macs=mean("macs"), acs=mean("acs"), energy_uj=mean("energy_uj"),
             energy_uj_generated_once=mean("energy_uj_generated_once"),
             weight_read_bytes_generated_once=mean("weight_read_bytes_generated_once"),
+            weight_read_bytes_per_inference=mean("weight_read_bytes_per_inference"),
             epoch_seconds=mean("epoch_seconds"),
             data_fingerprints=[r.get("data_fingerprint", UNRECORDED) for r in runs],
             commands=[r["command"] for r in runs], commits=prov["commits"], machines=prov["machines"],
@@ -288,6 +289,7 @@ def markdown(rows: list[dict]) -> str:
                        f"{len(r['seeds'])} | {_pct(r['test_accuracy_mean'])} ± {_pct(r['test_accuracy_std'])} | {d} | "
                        f"{r['narrowed_direct'] or '–'} | {dn} | {_pct(r['train_val_gap'], True)} | "
                        f"{step} |")
+        out += ["", costs(rs)]
         commits = sorted({c for r in rs for c in r["commits"]})
         machines = sorted({m for r in rs for m in r["machines"]})
         out.append("")
@@ -296,6 +298,23 @@ def markdown(rows: list[dict]) -> str:
                        f"{len(machines)} machines ({'; '.join(machines)}).")
             out.append("")
     return "\n".join(out)
+
+
+def costs(rows: list[dict]) -> str:
+    """The costs beside the accuracies: per inference (batch 1, the mean over seeds of
+    the measured firing), synaptic MACs (``W``'s generation counted at every inference)
+    and ACs, energy with each ``W`` generated once at load and generated at every
+    inference, the weights read (kB) in both conventions, and the training step."""
+    num = lambda x, f: "–" if x is None else format(x, f)
+    lines = ["| variant | params | M MACs (W per inference) | M ACs | energy µJ (W once / per inference) | weights read kB (once / "
+             "per inference) | step ms |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        kb = lambda key: None if r.get(key) is None else r[key] / 1e3
+        lines.append(f"| {r['variant']} | {r['params']:,} | {num(r['macs'] and r['macs'] / 1e6, '.2f')} | "
+                     f"{num(r['acs'] and r['acs'] / 1e6, '.2f')} | {num(r['energy_uj_generated_once'], '.2f')} / "
+                     f"{num(r['energy_uj'], '.2f')} | {num(kb('weight_read_bytes_generated_once'), '.0f')} / "
+                     f"{num(kb('weight_read_bytes_per_inference'), '.0f')} | {num(r.get('step_ms'), '.0f')} |")
+    return "\n".join(lines)
 
 
 STEP_TIMES = OUT / "step_times.json"

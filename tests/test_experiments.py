@@ -382,6 +382,8 @@ def test_a_regime_row_pairs_with_direct_and_the_narrowed_net_and_reports_the_gap
     assert row["compression"] == pytest.approx(1 - 53900 / 113962) and row["train_val_gap"] == pytest.approx(0.11)
     assert row["commits"] == ["abc"] and row["machines"] == ["x, 2 cores, cpu"] and row["seeds"] == [0, 1, 2]
     assert "| wide_neuron_50_r2 |" in regimes.markdown([row])
+    # the costs beside it: energy in both conventions (mean over seeds: 1, 2, 3 µJ per inference) and kB read
+    assert "| wide_neuron_50_r2 | 53,900 | 0.00 | 0.00 | 0.50 / 2.00 | 4 / 2 | – |" in regimes.markdown([row])
 
 
 def test_each_variants_learning_rate_is_the_validation_best_and_must_be_bracketed(tmp_path, monkeypatch):
