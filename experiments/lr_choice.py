@@ -80,8 +80,9 @@ def run_at(lr: float, variants: list[str], seed: int, match: bool = False, regim
     if lr == STUDY_LR and not match:
         print(f"lr {lr:g} is the {regime} regime's own run: skipped", flush=True)
         return
-    runs = pathlib.Path("runs/lr_choice") / ("" if regime == STUDY else regime) / folder(lr, match).name
-    where = ["--results", str(folder(lr, match, regime)), "--runs", str(runs)] + budget(regime)
+    out = folder(lr, match, regime)
+    runs = pathlib.Path("runs/lr_choice") / ("" if regime == STUDY else regime) / out.name
+    where = ["--results", str(out), "--runs", str(runs)] + budget(regime)
     if not match:
         S.main(["run", "--seeds", str(seed), "--variants", *variants, "--set", f"train.learning_rate={lr:g}"] + where)
         return
