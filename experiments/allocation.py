@@ -259,10 +259,19 @@ def trained_path(args, index: int, seed: int) -> pathlib.Path:
 
 def cmd_train(args) -> int:
     """Each sample trained at ``--seed``: at seed 0 every sample, at another seed (a repeat,
-    for the trained accuracy's seed-to-seed reliability) each distinct allocation once."""
+    for the trained accuracy's seed-to-seed reliability) each distinct allocation once.
+    ``--samples`` trains only those indices, in the order given: two processes (or
+    machines) split the work by taking it from either end, each skipping a record the
+    folder holds by the time it reaches it."""
     samples, ds = _samples(args), None
     (folder(args) / "train").mkdir(exist_ok=True)
     keep = set(distinct_samples(samples)[0]) if args.seed != 0 else {s["index"] for s in samples}
+    if args.samples is not None:
+        by_index = {s["index"]: s for s in samples}
+        unknown = sorted(set(args.samples) - set(by_index))
+        if unknown:
+            raise SystemExit(f"--samples {unknown}: not in {folder(args) / 'samples.json'} (indices {sorted(by_index)})")
+        samples = [by_index[i] for i in args.samples]
     for s in samples:
         path = trained_path(args, s["index"], args.seed)
         if path.exists() or s["index"] not in keep:
@@ -777,7 +786,8 @@ def main(argv=None) -> int:
 
     add("sample", cmd_sample, **{"--n": dict(type=int, default=14)})
     add("fitness", cmd_fitness, **{"--horizons": dict(type=int, nargs="+", default=[10, 40, 160])})
-    add("train", cmd_train)
+    add("train", cmd_train, **{"--samples": dict(type=int, nargs="+", default=None,
+                                                 help="only these sample indices, in this order (default: all)")})
     add("spearman", cmd_spearman)
     add("structure", cmd_structure)
     add("budget-choice", cmd_budget_choice)

@@ -24,6 +24,12 @@ def test_the_allocation_experiment_runs_on_its_smoke_path(tmp_path, monkeypatch)
     assert all(s["params"] <= samples["budget"] for s in samples["samples"])
     assert X.main(["fitness", "--horizons", "2"] + common) == 0
     assert X.main(["train"] + common) == 0
+    with pytest.raises(SystemExit, match=r"--samples \[7\]: not in"):
+        X.main(["train", "--seed", "1", "--samples", "2", "7"] + common)
+    assert X.main(["train", "--seed", "1", "--samples", "2"] + common) == 0  # a split repeat: only that index
+    repeat = sorted((tmp_path / "res" / "b82_neuron" / "train").glob("*_s1.json"))
+    assert [p.name for p in repeat] == ["sample2_s1.json"]
+    repeat[0].unlink()  # a partial repeat stops `surrogate` (tested below); this one only checks the split
     assert X.main(["spearman"] + common) == 0
     sp = json.loads((tmp_path / "res" / "b82_neuron" / "spearman.json").read_text())
     assert len({str(s["counts"]) for s in samples["samples"]}) == 4 and sp["repeated_allocations_left_out"] == []
