@@ -725,6 +725,7 @@ def report_rows(results: pathlib.Path) -> list[dict]:
                 test_accuracies=[acc[r["seed"]] for r in recs],
                 val_accuracies=[r["arms"][arm]["val_accuracy"] for r in recs],
                 params=[r["arms"][arm]["params"] for r in recs],
+                within_budget=[r["arms"][arm]["params"] <= r["budget"] for r in recs],  # the penalty may exceed it
                 compression=[r["arms"][arm]["compression"] for r in recs],
                 allocation=[r["arms"][arm]["allocation"]["layers"] for r in recs],
                 paired_delta_vs_uniform=None if pd is None else dict(pd.as_dict(), verdict=verdict(pd)),
@@ -742,7 +743,8 @@ def report_rows(results: pathlib.Path) -> list[dict]:
             rows.append(dict(
                 budget=sub.name, budget_params=recs[0]["budget"], arm=SURROGATE_ARM, seeds=[r["seed"] for r in paired],
                 test_accuracies=[r["test_accuracy"] for r in paired], val_accuracies=[r["val_accuracy"] for r in paired],
-                params=[r["params"] for r in paired], compression=[r["compression"] for r in paired],
+                params=[r["params"] for r in paired], within_budget=[r["params"] <= recs[0]["budget"] for r in paired],
+                compression=[r["compression"] for r in paired],
                 allocation=[r["allocation"]["layers"] for r in paired],
                 paired_delta_vs_uniform=dict(pd.as_dict(), verdict=verdict(pd)),
                 search_seconds=[r["surrogate"]["search_seconds"] for r in paired],
@@ -758,8 +760,10 @@ def cmd_report(args) -> int:
         return 2
     for r in rows:
         d = r["paired_delta_vs_uniform"]
+        over = [s for s, ok in zip(r["seeds"], r["within_budget"]) if not ok]
         print(f"{r['budget']:12s} {r['arm']:8s} test {np.mean(r['test_accuracies']):.4f} params {r['params']} "
-              + ("" if d is None else f"vs uniform: {d['verdict']}"), flush=True)
+              + ("" if d is None else f"vs uniform: {d['verdict']}")
+              + (f"; OVER the budget of {r['budget_params']:,} at seeds {over}" if over else ""), flush=True)
     write(pathlib.Path(args.out), rows)
     return 0
 

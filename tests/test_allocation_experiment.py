@@ -51,7 +51,8 @@ def test_the_allocation_experiment_runs_on_its_smoke_path(tmp_path, monkeypatch)
     assert X.main(["report", "--results", str(tmp_path / "res"), "--out", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert [r["arm"] for r in rows] == ["evolved", "uniform", "random", "surrogate"]
-    keys = {"budget", "arm", "seeds", "test_accuracies", "params", "compression", "allocation",
+    assert [r["within_budget"] for r in rows] == [[p <= r["budget_params"] for p in r["params"]] for r in rows]
+    keys = {"budget", "arm", "seeds", "test_accuracies", "params", "within_budget", "compression", "allocation",
             "paired_delta_vs_uniform", "search_seconds", "commands", "fitness_vs_trained_spearman"}
     assert keys <= set(rows[0])
     assert rows[0]["params"][0] <= rows[0]["budget_params"] and rows[0]["paired_delta_vs_uniform"]["n"] == 1
