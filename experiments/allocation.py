@@ -11,6 +11,7 @@ same budget (DESIGN 1.3, ``evolve.allocation``), on the issue 11 study's recipe.
     python experiments/allocation.py study    --budget 54 --seeds 0 1 2          # evolved | uniform | random
     python experiments/allocation.py surrogate --budget 54                       # evolved on a fit to the trained samples
     python experiments/allocation.py surrogate-study --budget 54 --seeds 0 1 2   # that allocation, trained per seed
+    python experiments/allocation.py direct   --budget 82 --seeds 0 1 2          # direct weights, same recipe and seeds
     python experiments/allocation.py report                                      # experiments/results/allocation.json
 
 Budgets (``--budget``, the study's compression in percent, each in the mode of its
@@ -70,6 +71,8 @@ ARMS = ("evolved", "uniform", "random")
 #: The arm evolved on the surrogate fitted to the trained samples (``surrogate``), trained
 #: by ``surrogate-study`` apart from the study's search and paired with its uniform arm
 SURROGATE_ARM = "surrogate"
+#: the folder of the direct net's records (``direct``), shared by every budget
+DIRECT_TAG = "direct"
 #: the budget folder whose `spearman` and `budget-choice` choose the horizon and the
 #: over-budget rule for every budget (both on validation)
 CHOICE_TAG = "b54_position"
@@ -687,6 +690,31 @@ def over_budget_rule(args) -> str:
     return rule
 
 
+def direct_path(args, seed: int) -> pathlib.Path:
+    """The direct net is the same at every budget: one record per seed, beside the budgets."""
+    out = pathlib.Path(args.results) / DIRECT_TAG
+    out.mkdir(parents=True, exist_ok=True)
+    return out / f"s{seed}.json"
+
+
+def cmd_direct(args) -> int:
+    """The architecture with direct weights (width 1), trained at each seed with the
+    study's recipe, data and seed, so that ``report`` pairs every arm with it (the goal's
+    "within 1 point of direct" at 82%)."""
+    extra = ["model.genetic.encoding=direct"]
+    for seed in args.seeds:
+        path = direct_path(args, seed)
+        if path.exists():
+            print(f"skip seed {seed} (done)", flush=True)
+            continue
+        cfg = config(args, seed, extra)
+        cfg = dataclasses.replace(cfg, name=f"allocation_direct_s{seed}")
+        rec = TR.result_record(TR.train_and_evaluate(cfg, pathlib.Path(args.runs) / DIRECT_TAG / f"s{seed}",
+                                                     dataset=dataset(args, seed), progress=not args.smoke))
+        write(path, dict(rec, seed=seed, command=command(args, seed, extra, "train")))
+    return 0
+
+
 def cmd_study(args) -> int:
     out = folder(args) / "study"
     out.mkdir(exist_ok=True)
@@ -707,10 +735,36 @@ def cmd_study(args) -> int:
     return 0
 
 
+def paired_vs(acc: dict[int, float], reference: dict[int, float]) -> dict | None:
+    """``acc - reference`` paired by seed (statistics and verdict), or ``None`` unless the
+    reference has every seed of ``acc``."""
+    if not acc or not set(acc) <= set(reference):
+        return None
+    pd = paired_difference([acc[s] - reference[s] for s in sorted(acc)])
+    return dict(pd.as_dict(), verdict=verdict(pd))
+
+
+def direct_rows(results: pathlib.Path, sub: pathlib.Path, seeds: list[int], budget: int) -> tuple[dict, list[dict]]:
+    """The direct records (``direct``) of ``seeds``: seed -> test accuracy, and the direct
+    row of this budget's table (none unless every seed has a record)."""
+    recs = {s: json.loads((results / DIRECT_TAG / f"s{s}.json").read_text()) for s in seeds
+            if (results / DIRECT_TAG / f"s{s}.json").exists()}
+    acc = {s: r["test_accuracy"] for s, r in recs.items()}
+    if set(recs) != set(seeds):
+        return acc, []
+    return acc, [dict(budget=sub.name, budget_params=budget, arm=DIRECT_TAG, seeds=seeds,
+                      test_accuracies=[acc[s] for s in seeds], val_accuracies=[recs[s]["val_accuracy"] for s in seeds],
+                      params=[recs[s]["params"] for s in seeds], within_budget=[recs[s]["params"] <= budget for s in seeds],
+                      compression=[recs[s]["compression"] for s in seeds], allocation=None,
+                      paired_delta_vs_uniform=None, search_seconds=None, commands=[recs[s]["command"] for s in seeds])]
+
+
 def report_rows(results: pathlib.Path) -> list[dict]:
-    """One row per (budget folder, arm) from the study's per-seed records."""
+    """One row per (budget folder, arm) from the study's per-seed records, each paired
+    with the uniform arm and, where ``direct`` has its seeds, with the direct net."""
     rows = []
     for sub in sorted(p for p in results.iterdir() if (p / "study").is_dir()):
+        first = len(rows)
         recs = sorted((json.loads(p.read_text()) for p in (sub / "study").glob("s[0-9]*.json")), key=lambda r: r["seed"])
         if not recs:
             continue
@@ -719,7 +773,6 @@ def report_rows(results: pathlib.Path) -> list[dict]:
         uniform = {r["seed"]: r["arms"]["uniform"]["test_accuracy"] for r in recs}
         for arm in ARMS:
             acc = {r["seed"]: r["arms"][arm]["test_accuracy"] for r in recs}
-            pd = paired_difference([acc[s] - uniform[s] for s in acc]) if arm != "uniform" else None
             rows.append(dict(
                 budget=sub.name, budget_params=recs[0]["budget"], arm=arm, seeds=[r["seed"] for r in recs],
                 test_accuracies=[acc[r["seed"]] for r in recs],
@@ -728,7 +781,7 @@ def report_rows(results: pathlib.Path) -> list[dict]:
                 within_budget=[r["arms"][arm]["params"] <= r["budget"] for r in recs],  # the penalty may exceed it
                 compression=[r["arms"][arm]["compression"] for r in recs],
                 allocation=[r["arms"][arm]["allocation"]["layers"] for r in recs],
-                paired_delta_vs_uniform=None if pd is None else dict(pd.as_dict(), verdict=verdict(pd)),
+                paired_delta_vs_uniform=None if arm == "uniform" else paired_vs(acc, uniform),
                 search_seconds=[r["search_seconds"] for r in recs], horizon=recs[0]["horizon"],
                 over_budget=recs[0]["over_budget"], commands=[r["command"] for r in recs],
                 fitness_vs_trained_spearman=sp))
@@ -739,17 +792,21 @@ def report_rows(results: pathlib.Path) -> list[dict]:
             print(f"{sub.name}: surrogate seeds {sorted({r['seed'] for r in sur} - set(uniform))} have no study record "
                   f"(its uniform arm) yet: left out of the pairing", file=sys.stderr)
         if paired:
-            pd = paired_difference([r["test_accuracy"] - uniform[r["seed"]] for r in paired])
             rows.append(dict(
                 budget=sub.name, budget_params=recs[0]["budget"], arm=SURROGATE_ARM, seeds=[r["seed"] for r in paired],
                 test_accuracies=[r["test_accuracy"] for r in paired], val_accuracies=[r["val_accuracy"] for r in paired],
                 params=[r["params"] for r in paired], within_budget=[r["params"] <= recs[0]["budget"] for r in paired],
                 compression=[r["compression"] for r in paired],
                 allocation=[r["allocation"]["layers"] for r in paired],
-                paired_delta_vs_uniform=dict(pd.as_dict(), verdict=verdict(pd)),
+                paired_delta_vs_uniform=paired_vs({r["seed"]: r["test_accuracy"] for r in paired}, uniform),
                 search_seconds=[r["surrogate"]["search_seconds"] for r in paired],
                 sample_training_seconds=paired[0]["surrogate"]["sample_training_seconds"],
                 commands=[r["command"] for r in paired], surrogate=paired[0]["surrogate"]))
+        direct, extra = direct_rows(results, sub, [r["seed"] for r in recs], recs[0]["budget"])
+        rows.extend(extra)
+        for row in rows[first:]:
+            row["paired_delta_vs_direct"] = None if row["arm"] == DIRECT_TAG else paired_vs(
+                dict(zip(row["seeds"], row["test_accuracies"])), direct)
     return rows
 
 
@@ -761,8 +818,10 @@ def cmd_report(args) -> int:
     for r in rows:
         d = r["paired_delta_vs_uniform"]
         over = [s for s, ok in zip(r["seeds"], r["within_budget"]) if not ok]
-        print(f"{r['budget']:12s} {r['arm']:8s} test {np.mean(r['test_accuracies']):.4f} params {r['params']} "
+        dd = r["paired_delta_vs_direct"]
+        print(f"{r['budget']:12s} {r['arm']:9s} test {np.mean(r['test_accuracies']):.4f} params {r['params']} "
               + ("" if d is None else f"vs uniform: {d['verdict']}")
+              + ("" if dd is None else f"; vs direct: {dd['verdict']}")
               + (f"; OVER the budget of {r['budget_params']:,} at seeds {over}" if over else ""), flush=True)
     write(pathlib.Path(args.out), rows)
     return 0
@@ -799,6 +858,7 @@ def main(argv=None) -> int:
                                                                   help="default: the rule budget-choice chose")})
     add("surrogate", cmd_surrogate)
     add("surrogate-study", cmd_surrogate_study, seeds=True)
+    add("direct", cmd_direct, seeds=True)
     add("report", cmd_report, **{"--out": dict(default=str(OUT))})
     args = ap.parse_args(argv)
     if args.budget is not None and args.mode is None:

@@ -1,6 +1,6 @@
 """experiments/allocation.py end to end on its smoke path (generated 8x8 data, the config
 shrunk): sample, fitness at one horizon, train, spearman, structure, surrogate, study and
-surrogate-study of one seed, report (budget-choice is two such searches; run by hand on
+surrogate-study and direct of one seed, report (budget-choice is two such searches; run by hand on
 --smoke)."""
 import argparse
 import json
@@ -49,8 +49,17 @@ def test_the_allocation_experiment_runs_on_its_smoke_path(tmp_path, monkeypatch)
     assert X.main(["study", "--seeds", "0", "--over-budget", "project", "--inner-steps", "2"] + common) == 0
     out = tmp_path / "allocation.json"
     assert X.main(["report", "--results", str(tmp_path / "res"), "--out", str(out)]) == 0
+    assert all(r["paired_delta_vs_direct"] is None for r in json.loads(out.read_text()))  # no direct record yet
+    assert X.main(["direct", "--seeds", "0"] + common) == 0
+    direct = json.loads((tmp_path / "res" / "direct" / "s0.json").read_text())
+    assert direct["params"] == direct["direct_params"] and "encoding=direct" in direct["command"]
+    assert X.main(["report", "--results", str(tmp_path / "res"), "--out", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert [r["arm"] for r in rows] == ["evolved", "uniform", "random", "surrogate"]
+    assert [r["arm"] for r in rows] == ["evolved", "uniform", "random", "surrogate", "direct"]
+    for r in rows[:4]:  # each arm minus direct, seed by seed
+        assert r["paired_delta_vs_direct"]["mean"] == pytest.approx(r["test_accuracies"][0] - direct["test_accuracy"])
+    assert rows[4]["test_accuracies"] == [direct["test_accuracy"]] and rows[4]["paired_delta_vs_direct"] is None
+    assert rows[4]["compression"] == [0.0] and rows[4]["paired_delta_vs_uniform"] is None
     assert [r["within_budget"] for r in rows] == [[p <= r["budget_params"] for p in r["params"]] for r in rows]
     keys = {"budget", "arm", "seeds", "test_accuracies", "params", "within_budget", "compression", "allocation",
             "paired_delta_vs_uniform", "search_seconds", "commands", "fitness_vs_trained_spearman"}
