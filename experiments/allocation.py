@@ -824,6 +824,13 @@ def cmd_report(args) -> int:
               + ("" if dd is None else f"; vs direct: {dd['verdict']}")
               + (f"; OVER the budget of {r['budget_params']:,} at seeds {over}" if over else ""), flush=True)
     write(pathlib.Path(args.out), rows)
+    budgets = list(dict.fromkeys(r["budget"] for r in rows))
+    png = plots.plot_paired_arms(
+        [dict(title=f"{b}: budget {next(r['budget_params'] for r in rows if r['budget'] == b):,} params",
+              arms=[dict(name=r["arm"], seeds=r["seeds"], values=[100 * a for a in r["test_accuracies"]])
+                    for r in rows if r["budget"] == b]) for b in budgets],
+        pathlib.Path(args.out).with_suffix(".png"))
+    print(f"wrote {png}", flush=True)
     return 0
 
 

@@ -290,6 +290,30 @@ def plot_fitness_vs_trained(panels: Sequence[Mapping], path: str | os.PathLike, 
     return save(fig, path)
 
 
+def plot_paired_arms(panels: Sequence[Mapping], path: str | os.PathLike, *,
+                     ylabel: str = "test accuracy (%)") -> pathlib.Path:
+    """A paired comparison per panel (e.g. one per budget): the arms on x, one line per
+    seed joining that seed's arms (the pairing the statistics use), the mean of each arm a
+    black bar. ``panels``: ``title`` and ``arms``, a list of ``name``, ``seeds`` and
+    ``values`` (percent, one per seed)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 1.1 * max(len(p["arms"]) for p in panels) * len(panels), 3.6),
+                             sharey=True, squeeze=False)
+    for ax, p in zip(axes[0], panels):
+        names = [a["name"] for a in p["arms"]]
+        seeds = sorted({s for a in p["arms"] for s in a["seeds"]})
+        for i, seed in enumerate(seeds):
+            pts = [(x, a["values"][a["seeds"].index(seed)]) for x, a in enumerate(p["arms"]) if seed in a["seeds"]]
+            ax.plot(*zip(*pts), marker="o", ms=4, lw=1, alpha=0.8, color=COLORS[i % len(COLORS)], label=f"seed {seed}")
+        for x, a in enumerate(p["arms"]):
+            ax.plot([x - 0.25, x + 0.25], [np.mean(a["values"])] * 2, color="k", lw=2)
+        ax.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
+        ax.set_title(p["title"], fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=7)
+    return save(fig, path)
+
+
 def plot_evolution(result: Mapping, path: str | os.PathLike) -> pathlib.Path:
     """``gsnn evolve``'s figure: (a) fitness per generation, (b) H_S and D_T per
     generation, (c) test accuracy vs parameters of the final variants, and (d) the
@@ -338,7 +362,7 @@ def plot_ablation(runs: Sequence[Mapping], ax=None, *, target: float | None = No
     return ax
 
 
-__all__ = ["plot_ablation", "plot_demo", "plot_evolution", "plot_fitness", "plot_operators", "plot_signal", "plot_learning_curves", "plot_accuracy_vs_params", "plot_firing_rates", "save"]
+__all__ = ["plot_ablation", "plot_paired_arms", "plot_demo", "plot_evolution", "plot_fitness", "plot_operators", "plot_signal", "plot_learning_curves", "plot_accuracy_vs_params", "plot_firing_rates", "save"]
 
 
 def plot_study(rows: Sequence[Mapping], folder: str | os.PathLike) -> tuple[pathlib.Path, pathlib.Path]:
