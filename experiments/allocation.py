@@ -754,7 +754,7 @@ def direct_rows(results: pathlib.Path, sub: pathlib.Path, seeds: list[int], budg
         return acc, []
     return acc, [dict(budget=sub.name, budget_params=budget, arm=DIRECT_TAG, seeds=seeds,
                       test_accuracies=[acc[s] for s in seeds], val_accuracies=[recs[s]["val_accuracy"] for s in seeds],
-                      params=[recs[s]["params"] for s in seeds], within_budget=[recs[s]["params"] <= budget for s in seeds],
+                      params=[recs[s]["params"] for s in seeds], within_budget=None,  # the reference, not an arm of the budget
                       compression=[recs[s]["compression"] for s in seeds], allocation=None,
                       paired_delta_vs_uniform=None, search_seconds=None, commands=[recs[s]["command"] for s in seeds])]
 
@@ -817,7 +817,7 @@ def cmd_report(args) -> int:
         return 2
     for r in rows:
         d = r["paired_delta_vs_uniform"]
-        over = [s for s, ok in zip(r["seeds"], r["within_budget"]) if not ok]
+        over = [s for s, ok in zip(r["seeds"], r["within_budget"] or ()) if not ok]
         dd = r["paired_delta_vs_direct"]
         print(f"{r['budget']:12s} {r['arm']:9s} test {np.mean(r['test_accuracies']):.4f} params {r['params']} "
               + ("" if d is None else f"vs uniform: {d['verdict']}")
